@@ -1,0 +1,8 @@
+//! HVS: a runtime through which AI models talk to each other in vectors.
+//!
+//! This crate is the facade: it re-exports the public API of the workspace's
+//! crates. What exists so far is the geometry layer, [`geometry`]; the
+//! storage, mailbox, actor and runtime layers follow (see `README.md`).
+
+pub use hvs_geometry as geometry;
+pub use hvs_geometry::{AnyManifold, FrechetMean, FrechetOptions, GeometryError, Manifold};

@@ -1,0 +1,187 @@
+//! The `hvs` command line.
+//!
+//! The server (`hvs serve`) arrives with the network layer; what exists now
+//! is the geometry: `hvs geometry distance|mean|transform` compute on points
+//! given as JSON arrays and print JSON, so scripts can check their own
+//! embeddings against HVS's math.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hvs::geometry::{
+    AnyManifold, DeSitter, Euclidean, FrechetOptions, GeometryError, Hyperboloid, Manifold,
+    PoincareBall, Sphere, transform,
+};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "hvs",
+    version,
+    about = "HVS: a runtime through which AI models talk in vectors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Geometry on the command line: points are JSON arrays of numbers.
+    #[command(subcommand)]
+    Geometry(GeometryCommand),
+}
+
+#[derive(Subcommand)]
+enum GeometryCommand {
+    /// Geodesic distance between two points.
+    Distance {
+        #[command(flatten)]
+        space: Space,
+        /// First point, e.g. '[1.5430806348152437, 1.1752011936438014, 0]'.
+        x: String,
+        /// Second point.
+        y: String,
+    },
+    /// Weighted Fréchet mean of points, with its convergence report.
+    Mean {
+        #[command(flatten)]
+        space: Space,
+        /// The points: a JSON array of arrays.
+        points: String,
+        /// Weights: a JSON array, one per point (default: equal).
+        #[arg(long)]
+        weights: Option<String>,
+    },
+    /// Map Euclidean coordinates onto the manifold by exp at the origin.
+    Exp0 {
+        #[command(flatten)]
+        space: Space,
+        /// Intrinsic coordinates (as many as the dimension).
+        v: String,
+    },
+    /// Move a point from one manifold to another of the same dimension.
+    Transform {
+        #[command(flatten)]
+        space: Space,
+        /// Target manifold kind.
+        #[arg(long)]
+        to: Kind,
+        /// Target curvature parameter (default: the source's).
+        #[arg(long)]
+        to_curvature: Option<f64>,
+        /// The point.
+        x: String,
+    },
+}
+
+#[derive(Args)]
+struct Space {
+    /// Manifold kind.
+    #[arg(long, short)]
+    manifold: Kind,
+    /// Intrinsic dimension n.
+    #[arg(long, short)]
+    dim: usize,
+    /// Curvature parameter c > 0 (ignored for euclidean).
+    #[arg(long, short, default_value_t = 1.0)]
+    curvature: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Euclidean,
+    Poincare,
+    Hyperboloid,
+    Sphere,
+    DeSitter,
+}
+
+fn build(kind: Kind, dim: usize, c: f64) -> Result<AnyManifold, GeometryError> {
+    Ok(match kind {
+        Kind::Euclidean => Euclidean::new(dim)?.into(),
+        Kind::Poincare => PoincareBall::new(dim, c)?.into(),
+        Kind::Hyperboloid => Hyperboloid::new(dim, c)?.into(),
+        Kind::Sphere => Sphere::new(dim, c)?.into(),
+        Kind::DeSitter => DeSitter::new(dim, c)?.into(),
+    })
+}
+
+/// What can go wrong: the user's JSON, or the math refusing the input.
+enum Failure {
+    Json(String),
+    Geometry(GeometryError),
+}
+
+impl From<GeometryError> for Failure {
+    fn from(e: GeometryError) -> Self {
+        Self::Geometry(e)
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, Failure> {
+    serde_json::from_str(text).map_err(|e| Failure::Json(format!("{what}: {e}")))
+}
+
+fn run(cmd: GeometryCommand) -> Result<serde_json::Value, Failure> {
+    match cmd {
+        GeometryCommand::Distance { space, x, y } => {
+            let m = build(space.manifold, space.dim, space.curvature)?;
+            let (x, y): (Vec<f64>, Vec<f64>) = (parse("x", &x)?, parse("y", &y)?);
+            Ok(json!({ "distance": m.distance(&x, &y)? }))
+        }
+        GeometryCommand::Mean {
+            space,
+            points,
+            weights,
+        } => {
+            let m = build(space.manifold, space.dim, space.curvature)?;
+            let points: Vec<Vec<f64>> = parse("points", &points)?;
+            let weights: Option<Vec<f64>> = weights.map(|w| parse("weights", &w)).transpose()?;
+            let refs: Vec<&[f64]> = points.iter().map(Vec::as_slice).collect();
+            let r = m.frechet_mean(&refs, weights.as_deref(), &FrechetOptions::default())?;
+            Ok(json!({
+                "mean": r.mean,
+                "iterations": r.iterations,
+                "converged": r.converged,
+                "gradient_norm": r.gradient_norm,
+                "variance": r.variance,
+            }))
+        }
+        GeometryCommand::Exp0 { space, v } => {
+            let m = build(space.manifold, space.dim, space.curvature)?;
+            let v: Vec<f64> = parse("v", &v)?;
+            Ok(json!({ "point": m.exp0(&v)? }))
+        }
+        GeometryCommand::Transform {
+            space,
+            to,
+            to_curvature,
+            x,
+        } => {
+            let from = build(space.manifold, space.dim, space.curvature)?;
+            let to = build(to, space.dim, to_curvature.unwrap_or(space.curvature))?;
+            let x: Vec<f64> = parse("x", &x)?;
+            Ok(json!({ "point": transform(&x, &from, &to)? }))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Geometry(cmd) = cli.command;
+    match run(cmd) {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Json(e)) => {
+            eprintln!("error[invalid_json]: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Geometry(e)) => {
+            eprintln!("error[{}]: {e}", e.code());
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! End-to-end tests of the `hvs` binary.
+
+use std::process::Command;
+
+fn hvs(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hvs"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+#[test]
+fn distance_on_the_hyperboloid() {
+    // (cosh 1, sinh 1, 0) is one unit from the origin (1, 0, 0).
+    let x = format!("[{}, {}, 0]", 1f64.cosh(), 1f64.sinh());
+    let (code, out, _) = hvs(&[
+        "geometry",
+        "distance",
+        "-m",
+        "hyperboloid",
+        "-d",
+        "2",
+        &x,
+        "[1,0,0]",
+    ]);
+    assert_eq!(code, 0);
+    let d = json(&out)["distance"].as_f64().unwrap();
+    assert!((d - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn weighted_mean_with_report() {
+    let (code, out, _) = hvs(&[
+        "geometry",
+        "mean",
+        "-m",
+        "euclidean",
+        "-d",
+        "2",
+        "[[0,0],[4,2]]",
+        "--weights",
+        "[3,1]",
+    ]);
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["mean"], serde_json::json!([1.0, 0.5]));
+    assert_eq!(v["converged"], true);
+}
+
+#[test]
+fn transform_poincare_to_hyperboloid() {
+    let (code, out, _) = hvs(&[
+        "geometry",
+        "transform",
+        "-m",
+        "poincare",
+        "-d",
+        "2",
+        "--to",
+        "hyperboloid",
+        "[0.5,0]",
+    ]);
+    assert_eq!(code, 0);
+    let p: Vec<f64> = serde_json::from_value(json(&out)["point"].clone()).unwrap();
+    let want = [5.0 / 3.0, 4.0 / 3.0, 0.0];
+    assert!(
+        p.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-14),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_stable_code() {
+    let (code, out, err) = hvs(&[
+        "geometry", "distance", "-m", "poincare", "-d", "2", "[1,0]", "[0,0]",
+    ]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.starts_with("error[off_manifold]"), "{err}");
+    let (code, _, err) = hvs(&[
+        "geometry", "distance", "-m", "sphere", "-d", "2", "[1,0", "[0,0,1]",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error[invalid_json]"), "{err}");
+    let (code, _, err) = hvs(&[
+        "geometry",
+        "exp0",
+        "-m",
+        "hyperboloid",
+        "-d",
+        "2",
+        "[1,2,3]",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error[dimension_mismatch]"), "{err}");
+}
