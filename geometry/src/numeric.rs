@@ -79,14 +79,30 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
     (s, (a - (s - bb)) + (b - bb))
 }
 
+/// Dekker's split of `a` into two halves whose products are exact.
+fn split(a: f64) -> (f64, f64) {
+    let t = 134_217_729.0 * a; // 2^27 + 1
+    let hi = t - (t - a);
+    (hi, a - hi)
+}
+
+/// `a * b = p + e` exactly (Dekker's TwoProduct). Written without `fma`,
+/// which is a libm call unless the build targets FMA hardware. Exact while
+/// `|a|, |b| < 2^996` — coordinates that large are not points of any
+/// manifold here.
+fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    let p = a * b;
+    let (ah, al) = split(a);
+    let (bh, bl) = split(b);
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
+}
+
 /// `Σ x_i y_i` as an unevaluated sum `hi + lo` carrying about twice the
-/// working precision (Ogita, Rump and Oishi's Dot2, with `fma` for the exact
-/// products).
+/// working precision (Ogita, Rump and Oishi's Dot2).
 pub(crate) fn dot2(x: &[f64], y: &[f64]) -> (f64, f64) {
     let (mut hi, mut lo) = (0.0, 0.0);
     for (a, b) in x.iter().zip(y) {
-        let p = a * b;
-        let ep = a.mul_add(*b, -p);
+        let (p, ep) = two_prod(*a, *b);
         let (s, es) = two_sum(hi, p);
         hi = s;
         lo += es + ep;
@@ -96,16 +112,21 @@ pub(crate) fn dot2(x: &[f64], y: &[f64]) -> (f64, f64) {
 
 /// `1 - c |x|^2`, accurate even when `x` is within 1e-12 of the ball's edge.
 ///
-/// The plain form's relative error is about `2^-52 / (1 - c|x|^2)`: below
-/// 1e-11 while `1 - c|x|^2 > 1e-4` (hyperbolic radius < ~10), where it is
-/// used; closer to the edge the doubled-precision sum takes over.
+/// The plain form's relative error is about `√dim · 2^-53 / (1 - c|x|^2)`:
+/// at most ~1e-9 while `1 - c|x|^2 > 1e-6` (hyperbolic radius below ~15),
+/// where it is used; closer to the edge the doubled-precision sum (about
+/// six times slower) takes over.
 pub(crate) fn one_minus_c_norm_sq(x: &[f64], c: f64) -> f64 {
     let n = c * norm_sq(x);
-    if n < 1.0 - 1e-4 {
+    if n < 1.0 - 1e-6 {
         return 1.0 - n;
     }
     let (hi, lo) = dot2(x, x);
-    (-c).mul_add(hi, 1.0) - c * lo
+    if c == 1.0 {
+        return (1.0 - hi) - lo;
+    }
+    let (ch, cl) = two_prod(c, hi);
+    ((1.0 - ch) - cl) - c * lo
 }
 
 /// The Minkowski inner product `-x_0 y_0 + Σ_{i≥1} x_i y_i`.
