@@ -1,9 +1,52 @@
 //! `hvs-storage`: the durable truth of HVS.
 //!
-//! This crate will own the redb database (vectors, blocks, mailbox rows,
-//! contracts, change feed, audit log), the in-memory geometry-aware HNSW index
-//! per space (built on `usearch`, with `hnsw_rs` kept as the benchmark
-//! reference), the durability levels `memory` / `buffered` / `sync`, recovery
-//! and consistency checks. It knows nothing of actors or networking.
+//! Vectors live in a redb database (msgpack records, a format version in a
+//! `meta` table, a numbered change feed of every mutation); each namespace
+//! has an in-memory HNSW graph (usearch) over its manifold's own distance,
+//! derived from the database and rebuilt from it on open.
 //!
-//! It holds no code yet: the storage work is tracked by its own issue.
+//! ```
+//! use hvs_storage::{GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig};
+//!
+//! # fn main() -> Result<(), hvs_storage::StorageError> {
+//! let store = Store::open(StoreConfig::memory())?;
+//! store.create_namespace(SpaceConfig::new(
+//!     "notes",
+//!     GeometrySpec::Hyperboloid { dim: 2, curvature: 1.0 },
+//! ))?;
+//! let a = store.store_vector(NewVector::new("notes", vec![1.0, 0.0, 0.0]))?;
+//! let b = store.store_vector(NewVector::new("notes", vec![1.5430806348152437, 1.1752011936438014, 0.0]))?;
+//! let hits = store.semantic_search(&SearchQuery::new("notes", vec![1.0, 0.0, 0.0], 2))?;
+//! assert_eq!(hits[0].id, a.id);
+//! assert!((hits[1].distance - 1.0).abs() < 1e-12 && hits[1].id == b.id);
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`Store`] (`store.rs`): opening and recovery, the group-commit writer,
+//!   the public operations.
+//! - `index.rs`: one space's HNSW graph plus its exact fresh buffer.
+//! - [`Filter`] (`filter.rs`): metadata predicates evaluated during search.
+//! - `record.rs`: [`VectorRecord`], [`SpaceConfig`], [`GeometrySpec`],
+//!   [`Change`] and their msgpack encoding.
+//!
+//! Guarantees (durability, ordering, what search returns) are written down in
+//! `docs/STORAGE.md`.
+
+mod error;
+mod filter;
+mod index;
+mod record;
+mod store;
+
+pub use error::{Result, StorageError};
+pub use filter::Filter;
+pub use index::IndexParams;
+pub use record::{
+    Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_METADATA_DEPTH, Metadata, NewVector,
+    SpaceConfig, VectorRecord, VectorUpdate,
+};
+pub use store::{
+    ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,
+    SearchQuery, Stats, Store, StoreConfig,
+};

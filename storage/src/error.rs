@@ -1,0 +1,141 @@
+//! The one error type of the storage crate.
+
+use hvs_geometry::GeometryError;
+use uuid::Uuid;
+
+/// Everything the storage layer can refuse or fail at.
+///
+/// [`StorageError::is_validation`] separates bad input (fix the request) from
+/// faults of the machine or the file (retry, or page someone).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The vector is not a valid point of the space's manifold.
+    #[error("invalid vector for namespace {namespace:?}: {source}")]
+    InvalidVector {
+        /// The namespace written to.
+        namespace: String,
+        /// What the geometry said.
+        #[source]
+        source: GeometryError,
+    },
+    /// The geometry of a space is unusable.
+    #[error("invalid geometry: {0}")]
+    InvalidGeometry(#[source] GeometryError),
+    /// No namespace of that name exists.
+    #[error("namespace {0:?} does not exist")]
+    NamespaceNotFound(String),
+    /// A namespace of that name exists already, with another configuration.
+    #[error("namespace {0:?} exists already with a different configuration")]
+    NamespaceExists(String),
+    /// A namespace name that cannot be used (empty or longer than 256 bytes).
+    #[error("invalid namespace name {0:?}: it must be 1 to 256 bytes")]
+    InvalidNamespaceName(String),
+    /// No vector with that id exists.
+    #[error("vector {0} does not exist")]
+    VectorNotFound(Uuid),
+    /// A search parameter is out of range.
+    #[error("invalid search: {0}")]
+    InvalidQuery(String),
+    /// Metadata that cannot be stored (too deep, too large).
+    #[error("invalid metadata: {0}")]
+    InvalidMetadata(String),
+    /// The database was written by a newer HVS.
+    #[error(
+        "the database has format version {found}, newer than this build's {supported}; upgrade HVS to open it"
+    )]
+    NewerFormat {
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// The file is not an HVS database, or is damaged.
+    #[error("the database is corrupt or not an HVS database: {0}")]
+    Corrupt(String),
+    /// Another process holds the database open.
+    #[error("the database is already open in another process")]
+    AlreadyOpen,
+    /// The underlying database or file system failed (disk full, I/O error).
+    #[error("storage fault: {0}")]
+    Io(String),
+    /// The store has been closed.
+    #[error("the store is closed")]
+    Closed,
+    /// The search index refused an operation.
+    #[error("index fault: {0}")]
+    Index(String),
+}
+
+impl StorageError {
+    /// `true` for errors caused by the request (fix it and retry), `false`
+    /// for faults of the store itself.
+    pub fn is_validation(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidVector { .. }
+                | Self::InvalidGeometry(_)
+                | Self::NamespaceNotFound(_)
+                | Self::NamespaceExists(_)
+                | Self::InvalidNamespaceName(_)
+                | Self::VectorNotFound(_)
+                | Self::InvalidQuery(_)
+                | Self::InvalidMetadata(_)
+        )
+    }
+
+    /// A stable, machine-readable code for the error kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidVector { source, .. } => source.code(),
+            Self::InvalidGeometry(_) => "invalid_geometry",
+            Self::NamespaceNotFound(_) => "namespace_not_found",
+            Self::NamespaceExists(_) => "namespace_exists",
+            Self::InvalidNamespaceName(_) => "invalid_namespace_name",
+            Self::VectorNotFound(_) => "vector_not_found",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidMetadata(_) => "invalid_metadata",
+            Self::NewerFormat { .. } => "newer_format",
+            Self::Corrupt(_) => "corrupt",
+            Self::AlreadyOpen => "already_open",
+            Self::Io(_) => "io",
+            Self::Closed => "closed",
+            Self::Index(_) => "index",
+        }
+    }
+}
+
+impl From<redb::Error> for StorageError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Corrupted(m) => Self::Corrupt(m),
+            redb::Error::DatabaseAlreadyOpen => Self::AlreadyOpen,
+            redb::Error::UpgradeRequired(v) => {
+                Self::Corrupt(format!("redb file format {v} needs an upgrade"))
+            }
+            other => Self::Io(other.to_string()),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self {
+                redb::Error::from(e).into()
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

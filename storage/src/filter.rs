@@ -1,0 +1,108 @@
+//! Metadata filters for searches.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::record::Metadata;
+
+/// A predicate on a vector's metadata, evaluated during the graph search.
+///
+/// A key that is absent never matches `Eq`, `In` or `Range`. Numbers compare
+/// by value (`1` equals `1.0`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Filter {
+    /// `metadata[key] == value`.
+    Eq(String, Value),
+    /// `metadata[key]` is one of the values.
+    In(String, Vec<Value>),
+    /// `min <= metadata[key] <= max` for a numeric value (either bound optional).
+    Range {
+        /// The key.
+        key: String,
+        /// Inclusive lower bound.
+        min: Option<f64>,
+        /// Inclusive upper bound.
+        max: Option<f64>,
+    },
+    /// All of these.
+    And(Vec<Filter>),
+    /// Any of these.
+    Or(Vec<Filter>),
+    /// Not this.
+    Not(Box<Filter>),
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+impl Filter {
+    /// Whether `metadata` satisfies the filter.
+    pub fn matches(&self, metadata: &Metadata) -> bool {
+        match self {
+            Self::Eq(k, v) => metadata.get(k).is_some_and(|x| same(x, v)),
+            Self::In(k, vs) => metadata
+                .get(k)
+                .is_some_and(|x| vs.iter().any(|v| same(x, v))),
+            Self::Range { key, min, max } => metadata
+                .get(key)
+                .and_then(Value::as_f64)
+                .is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)),
+            Self::And(fs) => fs.iter().all(|f| f.matches(metadata)),
+            Self::Or(fs) => fs.iter().any(|f| f.matches(metadata)),
+            Self::Not(f) => !f.matches(metadata),
+        }
+    }
+
+    /// Nesting depth, to bound the work of evaluating a filter sent by a peer.
+    pub fn depth(&self) -> usize {
+        match self {
+            Self::And(fs) | Self::Or(fs) => 1 + fs.iter().map(Filter::depth).max().unwrap_or(0),
+            Self::Not(f) => 1 + f.depth(),
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(v: Value) -> Metadata {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn filters_evaluate_as_documented() {
+        let m = meta(json!({"topic": "cats", "n": 3, "w": 0.5}));
+        assert!(Filter::Eq("topic".into(), json!("cats")).matches(&m));
+        assert!(Filter::Eq("n".into(), json!(3.0)).matches(&m));
+        assert!(!Filter::Eq("missing".into(), json!(null)).matches(&m));
+        assert!(Filter::In("topic".into(), vec![json!("dogs"), json!("cats")]).matches(&m));
+        let r = |min, max| Filter::Range {
+            key: "w".into(),
+            min,
+            max,
+        };
+        assert!(r(Some(0.5), Some(0.5)).matches(&m));
+        assert!(!r(Some(0.6), None).matches(&m));
+        assert!(
+            !Filter::Range {
+                key: "topic".into(),
+                min: None,
+                max: None
+            }
+            .matches(&m)
+        );
+        let both = Filter::And(vec![r(None, Some(1.0)), Filter::Eq("n".into(), json!(3))]);
+        assert!(both.matches(&m));
+        assert!(!Filter::Not(Box::new(both.clone())).matches(&m));
+        assert!(Filter::Or(vec![Filter::Eq("n".into(), json!(4)), both]).matches(&m));
+    }
+}

@@ -1,0 +1,572 @@
+//! The in-memory search index of one space: a usearch HNSW graph over the
+//! manifold's own distance, plus an exact "fresh" buffer.
+//!
+//! Invariants:
+//! - `entries` holds exactly the vectors of the space that the store has
+//!   committed (it is rebuilt from redb on open, and changed by the writer
+//!   thread after each commit, in commit order).
+//! - Every key in `entries` is in the graph or in `fresh` (or both, briefly,
+//!   while the indexer moves it). Searches scan `fresh` exactly, so a vector
+//!   is searchable as soon as its write is answered.
+//! - A graph node whose key is not in `entries` is stale; searches skip it,
+//!   and the indexer removes any it creates by racing a delete.
+//! - A key in `unreachable` is in the graph but was not found by a search
+//!   for its own vector when last checked (HNSW can leave nodes without
+//!   in-links, badly so on spread-out hyperbolic data where points near the
+//!   origin are everyone's nearest neighbours). Such a node is re-inserted
+//!   once; if still not found, it stays in `unreachable`, which every search
+//!   scans exactly, like `fresh`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use hvs_geometry::{AnyManifold, Manifold};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+use uuid::Uuid;
+
+use crate::error::{Result, StorageError};
+use crate::filter::Filter;
+use crate::record::Metadata;
+
+/// HNSW parameters of every space's graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexParams {
+    /// Neighbours per node (`M`). Default 16.
+    pub connectivity: usize,
+    /// Candidate list size while inserting (`ef_construction`). Default 128.
+    pub expansion_add: usize,
+    /// Candidate list size while searching (`ef`). Default 64.
+    pub expansion_search: usize,
+}
+
+impl Default for IndexParams {
+    fn default() -> Self {
+        Self {
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 64,
+        }
+    }
+}
+
+/// Graph operations that may run at once (usearch needs a reserved context
+/// per concurrent caller; more callers wait for a permit).
+const GRAPH_THREADS: usize = 32;
+
+/// A vector as the index keeps it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) id: Uuid,
+    pub(crate) data: Vec<f64>,
+    pub(crate) region: Option<String>,
+    pub(crate) metadata: Metadata,
+}
+
+/// One result of a search, before it leaves the crate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Hit {
+    pub(crate) id: Uuid,
+    pub(crate) distance: f64,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<u64, Arc<Entry>>,
+    keys: HashMap<Uuid, u64>,
+    next_key: u64,
+}
+
+struct Permits {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Permits {
+    fn acquire(&self) -> PermitGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        PermitGuard(self)
+    }
+}
+
+struct PermitGuard<'a>(&'a Permits);
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+/// A search request inside the crate.
+pub(crate) struct Query<'a> {
+    pub(crate) vector: &'a [f64],
+    pub(crate) want: usize,
+    pub(crate) filter: Option<&'a Filter>,
+    pub(crate) region: Option<&'a str>,
+    pub(crate) exact: bool,
+}
+
+pub(crate) struct SpaceIndex {
+    manifold: AnyManifold,
+    graph: RwLock<Index>,
+    state: RwLock<State>,
+    fresh: Mutex<Vec<u64>>,
+    unreachable: Mutex<HashSet<u64>>,
+    /// Vectors merged into the graph since the last full reachability pass.
+    since_relink: std::sync::atomic::AtomicUsize,
+    /// One merger at a time (the indexer thread, or `flush_index`).
+    merging: Mutex<()>,
+    permits: Permits,
+}
+
+fn index_err(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Index(e.to_string())
+}
+
+/// Reads poisoned locks through: every writer leaves the state consistent
+/// between statements, so a panic elsewhere does not invalidate it.
+macro_rules! read {
+    ($l:expr) => {
+        $l.read().unwrap_or_else(|e| e.into_inner())
+    };
+}
+macro_rules! write {
+    ($l:expr) => {
+        $l.write().unwrap_or_else(|e| e.into_inner())
+    };
+}
+
+impl SpaceIndex {
+    pub(crate) fn new(manifold: AnyManifold, params: IndexParams) -> Result<Self> {
+        let dims = manifold.ambient_dim();
+        // Euclidean distance and the sphere's (a monotone function of the
+        // chord) rank like squared Euclidean distance: use usearch's SIMD
+        // kernel. The others rank by the manifold's own distance.
+        let builtin = matches!(manifold, AnyManifold::Euclidean(_) | AnyManifold::Sphere(_));
+        let options = IndexOptions {
+            dimensions: dims,
+            metric: MetricKind::L2sq,
+            quantization: ScalarKind::F64,
+            connectivity: params.connectivity,
+            expansion_add: params.expansion_add,
+            expansion_search: params.expansion_search,
+            multi: false,
+        };
+        let mut graph = Index::new(&options).map_err(index_err)?;
+        if !builtin {
+            let m = manifold.clone();
+            graph.change_metric::<f64>(Box::new(move |a, b| manifold_metric(&m, dims, a, b)));
+        }
+        graph
+            .reserve_capacity_and_threads(1024, GRAPH_THREADS)
+            .map_err(index_err)?;
+        Ok(Self {
+            manifold,
+            graph: RwLock::new(graph),
+            state: RwLock::new(State::default()),
+            fresh: Mutex::new(Vec::new()),
+            unreachable: Mutex::new(HashSet::new()),
+            since_relink: std::sync::atomic::AtomicUsize::new(0),
+            merging: Mutex::new(()),
+            permits: Permits {
+                free: Mutex::new(GRAPH_THREADS),
+                cv: Condvar::new(),
+            },
+        })
+    }
+
+    pub(crate) fn manifold(&self) -> &AnyManifold {
+        &self.manifold
+    }
+
+    /// Adds or replaces the vector `entry.id`; it goes to the fresh buffer.
+    pub(crate) fn upsert(&self, entry: Entry) {
+        let old = {
+            let mut st = write!(self.state);
+            let key = st.next_key;
+            st.next_key += 1;
+            let old = st.keys.insert(entry.id, key);
+            if let Some(k) = old {
+                st.entries.remove(&k);
+            }
+            st.entries.insert(key, Arc::new(entry));
+            self.fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(key);
+            old
+        };
+        if let Some(k) = old {
+            self.lock_unreachable().remove(&k);
+            self.remove_from_graph(k);
+        }
+    }
+
+    fn lock_unreachable(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.unreachable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a search for the key's own vector finds it; if not, the node
+    /// is re-inserted once (when `reinsert`), and if still not found,
+    /// recorded as unreachable.
+    fn ensure_reachable(&self, key: u64, data: &[f64], reinsert: bool) -> Result<bool> {
+        let found = |g: &Index| -> Result<bool> {
+            Ok(g.search(data, 1).map_err(index_err)?.keys.first() == Some(&key))
+        };
+        let _p = self.permits.acquire();
+        let g = read!(self.graph);
+        if !g.contains(key) {
+            return Ok(true);
+        }
+        let mut ok = found(&g)?;
+        if !ok && reinsert {
+            let _ = g.remove(key);
+            g.add(key, data).map_err(index_err)?;
+            ok = found(&g)?;
+        }
+        let mut u = self.lock_unreachable();
+        if ok {
+            u.remove(&key);
+        } else {
+            u.insert(key);
+        }
+        Ok(ok)
+    }
+
+    /// Checks every graph node's reachability; returns how many remain
+    /// unreachable.
+    pub(crate) fn relink(&self) -> Result<usize> {
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        self.since_relink
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let items: Vec<(u64, Arc<Entry>)> = read!(self.state)
+            .entries
+            .iter()
+            .map(|(k, e)| (*k, e.clone()))
+            .collect();
+        self.check_reachable(&items)?;
+        Ok(self.lock_unreachable().len())
+    }
+
+    /// Re-inserts the nodes that are not found, then — because re-inserting
+    /// prunes other nodes' links — checks them all again without changing
+    /// the graph, so `unreachable` is exact for the graph as it then is.
+    fn check_reachable(&self, items: &[(u64, Arc<Entry>)]) -> Result<()> {
+        for reinsert in [true, false] {
+            for (k, e) in items {
+                if read!(self.state).entries.contains_key(k) {
+                    self.ensure_reachable(*k, &e.data, reinsert)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the graph has grown enough since the last reachability pass
+    /// that nodes may have lost their in-links: by a tenth (at least 1,024).
+    pub(crate) fn relink_due(&self) -> bool {
+        let grown = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
+        grown >= (self.graph_len() / 10).max(1024)
+    }
+
+    pub(crate) fn unreachable_len(&self) -> usize {
+        self.lock_unreachable().len()
+    }
+
+    /// Removes the vector `id`; `false` if it was not indexed.
+    pub(crate) fn remove(&self, id: Uuid) -> bool {
+        let key = {
+            let mut st = write!(self.state);
+            let Some(key) = st.keys.remove(&id) else {
+                return false;
+            };
+            st.entries.remove(&key);
+            key
+        };
+        self.lock_unreachable().remove(&key);
+        self.remove_from_graph(key);
+        true
+    }
+
+    fn remove_from_graph(&self, key: u64) {
+        let _p = self.permits.acquire();
+        let g = read!(self.graph);
+        if g.contains(key) {
+            // A failed removal leaves an orphan, which searches skip and
+            // repair_index clears.
+            let _ = g.remove(key);
+        }
+    }
+
+    /// Builds the graph from many entries at once (on open), on all cores.
+    pub(crate) fn bulk_load(&self, entries: Vec<Entry>) -> Result<()> {
+        {
+            let mut st = write!(self.state);
+            for e in entries {
+                let key = st.next_key;
+                st.next_key += 1;
+                st.keys.insert(e.id, key);
+                st.entries.insert(key, Arc::new(e));
+            }
+        }
+        let items: Vec<(u64, Arc<Entry>)> = read!(self.state)
+            .entries
+            .iter()
+            .map(|(k, e)| (*k, e.clone()))
+            .collect();
+        self.ensure_capacity(items.len())?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let chunk = items.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || -> Result<()> {
+                        let g = read!(self.graph);
+                        for (k, e) in part {
+                            let _p = self.permits.acquire();
+                            g.add(*k, &e.data).map_err(index_err)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| StorageError::Index("index build thread panicked".into()))?
+            })
+        })?;
+        self.relink().map(|_| ())
+    }
+
+    fn ensure_capacity(&self, extra: usize) -> Result<()> {
+        let need = read!(self.graph).size() + extra;
+        if need > read!(self.graph).capacity() {
+            let g = write!(self.graph);
+            let cap = g.capacity().max(1024);
+            let mut new_cap = cap;
+            while new_cap < need {
+                new_cap *= 2;
+            }
+            g.reserve_capacity_and_threads(new_cap, GRAPH_THREADS)
+                .map_err(index_err)?;
+        }
+        Ok(())
+    }
+
+    /// Moves up to `max` fresh vectors into the graph; returns how many
+    /// were moved.
+    pub(crate) fn merge_fresh(&self, max: usize) -> Result<usize> {
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let batch: Vec<u64> = {
+            let f = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+            f.iter().take(max).copied().collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.ensure_capacity(batch.len())?;
+        for key in &batch {
+            let entry = read!(self.state).entries.get(key).cloned();
+            if let Some(e) = entry {
+                let _p = self.permits.acquire();
+                let g = read!(self.graph);
+                if !g.contains(*key) {
+                    g.add(*key, &e.data).map_err(index_err)?;
+                }
+                // A delete may have raced the add: undo it if so.
+                if !read!(self.state).entries.contains_key(key) {
+                    let _ = g.remove(*key);
+                }
+            }
+        }
+        let added: Vec<(u64, Arc<Entry>)> = {
+            let st = read!(self.state);
+            batch
+                .iter()
+                .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
+                .collect()
+        };
+        self.check_reachable(&added)?;
+        self.since_relink
+            .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+        let done: HashSet<u64> = batch.iter().copied().collect();
+        self.fresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k| !done.contains(k));
+        Ok(batch.len())
+    }
+
+    pub(crate) fn fresh_len(&self) -> usize {
+        self.fresh.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn graph_len(&self) -> usize {
+        read!(self.graph).size()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        read!(self.state).entries.len()
+    }
+
+    pub(crate) fn ids(&self) -> HashSet<Uuid> {
+        read!(self.state).keys.keys().copied().collect()
+    }
+
+    /// Ids whose key is neither in the graph nor in the fresh buffer.
+    pub(crate) fn unreachable_ids(&self) -> Vec<Uuid> {
+        let fresh: HashSet<u64> = self
+            .fresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        let g = read!(self.graph);
+        read!(self.state)
+            .entries
+            .iter()
+            .filter(|(k, _)| !fresh.contains(k) && !g.contains(**k))
+            .map(|(_, e)| e.id)
+            .collect()
+    }
+
+    /// Graph nodes whose key no vector has (left by a removal that failed
+    /// or raced the indexer); searches skip them.
+    pub(crate) fn stale_graph_nodes(&self) -> usize {
+        let g = read!(self.graph);
+        let live = read!(self.state)
+            .entries
+            .keys()
+            .filter(|k| g.contains(**k))
+            .count();
+        g.size().saturating_sub(live)
+    }
+
+    /// Rebuilds the graph from the entries (drops every orphan node).
+    pub(crate) fn rebuild(&self) -> Result<()> {
+        let entries: Vec<Entry> = {
+            let mut st = write!(self.state);
+            let old = std::mem::take(&mut *st);
+            st.next_key = old.next_key;
+            old.entries
+                .into_values()
+                .map(|e| {
+                    Arc::try_unwrap(e).unwrap_or_else(|a| Entry {
+                        id: a.id,
+                        data: a.data.clone(),
+                        region: a.region.clone(),
+                        metadata: a.metadata.clone(),
+                    })
+                })
+                .collect()
+        };
+        self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.lock_unreachable().clear();
+        write!(self.graph).reset().map_err(index_err)?;
+        write!(self.graph)
+            .reserve_capacity_and_threads(1024, GRAPH_THREADS)
+            .map_err(index_err)?;
+        self.bulk_load(entries)
+    }
+
+    /// The `want` nearest matching vectors, sorted by exact distance.
+    pub(crate) fn search(&self, q: &Query<'_>) -> Result<Vec<Hit>> {
+        if q.want == 0 {
+            return Ok(Vec::new());
+        }
+        let st = read!(self.state);
+        let matches = |e: &Entry| {
+            q.region.is_none_or(|r| e.region.as_deref() == Some(r))
+                && q.filter.is_none_or(|f| f.matches(&e.metadata))
+        };
+        let mut hits: HashMap<u64, f64> = HashMap::new();
+        let exact_scan = |hits: &mut HashMap<u64, f64>, keys: &mut dyn Iterator<Item = u64>| {
+            for k in keys {
+                if let Some(e) = st.entries.get(&k)
+                    && matches(e)
+                {
+                    hits.insert(k, self.manifold.distance_unchecked(q.vector, &e.data));
+                }
+            }
+        };
+        if q.exact {
+            exact_scan(&mut hits, &mut st.entries.keys().copied());
+        } else {
+            {
+                let _p = self.permits.acquire();
+                let g = read!(self.graph);
+                let found = if q.filter.is_none() && q.region.is_none() {
+                    g.search(q.vector, q.want)
+                } else {
+                    g.filtered_search(q.vector, q.want, |k| {
+                        st.entries.get(&k).is_some_and(|e| matches(e))
+                    })
+                }
+                .map_err(index_err)?;
+                exact_scan(&mut hits, &mut found.keys.into_iter());
+            }
+            let mut pending: Vec<u64> =
+                self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            pending.extend(self.lock_unreachable().iter().copied());
+            exact_scan(&mut hits, &mut pending.into_iter());
+            // A selective filter can starve the graph search: when fewer than
+            // `want` came back but more may exist, scan the matches exactly.
+            if hits.len() < q.want && st.entries.len() > hits.len() {
+                exact_scan(&mut hits, &mut st.entries.keys().copied());
+            }
+        }
+        let mut out: Vec<(u64, f64)> = hits.into_iter().collect();
+        out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        out.truncate(q.want);
+        Ok(out
+            .into_iter()
+            .filter_map(|(k, d)| {
+                st.entries.get(&k).map(|e| Hit {
+                    id: e.id,
+                    distance: d,
+                })
+            })
+            .collect())
+    }
+
+    /// Every matching vector within `radius`, sorted by distance (exact).
+    pub(crate) fn range(&self, q: &Query<'_>, radius: f64) -> Vec<Hit> {
+        let st = read!(self.state);
+        let mut out: Vec<Hit> = st
+            .entries
+            .values()
+            .filter(|e| {
+                q.region.is_none_or(|r| e.region.as_deref() == Some(r))
+                    && q.filter.is_none_or(|f| f.matches(&e.metadata))
+            })
+            .map(|e| Hit {
+                id: e.id,
+                distance: self.manifold.distance_unchecked(q.vector, &e.data),
+            })
+            .filter(|h| h.distance <= radius)
+            .collect();
+        out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        out
+    }
+}
+
+/// The manifold's distance between two stored vectors, for usearch.
+#[allow(unsafe_code)]
+fn manifold_metric(m: &AnyManifold, dims: usize, a: *const f64, b: *const f64) -> f32 {
+    // SAFETY: usearch calls the metric with pointers to two vectors of the
+    // index's `dimensions` (= `dims`) scalars of the index's scalar kind
+    // (f64), both alive for the duration of the call.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, dims),
+            std::slice::from_raw_parts(b, dims),
+        )
+    };
+    m.distance_unchecked(a, b) as f32
+}

@@ -1,0 +1,318 @@
+//! What is stored: spaces, vector records, changes, and their encoding.
+
+use std::collections::BTreeMap;
+
+use hvs_geometry::{
+    AnyManifold, DeSitter, Euclidean, GeometryError, Hyperboloid, PoincareBall, Product, Sphere,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Result, StorageError};
+
+/// Metadata of a vector: string keys to JSON values.
+pub type Metadata = BTreeMap<String, serde_json::Value>;
+
+/// Deepest nesting of arrays and objects accepted in metadata.
+pub const MAX_METADATA_DEPTH: usize = 32;
+
+/// The manifold of a space, in a form that can be stored and sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GeometrySpec {
+    /// Flat space `E^dim`.
+    Euclidean {
+        /// Dimension.
+        dim: usize,
+    },
+    /// The Poincaré ball of curvature `-curvature`.
+    Poincare {
+        /// Dimension.
+        dim: usize,
+        /// `c > 0`.
+        curvature: f64,
+    },
+    /// The hyperboloid of curvature `-curvature` (points have `dim + 1` coordinates).
+    Hyperboloid {
+        /// Dimension.
+        dim: usize,
+        /// `c > 0`.
+        curvature: f64,
+    },
+    /// The sphere of curvature `curvature` (points have `dim + 1` coordinates).
+    Sphere {
+        /// Dimension.
+        dim: usize,
+        /// `c > 0`.
+        curvature: f64,
+    },
+    /// de Sitter space (points have `dim + 1` coordinates).
+    DeSitter {
+        /// Dimension.
+        dim: usize,
+        /// `c > 0`.
+        curvature: f64,
+    },
+    /// A weighted product.
+    Product {
+        /// `(component, weight)` pairs.
+        components: Vec<(GeometrySpec, f64)>,
+    },
+}
+
+impl GeometrySpec {
+    /// The manifold this describes.
+    pub fn build(&self) -> Result<AnyManifold, GeometryError> {
+        Ok(match self {
+            Self::Euclidean { dim } => Euclidean::new(*dim)?.into(),
+            Self::Poincare { dim, curvature } => PoincareBall::new(*dim, *curvature)?.into(),
+            Self::Hyperboloid { dim, curvature } => Hyperboloid::new(*dim, *curvature)?.into(),
+            Self::Sphere { dim, curvature } => Sphere::new(*dim, *curvature)?.into(),
+            Self::DeSitter { dim, curvature } => DeSitter::new(*dim, *curvature)?.into(),
+            Self::Product { components } => Product::new(
+                components
+                    .iter()
+                    .map(|(g, w)| Ok((g.build()?, *w)))
+                    .collect::<Result<Vec<_>, GeometryError>>()?,
+            )?
+            .into(),
+        })
+    }
+}
+
+/// What a space does with a vector that is not on its manifold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidPointPolicy {
+    /// Refuse it with [`StorageError::InvalidVector`] (the default).
+    #[default]
+    Reject,
+    /// Replace it by the manifold's `project` of it (finite input only).
+    Project,
+}
+
+/// A namespace: a named space with one manifold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpaceConfig {
+    /// The namespace's name.
+    pub name: String,
+    /// Its manifold.
+    pub geometry: GeometrySpec,
+    /// What happens to off-manifold vectors.
+    #[serde(default)]
+    pub on_invalid: InvalidPointPolicy,
+}
+
+impl SpaceConfig {
+    /// A space that rejects off-manifold vectors.
+    pub fn new(name: impl Into<String>, geometry: GeometrySpec) -> Self {
+        Self {
+            name: name.into(),
+            geometry,
+            on_invalid: InvalidPointPolicy::Reject,
+        }
+    }
+}
+
+/// A stored vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorRecord {
+    /// UUID v7: time-ordered.
+    pub id: Uuid,
+    /// The namespace it lives in.
+    pub namespace: String,
+    /// Coordinates, a point of the namespace's manifold.
+    pub data: Vec<f64>,
+    /// An optional region within the namespace.
+    pub region: Option<String>,
+    /// Free-form metadata.
+    pub metadata: Metadata,
+    /// 1 when stored, +1 on each update.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch of the last write.
+    pub timestamp_ms: u64,
+}
+
+/// A vector to store.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewVector {
+    /// Target namespace.
+    pub namespace: String,
+    /// Coordinates.
+    pub data: Vec<f64>,
+    /// Optional region.
+    pub region: Option<String>,
+    /// Metadata.
+    pub metadata: Metadata,
+}
+
+impl NewVector {
+    /// A vector with no region and no metadata.
+    pub fn new(namespace: impl Into<String>, data: Vec<f64>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            data,
+            ..Self::default()
+        }
+    }
+}
+
+/// A change to a stored vector; `None` fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VectorUpdate {
+    /// New coordinates.
+    pub data: Option<Vec<f64>>,
+    /// New region (`Some(None)` clears it).
+    pub region: Option<Option<String>>,
+    /// New metadata (replaces the old).
+    pub metadata: Option<Metadata>,
+}
+
+/// The kind of a change-feed entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A namespace was created.
+    CreateNamespace,
+    /// A vector was stored.
+    Insert,
+    /// A vector was updated.
+    Update,
+    /// A vector was deleted.
+    Delete,
+}
+
+/// One entry of the change feed: a monotonically numbered log of every
+/// mutation, the input of every future sync mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The namespace.
+    pub namespace: String,
+    /// The vector, for vector changes.
+    pub id: Option<Uuid>,
+    /// The vector's version after the change (0 for deletes and namespaces).
+    pub version: u64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(value).map_err(|e| StorageError::Io(format!("encoding: {e}")))
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Refuses metadata nested deeper than [`MAX_METADATA_DEPTH`] (which would
+/// make decoding recurse without bound).
+pub(crate) fn check_metadata(m: &Metadata) -> Result<()> {
+    fn depth(v: &serde_json::Value, d: usize) -> Result<()> {
+        if d > MAX_METADATA_DEPTH {
+            return Err(StorageError::InvalidMetadata(format!(
+                "nested deeper than {MAX_METADATA_DEPTH} levels"
+            )));
+        }
+        match v {
+            serde_json::Value::Array(a) => a.iter().try_for_each(|x| depth(x, d + 1)),
+            serde_json::Value::Object(o) => o.values().try_for_each(|x| depth(x, d + 1)),
+            _ => Ok(()),
+        }
+    }
+    m.values().try_for_each(|v| depth(v, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_msgpack() {
+        let mut metadata = Metadata::new();
+        metadata.insert("topic".into(), serde_json::json!("cats"));
+        metadata.insert("score".into(), serde_json::json!(0.5));
+        metadata.insert("tags".into(), serde_json::json!(["a", {"b": [1, 2]}]));
+        let r = VectorRecord {
+            id: Uuid::now_v7(),
+            namespace: "ns".into(),
+            data: vec![1.0, -2.5, 3e-300],
+            region: Some("r1".into()),
+            metadata,
+            version: 3,
+            timestamp_ms: 42,
+        };
+        let back: VectorRecord = decode(&encode(&r).unwrap(), "record").unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn garbage_bytes_are_a_corrupt_error() {
+        for bytes in [&b""[..], b"\xff\xff\xff", b"\x93\x01\x02"] {
+            assert!(matches!(
+                decode::<VectorRecord>(bytes, "record"),
+                Err(StorageError::Corrupt(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn geometry_specs_build_and_serialize() {
+        let g = GeometrySpec::Product {
+            components: vec![
+                (
+                    GeometrySpec::Hyperboloid {
+                        dim: 2,
+                        curvature: 1.0,
+                    },
+                    1.0,
+                ),
+                (
+                    GeometrySpec::Sphere {
+                        dim: 2,
+                        curvature: 1.0,
+                    },
+                    0.5,
+                ),
+            ],
+        };
+        let json = serde_json::to_string(&g).unwrap();
+        assert!(json.contains("\"kind\":\"product\""));
+        let back: GeometrySpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, g);
+        use hvs_geometry::Manifold;
+        assert_eq!(g.build().unwrap().ambient_dim(), 6);
+        assert!(
+            GeometrySpec::Poincare {
+                dim: 2,
+                curvature: -1.0
+            }
+            .build()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn deep_metadata_is_refused() {
+        let mut v = serde_json::json!(1);
+        for _ in 0..40 {
+            v = serde_json::json!([v]);
+        }
+        let mut m = Metadata::new();
+        m.insert("deep".into(), v);
+        assert!(matches!(
+            check_metadata(&m),
+            Err(StorageError::InvalidMetadata(_))
+        ));
+    }
+}

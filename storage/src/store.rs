@@ -1,0 +1,987 @@
+//! [`Store`]: the redb database, the group-commit writer and the indexes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use hvs_geometry::{AnyManifold, Manifold};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use uuid::Uuid;
+
+use crate::error::{Result, StorageError};
+use crate::filter::Filter;
+use crate::index::{Entry, IndexParams, Query, SpaceIndex};
+use crate::record::{
+    Change, ChangeKind, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
+    check_metadata, decode, encode, now_ms,
+};
+
+/// The newest on-disk format this build reads and writes. A database with a
+/// larger number is refused with [`StorageError::NewerFormat`].
+pub const FORMAT_VERSION: u64 = 1;
+
+/// The most results one search may ask for (`k + offset`).
+pub const MAX_RESULTS: usize = 10_000;
+
+/// Writes the group-commit writer takes into one transaction at most.
+const MAX_GROUP: usize = 4096;
+
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");
+const VECTORS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("vectors");
+const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
+
+/// When a write's answer promises it is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// No disk at all: the database lives in memory and is gone with the process.
+    Memory,
+    /// Group commit: writes that arrive while a commit is in flight share the
+    /// next one (one fsync); each caller is answered only after the commit
+    /// that holds its write. After the answer, a crash loses nothing.
+    #[default]
+    Buffered,
+    /// One commit (one fsync) per write.
+    Sync,
+}
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoreConfig {
+    /// The database file (ignored, and may be `None`, at [`Durability::Memory`]).
+    pub path: Option<PathBuf>,
+    /// The durability level.
+    pub durability: Durability,
+    /// HNSW parameters.
+    pub index: IndexParams,
+}
+
+impl StoreConfig {
+    /// A store with no disk.
+    pub fn memory() -> Self {
+        Self {
+            path: None,
+            durability: Durability::Memory,
+            index: IndexParams::default(),
+        }
+    }
+
+    /// A store in the file `path`.
+    pub fn file(path: impl Into<PathBuf>, durability: Durability) -> Self {
+        Self {
+            path: Some(path.into()),
+            durability,
+            index: IndexParams::default(),
+        }
+    }
+}
+
+/// A search by meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// The namespace searched.
+    pub namespace: String,
+    /// The query point (checked against the namespace's manifold).
+    pub vector: Vec<f64>,
+    /// How many results.
+    pub k: usize,
+    /// Results to skip first (pagination).
+    pub offset: usize,
+    /// Only vectors whose metadata matches.
+    pub filter: Option<Filter>,
+    /// Only vectors of this region.
+    pub region: Option<String>,
+    /// Scan every vector instead of searching the graph (the reference).
+    pub exact: bool,
+}
+
+impl SearchQuery {
+    /// The `k` nearest vectors of `namespace` to `vector`.
+    pub fn new(namespace: impl Into<String>, vector: Vec<f64>, k: usize) -> Self {
+        Self {
+            namespace: namespace.into(),
+            vector,
+            k,
+            offset: 0,
+            filter: None,
+            region: None,
+            exact: false,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The vector's id.
+    pub id: Uuid,
+    /// Geodesic distance from the query, computed in `f64` by the geometry crate.
+    pub distance: f64,
+    /// `1 / (1 + distance)`: 1 for the query point itself, falling towards 0.
+    pub score: f64,
+    /// Position in the full result list, from 0 (so `offset` shows here).
+    pub rank: usize,
+}
+
+/// The state of one namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespaceStats {
+    /// Vectors stored.
+    pub vectors: usize,
+    /// Vectors in the HNSW graph.
+    pub in_graph: usize,
+    /// Vectors waiting in the exact fresh buffer.
+    pub fresh: usize,
+    /// Graph nodes a search for their own vector did not reach, scanned
+    /// exactly by every search instead.
+    pub unreachable: usize,
+}
+
+/// What [`Store::get_stats`] reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    /// Per namespace.
+    pub namespaces: BTreeMap<String, NamespaceStats>,
+    /// Size of the database file (0 in memory).
+    pub bytes_on_disk: u64,
+    /// Last change-feed sequence number.
+    pub last_change: u64,
+}
+
+/// What [`Store::verify_consistency`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyReport {
+    /// Storage and index agree.
+    pub consistent: bool,
+    /// Vectors in storage.
+    pub vectors: usize,
+    /// Vectors in the index and reachable (graph or fresh buffer).
+    pub indexed: usize,
+    /// Stored vectors the index cannot return.
+    pub missing: usize,
+    /// Index entries with no stored vector.
+    pub orphaned: usize,
+}
+
+pub(crate) struct Space {
+    pub(crate) config: SpaceConfig,
+    pub(crate) index: SpaceIndex,
+}
+
+enum Op {
+    CreateSpace(SpaceConfig),
+    Insert(Vec<VectorRecord>),
+    Update { id: Uuid, update: VectorUpdate },
+    Delete(Uuid),
+}
+
+enum Reply {
+    Done,
+    Records(Vec<VectorRecord>),
+    Deleted(bool),
+}
+
+struct Request {
+    op: Op,
+    reply: SyncSender<Result<Reply>>,
+}
+
+/// The answer to one operation of a group, with what to apply after commit.
+type OpOutcome = Result<(Reply, Vec<Applied>)>;
+
+/// A change made in a transaction, applied to memory after its commit.
+enum Applied {
+    Space(SpaceConfig),
+    Upsert(VectorRecord),
+    Remove { namespace: String, id: Uuid },
+}
+
+struct Shared {
+    db: Database,
+    path: Option<PathBuf>,
+    spaces: RwLock<HashMap<String, Arc<Space>>>,
+    index_params: IndexParams,
+    last_seq: Mutex<u64>,
+    /// Wakes the indexer: (pending work, shutting down).
+    signal: (Mutex<(bool, bool)>, Condvar),
+}
+
+/// The durable store of vectors, with one search index per namespace.
+///
+/// `Store` is `Send + Sync`; every method takes `&self`. Writes go through one
+/// writer thread that commits in groups (see [`Durability`]); a second
+/// thread moves freshly written vectors into the HNSW graphs.
+pub struct Store {
+    shared: Arc<Shared>,
+    tx: Option<SyncSender<Request>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Store {
+    /// Opens (or creates) a store: reads everything back and rebuilds the
+    /// indexes. A newer format version, a corrupt or foreign file, or a file
+    /// open in another process is a clear error.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        let db = match (&config.durability, &config.path) {
+            (Durability::Memory, _) => {
+                Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?
+            }
+            (_, Some(p)) => Database::create(p)?,
+            (_, None) => {
+                return Err(StorageError::Io("a durable store needs a path".into()));
+            }
+        };
+        let shared = Arc::new(Shared {
+            db,
+            path: config.path.clone(),
+            spaces: RwLock::new(HashMap::new()),
+            index_params: config.index,
+            last_seq: Mutex::new(0),
+            signal: (Mutex::new((false, false)), Condvar::new()),
+        });
+        shared.init_meta()?;
+        shared.load()?;
+        let (tx, rx) = mpsc::sync_channel::<Request>(MAX_GROUP);
+        let group = if config.durability == Durability::Sync {
+            1
+        } else {
+            MAX_GROUP
+        };
+        let durability = match config.durability {
+            Durability::Memory => redb::Durability::None,
+            _ => redb::Durability::Immediate,
+        };
+        let w = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("hvs-writer".into())
+            .spawn(move || w.run_writer(rx, group, durability))
+            .map_err(|e| StorageError::Io(e.to_string()))?;
+        let i = shared.clone();
+        let indexer = std::thread::Builder::new()
+            .name("hvs-indexer".into())
+            .spawn(move || i.run_indexer())
+            .map_err(|e| StorageError::Io(e.to_string()))?;
+        Ok(Store {
+            shared,
+            tx: Some(tx),
+            threads: vec![writer, indexer],
+        })
+    }
+
+    fn submit(&self, op: Op) -> Result<Reply> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let tx = self.tx.as_ref().ok_or(StorageError::Closed)?;
+        tx.send(Request { op, reply })
+            .map_err(|_| StorageError::Closed)?;
+        answer.recv().map_err(|_| StorageError::Closed)?
+    }
+
+    fn space(&self, name: &str) -> Result<Arc<Space>> {
+        self.shared
+            .spaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StorageError::NamespaceNotFound(name.to_string()))
+    }
+
+    /// Creates a namespace. Creating one that exists with the same
+    /// configuration is a no-op; with another, [`StorageError::NamespaceExists`].
+    pub fn create_namespace(&self, config: SpaceConfig) -> Result<()> {
+        if config.name.is_empty() || config.name.len() > 256 {
+            return Err(StorageError::InvalidNamespaceName(config.name));
+        }
+        config
+            .geometry
+            .build()
+            .map_err(StorageError::InvalidGeometry)?;
+        if let Ok(s) = self.space(&config.name) {
+            return if s.config == config {
+                Ok(())
+            } else {
+                Err(StorageError::NamespaceExists(config.name))
+            };
+        }
+        self.submit(Op::CreateSpace(config)).map(|_| ())
+    }
+
+    /// The configuration of a namespace.
+    pub fn namespace(&self, name: &str) -> Result<SpaceConfig> {
+        Ok(self.space(name)?.config.clone())
+    }
+
+    /// All namespaces, by name.
+    pub fn namespaces(&self) -> Vec<SpaceConfig> {
+        let mut v: Vec<SpaceConfig> = self
+            .shared
+            .spaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|s| s.config.clone())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Checks (or projects, as the space says) a point of `space`.
+    fn admit(space: &Space, data: Vec<f64>) -> Result<Vec<f64>> {
+        let m = space.index.manifold();
+        let invalid = |source| StorageError::InvalidVector {
+            namespace: space.config.name.clone(),
+            source,
+        };
+        match m.check(&data) {
+            Ok(()) => Ok(data),
+            Err(e) => match space.config.on_invalid {
+                InvalidPointPolicy::Reject => Err(invalid(e)),
+                InvalidPointPolicy::Project => {
+                    let p = m.project(&data).map_err(invalid)?;
+                    m.check(&p).map_err(invalid)?;
+                    Ok(p)
+                }
+            },
+        }
+    }
+
+    fn build_record(&self, v: NewVector) -> Result<VectorRecord> {
+        let space = self.space(&v.namespace)?;
+        check_metadata(&v.metadata)?;
+        let data = Self::admit(&space, v.data)?;
+        Ok(VectorRecord {
+            id: Uuid::now_v7(),
+            namespace: v.namespace,
+            data,
+            region: v.region,
+            metadata: v.metadata,
+            version: 1,
+            timestamp_ms: now_ms(),
+        })
+    }
+
+    /// Stores a vector; answered after its commit, searchable at once.
+    pub fn store_vector(&self, v: NewVector) -> Result<VectorRecord> {
+        let mut r = self.batch_store_vectors(vec![v])?;
+        r.pop()
+            .ok_or_else(|| StorageError::Io("empty batch reply".into()))
+    }
+
+    /// Stores many vectors in one transaction: all of them, or (on any
+    /// invalid vector) none.
+    pub fn batch_store_vectors(&self, vs: Vec<NewVector>) -> Result<Vec<VectorRecord>> {
+        let records = vs
+            .into_iter()
+            .map(|v| self.build_record(v))
+            .collect::<Result<Vec<_>>>()?;
+        if records.is_empty() {
+            return Ok(records);
+        }
+        match self.submit(Op::Insert(records))? {
+            Reply::Records(r) => Ok(r),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// The vector `id`, if stored.
+    pub fn retrieve_vector(&self, id: Uuid) -> Result<Option<VectorRecord>> {
+        let txn = self.shared.db.begin_read()?;
+        let table = match txn.open_table(VECTORS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let bytes = table.get(id.as_u128())?;
+        bytes
+            .map(|b| decode(b.value(), "vector record"))
+            .transpose()
+    }
+
+    /// Many vectors at once, in the order asked (`None` where absent).
+    pub fn batch_retrieve_vectors(&self, ids: &[Uuid]) -> Result<Vec<Option<VectorRecord>>> {
+        let txn = self.shared.db.begin_read()?;
+        let table = txn.open_table(VECTORS)?;
+        ids.iter()
+            .map(|id| {
+                table
+                    .get(id.as_u128())?
+                    .map(|b| decode(b.value(), "vector record"))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Changes a vector; its version grows by one.
+    pub fn update_vector(&self, id: Uuid, mut update: VectorUpdate) -> Result<VectorRecord> {
+        let current = self
+            .retrieve_vector(id)?
+            .ok_or(StorageError::VectorNotFound(id))?;
+        let space = self.space(&current.namespace)?;
+        if let Some(data) = update.data.take() {
+            update.data = Some(Self::admit(&space, data)?);
+        }
+        if let Some(m) = &update.metadata {
+            check_metadata(m)?;
+        }
+        match self.submit(Op::Update { id, update })? {
+            Reply::Records(mut r) => r.pop().ok_or(StorageError::VectorNotFound(id)),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// Deletes a vector; `false` if there was none.
+    pub fn delete_vector(&self, id: Uuid) -> Result<bool> {
+        match self.submit(Op::Delete(id))? {
+            Reply::Deleted(d) => Ok(d),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// Every vector of a namespace, oldest first (ids are time-ordered).
+    pub fn iter_namespace(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
+        self.space(namespace)?;
+        let txn = self.shared.db.begin_read()?;
+        let table = txn.open_table(VECTORS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            let r: VectorRecord = decode(v.value(), "vector record")?;
+            if r.namespace == namespace {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn prepare_query(&self, q: &SearchQuery) -> Result<(Arc<Space>, Vec<f64>)> {
+        let space = self.space(&q.namespace)?;
+        if q.k.saturating_add(q.offset) > MAX_RESULTS {
+            return Err(StorageError::InvalidQuery(format!(
+                "k + offset = {} exceeds the limit of {MAX_RESULTS}",
+                q.k.saturating_add(q.offset)
+            )));
+        }
+        if let Some(f) = &q.filter
+            && f.depth() > 32
+        {
+            return Err(StorageError::InvalidQuery(
+                "filter nested deeper than 32".into(),
+            ));
+        }
+        let v = Self::admit(&space, q.vector.clone())?;
+        Ok((space, v))
+    }
+
+    /// The `k` vectors nearest to the query (after skipping `offset`),
+    /// sorted by distance. When `k + offset` matching vectors exist, that
+    /// many are found: the graph search is completed by an exact scan of
+    /// the fresh buffer, and by an exact scan of every match when a
+    /// selective filter starves the graph.
+    pub fn semantic_search(&self, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let (space, v) = self.prepare_query(q)?;
+        let hits = space.index.search(&Query {
+            vector: &v,
+            want: q.k + q.offset,
+            filter: q.filter.as_ref(),
+            region: q.region.as_deref(),
+            exact: q.exact,
+        })?;
+        Ok(hits
+            .into_iter()
+            .enumerate()
+            .skip(q.offset)
+            .map(|(rank, h)| SearchHit {
+                id: h.id,
+                distance: h.distance,
+                score: 1.0 / (1.0 + h.distance),
+                rank,
+            })
+            .collect())
+    }
+
+    /// Several searches; one result list each, in order.
+    pub fn batch_search(&self, queries: &[SearchQuery]) -> Result<Vec<Vec<SearchHit>>> {
+        queries.iter().map(|q| self.semantic_search(q)).collect()
+    }
+
+    /// Every matching vector within `radius` of the query (exact scan),
+    /// sorted by distance; `k` and `offset` of the query page through them.
+    pub fn range_search(&self, q: &SearchQuery, radius: f64) -> Result<Vec<SearchHit>> {
+        if !(radius.is_finite() && radius >= 0.0) {
+            return Err(StorageError::InvalidQuery(format!(
+                "radius {radius} is not >= 0"
+            )));
+        }
+        let (space, v) = self.prepare_query(q)?;
+        let query = Query {
+            vector: &v,
+            want: 0,
+            filter: q.filter.as_ref(),
+            region: q.region.as_deref(),
+            exact: true,
+        };
+        Ok(space
+            .index
+            .range(&query, radius)
+            .into_iter()
+            .enumerate()
+            .skip(q.offset)
+            .take(q.k)
+            .map(|(rank, h)| SearchHit {
+                id: h.id,
+                distance: h.distance,
+                score: 1.0 / (1.0 + h.distance),
+                rank,
+            })
+            .collect())
+    }
+
+    /// Counts per namespace, bytes on disk, the change feed's position.
+    pub fn get_stats(&self) -> Result<Stats> {
+        let spaces = self.shared.spaces.read().unwrap_or_else(|e| e.into_inner());
+        let namespaces = spaces
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    NamespaceStats {
+                        vectors: s.index.len(),
+                        in_graph: s.index.graph_len(),
+                        fresh: s.index.fresh_len(),
+                        unreachable: s.index.unreachable_len(),
+                    },
+                )
+            })
+            .collect();
+        let bytes_on_disk = match &self.shared.path {
+            Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            None => 0,
+        };
+        Ok(Stats {
+            namespaces,
+            bytes_on_disk,
+            last_change: *lock(&self.shared.last_seq),
+        })
+    }
+
+    /// Compares storage with the indexes.
+    pub fn verify_consistency(&self) -> Result<ConsistencyReport> {
+        self.shared.verify(false)
+    }
+
+    /// Makes the indexes agree with storage again: re-adds what is missing,
+    /// drops what is orphaned, rebuilds graphs that hold stale nodes.
+    pub fn repair_index(&self) -> Result<ConsistencyReport> {
+        self.shared.verify(true)?;
+        self.shared.verify(false)
+    }
+
+    /// Change-feed entries with `seq > after`, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let txn = self.shared.db.begin_read()?;
+        let table = txn.open_table(CHANGES)?;
+        let mut out = Vec::new();
+        for row in table.range(after.saturating_add(1)..)?.take(limit) {
+            let (_, v) = row?;
+            out.push(decode(v.value(), "change")?);
+        }
+        Ok(out)
+    }
+
+    /// Moves every fresh vector into its graph now, then checks that every
+    /// graph node is reached by a search for its own vector (re-inserting,
+    /// or scanning exactly, those that are not). For benchmarks and tests
+    /// that measure the graph alone, and after large imports.
+    pub fn flush_index(&self) -> Result<()> {
+        let spaces: Vec<Arc<Space>> = self
+            .shared
+            .spaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in spaces {
+            while s.index.merge_fresh(MAX_GROUP)? > 0 {}
+            s.index.relink()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.tx.take();
+        {
+            let (m, cv) = &self.shared.signal;
+            lock(m).1 = true;
+            cv.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    fn init_meta(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("format_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > FORMAT_VERSION => {
+                    return Err(StorageError::NewerFormat {
+                        found: v as u32,
+                        supported: FORMAT_VERSION as u32,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)?;
+                }
+            }
+            txn.open_table(SPACES)?;
+            txn.open_table(VECTORS)?;
+            txn.open_table(CHANGES)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn make_space(&self, config: SpaceConfig) -> Result<Arc<Space>> {
+        let m: AnyManifold = config
+            .geometry
+            .build()
+            .map_err(StorageError::InvalidGeometry)?;
+        Ok(Arc::new(Space {
+            index: SpaceIndex::new(m, self.index_params)?,
+            config,
+        }))
+    }
+
+    /// Reads spaces and vectors back and builds the indexes.
+    fn load(&self) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let mut spaces = HashMap::new();
+        for row in txn.open_table(SPACES)?.iter()? {
+            let (_, v) = row?;
+            let config: SpaceConfig = decode(v.value(), "namespace")?;
+            spaces.insert(config.name.clone(), self.make_space(config)?);
+        }
+        let mut per_space: HashMap<String, Vec<Entry>> = HashMap::new();
+        for row in txn.open_table(VECTORS)?.iter()? {
+            let (_, v) = row?;
+            let r: VectorRecord = decode(v.value(), "vector record")?;
+            if !spaces.contains_key(&r.namespace) {
+                return Err(StorageError::Corrupt(format!(
+                    "vector {} belongs to unknown namespace {:?}",
+                    r.id, r.namespace
+                )));
+            }
+            per_space
+                .entry(r.namespace.clone())
+                .or_default()
+                .push(entry_of(r));
+        }
+        for (name, entries) in per_space {
+            spaces[&name].index.bulk_load(entries)?;
+        }
+        let changes = txn.open_table(CHANGES)?;
+        *lock(&self.last_seq) = changes.last()?.map_or(0, |(k, _)| k.value());
+        *self.spaces.write().unwrap_or_else(|e| e.into_inner()) = spaces;
+        Ok(())
+    }
+
+    fn run_writer(&self, rx: Receiver<Request>, group: usize, durability: redb::Durability) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < group {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(batch, durability);
+        }
+    }
+
+    /// One transaction for the whole group; each caller is answered after
+    /// the commit (with its own error if its operation was refused).
+    fn commit_group(&self, batch: Vec<Request>, durability: redb::Durability) {
+        let seq_before = *lock(&self.last_seq);
+        let mut seq = seq_before;
+        let outcome = (|| -> Result<Vec<OpOutcome>> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(durability)?;
+            let mut results = Vec::with_capacity(batch.len());
+            {
+                let mut spaces = txn.open_table(SPACES)?;
+                let mut vectors = txn.open_table(VECTORS)?;
+                let mut changes = txn.open_table(CHANGES)?;
+                let mut log = |kind, namespace: &str, id, version| -> Result<()> {
+                    seq += 1;
+                    let c = Change {
+                        seq,
+                        kind,
+                        namespace: namespace.to_string(),
+                        id,
+                        version,
+                        timestamp_ms: now_ms(),
+                    };
+                    changes.insert(seq, encode(&c)?.as_slice())?;
+                    Ok(())
+                };
+                for req in &batch {
+                    results.push(match &req.op {
+                        Op::CreateSpace(config) => {
+                            if spaces.get(config.name.as_str())?.is_some() {
+                                Err(StorageError::NamespaceExists(config.name.clone()))
+                            } else {
+                                spaces.insert(config.name.as_str(), encode(config)?.as_slice())?;
+                                log(ChangeKind::CreateNamespace, &config.name, None, 0)?;
+                                Ok((Reply::Done, vec![Applied::Space(config.clone())]))
+                            }
+                        }
+                        Op::Insert(records) => {
+                            let mut applied = Vec::with_capacity(records.len());
+                            for r in records {
+                                vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
+                                log(ChangeKind::Insert, &r.namespace, Some(r.id), r.version)?;
+                                applied.push(Applied::Upsert(r.clone()));
+                            }
+                            Ok((Reply::Records(records.clone()), applied))
+                        }
+                        Op::Update { id, update } => {
+                            let current = vectors.get(id.as_u128())?.map(|b| b.value().to_vec());
+                            match current {
+                                None => Err(StorageError::VectorNotFound(*id)),
+                                Some(bytes) => {
+                                    let mut r: VectorRecord = decode(&bytes, "vector record")?;
+                                    if let Some(d) = &update.data {
+                                        r.data = d.clone();
+                                    }
+                                    if let Some(reg) = &update.region {
+                                        r.region = reg.clone();
+                                    }
+                                    if let Some(m) = &update.metadata {
+                                        r.metadata = m.clone();
+                                    }
+                                    r.version += 1;
+                                    r.timestamp_ms = now_ms();
+                                    vectors.insert(id.as_u128(), encode(&r)?.as_slice())?;
+                                    log(ChangeKind::Update, &r.namespace, Some(*id), r.version)?;
+                                    Ok((Reply::Records(vec![r.clone()]), vec![Applied::Upsert(r)]))
+                                }
+                            }
+                        }
+                        Op::Delete(id) => {
+                            let old = vectors.remove(id.as_u128())?.map(|b| b.value().to_vec());
+                            match old {
+                                None => Ok((Reply::Deleted(false), vec![])),
+                                Some(bytes) => {
+                                    let r: VectorRecord = decode(&bytes, "vector record")?;
+                                    log(ChangeKind::Delete, &r.namespace, Some(*id), 0)?;
+                                    Ok((
+                                        Reply::Deleted(true),
+                                        vec![Applied::Remove {
+                                            namespace: r.namespace,
+                                            id: *id,
+                                        }],
+                                    ))
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+            txn.commit()?;
+            Ok(results)
+        })();
+        match outcome {
+            Ok(results) => {
+                *lock(&self.last_seq) = seq;
+                let mut wake = false;
+                for (req, result) in batch.into_iter().zip(results) {
+                    let answer = result.map(|(reply, applied)| {
+                        for a in applied {
+                            wake |= self.apply(a);
+                        }
+                        reply
+                    });
+                    let _ = req.reply.send(answer);
+                }
+                if wake {
+                    let (m, cv) = &self.signal;
+                    lock(m).0 = true;
+                    cv.notify_one();
+                }
+            }
+            Err(e) => {
+                // Nothing was committed: nothing is applied, everyone hears why.
+                *lock(&self.last_seq) = seq_before;
+                let msg = e.to_string();
+                for req in batch {
+                    let _ = req.reply.send(Err(match &e {
+                        StorageError::Corrupt(m) => StorageError::Corrupt(m.clone()),
+                        _ => StorageError::Io(msg.clone()),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Applies a committed change to memory; `true` if the indexer has work.
+    fn apply(&self, a: Applied) -> bool {
+        match a {
+            Applied::Space(config) => {
+                // The geometry was validated before the commit.
+                if let Ok(space) = self.make_space(config) {
+                    self.spaces
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(space.config.name.clone(), space);
+                }
+                false
+            }
+            Applied::Upsert(r) => {
+                let space = self
+                    .spaces
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&r.namespace)
+                    .cloned();
+                if let Some(s) = space {
+                    s.index.upsert(entry_of(r));
+                }
+                true
+            }
+            Applied::Remove { namespace, id } => {
+                let space = self
+                    .spaces
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&namespace)
+                    .cloned();
+                if let Some(s) = space {
+                    s.index.remove(id);
+                }
+                false
+            }
+        }
+    }
+
+    fn run_indexer(&self) {
+        let (m, cv) = &self.signal;
+        loop {
+            {
+                let mut g = lock(m);
+                while !g.0 && !g.1 {
+                    g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                if g.1 {
+                    return;
+                }
+                g.0 = false;
+            }
+            let spaces: Vec<Arc<Space>> = self
+                .spaces
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for s in spaces {
+                // Small batches keep the fresh buffer (scanned by every
+                // search) short while the graph catches up.
+                while let Ok(n) = s.index.merge_fresh(256) {
+                    if n == 0 || lock(m).1 {
+                        break;
+                    }
+                }
+                // Inserts prune other nodes' links; re-check them all after
+                // every 10 % of growth (amortised: a constant factor).
+                if s.index.relink_due() && !lock(m).1 {
+                    let _ = s.index.relink();
+                }
+            }
+        }
+    }
+
+    fn verify(&self, repair: bool) -> Result<ConsistencyReport> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(VECTORS)?;
+        let mut stored: HashMap<String, HashMap<Uuid, VectorRecord>> = HashMap::new();
+        let mut vectors = 0;
+        for row in table.iter()? {
+            let (_, v) = row?;
+            let r: VectorRecord = decode(v.value(), "vector record")?;
+            vectors += 1;
+            stored
+                .entry(r.namespace.clone())
+                .or_default()
+                .insert(r.id, r);
+        }
+        let spaces: Vec<(String, Arc<Space>)> = self
+            .spaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        let (mut indexed, mut missing, mut orphaned) = (0, 0, 0);
+        for (name, space) in spaces {
+            let empty = HashMap::new();
+            let truth = stored.get(&name).unwrap_or(&empty);
+            let ids = space.index.ids();
+            let unreachable: std::collections::HashSet<Uuid> =
+                space.index.unreachable_ids().into_iter().collect();
+            let stale = space.index.stale_graph_nodes();
+            let ns_orphans: Vec<Uuid> = ids
+                .iter()
+                .filter(|id| !truth.contains_key(id))
+                .copied()
+                .collect();
+            let ns_missing: Vec<&VectorRecord> = truth
+                .values()
+                .filter(|r| !ids.contains(&r.id) || unreachable.contains(&r.id))
+                .collect();
+            indexed += truth.len() - ns_missing.len();
+            missing += ns_missing.len();
+            orphaned += ns_orphans.len() + stale;
+            if repair {
+                for id in &ns_orphans {
+                    space.index.remove(*id);
+                }
+                for r in ns_missing {
+                    space.index.upsert(entry_of(r.clone()));
+                }
+                if stale > 0 {
+                    space.index.rebuild()?;
+                }
+            }
+        }
+        Ok(ConsistencyReport {
+            consistent: missing == 0 && orphaned == 0,
+            vectors,
+            indexed,
+            missing,
+            orphaned,
+        })
+    }
+}
+
+fn entry_of(r: VectorRecord) -> Entry {
+    Entry {
+        id: r.id,
+        data: r.data,
+        region: r.region,
+        metadata: r.metadata,
+    }
+}
