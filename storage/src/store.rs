@@ -219,6 +219,22 @@ pub struct Store {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Runs `f`, turning a panic inside it into [`StorageError::Corrupt`].
+///
+/// redb asserts its on-disk invariants with panics ("Malformed allocator
+/// state"); a damaged file must be an error to the caller, never a crash,
+/// so every path that reads pages from the file runs under this guard.
+fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(StorageError::Corrupt(format!("{what}: {msg}")))
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -228,6 +244,10 @@ impl Store {
     /// indexes. A newer format version, a corrupt or foreign file, or a file
     /// open in another process is a clear error.
     pub fn open(config: StoreConfig) -> Result<Store> {
+        contain("opening the database", || Self::open_inner(config))
+    }
+
+    fn open_inner(config: StoreConfig) -> Result<Store> {
         let db = match (&config.durability, &config.path) {
             (Durability::Memory, _) => {
                 Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?
@@ -391,6 +411,10 @@ impl Store {
 
     /// The vector `id`, if stored.
     pub fn retrieve_vector(&self, id: Uuid) -> Result<Option<VectorRecord>> {
+        contain("reading a vector", || self.retrieve_inner(id))
+    }
+
+    fn retrieve_inner(&self, id: Uuid) -> Result<Option<VectorRecord>> {
         let txn = self.shared.db.begin_read()?;
         let table = match txn.open_table(VECTORS) {
             Ok(t) => t,
@@ -446,6 +470,10 @@ impl Store {
     /// Every vector of a namespace, oldest first (ids are time-ordered).
     pub fn iter_namespace(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
         self.space(namespace)?;
+        contain("reading a namespace", || self.iter_inner(namespace))
+    }
+
+    fn iter_inner(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
         let txn = self.shared.db.begin_read()?;
         let table = txn.open_table(VECTORS)?;
         let mut out = Vec::new();
@@ -572,26 +600,30 @@ impl Store {
 
     /// Compares storage with the indexes.
     pub fn verify_consistency(&self) -> Result<ConsistencyReport> {
-        self.shared.verify(false)
+        contain("verifying", || self.shared.verify(false))
     }
 
     /// Makes the indexes agree with storage again: re-adds what is missing,
     /// drops what is orphaned, rebuilds graphs that hold stale nodes.
     pub fn repair_index(&self) -> Result<ConsistencyReport> {
-        self.shared.verify(true)?;
-        self.shared.verify(false)
+        contain("repairing", || {
+            self.shared.verify(true)?;
+            self.shared.verify(false)
+        })
     }
 
     /// Change-feed entries with `seq > after`, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
-        let txn = self.shared.db.begin_read()?;
-        let table = txn.open_table(CHANGES)?;
-        let mut out = Vec::new();
-        for row in table.range(after.saturating_add(1)..)?.take(limit) {
-            let (_, v) = row?;
-            out.push(decode(v.value(), "change")?);
-        }
-        Ok(out)
+        contain("reading the change feed", || {
+            let txn = self.shared.db.begin_read()?;
+            let table = txn.open_table(CHANGES)?;
+            let mut out = Vec::new();
+            for row in table.range(after.saturating_add(1)..)?.take(limit) {
+                let (_, v) = row?;
+                out.push(decode(v.value(), "change")?);
+            }
+            Ok(out)
+        })
     }
 
     /// Moves every fresh vector into its graph now, then checks that every
@@ -717,7 +749,7 @@ impl Shared {
     fn commit_group(&self, batch: Vec<Request>, durability: redb::Durability) {
         let seq_before = *lock(&self.last_seq);
         let mut seq = seq_before;
-        let outcome = (|| -> Result<Vec<OpOutcome>> {
+        let outcome = contain("writing", || -> Result<Vec<OpOutcome>> {
             let mut txn = self.db.begin_write()?;
             txn.set_durability(durability)?;
             let mut results = Vec::with_capacity(batch.len());
@@ -803,7 +835,7 @@ impl Shared {
             }
             txn.commit()?;
             Ok(results)
-        })();
+        });
         match outcome {
             Ok(results) => {
                 *lock(&self.last_seq) = seq;
