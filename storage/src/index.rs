@@ -159,7 +159,7 @@ impl SpaceIndex {
         let mut graph = Index::new(&options).map_err(index_err)?;
         if !builtin {
             let m = manifold.clone();
-            graph.change_metric::<f64>(Box::new(move |a, b| manifold_metric(&m, dims, a, b)));
+            graph.change_metric::<f64>(Box::new(move |a, b| rank_metric(&m, dims, a, b)));
         }
         graph
             .reserve_capacity_and_threads(1024, GRAPH_THREADS)
@@ -267,10 +267,12 @@ impl SpaceIndex {
     }
 
     /// Whether the graph has grown enough since the last reachability pass
-    /// that nodes may have lost their in-links: by a tenth (at least 1,024).
+    /// that older nodes may have lost their in-links: it has doubled (or
+    /// grown by 1,024). Doubling keeps the passes' total work at about two
+    /// searches per vector.
     pub(crate) fn relink_due(&self) -> bool {
         let grown = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
-        grown >= (self.graph_len() / 10).max(1024)
+        grown >= (self.graph_len() / 2).max(1024)
     }
 
     pub(crate) fn unreachable_len(&self) -> usize {
@@ -556,17 +558,48 @@ impl SpaceIndex {
     }
 }
 
-/// The manifold's distance between two stored vectors, for usearch.
+/// What the graph ranks by: any strictly increasing function of the
+/// manifold's distance gives the same graph and the same search, so it is
+/// the cheapest such function (results are re-ranked by the exact `f64`
+/// distance afterwards).
+///
+/// - hyperboloid: `-c<x,y>_L - 1` (= `cosh(√c d) - 1`), one dot product; far
+///   from the origin (`c x_0 y_0 > 1e6`), where that dot product cancels, the
+///   geometry crate's exact distance instead;
+/// - Poincaré ball: `|x-y|^2 / ((1 - c|x|^2)(1 - c|y|^2))` (= `(cosh(√c d) - 1) / 2c`);
+/// - others: the distance itself.
 #[allow(unsafe_code)]
-fn manifold_metric(m: &AnyManifold, dims: usize, a: *const f64, b: *const f64) -> f32 {
+fn rank_metric(m: &AnyManifold, dims: usize, a: *const f64, b: *const f64) -> f32 {
     // SAFETY: usearch calls the metric with pointers to two vectors of the
     // index's `dimensions` (= `dims`) scalars of the index's scalar kind
     // (f64), both alive for the duration of the call.
-    let (a, b) = unsafe {
+    let (x, y) = unsafe {
         (
             std::slice::from_raw_parts(a, dims),
             std::slice::from_raw_parts(b, dims),
         )
     };
-    m.distance_unchecked(a, b) as f32
+    match m {
+        AnyManifold::Hyperboloid(h) => {
+            let c = h.c();
+            let tt = c * x[0] * y[0];
+            if tt > 1e6 {
+                return (m.distance_unchecked(x, y) * c.sqrt()).cosh() as f32 - 1.0;
+            }
+            let ss: f64 = x[1..].iter().zip(&y[1..]).map(|(p, q)| p * q).sum();
+            (tt - c * ss - 1.0).max(0.0) as f32
+        }
+        AnyManifold::PoincareBall(p) => {
+            let c = p.c();
+            let (mut xx, mut yy, mut dd) = (0.0, 0.0, 0.0);
+            for (u, v) in x.iter().zip(y) {
+                xx += u * u;
+                yy += v * v;
+                dd += (u - v) * (u - v);
+            }
+            (dd / ((1.0 - c * xx).max(f64::MIN_POSITIVE) * (1.0 - c * yy).max(f64::MIN_POSITIVE)))
+                as f32
+        }
+        _ => m.distance_unchecked(x, y) as f32,
+    }
 }

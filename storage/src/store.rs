@@ -937,8 +937,8 @@ impl Shared {
                         break;
                     }
                 }
-                // Inserts prune other nodes' links; re-check them all after
-                // every 10 % of growth (amortised: a constant factor).
+                // Inserts prune other nodes' links; re-check them all each
+                // time the graph doubles (amortised: a constant factor).
                 if s.index.relink_due() && !lock(m).1 {
                     let _ = s.index.relink();
                 }
