@@ -1,9 +1,18 @@
-//! `hvs-contracts`: the model contract, `model_contract_hvs.json`.
+//! `hvs-contracts`: the model contract, `model_contract_hvs.json`, and the
+//! encoders a contract names.
 //!
-//! This crate will own the contract's schema and validation (every problem
-//! listed with its JSON path), permissions, resource limits (token buckets) and
-//! the message→vector encoders a contract names. It depends only on
-//! `hvs-geometry` and knows nothing of actors or storage.
+//! What exists so far is the built-in deterministic text encoder,
+//! [`TextEncoder`], used wherever text must become a vector (documentation
+//! sections in storage now; text-only messages with the actor runtime).
+//! The contract's schema, validation, permissions and rate limits arrive with
+//! the actor-runtime issue.
 //!
-//! It holds no code yet: the contract work is tracked by the issue on the actor
-//! runtime, and nothing here pretends to be done before that lands.
+//! ```
+//! let e = hvs_contracts::TextEncoder::default();
+//! let v = e.encode("Hyperbolic space embeds hierarchies");
+//! assert_eq!(v.len(), 256);
+//! ```
+
+mod text;
+
+pub use text::TextEncoder;

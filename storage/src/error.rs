@@ -62,6 +62,28 @@ pub enum StorageError {
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,
+    /// The block is read-only: updates and deletes are refused.
+    #[error("block {0} is read-only")]
+    ReadOnlyBlock(Uuid),
+    /// The actor may not do this to the block.
+    #[error("{actor:?} may not {action} block {block}")]
+    PermissionDenied {
+        /// Who asked.
+        actor: String,
+        /// `read` or `write`.
+        action: &'static str,
+        /// The block's name.
+        block: String,
+    },
+    /// A block of that name exists already.
+    #[error("a block named {0:?} exists already")]
+    BlockNameTaken(String),
+    /// No block of that id or name (or it has expired).
+    #[error("block {0} does not exist")]
+    BlockNotFound(String),
+    /// A block that cannot be created as asked.
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
     /// The search index refused an operation.
     #[error("index fault: {0}")]
     Index(String),
@@ -81,6 +103,11 @@ impl StorageError {
                 | Self::VectorNotFound(_)
                 | Self::InvalidQuery(_)
                 | Self::InvalidMetadata(_)
+                | Self::ReadOnlyBlock(_)
+                | Self::PermissionDenied { .. }
+                | Self::BlockNameTaken(_)
+                | Self::BlockNotFound(_)
+                | Self::InvalidBlock(_)
         )
     }
 
@@ -101,6 +128,11 @@ impl StorageError {
             Self::Io(_) => "io",
             Self::Closed => "closed",
             Self::Index(_) => "index",
+            Self::ReadOnlyBlock(_) => "read_only_block",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::BlockNameTaken(_) => "block_name_taken",
+            Self::BlockNotFound(_) => "block_not_found",
+            Self::InvalidBlock(_) => "invalid_block",
         }
     }
 }

@@ -416,6 +416,15 @@ impl SpaceIndex {
         read!(self.state).entries.len()
     }
 
+    /// The metadata of the entry `id`.
+    pub(crate) fn metadata_of(&self, id: Uuid) -> Option<Metadata> {
+        let st = read!(self.state);
+        st.keys
+            .get(&id)
+            .and_then(|k| st.entries.get(k))
+            .map(|e| e.metadata.clone())
+    }
+
     pub(crate) fn ids(&self) -> HashSet<Uuid> {
         read!(self.state).keys.keys().copied().collect()
     }

@@ -26,6 +26,8 @@
 //! - [`Store`] (`store.rs`): opening and recovery, the group-commit writer,
 //!   the public operations.
 //! - `index.rs`: one space's HNSW graph plus its exact fresh buffer.
+//! - [`Block`] (`blocks.rs`): named, classed, versioned content with
+//!   permissions, the audit log, markdown sections for search.
 //! - [`Filter`] (`filter.rs`): metadata predicates evaluated during search.
 //! - `record.rs`: [`VectorRecord`], [`SpaceConfig`], [`GeometrySpec`],
 //!   [`Change`] and their msgpack encoding.
@@ -33,12 +35,17 @@
 //! Guarantees (durability, ordering, what search returns) are written down in
 //! `docs/STORAGE.md`.
 
+mod blocks;
 mod error;
 mod filter;
 mod index;
 mod record;
 mod store;
 
+pub use blocks::{
+    AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions,
+    BlockPermissions, BlockVersion,
+};
 pub use error::{Result, StorageError};
 pub use filter::Filter;
 pub use index::IndexParams;

@@ -10,6 +10,9 @@ use hvs_geometry::{AnyManifold, Manifold};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use uuid::Uuid;
 
+use crate::blocks::{
+    AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions, sections,
+};
 use crate::error::{Result, StorageError};
 use crate::filter::Filter;
 use crate::index::{Entry, IndexParams, Query, SpaceIndex};
@@ -32,6 +35,12 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");
 const VECTORS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("vectors");
 const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
+const BLOCKS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_NAMES: TableDefinition<'_, &str, u128> = TableDefinition::new("block_names");
+const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+
+/// Coordinates of the text encoder's vectors for block sections.
+const TEXT_DIM: usize = 256;
 
 /// When a write's answer promises it is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,14 +182,39 @@ pub(crate) struct Space {
 enum Op {
     CreateSpace(SpaceConfig),
     Insert(Vec<VectorRecord>),
-    Update { id: Uuid, update: VectorUpdate },
+    Update {
+        id: Uuid,
+        update: VectorUpdate,
+    },
     Delete(Uuid),
+    CreateBlock {
+        actor: String,
+        block: Block,
+    },
+    UpdateBlock {
+        actor: String,
+        id: Uuid,
+        content: BlockContent,
+    },
+    DeleteBlock {
+        actor: String,
+        id: Uuid,
+    },
+    /// A refused read, recorded.
+    Audit {
+        actor: String,
+        action: AuditAction,
+        block: Option<Uuid>,
+        name: Option<String>,
+        outcome: String,
+    },
 }
 
 enum Reply {
     Done,
     Records(Vec<VectorRecord>),
     Deleted(bool),
+    Block(Block),
 }
 
 struct Request {
@@ -196,6 +230,8 @@ enum Applied {
     Space(SpaceConfig),
     Upsert(VectorRecord),
     Remove { namespace: String, id: Uuid },
+    IndexBlock(Block),
+    UnindexBlock(Uuid),
 }
 
 struct Shared {
@@ -204,6 +240,12 @@ struct Shared {
     spaces: RwLock<HashMap<String, Arc<Space>>>,
     index_params: IndexParams,
     last_seq: Mutex<u64>,
+    last_audit: Mutex<u64>,
+    /// Sections of searchable blocks, on the text encoder's sphere.
+    blocks_index: SpaceIndex,
+    /// The index entries of each block's sections.
+    block_sections: Mutex<HashMap<Uuid, Vec<Uuid>>>,
+    encoder: hvs_contracts::TextEncoder,
     /// Wakes the indexer: (pending work, shutting down).
     signal: (Mutex<(bool, bool)>, Condvar),
 }
@@ -263,6 +305,16 @@ impl Store {
             spaces: RwLock::new(HashMap::new()),
             index_params: config.index,
             last_seq: Mutex::new(0),
+            last_audit: Mutex::new(0),
+            blocks_index: SpaceIndex::new(
+                hvs_geometry::Sphere::new(TEXT_DIM - 1, 1.0)
+                    .map_err(StorageError::InvalidGeometry)?
+                    .into(),
+                config.index,
+            )?,
+            block_sections: Mutex::new(HashMap::new()),
+            encoder: hvs_contracts::TextEncoder::new(TEXT_DIM)
+                .ok_or_else(|| StorageError::Io("text encoder dimension".into()))?,
             signal: (Mutex::new((false, false)), Condvar::new()),
         });
         shared.init_meta()?;
@@ -643,7 +695,254 @@ impl Store {
             while s.index.merge_fresh(MAX_GROUP)? > 0 {}
             s.index.relink()?;
         }
+        while self.shared.blocks_index.merge_fresh(MAX_GROUP)? > 0 {}
+        self.shared.blocks_index.relink()?;
         Ok(())
+    }
+}
+
+/// Blocks (the NVM part of the specification). Every call names the actor
+/// (a model id, an operator) that permissions are checked against and the
+/// audit log records.
+impl Store {
+    /// Creates a block. Names are unique; a cache block needs a TTL.
+    pub fn create_block(
+        &self,
+        actor: &str,
+        name: &str,
+        class: BlockClass,
+        content: BlockContent,
+        options: BlockOptions,
+    ) -> Result<Block> {
+        if name.is_empty() || name.len() > 256 {
+            return Err(StorageError::InvalidBlock(format!(
+                "name {name:?} must be 1 to 256 bytes"
+            )));
+        }
+        if class == BlockClass::Cache && options.ttl_ms.is_none() {
+            return Err(StorageError::InvalidBlock(
+                "a cache block needs a ttl".into(),
+            ));
+        }
+        if let BlockContent::Json(v) = &content {
+            let mut m = crate::record::Metadata::new();
+            m.insert("content".into(), v.clone());
+            check_metadata(&m).map_err(|e| StorageError::InvalidBlock(e.to_string()))?;
+        }
+        let now = now_ms();
+        let block = Block {
+            id: Uuid::now_v7(),
+            name: name.to_string(),
+            class,
+            content,
+            readonly: options.readonly,
+            permissions: options.permissions,
+            version: 1,
+            created_ms: now,
+            updated_ms: now,
+            expires_ms: options.ttl_ms.map(|t| now.saturating_add(t)),
+            history_limit: options.history,
+            history: Vec::new(),
+        };
+        match self.submit(Op::CreateBlock {
+            actor: actor.to_string(),
+            block,
+        })? {
+            Reply::Block(b) => Ok(b),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    fn read_block(&self, actor: &str, b: Option<Block>) -> Result<Option<Block>> {
+        let Some(b) = b.filter(|b| !b.expired(now_ms())) else {
+            return Ok(None);
+        };
+        if b.permissions.can_read(actor) {
+            return Ok(Some(b));
+        }
+        let e = StorageError::PermissionDenied {
+            actor: actor.to_string(),
+            action: "read",
+            block: b.name.clone(),
+        };
+        self.submit(Op::Audit {
+            actor: actor.to_string(),
+            action: AuditAction::ReadBlock,
+            block: Some(b.id),
+            name: Some(b.name),
+            outcome: format!("refused: {e}"),
+        })?;
+        Err(e)
+    }
+
+    fn load_block(&self, id: Uuid) -> Result<Option<Block>> {
+        contain("reading a block", || {
+            let txn = self.shared.db.begin_read()?;
+            let t = txn.open_table(BLOCKS)?;
+            let b = t.get(id.as_u128())?;
+            b.map(|b| decode(b.value(), "block")).transpose()
+        })
+    }
+
+    /// The block `id` (`None` if absent or expired).
+    pub fn get_block(&self, actor: &str, id: Uuid) -> Result<Option<Block>> {
+        let b = self.load_block(id)?;
+        self.read_block(actor, b)
+    }
+
+    /// The block named `name` (`None` if absent or expired).
+    pub fn get_block_by_name(&self, actor: &str, name: &str) -> Result<Option<Block>> {
+        let id = contain("reading a block", || {
+            let txn = self.shared.db.begin_read()?;
+            let t = txn.open_table(BLOCK_NAMES)?;
+            Ok(t.get(name)?.map(|v| v.value()))
+        })?;
+        match id {
+            Some(id) => self.get_block(actor, Uuid::from_u128(id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a block's content (version + 1, the old content into its
+    /// history). Read-only blocks answer [`StorageError::ReadOnlyBlock`] and
+    /// stay unchanged; every refusal is audited.
+    pub fn update_block(&self, actor: &str, id: Uuid, content: BlockContent) -> Result<Block> {
+        match self.submit(Op::UpdateBlock {
+            actor: actor.to_string(),
+            id,
+            content,
+        })? {
+            Reply::Block(b) => Ok(b),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// Deletes a block; `false` if there was none.
+    pub fn delete_block(&self, actor: &str, id: Uuid) -> Result<bool> {
+        match self.submit(Op::DeleteBlock {
+            actor: actor.to_string(),
+            id,
+        })? {
+            Reply::Deleted(d) => Ok(d),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// The live blocks `actor` may read, of one class or all, by name.
+    pub fn list_blocks(&self, actor: &str, class: Option<&BlockClass>) -> Result<Vec<Block>> {
+        contain("listing blocks", || {
+            let txn = self.shared.db.begin_read()?;
+            let t = txn.open_table(BLOCKS)?;
+            let now = now_ms();
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let b: Block = decode(v.value(), "block")?;
+                if !b.expired(now)
+                    && b.permissions.can_read(actor)
+                    && class.is_none_or(|c| *c == b.class)
+                {
+                    out.push(b);
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    /// Audit entries with `seq > after`, at most `limit`.
+    pub fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        contain("reading the audit log", || {
+            let txn = self.shared.db.begin_read()?;
+            let t = txn.open_table(AUDIT)?;
+            let mut out = Vec::new();
+            for row in t.range(after.saturating_add(1)..)?.take(limit) {
+                let (_, v) = row?;
+                out.push(decode(v.value(), "audit entry")?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The block sections nearest in meaning to `text` (the built-in text
+    /// encoder on both sides) that `actor` may read, best first. A
+    /// documentation block is found by its section, not only as a whole.
+    pub fn semantic_query(
+        &self,
+        actor: &str,
+        text: &str,
+        k: usize,
+        class: Option<&BlockClass>,
+    ) -> Result<Vec<BlockHit>> {
+        if k > MAX_RESULTS {
+            return Err(StorageError::InvalidQuery(format!(
+                "k = {k} exceeds {MAX_RESULTS}"
+            )));
+        }
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let q = self.shared.encoder.encode(text);
+        let filter = class.map(|c| Filter::Eq("class".into(), serde_json::json!(c.label())));
+        let mut want = k.saturating_mul(4).max(16);
+        loop {
+            let hits = self.shared.blocks_index.search(&Query {
+                vector: &q,
+                want,
+                filter: filter.as_ref(),
+                region: None,
+                exact: false,
+            })?;
+            let exhausted = hits.len() < want;
+            let mut out = Vec::new();
+            let mut blocks: HashMap<Uuid, Option<Block>> = HashMap::new();
+            let now = now_ms();
+            for h in hits {
+                let Some(meta) = self.shared.blocks_index.metadata_of(h.id) else {
+                    continue;
+                };
+                let Some(bid) = meta
+                    .get("block")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                else {
+                    continue;
+                };
+                let b = match blocks.entry(bid) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(self.load_block(bid)?),
+                };
+                let Some(b) = b else {
+                    continue;
+                };
+                if b.expired(now) || !b.permissions.can_read(actor) {
+                    continue;
+                }
+                out.push(BlockHit {
+                    block_id: bid,
+                    name: b.name.clone(),
+                    section: meta
+                        .get("heading")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    text: meta
+                        .get("text")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    distance: h.distance,
+                    score: 1.0 / (1.0 + h.distance),
+                    rank: out.len(),
+                });
+                if out.len() == k {
+                    return Ok(out);
+                }
+            }
+            if exhausted || want >= MAX_RESULTS {
+                return Ok(out);
+            }
+            want = want.saturating_mul(4).min(MAX_RESULTS);
+        }
     }
 }
 
@@ -682,6 +981,9 @@ impl Shared {
             txn.open_table(SPACES)?;
             txn.open_table(VECTORS)?;
             txn.open_table(CHANGES)?;
+            txn.open_table(BLOCKS)?;
+            txn.open_table(BLOCK_NAMES)?;
+            txn.open_table(AUDIT)?;
         }
         txn.commit()?;
         Ok(())
@@ -727,6 +1029,14 @@ impl Shared {
         }
         let changes = txn.open_table(CHANGES)?;
         *lock(&self.last_seq) = changes.last()?.map_or(0, |(k, _)| k.value());
+        *lock(&self.last_audit) = txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value());
+        let mut section_entries = Vec::new();
+        for row in txn.open_table(BLOCKS)?.iter()? {
+            let (_, v) = row?;
+            let b: Block = decode(v.value(), "block")?;
+            section_entries.extend(self.section_entries(&b));
+        }
+        self.blocks_index.bulk_load(section_entries)?;
         *self.spaces.write().unwrap_or_else(|e| e.into_inner()) = spaces;
         Ok(())
     }
@@ -749,6 +1059,8 @@ impl Shared {
     fn commit_group(&self, batch: Vec<Request>, durability: redb::Durability) {
         let seq_before = *lock(&self.last_seq);
         let mut seq = seq_before;
+        let audit_before = *lock(&self.last_audit);
+        let mut audit_seq = audit_before;
         let outcome = contain("writing", || -> Result<Vec<OpOutcome>> {
             let mut txn = self.db.begin_write()?;
             txn.set_durability(durability)?;
@@ -757,6 +1069,28 @@ impl Shared {
                 let mut spaces = txn.open_table(SPACES)?;
                 let mut vectors = txn.open_table(VECTORS)?;
                 let mut changes = txn.open_table(CHANGES)?;
+                let mut blocks = txn.open_table(BLOCKS)?;
+                let mut names = txn.open_table(BLOCK_NAMES)?;
+                let mut audit_table = txn.open_table(AUDIT)?;
+                let mut audit = |actor: &str,
+                                 action: AuditAction,
+                                 block: Option<Uuid>,
+                                 name: Option<&str>,
+                                 outcome: String|
+                 -> Result<()> {
+                    audit_seq += 1;
+                    let e = AuditEntry {
+                        seq: audit_seq,
+                        at_ms: now_ms(),
+                        actor: actor.to_string(),
+                        action,
+                        block,
+                        name: name.map(str::to_string),
+                        outcome,
+                    };
+                    audit_table.insert(audit_seq, encode(&e)?.as_slice())?;
+                    Ok(())
+                };
                 let mut log = |kind, namespace: &str, id, version| -> Result<()> {
                     seq += 1;
                     let c = Change {
@@ -830,6 +1164,147 @@ impl Shared {
                                 }
                             }
                         }
+                        Op::CreateBlock { actor, block } => {
+                            let taken = match names.get(block.name.as_str())?.map(|v| v.value()) {
+                                None => None,
+                                Some(old) => {
+                                    let b = blocks.get(old)?.map(|v| v.value().to_vec());
+                                    match b.map(|b| decode::<Block>(&b, "block")).transpose()? {
+                                        // An expired block frees its name.
+                                        Some(b) if b.expired(now_ms()) => {
+                                            blocks.remove(old)?;
+                                            None
+                                        }
+                                        other => other,
+                                    }
+                                }
+                            };
+                            if taken.is_some() {
+                                let e = StorageError::BlockNameTaken(block.name.clone());
+                                audit(
+                                    actor,
+                                    AuditAction::CreateBlock,
+                                    None,
+                                    Some(&block.name),
+                                    format!("refused: {e}"),
+                                )?;
+                                Err(e)
+                            } else {
+                                blocks.insert(block.id.as_u128(), encode(block)?.as_slice())?;
+                                names.insert(block.name.as_str(), block.id.as_u128())?;
+                                audit(
+                                    actor,
+                                    AuditAction::CreateBlock,
+                                    Some(block.id),
+                                    Some(&block.name),
+                                    "ok".into(),
+                                )?;
+                                Ok((
+                                    Reply::Block(block.clone()),
+                                    vec![Applied::IndexBlock(block.clone())],
+                                ))
+                            }
+                        }
+                        Op::UpdateBlock { actor, id, content } => {
+                            let current = blocks.get(id.as_u128())?.map(|v| v.value().to_vec());
+                            let current =
+                                current.map(|b| decode::<Block>(&b, "block")).transpose()?;
+                            match current.filter(|b| !b.expired(now_ms())) {
+                                None => {
+                                    let e = StorageError::BlockNotFound(id.to_string());
+                                    audit(
+                                        actor,
+                                        AuditAction::UpdateBlock,
+                                        Some(*id),
+                                        None,
+                                        format!("refused: {e}"),
+                                    )?;
+                                    Err(e)
+                                }
+                                Some(b) => match block_write_refusal(&b, actor) {
+                                    Some(e) => {
+                                        audit(
+                                            actor,
+                                            AuditAction::UpdateBlock,
+                                            Some(b.id),
+                                            Some(&b.name),
+                                            format!("refused: {e}"),
+                                        )?;
+                                        Err(e)
+                                    }
+                                    None => {
+                                        let mut b = b;
+                                        let old =
+                                            std::mem::replace(&mut b.content, content.clone());
+                                        b.history.insert(
+                                            0,
+                                            crate::blocks::BlockVersion {
+                                                version: b.version,
+                                                content: old,
+                                                updated_ms: b.updated_ms,
+                                            },
+                                        );
+                                        b.history.truncate(b.history_limit);
+                                        b.version += 1;
+                                        b.updated_ms = now_ms();
+                                        blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
+                                        audit(
+                                            actor,
+                                            AuditAction::UpdateBlock,
+                                            Some(b.id),
+                                            Some(&b.name),
+                                            "ok".into(),
+                                        )?;
+                                        Ok((Reply::Block(b.clone()), vec![Applied::IndexBlock(b)]))
+                                    }
+                                },
+                            }
+                        }
+                        Op::DeleteBlock { actor, id } => {
+                            let current = blocks.get(id.as_u128())?.map(|v| v.value().to_vec());
+                            let current =
+                                current.map(|b| decode::<Block>(&b, "block")).transpose()?;
+                            match current.filter(|b| !b.expired(now_ms())) {
+                                None => Ok((Reply::Deleted(false), vec![])),
+                                Some(b) => match block_write_refusal(&b, actor) {
+                                    Some(e) => {
+                                        audit(
+                                            actor,
+                                            AuditAction::DeleteBlock,
+                                            Some(b.id),
+                                            Some(&b.name),
+                                            format!("refused: {e}"),
+                                        )?;
+                                        Err(e)
+                                    }
+                                    None => {
+                                        blocks.remove(b.id.as_u128())?;
+                                        names.remove(b.name.as_str())?;
+                                        audit(
+                                            actor,
+                                            AuditAction::DeleteBlock,
+                                            Some(b.id),
+                                            Some(&b.name),
+                                            "ok".into(),
+                                        )?;
+                                        Ok((
+                                            Reply::Deleted(true),
+                                            vec![Applied::UnindexBlock(b.id)],
+                                        ))
+                                    }
+                                },
+                            }
+                        }
+                        Op::Audit {
+                            actor,
+                            action,
+                            block,
+                            name,
+                            outcome,
+                        } => {
+                            audit(actor, *action, *block, name.as_deref(), outcome.clone())?;
+                            Ok((Reply::Done, vec![]))
+                        }
                     });
                 }
             }
@@ -839,6 +1314,7 @@ impl Shared {
         match outcome {
             Ok(results) => {
                 *lock(&self.last_seq) = seq;
+                *lock(&self.last_audit) = audit_seq;
                 let mut wake = false;
                 for (req, result) in batch.into_iter().zip(results) {
                     let answer = result.map(|(reply, applied)| {
@@ -858,6 +1334,7 @@ impl Shared {
             Err(e) => {
                 // Nothing was committed: nothing is applied, everyone hears why.
                 *lock(&self.last_seq) = seq_before;
+                *lock(&self.last_audit) = audit_before;
                 let msg = e.to_string();
                 for req in batch {
                     let _ = req.reply.send(Err(match &e {
@@ -894,6 +1371,17 @@ impl Shared {
                 }
                 true
             }
+            Applied::IndexBlock(b) => {
+                self.unindex_block(b.id);
+                for e in self.section_entries(&b) {
+                    self.blocks_index.upsert(e);
+                }
+                true
+            }
+            Applied::UnindexBlock(id) => {
+                self.unindex_block(id);
+                false
+            }
             Applied::Remove { namespace, id } => {
                 let space = self
                     .spaces
@@ -929,6 +1417,11 @@ impl Shared {
                 .values()
                 .cloned()
                 .collect();
+            while let Ok(n) = self.blocks_index.merge_fresh(256) {
+                if n == 0 || lock(m).1 {
+                    break;
+                }
+            }
             for s in spaces {
                 // Small batches keep the fresh buffer (scanned by every
                 // search) short while the graph catches up.
@@ -942,6 +1435,35 @@ impl Shared {
                 if s.index.relink_due() && !lock(m).1 {
                     let _ = s.index.relink();
                 }
+            }
+        }
+    }
+
+    /// Index entries for a block's sections (remembered for unindexing).
+    fn section_entries(&self, b: &Block) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for (i, sec) in sections(b).into_iter().enumerate() {
+            let mut metadata = crate::record::Metadata::new();
+            metadata.insert("block".into(), serde_json::json!(b.id.to_string()));
+            metadata.insert("section".into(), serde_json::json!(i));
+            metadata.insert("heading".into(), serde_json::json!(sec.heading));
+            metadata.insert("class".into(), serde_json::json!(b.class.label()));
+            metadata.insert("text".into(), serde_json::json!(sec.text));
+            out.push(Entry {
+                id: Uuid::now_v7(),
+                data: self.encoder.encode(&sec.text),
+                region: None,
+                metadata,
+            });
+        }
+        lock(&self.block_sections).insert(b.id, out.iter().map(|e| e.id).collect());
+        out
+    }
+
+    fn unindex_block(&self, id: Uuid) {
+        if let Some(ids) = lock(&self.block_sections).remove(&id) {
+            for s in ids {
+                self.blocks_index.remove(s);
             }
         }
     }
@@ -1006,6 +1528,21 @@ impl Shared {
             missing,
             orphaned,
         })
+    }
+}
+
+/// Why `actor` may not change `b`, if it may not.
+fn block_write_refusal(b: &Block, actor: &str) -> Option<StorageError> {
+    if b.readonly {
+        Some(StorageError::ReadOnlyBlock(b.id))
+    } else if !b.permissions.can_write(actor) {
+        Some(StorageError::PermissionDenied {
+            actor: actor.to_string(),
+            action: "write",
+            block: b.name.clone(),
+        })
+    } else {
+        None
     }
 }
 

@@ -1,0 +1,326 @@
+//! Blocks: CRUD and history, read-only and permissions with the audit log,
+//! cache TTL, documentation sections found by meaning, reopening.
+
+use std::time::{Duration, Instant};
+
+use hvs_storage::{
+    AuditAction, BlockClass, BlockContent, BlockOptions, BlockPermissions, Durability,
+    StorageError, Store, StoreConfig,
+};
+use serde_json::json;
+
+fn text(s: &str) -> BlockContent {
+    BlockContent::Text(s.into())
+}
+
+#[test]
+fn create_read_update_delete_with_history() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    let opts = BlockOptions {
+        history: 2,
+        ..BlockOptions::default()
+    };
+    let b = s
+        .create_block(
+            "alice",
+            "state",
+            BlockClass::ProgramState,
+            BlockContent::Json(json!({"n": 0})),
+            opts,
+        )
+        .unwrap();
+    assert_eq!(b.version, 1);
+    assert_eq!(s.get_block("alice", b.id).unwrap().unwrap(), b);
+    assert_eq!(
+        s.get_block_by_name("bob", "state").unwrap().unwrap().id,
+        b.id
+    );
+    for n in 1..=3 {
+        let u = s
+            .update_block("alice", b.id, BlockContent::Json(json!({ "n": n })))
+            .unwrap();
+        assert_eq!(u.version, n + 1);
+    }
+    let now = s.get_block("alice", b.id).unwrap().unwrap();
+    assert_eq!(now.content, BlockContent::Json(json!({"n": 3})));
+    // History keeps the 2 newest earlier versions, newest first.
+    let versions: Vec<u64> = now.history.iter().map(|v| v.version).collect();
+    assert_eq!(versions, vec![3, 2]);
+    assert_eq!(now.history[0].content, BlockContent::Json(json!({"n": 2})));
+    assert!(matches!(
+        s.create_block(
+            "bob",
+            "state",
+            BlockClass::ProgramState,
+            text("x"),
+            BlockOptions::default()
+        ),
+        Err(StorageError::BlockNameTaken(_))
+    ));
+    assert!(s.delete_block("alice", b.id).unwrap());
+    assert!(!s.delete_block("alice", b.id).unwrap());
+    assert_eq!(s.get_block_by_name("alice", "state").unwrap(), None);
+    // The name is free again.
+    s.create_block(
+        "bob",
+        "state",
+        BlockClass::ProgramState,
+        BlockContent::Bytes(vec![1, 2, 3]),
+        BlockOptions::default(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn read_only_blocks_refuse_changes_and_stay_unchanged_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.redb");
+    let id;
+    {
+        let s = Store::open(StoreConfig::file(&path, Durability::Sync)).unwrap();
+        let opts = BlockOptions {
+            readonly: true,
+            ..BlockOptions::default()
+        };
+        let b = s
+            .create_block(
+                "ops",
+                "private",
+                BlockClass::Documentation,
+                text("# Rules\nnone"),
+                opts,
+            )
+            .unwrap();
+        id = b.id;
+        assert!(matches!(
+            s.update_block("mallory", id, text("new content")),
+            Err(StorageError::ReadOnlyBlock(_))
+        ));
+        assert!(matches!(
+            s.delete_block("mallory", id),
+            Err(StorageError::ReadOnlyBlock(_))
+        ));
+    }
+    let s = Store::open(StoreConfig::file(&path, Durability::Sync)).unwrap();
+    let b = s.get_block("ops", id).unwrap().unwrap();
+    assert_eq!((b.version, b.content.clone()), (1, text("# Rules\nnone")));
+    let log = s.audit_log(0, 100).unwrap();
+    let rows: Vec<(String, AuditAction, bool)> = log
+        .iter()
+        .map(|e| (e.actor.clone(), e.action, e.outcome == "ok"))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("ops".into(), AuditAction::CreateBlock, true),
+            ("mallory".into(), AuditAction::UpdateBlock, false),
+            ("mallory".into(), AuditAction::DeleteBlock, false),
+        ]
+    );
+    assert!(log[1].outcome.contains("read-only"), "{}", log[1].outcome);
+    assert_eq!(log[1].block, Some(id));
+    assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+}
+
+#[test]
+fn permissions_are_enforced_and_refusals_audited() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    let perms = BlockPermissions {
+        read: vec!["alice".into(), "bob".into()],
+        write: vec!["alice".into()],
+    };
+    let b = s
+        .create_block(
+            "alice",
+            "plan",
+            BlockClass::SharedKnowledge,
+            text("the plan"),
+            BlockOptions {
+                permissions: perms,
+                ..BlockOptions::default()
+            },
+        )
+        .unwrap();
+    assert!(s.get_block("bob", b.id).unwrap().is_some());
+    assert!(matches!(
+        s.get_block("eve", b.id),
+        Err(StorageError::PermissionDenied { action: "read", .. })
+    ));
+    assert!(matches!(
+        s.update_block("bob", b.id, text("bob's plan")),
+        Err(StorageError::PermissionDenied {
+            action: "write",
+            ..
+        })
+    ));
+    assert!(s.update_block("alice", b.id, text("the new plan")).is_ok());
+    // eve does not see it in lists or searches either.
+    assert!(s.list_blocks("eve", None).unwrap().is_empty());
+    assert_eq!(
+        s.list_blocks("bob", Some(&BlockClass::SharedKnowledge))
+            .unwrap()
+            .len(),
+        1
+    );
+    s.flush_index().unwrap();
+    assert!(s.semantic_query("eve", "plan", 5, None).unwrap().is_empty());
+    assert_eq!(
+        s.semantic_query("bob", "plan", 5, None).unwrap()[0].block_id,
+        b.id
+    );
+    let refused: Vec<(String, AuditAction)> = s
+        .audit_log(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome.starts_with("refused"))
+        .map(|e| (e.actor, e.action))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![
+            ("eve".into(), AuditAction::ReadBlock),
+            ("bob".into(), AuditAction::UpdateBlock)
+        ]
+    );
+}
+
+#[test]
+fn cache_blocks_are_gone_after_their_ttl() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    assert!(matches!(
+        s.create_block(
+            "a",
+            "c",
+            BlockClass::Cache,
+            text("x"),
+            BlockOptions::default()
+        ),
+        Err(StorageError::InvalidBlock(_))
+    ));
+    let opts = BlockOptions {
+        ttl_ms: Some(100),
+        ..BlockOptions::default()
+    };
+    let b = s
+        .create_block("a", "c", BlockClass::Cache, text("cached answer"), opts)
+        .unwrap();
+    assert!(b.expires_ms.is_some());
+    // Polled with a deadline: gone once the TTL has passed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.get_block("a", b.id).unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the cache block outlived its TTL"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        s.list_blocks("a", Some(&BlockClass::Cache))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.update_block("a", b.id, text("late")),
+        Err(StorageError::BlockNotFound(_))
+    ));
+    // Its name can be taken again.
+    s.create_block(
+        "a",
+        "c",
+        BlockClass::Cache,
+        text("fresh"),
+        BlockOptions {
+            ttl_ms: Some(60_000),
+            ..BlockOptions::default()
+        },
+    )
+    .unwrap();
+}
+
+const DOC: &str = "# HVS\nHVS lets models talk in vectors.\n\n\
+## Installation\nInstall the Rust toolchain, then run cargo build to compile the server.\n\n\
+## Consensus\nThe Fréchet mean of the contributions is the consensus point of a shared space.\n\n\
+## Hyperbolic geometry\nHierarchies embed with low distortion in the Poincaré ball and the hyperboloid.\n";
+
+#[test]
+fn documentation_is_found_by_section_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.redb");
+    let id;
+    {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let opts = BlockOptions {
+            readonly: true,
+            ..BlockOptions::default()
+        };
+        id = s
+            .create_block(
+                "ops",
+                "hvs_docs",
+                BlockClass::Documentation,
+                text(DOC),
+                opts,
+            )
+            .unwrap()
+            .id;
+        s.create_block(
+            "ops",
+            "notes",
+            BlockClass::Custom("notes".into()),
+            text("shopping list: milk, eggs"),
+            BlockOptions::default(),
+        )
+        .unwrap();
+        let hits = s
+            .semantic_query("anyone", "how do I install and build it", 3, None)
+            .unwrap();
+        assert_eq!(hits[0].block_id, id);
+        assert_eq!(hits[0].section.as_deref(), Some("Installation"));
+        assert!(hits[0].text.contains("cargo build"));
+    }
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let hits = s
+        .semantic_query(
+            "anyone",
+            "consensus of a shared space",
+            2,
+            Some(&BlockClass::Documentation),
+        )
+        .unwrap();
+    assert_eq!(hits[0].section.as_deref(), Some("Consensus"));
+    assert!(hits.iter().all(|h| h.name == "hvs_docs"));
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    let hits = s
+        .semantic_query("anyone", "milk and eggs", 1, None)
+        .unwrap();
+    assert_eq!(hits[0].name, "notes");
+    assert!(matches!(
+        s.semantic_query("a", "x", 1_000_000, None),
+        Err(StorageError::InvalidQuery(_))
+    ));
+}
+
+#[test]
+fn updating_a_document_reindexes_its_sections() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    let b = s
+        .create_block(
+            "a",
+            "doc",
+            BlockClass::Documentation,
+            text("# Old\nzebra giraffe"),
+            BlockOptions::default(),
+        )
+        .unwrap();
+    s.update_block("a", b.id, text("# New\nquantum lattice"))
+        .unwrap();
+    let hits = s.semantic_query("a", "quantum lattice", 5, None).unwrap();
+    assert_eq!(hits.len(), 1, "the old section is gone from the index");
+    assert_eq!(hits[0].section.as_deref(), Some("New"));
+    s.delete_block("a", b.id).unwrap();
+    assert!(
+        s.semantic_query("a", "quantum lattice", 5, None)
+            .unwrap()
+            .is_empty()
+    );
+}
