@@ -572,17 +572,7 @@ impl Store {
             region: q.region.as_deref(),
             exact: q.exact,
         })?;
-        Ok(hits
-            .into_iter()
-            .enumerate()
-            .skip(q.offset)
-            .map(|(rank, h)| SearchHit {
-                id: h.id,
-                distance: h.distance,
-                score: 1.0 / (1.0 + h.distance),
-                rank,
-            })
-            .collect())
+        Ok(page(hits, q.offset, q.k))
     }
 
     /// Several searches; one result list each, in order.
@@ -606,20 +596,7 @@ impl Store {
             region: q.region.as_deref(),
             exact: true,
         };
-        Ok(space
-            .index
-            .range(&query, radius)
-            .into_iter()
-            .enumerate()
-            .skip(q.offset)
-            .take(q.k)
-            .map(|(rank, h)| SearchHit {
-                id: h.id,
-                distance: h.distance,
-                score: 1.0 / (1.0 + h.distance),
-                rank,
-            })
-            .collect())
+        Ok(page(space.index.range(&query, radius), q.offset, q.k))
     }
 
     /// Counts per namespace, bytes on disk, the change feed's position.
@@ -666,13 +643,24 @@ impl Store {
 
     /// Change-feed entries with `seq > after`, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
-        contain("reading the change feed", || {
+        self.read_log(CHANGES, after, limit, "change")
+    }
+
+    /// Entries with `seq > after` of a sequence-numbered table.
+    fn read_log<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<'_, u64, &[u8]>,
+        after: u64,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        contain(what, || {
             let txn = self.shared.db.begin_read()?;
-            let table = txn.open_table(CHANGES)?;
+            let t = txn.open_table(table)?;
             let mut out = Vec::new();
-            for row in table.range(after.saturating_add(1)..)?.take(limit) {
+            for row in t.range(after.saturating_add(1)..)?.take(limit) {
                 let (_, v) = row?;
-                out.push(decode(v.value(), "change")?);
+                out.push(decode(v.value(), what)?);
             }
             Ok(out)
         })
@@ -852,16 +840,7 @@ impl Store {
 
     /// Audit entries with `seq > after`, at most `limit`.
     pub fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        contain("reading the audit log", || {
-            let txn = self.shared.db.begin_read()?;
-            let t = txn.open_table(AUDIT)?;
-            let mut out = Vec::new();
-            for row in t.range(after.saturating_add(1)..)?.take(limit) {
-                let (_, v) = row?;
-                out.push(decode(v.value(), "audit entry")?);
-            }
-            Ok(out)
-        })
+        self.read_log(AUDIT, after, limit, "audit entry")
     }
 
     /// The block sections nearest in meaning to `text` (the built-in text
@@ -1544,6 +1523,21 @@ fn block_write_refusal(b: &Block, actor: &str) -> Option<StorageError> {
     } else {
         None
     }
+}
+
+/// Ranks `k` hits after skipping `offset`, with their scores.
+fn page(hits: Vec<crate::index::Hit>, offset: usize, k: usize) -> Vec<SearchHit> {
+    hits.into_iter()
+        .enumerate()
+        .skip(offset)
+        .take(k)
+        .map(|(rank, h)| SearchHit {
+            id: h.id,
+            distance: h.distance,
+            score: 1.0 / (1.0 + h.distance),
+            rank,
+        })
+        .collect()
 }
 
 fn entry_of(r: VectorRecord) -> Entry {
