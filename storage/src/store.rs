@@ -1184,96 +1184,82 @@ impl Shared {
                                 ))
                             }
                         }
-                        Op::UpdateBlock { actor, id, content } => {
-                            let current = blocks.get(id.as_u128())?.map(|v| v.value().to_vec());
-                            let current =
-                                current.map(|b| decode::<Block>(&b, "block")).transpose()?;
-                            match current.filter(|b| !b.expired(now_ms())) {
-                                None => {
-                                    let e = StorageError::BlockNotFound(id.to_string());
+                        Op::UpdateBlock { actor, id, content } => match live_block(&blocks, *id)? {
+                            None => {
+                                let e = StorageError::BlockNotFound(id.to_string());
+                                audit(
+                                    actor,
+                                    AuditAction::UpdateBlock,
+                                    Some(*id),
+                                    None,
+                                    format!("refused: {e}"),
+                                )?;
+                                Err(e)
+                            }
+                            Some(b) => match block_write_refusal(&b, actor) {
+                                Some(e) => {
                                     audit(
                                         actor,
                                         AuditAction::UpdateBlock,
-                                        Some(*id),
-                                        None,
+                                        Some(b.id),
+                                        Some(&b.name),
                                         format!("refused: {e}"),
                                     )?;
                                     Err(e)
                                 }
-                                Some(b) => match block_write_refusal(&b, actor) {
-                                    Some(e) => {
-                                        audit(
-                                            actor,
-                                            AuditAction::UpdateBlock,
-                                            Some(b.id),
-                                            Some(&b.name),
-                                            format!("refused: {e}"),
-                                        )?;
-                                        Err(e)
-                                    }
-                                    None => {
-                                        let mut b = b;
-                                        let old =
-                                            std::mem::replace(&mut b.content, content.clone());
-                                        b.history.insert(
-                                            0,
-                                            crate::blocks::BlockVersion {
-                                                version: b.version,
-                                                content: old,
-                                                updated_ms: b.updated_ms,
-                                            },
-                                        );
-                                        b.history.truncate(b.history_limit);
-                                        b.version += 1;
-                                        b.updated_ms = now_ms();
-                                        blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
-                                        audit(
-                                            actor,
-                                            AuditAction::UpdateBlock,
-                                            Some(b.id),
-                                            Some(&b.name),
-                                            "ok".into(),
-                                        )?;
-                                        Ok((Reply::Block(b.clone()), vec![Applied::IndexBlock(b)]))
-                                    }
-                                },
-                            }
-                        }
-                        Op::DeleteBlock { actor, id } => {
-                            let current = blocks.get(id.as_u128())?.map(|v| v.value().to_vec());
-                            let current =
-                                current.map(|b| decode::<Block>(&b, "block")).transpose()?;
-                            match current.filter(|b| !b.expired(now_ms())) {
-                                None => Ok((Reply::Deleted(false), vec![])),
-                                Some(b) => match block_write_refusal(&b, actor) {
-                                    Some(e) => {
-                                        audit(
-                                            actor,
-                                            AuditAction::DeleteBlock,
-                                            Some(b.id),
-                                            Some(&b.name),
-                                            format!("refused: {e}"),
-                                        )?;
-                                        Err(e)
-                                    }
-                                    None => {
-                                        blocks.remove(b.id.as_u128())?;
-                                        names.remove(b.name.as_str())?;
-                                        audit(
-                                            actor,
-                                            AuditAction::DeleteBlock,
-                                            Some(b.id),
-                                            Some(&b.name),
-                                            "ok".into(),
-                                        )?;
-                                        Ok((
-                                            Reply::Deleted(true),
-                                            vec![Applied::UnindexBlock(b.id)],
-                                        ))
-                                    }
-                                },
-                            }
-                        }
+                                None => {
+                                    let mut b = b;
+                                    let old = std::mem::replace(&mut b.content, content.clone());
+                                    b.history.insert(
+                                        0,
+                                        crate::blocks::BlockVersion {
+                                            version: b.version,
+                                            content: old,
+                                            updated_ms: b.updated_ms,
+                                        },
+                                    );
+                                    b.history.truncate(b.history_limit);
+                                    b.version += 1;
+                                    b.updated_ms = now_ms();
+                                    blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
+                                    audit(
+                                        actor,
+                                        AuditAction::UpdateBlock,
+                                        Some(b.id),
+                                        Some(&b.name),
+                                        "ok".into(),
+                                    )?;
+                                    Ok((Reply::Block(b.clone()), vec![Applied::IndexBlock(b)]))
+                                }
+                            },
+                        },
+                        Op::DeleteBlock { actor, id } => match live_block(&blocks, *id)? {
+                            None => Ok((Reply::Deleted(false), vec![])),
+                            Some(b) => match block_write_refusal(&b, actor) {
+                                Some(e) => {
+                                    audit(
+                                        actor,
+                                        AuditAction::DeleteBlock,
+                                        Some(b.id),
+                                        Some(&b.name),
+                                        format!("refused: {e}"),
+                                    )?;
+                                    Err(e)
+                                }
+                                None => {
+                                    blocks.remove(b.id.as_u128())?;
+                                    names.remove(b.name.as_str())?;
+                                    audit(
+                                        actor,
+                                        AuditAction::DeleteBlock,
+                                        Some(b.id),
+                                        Some(&b.name),
+                                        "ok".into(),
+                                    )?;
+                                    Ok((Reply::Deleted(true), vec![Applied::UnindexBlock(b.id)]))
+                                }
+                            },
+                        },
                         Op::Audit {
                             actor,
                             action,
@@ -1508,6 +1494,13 @@ impl Shared {
             orphaned,
         })
     }
+}
+
+/// The block `id` unless it is absent or expired.
+fn live_block(blocks: &impl ReadableTable<u128, &'static [u8]>, id: Uuid) -> Result<Option<Block>> {
+    let b = blocks.get(id.as_u128())?;
+    let b = b.map(|v| decode::<Block>(v.value(), "block")).transpose()?;
+    Ok(b.filter(|b| !b.expired(now_ms())))
 }
 
 /// Why `actor` may not change `b`, if it may not.
