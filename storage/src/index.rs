@@ -509,6 +509,12 @@ impl SpaceIndex {
         if q.exact {
             exact_scan(&mut hits, &mut st.entries.keys().copied());
         } else {
+            // Snapshot the exactly-scanned sets *before* the graph search: the
+            // indexer adds a key to the graph before it leaves `fresh`, so a
+            // key missing from this snapshot is already in the graph.
+            let mut pending: Vec<u64> =
+                self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            pending.extend(self.lock_unreachable().iter().copied());
             {
                 let _p = self.permits.acquire();
                 let g = read!(self.graph);
@@ -522,9 +528,6 @@ impl SpaceIndex {
                 .map_err(index_err)?;
                 exact_scan(&mut hits, &mut found.keys.into_iter());
             }
-            let mut pending: Vec<u64> =
-                self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            pending.extend(self.lock_unreachable().iter().copied());
             exact_scan(&mut hits, &mut pending.into_iter());
             // A selective filter can starve the graph search: when fewer than
             // `want` came back but more may exist, scan the matches exactly.
