@@ -24,6 +24,7 @@ use hvs_geometry::{AnyManifold, Manifold};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use uuid::Uuid;
 
+use crate::dump::DumpMeta;
 use crate::error::{Result, StorageError};
 use crate::filter::Filter;
 use crate::record::Metadata;
@@ -112,6 +113,8 @@ pub(crate) struct Query<'a> {
 
 pub(crate) struct SpaceIndex {
     manifold: AnyManifold,
+    /// The manifold and HNSW parameters, as a graph dump records them.
+    fingerprint: String,
     graph: RwLock<Index>,
     state: RwLock<State>,
     fresh: Mutex<Vec<u64>>,
@@ -143,10 +146,6 @@ macro_rules! write {
 impl SpaceIndex {
     pub(crate) fn new(manifold: AnyManifold, params: IndexParams) -> Result<Self> {
         let dims = manifold.ambient_dim();
-        // Euclidean distance and the sphere's (a monotone function of the
-        // chord) rank like squared Euclidean distance: use usearch's SIMD
-        // kernel. The others rank by the manifold's own distance.
-        let builtin = matches!(manifold, AnyManifold::Euclidean(_) | AnyManifold::Sphere(_));
         let options = IndexOptions {
             dimensions: dims,
             metric: MetricKind::L2sq,
@@ -157,14 +156,12 @@ impl SpaceIndex {
             multi: false,
         };
         let mut graph = Index::new(&options).map_err(index_err)?;
-        if !builtin {
-            let m = manifold.clone();
-            graph.change_metric::<f64>(Box::new(move |a, b| rank_metric(&m, dims, a, b)));
-        }
+        Self::set_metric(&mut graph, &manifold);
         graph
             .reserve_capacity_and_threads(1024, GRAPH_THREADS)
             .map_err(index_err)?;
         Ok(Self {
+            fingerprint: format!("{manifold:?} {params:?}"),
             manifold,
             graph: RwLock::new(graph),
             state: RwLock::new(State::default()),
@@ -177,6 +174,18 @@ impl SpaceIndex {
                 cv: Condvar::new(),
             },
         })
+    }
+
+    /// Euclidean distance and the sphere's (a monotone function of the
+    /// chord) rank like squared Euclidean distance: usearch's own kernel.
+    /// The others rank by [`rank_metric`]. (A loaded graph forgets a custom
+    /// metric, so this runs after every load too.)
+    fn set_metric(graph: &mut Index, manifold: &AnyManifold) {
+        if !matches!(manifold, AnyManifold::Euclidean(_) | AnyManifold::Sphere(_)) {
+            let m = manifold.clone();
+            let dims = m.ambient_dim();
+            graph.change_metric::<f64>(Box::new(move |a, b| rank_metric(&m, dims, a, b)));
+        }
     }
 
     pub(crate) fn manifold(&self) -> &AnyManifold {
@@ -266,13 +275,13 @@ impl SpaceIndex {
         Ok(())
     }
 
-    /// Whether the graph has grown enough since the last reachability pass
-    /// that older nodes may have lost their in-links: it has doubled (or
-    /// grown by 1,024). Doubling keeps the passes' total work at about two
-    /// searches per vector.
+    /// Whether the graph has changed enough since the last reachability
+    /// pass that older nodes may have lost their in-links: inserts and
+    /// removals since then reach half its size (or 256). That keeps the
+    /// passes' total work at about two searches per change.
     pub(crate) fn relink_due(&self) -> bool {
-        let grown = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
-        grown >= (self.graph_len() / 2).max(1024)
+        let changed = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
+        changed >= (self.graph_len() / 2).max(256)
     }
 
     pub(crate) fn unreachable_len(&self) -> usize {
@@ -301,6 +310,10 @@ impl SpaceIndex {
             // A failed removal leaves an orphan, which searches skip and
             // repair_index clears.
             let _ = g.remove(key);
+            // Removed nodes take links with them (and usearch reuses their
+            // slots for later inserts): they count towards the next pass.
+            self.since_relink
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -360,6 +373,123 @@ impl SpaceIndex {
         Ok(())
     }
 
+    /// The graph and what a dump needs to trust it later. Runs beside
+    /// searches and writes; anything that changes meanwhile is caught by the
+    /// verification in [`SpaceIndex::load_dump`].
+    pub(crate) fn dump(&self, namespace: &str) -> Result<(DumpMeta, Vec<u8>)> {
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<(Uuid, u64)> = read!(self.state)
+            .keys
+            .iter()
+            .map(|(u, k)| (*u, *k))
+            .collect();
+        let unreachable: Vec<u64> = self.lock_unreachable().iter().copied().collect();
+        let g = write!(self.graph);
+        let mut bytes = vec![0u8; g.serialized_length()];
+        g.save_to_buffer(&mut bytes).map_err(index_err)?;
+        Ok((
+            DumpMeta {
+                namespace: namespace.to_owned(),
+                fingerprint: self.fingerprint.clone(),
+                keys,
+                unreachable,
+            },
+            bytes,
+        ))
+    }
+
+    /// Loads a dumped graph for `entries` (everything storage holds for this
+    /// space), trusting it only where it agrees with storage: an entry keeps
+    /// its graph node if the dump names that node for the entry's id and the
+    /// node's stored coordinates equal the entry's bit for bit; every other
+    /// entry goes to the fresh buffer, and every other node is removed.
+    /// Returns how many entries kept their node. On error the index and
+    /// `entries` are unchanged and the caller builds from scratch instead.
+    pub(crate) fn load_dump(
+        &self,
+        meta: DumpMeta,
+        graph: &[u8],
+        entries: &mut Vec<Entry>,
+    ) -> Result<usize> {
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        if meta.fingerprint != self.fingerprint {
+            return Err(StorageError::Corrupt(format!(
+                "graph dump built for {}, not {}",
+                meta.fingerprint, self.fingerprint
+            )));
+        }
+        let mut st = write!(self.state);
+        let mut g = write!(self.graph);
+        let dims = self.manifold.ambient_dim();
+        let loaded = (|| {
+            g.load_from_buffer(graph).map_err(index_err)?;
+            if g.dimensions() != dims {
+                return Err(index_err("graph dump of another dimension"));
+            }
+            Self::set_metric(&mut g, &self.manifold);
+            g.reserve_capacity_and_threads(g.size().max(1024), GRAPH_THREADS)
+                .map_err(index_err)
+        })();
+        if let Err(e) = loaded {
+            let _ = g.reset();
+            Self::set_metric(&mut g, &self.manifold);
+            g.reserve_capacity_and_threads(1024, GRAPH_THREADS)
+                .map_err(index_err)?;
+            return Err(e);
+        }
+        let dumped: HashMap<Uuid, u64> = meta.keys.into_iter().collect();
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        st.next_key = dumped.values().max().map_or(0, |k| k + 1);
+        let mut kept: HashSet<u64> = HashSet::new();
+        let mut coords = vec![0.0f64; dims];
+        let mut pending = Vec::new();
+        for e in entries.drain(..) {
+            let node = dumped.get(&e.id).copied().filter(|k| {
+                g.contains(*k)
+                    && g.get(*k, &mut coords).is_ok_and(|n| n == 1)
+                    && coords
+                        .iter()
+                        .zip(&e.data)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+            });
+            match node {
+                Some(k) => {
+                    kept.insert(k);
+                    st.keys.insert(e.id, k);
+                    st.entries.insert(k, Arc::new(e));
+                }
+                None => pending.push(e),
+            }
+        }
+        for e in pending {
+            let k = st.next_key;
+            st.next_key += 1;
+            st.keys.insert(e.id, k);
+            st.entries.insert(k, Arc::new(e));
+            fresh.push(k);
+        }
+        let mut dropped = 0;
+        for k in dumped.values().filter(|k| !kept.contains(k)) {
+            if g.contains(*k) {
+                let _ = g.remove(*k);
+                dropped += 1;
+            }
+        }
+        *self.lock_unreachable() = meta
+            .unreachable
+            .into_iter()
+            .filter(|k| kept.contains(k))
+            .collect();
+        drop((g, st, fresh));
+        if dropped > 0 {
+            // Removed nodes took links with them; the dumped unreachable set
+            // no longer describes this graph.
+            drop(_one);
+            self.relink()?;
+        }
+        Ok(kept.len())
+    }
+
     /// Moves up to `max` fresh vectors into the graph; returns how many
     /// were moved.
     pub(crate) fn merge_fresh(&self, max: usize) -> Result<usize> {
@@ -375,14 +505,17 @@ impl SpaceIndex {
         for key in &batch {
             let entry = read!(self.state).entries.get(key).cloned();
             if let Some(e) = entry {
-                let _p = self.permits.acquire();
-                let g = read!(self.graph);
-                if !g.contains(*key) {
-                    g.add(*key, &e.data).map_err(index_err)?;
+                {
+                    let _p = self.permits.acquire();
+                    let g = read!(self.graph);
+                    if !g.contains(*key) {
+                        g.add(*key, &e.data).map_err(index_err)?;
+                    }
                 }
-                // A delete may have raced the add: undo it if so.
+                // A delete may have raced the add: undo it if so. (Locks are
+                // taken state first, graph second, everywhere.)
                 if !read!(self.state).entries.contains_key(key) {
-                    let _ = g.remove(*key);
+                    self.remove_from_graph(*key);
                 }
             }
         }
@@ -438,9 +571,9 @@ impl SpaceIndex {
             .iter()
             .copied()
             .collect();
+        let st = read!(self.state);
         let g = read!(self.graph);
-        read!(self.state)
-            .entries
+        st.entries
             .iter()
             .filter(|(k, _)| !fresh.contains(k) && !g.contains(**k))
             .map(|(_, e)| e.id)
@@ -450,13 +583,19 @@ impl SpaceIndex {
     /// Graph nodes whose key no vector has (left by a removal that failed
     /// or raced the indexer); searches skip them.
     pub(crate) fn stale_graph_nodes(&self) -> usize {
+        // With merges excluded and the entries fixed, nodes are only added
+        // by nobody and removed by writes finishing a delete; count until the
+        // graph's size holds still across the count.
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let st = read!(self.state);
         let g = read!(self.graph);
-        let live = read!(self.state)
-            .entries
-            .keys()
-            .filter(|k| g.contains(**k))
-            .count();
-        g.size().saturating_sub(live)
+        loop {
+            let before = g.size();
+            let live = st.entries.keys().filter(|k| g.contains(**k)).count();
+            if g.size() == before {
+                return before.saturating_sub(live);
+            }
+        }
     }
 
     /// Rebuilds the graph from the entries (drops every orphan node).

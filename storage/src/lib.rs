@@ -36,6 +36,7 @@
 //! `docs/STORAGE.md`.
 
 mod blocks;
+mod dump;
 mod error;
 mod filter;
 mod index;

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -146,6 +147,9 @@ pub struct NamespaceStats {
     /// Graph nodes a search for their own vector did not reach, scanned
     /// exactly by every search instead.
     pub unreachable: usize,
+    /// Vectors whose graph node was loaded from the graph dump when the
+    /// store was opened (0 when the graph was rebuilt instead).
+    pub restored_from_dump: usize,
 }
 
 /// What [`Store::get_stats`] reports.
@@ -177,6 +181,8 @@ pub struct ConsistencyReport {
 pub(crate) struct Space {
     pub(crate) config: SpaceConfig,
     pub(crate) index: SpaceIndex,
+    /// Vectors whose graph node came from the dump at open.
+    restored: AtomicUsize,
 }
 
 enum Op {
@@ -237,6 +243,8 @@ enum Applied {
 struct Shared {
     db: Database,
     path: Option<PathBuf>,
+    /// Where graph dumps go (durable stores only).
+    dumps: Option<PathBuf>,
     spaces: RwLock<HashMap<String, Arc<Space>>>,
     index_params: IndexParams,
     last_seq: Mutex<u64>,
@@ -299,9 +307,14 @@ impl Store {
                 return Err(StorageError::Io("a durable store needs a path".into()));
             }
         };
+        let dumps = match (&config.durability, &config.path) {
+            (Durability::Memory, _) | (_, None) => None,
+            (_, Some(p)) => Some(crate::dump::dir_of(p)),
+        };
         let shared = Arc::new(Shared {
             db,
             path: config.path.clone(),
+            dumps,
             spaces: RwLock::new(HashMap::new()),
             index_params: config.index,
             last_seq: Mutex::new(0),
@@ -315,7 +328,9 @@ impl Store {
             block_sections: Mutex::new(HashMap::new()),
             encoder: hvs_contracts::TextEncoder::new(TEXT_DIM)
                 .ok_or_else(|| StorageError::Io("text encoder dimension".into()))?,
-            signal: (Mutex::new((false, false)), Condvar::new()),
+            // Work pending from the start: a loaded dump may leave vectors
+            // in the fresh buffer.
+            signal: (Mutex::new((true, false)), Condvar::new()),
         });
         shared.init_meta()?;
         shared.load()?;
@@ -612,6 +627,7 @@ impl Store {
                         in_graph: s.index.graph_len(),
                         fresh: s.index.fresh_len(),
                         unreachable: s.index.unreachable_len(),
+                        restored_from_dump: s.restored.load(Ordering::Relaxed),
                     },
                 )
             })
@@ -925,8 +941,27 @@ impl Store {
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
+impl Store {
+    /// Saves every namespace's graph next to the database (in
+    /// `<file>.graphs/`), so that the next open loads it instead of
+    /// rebuilding it. [`Store::close`] and dropping the store do this too;
+    /// call it to bound the work of a reopen after a crash. Nothing at
+    /// [`Durability::Memory`]. A dump is a cache: the next open checks every
+    /// vector in it against the database.
+    pub fn save_index(&self) -> Result<()> {
+        self.shared.save_index()
+    }
+
+    /// Stops the writer and indexer threads, then saves the graphs
+    /// ([`Store::save_index`]). Every write already answered is durable at
+    /// `buffered` and `sync` whether or not this is called; it only makes
+    /// the next open faster.
+    pub fn close(mut self) -> Result<()> {
+        self.stop();
+        self.shared.save_index()
+    }
+
+    fn stop(&mut self) {
         self.tx.take();
         {
             let (m, cv) = &self.shared.signal;
@@ -935,6 +970,17 @@ impl Drop for Store {
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop();
+            // Best effort: a dump that is not written costs the next open
+            // time, never data.
+            let _ = self.shared.save_index();
         }
     }
 }
@@ -976,7 +1022,41 @@ impl Shared {
         Ok(Arc::new(Space {
             index: SpaceIndex::new(m, self.index_params)?,
             config,
+            restored: AtomicUsize::new(0),
         }))
+    }
+
+    /// Builds a space's index at open: from its graph dump when there is a
+    /// usable one (verified against `entries`), from scratch otherwise.
+    fn build_index(&self, space: &Space, mut entries: Vec<Entry>) -> Result<()> {
+        let name = &space.config.name;
+        if let Some(dir) = &self.dumps
+            && let Ok(Some((meta, graph))) = crate::dump::read(&crate::dump::file_of(dir, name))
+            && meta.namespace == *name
+            && let Ok(kept) = space.index.load_dump(meta, &graph, &mut entries)
+        {
+            space.restored.store(kept, Ordering::Relaxed);
+            return Ok(());
+        }
+        space.index.bulk_load(entries)
+    }
+
+    fn save_index(&self) -> Result<()> {
+        let Some(dir) = &self.dumps else {
+            return Ok(());
+        };
+        let spaces: Vec<Arc<Space>> = self
+            .spaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in spaces {
+            let (meta, graph) = s.index.dump(&s.config.name)?;
+            crate::dump::write(&crate::dump::file_of(dir, &s.config.name), &meta, &graph)?;
+        }
+        Ok(())
     }
 
     /// Reads spaces and vectors back and builds the indexes.
@@ -1004,7 +1084,7 @@ impl Shared {
                 .push(entry_of(r));
         }
         for (name, entries) in per_space {
-            spaces[&name].index.bulk_load(entries)?;
+            self.build_index(&spaces[&name], entries)?;
         }
         let changes = txn.open_table(CHANGES)?;
         *lock(&self.last_seq) = changes.last()?.map_or(0, |(k, _)| k.value());

@@ -1,0 +1,237 @@
+//! Graph dumps: a closed store's graphs are loaded on reopen instead of
+//! rebuilt, and a dump that is stale, damaged or missing never changes what
+//! the store returns.
+
+use std::path::{Path, PathBuf};
+
+use hvs_storage::{
+    Durability, GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig,
+    VectorRecord, VectorUpdate,
+};
+use rand::{Rng, SeedableRng};
+
+fn spaces() -> Vec<(&'static str, GeometrySpec)> {
+    vec![
+        (
+            "h",
+            GeometrySpec::Hyperboloid {
+                dim: 6,
+                curvature: 1.0,
+            },
+        ),
+        ("e", GeometrySpec::Euclidean { dim: 8 }),
+    ]
+}
+
+fn random_point(spec: &GeometrySpec, rng: &mut rand::rngs::StdRng) -> Vec<f64> {
+    match spec {
+        GeometrySpec::Hyperboloid { dim, .. } => {
+            let s: Vec<f64> = (0..*dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let x0 = (1.0 + s.iter().map(|v| v * v).sum::<f64>()).sqrt();
+            std::iter::once(x0).chain(s).collect()
+        }
+        GeometrySpec::Euclidean { dim } => (0..*dim).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        other => panic!("no generator for {other:?}"),
+    }
+}
+
+fn graph_files(db: &Path) -> Vec<PathBuf> {
+    let mut dir = db.as_os_str().to_owned();
+    dir.push(".graphs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(PathBuf::from(dir))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Every live record is found first by a search for its own vector, and a
+/// deleted one is never returned.
+fn assert_all_findable(s: &Store, live: &[VectorRecord], deleted: &[VectorRecord]) {
+    for r in live {
+        let hits = s
+            .semantic_search(&SearchQuery::new(&r.namespace, r.data.clone(), 1))
+            .unwrap();
+        assert_eq!(hits[0].id, r.id, "own vector did not find {}", r.id);
+    }
+    assert_none_found(s, deleted);
+    let report = s.verify_consistency().unwrap();
+    assert!(report.consistent, "{report:?}");
+    assert_eq!(report.vectors, live.len());
+}
+
+fn assert_none_found(s: &Store, deleted: &[VectorRecord]) {
+    for r in deleted {
+        let hits = s
+            .semantic_search(&SearchQuery::new(&r.namespace, r.data.clone(), 3))
+            .unwrap();
+        assert!(
+            hits.iter().all(|h| h.id != r.id),
+            "deleted {} was found",
+            r.id
+        );
+    }
+}
+
+fn fill(s: &Store, n: usize, rng: &mut rand::rngs::StdRng) -> Vec<VectorRecord> {
+    let mut out = Vec::new();
+    for (name, spec) in spaces() {
+        s.create_namespace(SpaceConfig::new(name, spec.clone()))
+            .unwrap();
+        let batch = (0..n)
+            .map(|_| NewVector::new(name, random_point(&spec, rng)))
+            .collect();
+        out.extend(s.batch_store_vectors(batch).unwrap());
+    }
+    out
+}
+
+#[test]
+fn reopening_a_closed_store_loads_its_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let live = {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let live = fill(&s, 1500, &mut rng);
+        s.flush_index().unwrap();
+        s.close().unwrap();
+        live
+    };
+    assert_eq!(graph_files(&path).len(), 2);
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let stats = s.get_stats().unwrap();
+    for name in ["h", "e"] {
+        let ns = &stats.namespaces[name];
+        assert_eq!(ns.restored_from_dump, 1500, "{name}: {ns:?}");
+        assert_eq!(ns.in_graph, 1500);
+    }
+    assert_all_findable(&s, &live, &[]);
+}
+
+#[test]
+fn a_stale_dump_is_corrected_from_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let mut live = {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let live = fill(&s, 800, &mut rng);
+        s.flush_index().unwrap();
+        s.close().unwrap();
+        live
+    };
+    // Keep the first dumps aside, change the data, and put them back: as if
+    // the process had crashed long after its last dump.
+    let old: Vec<(PathBuf, Vec<u8>)> = graph_files(&path)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    let mut deleted = Vec::new();
+    {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        for i in 0..100 {
+            let r = live.remove(i);
+            assert!(s.delete_vector(r.id).unwrap());
+            deleted.push(r);
+        }
+        for r in live.iter_mut().take(200) {
+            let spec = s.namespace(&r.namespace).unwrap().geometry;
+            *r = s
+                .update_vector(
+                    r.id,
+                    VectorUpdate {
+                        data: Some(random_point(&spec, &mut rng)),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        }
+        for (name, spec) in spaces() {
+            for _ in 0..100 {
+                live.push(
+                    s.store_vector(NewVector::new(name, random_point(&spec, &mut rng)))
+                        .unwrap(),
+                );
+            }
+        }
+    }
+    for (p, b) in &old {
+        std::fs::write(p, b).unwrap();
+    }
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let stats = s.get_stats().unwrap();
+    let restored: usize = stats
+        .namespaces
+        .values()
+        .map(|n| n.restored_from_dump)
+        .sum();
+    // 1,600 dumped, 100 deleted and 200 moved since: 1,300 nodes still agree.
+    assert_eq!(restored, 1300, "{stats:?}");
+    // Deleted vectors are gone at once.
+    assert_none_found(&s, &deleted);
+    assert!(s.verify_consistency().unwrap().consistent);
+    // Heavy churn (300 of 800 nodes replaced) can cut old nodes off until the
+    // next reachability pass; once the index has settled, all are found.
+    s.flush_index().unwrap();
+    assert_all_findable(&s, &live, &deleted);
+}
+
+#[test]
+fn a_damaged_or_foreign_dump_means_a_rebuild_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let live = {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let live = fill(&s, 500, &mut rng);
+        s.flush_index().unwrap();
+        s.close().unwrap();
+        live
+    };
+    let files = graph_files(&path);
+    let good: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let flip = |b: &[u8]| {
+        let mut b = b.to_vec();
+        let at = b.len() / 2;
+        b[at] ^= 1;
+        b
+    };
+    let damaged: Vec<[Vec<u8>; 2]> = vec![
+        [flip(&good[0]), flip(&good[1])],
+        [
+            good[0][..good[0].len() / 3].to_vec(),
+            good[1][..40].to_vec(),
+        ],
+        // Each space's dump under the other's name.
+        [good[1].clone(), good[0].clone()],
+        [b"not a graph".to_vec(), Vec::new()],
+    ];
+    for pair in damaged {
+        for (f, bytes) in files.iter().zip(&pair) {
+            std::fs::write(f, bytes).unwrap();
+        }
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let stats = s.get_stats().unwrap();
+        assert!(
+            stats.namespaces.values().all(|n| n.restored_from_dump == 0),
+            "{stats:?}"
+        );
+        assert_all_findable(&s, &live, &[]);
+        drop(s);
+    }
+}
+
+#[test]
+fn memory_stores_write_no_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    let s = Store::open(StoreConfig::file(&path, Durability::Memory)).unwrap();
+    fill(&s, 10, &mut rng);
+    s.close().unwrap();
+    assert!(graph_files(&path).is_empty());
+}
