@@ -4,8 +4,14 @@
 //! hnsw_rs on equal data as the reference, and the time to reopen.
 //!
 //! `cargo bench -p hvs-storage --bench large` runs a small configuration;
-//! `HVS_BENCH_N=1000000 HVS_BENCH_N128=200000 cargo bench -p hvs-storage --bench large`
+//! `HVS_BENCH_N=1000000 HVS_BENCH_N128=1000000 cargo bench -p hvs-storage --bench large`
 //! the figures in docs/BENCHMARKS.md. Output is Markdown table rows.
+//!
+//! Environment: `HVS_BENCH_PARTS` (comma-separated, default all of
+//! `latency,h12,spread,e128,reopen`), `HVS_BENCH_QUERIES`,
+//! `HVS_BENCH_HNSW_RS_N` (hnsw_rs's subset of the 128-d data, default
+//! 200,000), `HVS_BENCH_EXPORT` (a folder: the 128-d data and queries are
+//! written there as little-endian f32 for `benches/hnswlib_ref.py`).
 
 #![allow(missing_docs)]
 
@@ -306,20 +312,51 @@ fn reopen_run(points: &[Vec<f64>]) {
             )
             .unwrap();
         }
+        s.flush_index().unwrap();
+        s.close().unwrap();
     }
     let size = std::fs::metadata(&path).unwrap().len();
-    let t0 = Instant::now();
-    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
-    let hits = s
-        .semantic_search(&SearchQuery::new("n", points[0].clone(), 10))
-        .unwrap();
-    assert_eq!(hits.len(), 10);
+    let mut graphs = path.as_os_str().to_owned();
+    graphs.push(".graphs");
+    let dump_size: u64 = std::fs::read_dir(&graphs)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let first_query = || {
+        let t0 = Instant::now();
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let hits = s
+            .semantic_search(&SearchQuery::new("n", points[0].clone(), 10))
+            .unwrap();
+        assert_eq!(hits.len(), 10);
+        let took = t0.elapsed();
+        let restored = s.get_stats().unwrap().namespaces["n"].restored_from_dump;
+        (s, took, restored)
+    };
+    let (s, loaded, restored) = first_query();
+    drop(s);
+    std::fs::remove_dir_all(&graphs).unwrap();
+    let (s, rebuilt, _) = first_query();
+    std::mem::forget(s); // its graph dump is not part of the measurement
     println!(
-        "\nReopen of {} H^12 taxonomy vectors ({:.0} MB file) until the first query is answered: {:.1} s",
+        "\nReopen of {} H^12 taxonomy vectors ({:.0} MB database, {:.0} MB graph dump) until the first query is answered: {:.1} s loading the dump ({restored} nodes verified and kept), {:.1} s rebuilding without it",
         points.len(),
         size as f64 / 1e6,
-        t0.elapsed().as_secs_f64()
+        dump_size as f64 / 1e6,
+        loaded.as_secs_f64(),
+        rebuilt.as_secs_f64(),
     );
+}
+
+/// Writes points as consecutive little-endian f32 coordinates.
+fn export(path: &std::path::Path, points: &[Vec<f64>]) {
+    let mut bytes = Vec::with_capacity(points.len() * points[0].len() * 4);
+    for p in points {
+        for a in p {
+            bytes.extend_from_slice(&(*a as f32).to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
 }
 
 fn main() {
@@ -327,8 +364,15 @@ fn main() {
     let n = env("HVS_BENCH_N", 50_000);
     let n128 = env("HVS_BENCH_N128", 20_000);
     let nq = env("HVS_BENCH_QUERIES", 1_000);
-    println!("# hvs-storage large bench: N = {n} (12-d), {n128} (128-d), {nq} queries");
-    latency();
+    let parts = std::env::var("HVS_BENCH_PARTS")
+        .unwrap_or_else(|_| "latency,h12,spread,e128,reopen".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    println!(
+        "# hvs-storage large bench: N = {n} (12-d), {n128} (128-d), {nq} queries, parts {parts}"
+    );
+    if part("latency") {
+        latency();
+    }
 
     println!(
         "\n| data | vectors | build (writes + graph) | memory / vector | recall@10 | QPS 1 thread | QPS all cores | p50 | p99 | scanned exactly |"
@@ -343,24 +387,38 @@ fn main() {
             jitter(&h, &mut rng, p, 0.3)
         })
         .collect();
-    index_run("H^12 taxonomy (branching 8)", h12(), &tax, &tq);
-    let uni: Vec<Vec<f64>> = (0..n).map(|_| h.random_point(&mut rng)).collect();
-    let uq: Vec<Vec<f64>> = (0..nq).map(|_| h.random_point(&mut rng)).collect();
-    index_run("H^12 spread (exp0 of N(0, I))", h12(), &uni, &uq);
-    drop(uni);
-    let e128: Vec<Vec<f64>> = (0..n128)
-        .map(|_| (0..128).map(|_| rng.random_range(-1.0..1.0)).collect())
-        .collect();
-    let eq: Vec<Vec<f64>> = (0..nq)
-        .map(|_| (0..128).map(|_| rng.random_range(-1.0..1.0)).collect())
-        .collect();
-    index_run(
-        "E^128 uniform",
-        GeometrySpec::Euclidean { dim: 128 },
-        &e128,
-        &eq,
-    );
-    hnsw_rs_run(&e128, &eq);
-    drop(e128);
-    reopen_run(&tax);
+    if part("h12") {
+        index_run("H^12 taxonomy (branching 8)", h12(), &tax, &tq);
+    }
+    if part("spread") {
+        let uni: Vec<Vec<f64>> = (0..n).map(|_| h.random_point(&mut rng)).collect();
+        let uq: Vec<Vec<f64>> = (0..nq).map(|_| h.random_point(&mut rng)).collect();
+        index_run("H^12 spread (exp0 of N(0, I))", h12(), &uni, &uq);
+    }
+    if part("e128") {
+        let mut rng = StdRng::seed_from_u64(128);
+        let e128: Vec<Vec<f64>> = (0..n128)
+            .map(|_| (0..128).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        let eq: Vec<Vec<f64>> = (0..nq)
+            .map(|_| (0..128).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        if let Ok(dir) = std::env::var("HVS_BENCH_EXPORT") {
+            let dir = std::path::Path::new(&dir);
+            std::fs::create_dir_all(dir).unwrap();
+            export(&dir.join("e128_base.f32"), &e128);
+            export(&dir.join("e128_queries.f32"), &eq);
+        }
+        index_run(
+            "E^128 uniform",
+            GeometrySpec::Euclidean { dim: 128 },
+            &e128,
+            &eq,
+        );
+        let sub = env("HVS_BENCH_HNSW_RS_N", 200_000).min(e128.len());
+        hnsw_rs_run(&e128[..sub], &eq);
+    }
+    if part("reopen") {
+        reopen_run(&tax);
+    }
 }

@@ -214,6 +214,9 @@ pub enum AuditAction {
     UpdateBlock,
     /// `delete_block`.
     DeleteBlock,
+    /// An expired block removed from the file by the store itself (actor
+    /// `"hvs"`).
+    Expire,
 }
 
 /// One row of the audit log: every block mutation and every refused attempt.

@@ -266,11 +266,12 @@ impl SpaceIndex {
     /// the graph, so `unreachable` is exact for the graph as it then is.
     fn check_reachable(&self, items: &[(u64, Arc<Entry>)]) -> Result<()> {
         for reinsert in [true, false] {
-            for (k, e) in items {
+            in_parallel(items, |(k, e)| {
                 if read!(self.state).entries.contains_key(k) {
                     self.ensure_reachable(*k, &e.data, reinsert)?;
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -334,26 +335,9 @@ impl SpaceIndex {
             .map(|(k, e)| (*k, e.clone()))
             .collect();
         self.ensure_capacity(items.len())?;
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let chunk = items.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = items
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || -> Result<()> {
-                        let g = read!(self.graph);
-                        for (k, e) in part {
-                            let _p = self.permits.acquire();
-                            g.add(*k, &e.data).map_err(index_err)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .map_err(|_| StorageError::Index("index build thread panicked".into()))?
-            })
+        in_parallel(&items, |(k, e)| {
+            let _p = self.permits.acquire();
+            read!(self.graph).add(*k, &e.data).map_err(index_err)
         })?;
         self.relink().map(|_| ())
     }
@@ -502,7 +486,7 @@ impl SpaceIndex {
             return Ok(0);
         }
         self.ensure_capacity(batch.len())?;
-        for key in &batch {
+        in_parallel(&batch, |key| {
             let entry = read!(self.state).entries.get(key).cloned();
             if let Some(e) = entry {
                 {
@@ -518,7 +502,8 @@ impl SpaceIndex {
                     self.remove_from_graph(*key);
                 }
             }
-        }
+            Ok(())
+        })?;
         let added: Vec<(u64, Arc<Entry>)> = {
             let st = read!(self.state);
             batch
@@ -707,6 +692,26 @@ impl SpaceIndex {
         out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
         out
     }
+}
+
+/// Runs `f` on every item, split over the machine's cores (graph inserts
+/// and searches from several threads at once are safe in usearch).
+fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if threads < 2 || items.len() < 2 * threads {
+        return items.iter().try_for_each(&f);
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| s.spawn(move || part.iter().try_for_each(f)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| StorageError::Index("an index thread panicked".into()))?
+        })
+    })
 }
 
 /// What the graph ranks by: any strictly increasing function of the

@@ -42,6 +42,7 @@ mod filter;
 mod index;
 mod record;
 mod store;
+mod writer;
 
 pub use blocks::{
     AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions,

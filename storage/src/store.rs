@@ -18,9 +18,10 @@ use crate::error::{Result, StorageError};
 use crate::filter::Filter;
 use crate::index::{Entry, IndexParams, Query, SpaceIndex};
 use crate::record::{
-    Change, ChangeKind, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
-    check_metadata, decode, encode, now_ms,
+    Change, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate, check_metadata,
+    decode, now_ms,
 };
+use crate::writer::{Applied, Op, OpOutcome, Reply, Tables};
 
 /// The newest on-disk format this build reads and writes. A database with a
 /// larger number is refused with [`StorageError::NewerFormat`].
@@ -33,12 +34,12 @@ pub const MAX_RESULTS: usize = 10_000;
 const MAX_GROUP: usize = 4096;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");
-const VECTORS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("vectors");
-const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
-const BLOCKS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("blocks");
-const BLOCK_NAMES: TableDefinition<'_, &str, u128> = TableDefinition::new("block_names");
-const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+pub(crate) const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");
+pub(crate) const VECTORS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("vectors");
+pub(crate) const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
+pub(crate) const BLOCKS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("blocks");
+pub(crate) const BLOCK_NAMES: TableDefinition<'_, &str, u128> = TableDefinition::new("block_names");
+pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
 
 /// Coordinates of the text encoder's vectors for block sections.
 const TEXT_DIM: usize = 256;
@@ -185,60 +186,13 @@ pub(crate) struct Space {
     restored: AtomicUsize,
 }
 
-enum Op {
-    CreateSpace(SpaceConfig),
-    Insert(Vec<VectorRecord>),
-    Update {
-        id: Uuid,
-        update: VectorUpdate,
-    },
-    Delete(Uuid),
-    CreateBlock {
-        actor: String,
-        block: Block,
-    },
-    UpdateBlock {
-        actor: String,
-        id: Uuid,
-        content: BlockContent,
-    },
-    DeleteBlock {
-        actor: String,
-        id: Uuid,
-    },
-    /// A refused read, recorded.
-    Audit {
-        actor: String,
-        action: AuditAction,
-        block: Option<Uuid>,
-        name: Option<String>,
-        outcome: String,
-    },
-}
-
-enum Reply {
-    Done,
-    Records(Vec<VectorRecord>),
-    Deleted(bool),
-    Block(Block),
-}
-
 struct Request {
     op: Op,
     reply: SyncSender<Result<Reply>>,
 }
 
-/// The answer to one operation of a group, with what to apply after commit.
-type OpOutcome = Result<(Reply, Vec<Applied>)>;
-
-/// A change made in a transaction, applied to memory after its commit.
-enum Applied {
-    Space(SpaceConfig),
-    Upsert(VectorRecord),
-    Remove { namespace: String, id: Uuid },
-    IndexBlock(Block),
-    UnindexBlock(Uuid),
-}
+/// How often an idle writer checks for expired blocks to purge.
+const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Shared {
     db: Database,
@@ -249,6 +203,9 @@ struct Shared {
     index_params: IndexParams,
     last_seq: Mutex<u64>,
     last_audit: Mutex<u64>,
+    /// The earliest expiry among stored blocks: the writer purges expired
+    /// blocks from the file once it has passed.
+    next_expiry: Mutex<Option<u64>>,
     /// Sections of searchable blocks, on the text encoder's sphere.
     blocks_index: SpaceIndex,
     /// The index entries of each block's sections.
@@ -319,6 +276,7 @@ impl Store {
             index_params: config.index,
             last_seq: Mutex::new(0),
             last_audit: Mutex::new(0),
+            next_expiry: Mutex::new(None),
             blocks_index: SpaceIndex::new(
                 hvs_geometry::Sphere::new(TEXT_DIM - 1, 1.0)
                     .map_err(StorageError::InvalidGeometry)?
@@ -709,6 +667,17 @@ impl Store {
 /// (a model id, an operator) that permissions are checked against and the
 /// audit log records.
 impl Store {
+    /// Removes expired blocks from the file now and returns how many. The
+    /// writer does this by itself within a second of the earliest expiry
+    /// (each removal is in the audit log as [`AuditAction::Expire`] by
+    /// `"hvs"`); expired blocks are invisible to every read before that.
+    pub fn purge_expired_blocks(&self) -> Result<usize> {
+        match self.submit(Op::PurgeExpired)? {
+            Reply::Purged { count, .. } => Ok(count),
+            _ => Err(StorageError::Io("unexpected reply to a purge".into())),
+        }
+    }
+
     /// Creates a block. Names are unique; a cache block needs a TTL.
     pub fn create_block(
         &self,
@@ -1093,6 +1062,7 @@ impl Shared {
         for row in txn.open_table(BLOCKS)?.iter()? {
             let (_, v) = row?;
             let b: Block = decode(v.value(), "block")?;
+            self.note_expiry(b.expires_ms);
             section_entries.extend(self.section_entries(&b));
         }
         self.blocks_index.bulk_load(section_entries)?;
@@ -1101,8 +1071,24 @@ impl Shared {
     }
 
     fn run_writer(&self, rx: Receiver<Request>, group: usize, durability: redb::Durability) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
+        loop {
+            let first = match rx.recv_timeout(PURGE_CHECK) {
+                Ok(r) => Some(r),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
+            if lock(&self.next_expiry).is_some_and(|t| now_ms() >= t) {
+                // Nobody waits for this answer.
+                let (reply, _) = mpsc::sync_channel(1);
+                batch.push(Request {
+                    op: Op::PurgeExpired,
+                    reply,
+                });
+            }
+            if batch.is_empty() {
+                continue;
+            }
             while batch.len() < group {
                 match rx.try_recv() {
                     Ok(r) => batch.push(r),
@@ -1117,247 +1103,22 @@ impl Shared {
     /// the commit (with its own error if its operation was refused).
     fn commit_group(&self, batch: Vec<Request>, durability: redb::Durability) {
         let seq_before = *lock(&self.last_seq);
-        let mut seq = seq_before;
         let audit_before = *lock(&self.last_audit);
-        let mut audit_seq = audit_before;
-        let outcome = contain("writing", || -> Result<Vec<OpOutcome>> {
+        let outcome = contain("writing", || -> Result<(Vec<OpOutcome>, u64, u64)> {
             let mut txn = self.db.begin_write()?;
             txn.set_durability(durability)?;
-            let mut results = Vec::with_capacity(batch.len());
-            {
-                let mut spaces = txn.open_table(SPACES)?;
-                let mut vectors = txn.open_table(VECTORS)?;
-                let mut changes = txn.open_table(CHANGES)?;
-                let mut blocks = txn.open_table(BLOCKS)?;
-                let mut names = txn.open_table(BLOCK_NAMES)?;
-                let mut audit_table = txn.open_table(AUDIT)?;
-                let mut audit = |actor: &str,
-                                 action: AuditAction,
-                                 block: Option<Uuid>,
-                                 name: Option<&str>,
-                                 outcome: String|
-                 -> Result<()> {
-                    audit_seq += 1;
-                    let e = AuditEntry {
-                        seq: audit_seq,
-                        at_ms: now_ms(),
-                        actor: actor.to_string(),
-                        action,
-                        block,
-                        name: name.map(str::to_string),
-                        outcome,
-                    };
-                    audit_table.insert(audit_seq, encode(&e)?.as_slice())?;
-                    Ok(())
-                };
-                let mut log = |kind, namespace: &str, id, version| -> Result<()> {
-                    seq += 1;
-                    let c = Change {
-                        seq,
-                        kind,
-                        namespace: namespace.to_string(),
-                        id,
-                        version,
-                        timestamp_ms: now_ms(),
-                    };
-                    changes.insert(seq, encode(&c)?.as_slice())?;
-                    Ok(())
-                };
-                for req in &batch {
-                    results.push(match &req.op {
-                        Op::CreateSpace(config) => {
-                            if spaces.get(config.name.as_str())?.is_some() {
-                                Err(StorageError::NamespaceExists(config.name.clone()))
-                            } else {
-                                spaces.insert(config.name.as_str(), encode(config)?.as_slice())?;
-                                log(ChangeKind::CreateNamespace, &config.name, None, 0)?;
-                                Ok((Reply::Done, vec![Applied::Space(config.clone())]))
-                            }
-                        }
-                        Op::Insert(records) => {
-                            let mut applied = Vec::with_capacity(records.len());
-                            for r in records {
-                                vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
-                                log(ChangeKind::Insert, &r.namespace, Some(r.id), r.version)?;
-                                applied.push(Applied::Upsert(r.clone()));
-                            }
-                            Ok((Reply::Records(records.clone()), applied))
-                        }
-                        Op::Update { id, update } => {
-                            let current = vectors.get(id.as_u128())?.map(|b| b.value().to_vec());
-                            match current {
-                                None => Err(StorageError::VectorNotFound(*id)),
-                                Some(bytes) => {
-                                    let mut r: VectorRecord = decode(&bytes, "vector record")?;
-                                    if let Some(d) = &update.data {
-                                        r.data = d.clone();
-                                    }
-                                    if let Some(reg) = &update.region {
-                                        r.region = reg.clone();
-                                    }
-                                    if let Some(m) = &update.metadata {
-                                        r.metadata = m.clone();
-                                    }
-                                    r.version += 1;
-                                    r.timestamp_ms = now_ms();
-                                    vectors.insert(id.as_u128(), encode(&r)?.as_slice())?;
-                                    log(ChangeKind::Update, &r.namespace, Some(*id), r.version)?;
-                                    Ok((Reply::Records(vec![r.clone()]), vec![Applied::Upsert(r)]))
-                                }
-                            }
-                        }
-                        Op::Delete(id) => {
-                            let old = vectors.remove(id.as_u128())?.map(|b| b.value().to_vec());
-                            match old {
-                                None => Ok((Reply::Deleted(false), vec![])),
-                                Some(bytes) => {
-                                    let r: VectorRecord = decode(&bytes, "vector record")?;
-                                    log(ChangeKind::Delete, &r.namespace, Some(*id), 0)?;
-                                    Ok((
-                                        Reply::Deleted(true),
-                                        vec![Applied::Remove {
-                                            namespace: r.namespace,
-                                            id: *id,
-                                        }],
-                                    ))
-                                }
-                            }
-                        }
-                        Op::CreateBlock { actor, block } => {
-                            let taken = match names.get(block.name.as_str())?.map(|v| v.value()) {
-                                None => None,
-                                Some(old) => {
-                                    let b = blocks.get(old)?.map(|v| v.value().to_vec());
-                                    match b.map(|b| decode::<Block>(&b, "block")).transpose()? {
-                                        // An expired block frees its name.
-                                        Some(b) if b.expired(now_ms()) => {
-                                            blocks.remove(old)?;
-                                            None
-                                        }
-                                        other => other,
-                                    }
-                                }
-                            };
-                            if taken.is_some() {
-                                let e = StorageError::BlockNameTaken(block.name.clone());
-                                audit(
-                                    actor,
-                                    AuditAction::CreateBlock,
-                                    None,
-                                    Some(&block.name),
-                                    format!("refused: {e}"),
-                                )?;
-                                Err(e)
-                            } else {
-                                blocks.insert(block.id.as_u128(), encode(block)?.as_slice())?;
-                                names.insert(block.name.as_str(), block.id.as_u128())?;
-                                audit(
-                                    actor,
-                                    AuditAction::CreateBlock,
-                                    Some(block.id),
-                                    Some(&block.name),
-                                    "ok".into(),
-                                )?;
-                                Ok((
-                                    Reply::Block(block.clone()),
-                                    vec![Applied::IndexBlock(block.clone())],
-                                ))
-                            }
-                        }
-                        Op::UpdateBlock { actor, id, content } => match live_block(&blocks, *id)? {
-                            None => {
-                                let e = StorageError::BlockNotFound(id.to_string());
-                                audit(
-                                    actor,
-                                    AuditAction::UpdateBlock,
-                                    Some(*id),
-                                    None,
-                                    format!("refused: {e}"),
-                                )?;
-                                Err(e)
-                            }
-                            Some(b) => match block_write_refusal(&b, actor) {
-                                Some(e) => {
-                                    audit(
-                                        actor,
-                                        AuditAction::UpdateBlock,
-                                        Some(b.id),
-                                        Some(&b.name),
-                                        format!("refused: {e}"),
-                                    )?;
-                                    Err(e)
-                                }
-                                None => {
-                                    let mut b = b;
-                                    let old = std::mem::replace(&mut b.content, content.clone());
-                                    b.history.insert(
-                                        0,
-                                        crate::blocks::BlockVersion {
-                                            version: b.version,
-                                            content: old,
-                                            updated_ms: b.updated_ms,
-                                        },
-                                    );
-                                    b.history.truncate(b.history_limit);
-                                    b.version += 1;
-                                    b.updated_ms = now_ms();
-                                    blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
-                                    audit(
-                                        actor,
-                                        AuditAction::UpdateBlock,
-                                        Some(b.id),
-                                        Some(&b.name),
-                                        "ok".into(),
-                                    )?;
-                                    Ok((Reply::Block(b.clone()), vec![Applied::IndexBlock(b)]))
-                                }
-                            },
-                        },
-                        Op::DeleteBlock { actor, id } => match live_block(&blocks, *id)? {
-                            None => Ok((Reply::Deleted(false), vec![])),
-                            Some(b) => match block_write_refusal(&b, actor) {
-                                Some(e) => {
-                                    audit(
-                                        actor,
-                                        AuditAction::DeleteBlock,
-                                        Some(b.id),
-                                        Some(&b.name),
-                                        format!("refused: {e}"),
-                                    )?;
-                                    Err(e)
-                                }
-                                None => {
-                                    blocks.remove(b.id.as_u128())?;
-                                    names.remove(b.name.as_str())?;
-                                    audit(
-                                        actor,
-                                        AuditAction::DeleteBlock,
-                                        Some(b.id),
-                                        Some(&b.name),
-                                        "ok".into(),
-                                    )?;
-                                    Ok((Reply::Deleted(true), vec![Applied::UnindexBlock(b.id)]))
-                                }
-                            },
-                        },
-                        Op::Audit {
-                            actor,
-                            action,
-                            block,
-                            name,
-                            outcome,
-                        } => {
-                            audit(actor, *action, *block, name.as_deref(), outcome.clone())?;
-                            Ok((Reply::Done, vec![]))
-                        }
-                    });
-                }
-            }
+            let mut tables = Tables::open(&txn, seq_before, audit_before)?;
+            let results = batch
+                .iter()
+                .map(|req| tables.apply(&req.op))
+                .collect::<Result<Vec<_>>>()?;
+            let (seq, audit_seq) = (tables.seq, tables.audit_seq);
+            drop(tables);
             txn.commit()?;
-            Ok(results)
+            Ok((results, seq, audit_seq))
         });
         match outcome {
-            Ok(results) => {
+            Ok((results, seq, audit_seq)) => {
                 *lock(&self.last_seq) = seq;
                 *lock(&self.last_audit) = audit_seq;
                 let mut wake = false;
@@ -1368,6 +1129,14 @@ impl Shared {
                         }
                         reply
                     });
+                    if let Ok(Reply::Block(b)) = &answer
+                        && let Some(t) = b.expires_ms
+                    {
+                        self.note_expiry(Some(t));
+                    }
+                    if let Ok(Reply::Purged { next_expiry, .. }) = &answer {
+                        *lock(&self.next_expiry) = *next_expiry;
+                    }
                     let _ = req.reply.send(answer);
                 }
                 if wake {
@@ -1378,8 +1147,6 @@ impl Shared {
             }
             Err(e) => {
                 // Nothing was committed: nothing is applied, everyone hears why.
-                *lock(&self.last_seq) = seq_before;
-                *lock(&self.last_audit) = audit_before;
                 let msg = e.to_string();
                 for req in batch {
                     let _ = req.reply.send(Err(match &e {
@@ -1388,6 +1155,14 @@ impl Shared {
                     }));
                 }
             }
+        }
+    }
+
+    /// Remembers the earliest time a block expires.
+    fn note_expiry(&self, at: Option<u64>) {
+        if let Some(t) = at {
+            let mut next = lock(&self.next_expiry);
+            *next = Some(next.map_or(t, |n| n.min(t)));
         }
     }
 
@@ -1577,27 +1352,6 @@ impl Shared {
 }
 
 /// The block `id` unless it is absent or expired.
-fn live_block(blocks: &impl ReadableTable<u128, &'static [u8]>, id: Uuid) -> Result<Option<Block>> {
-    let b = blocks.get(id.as_u128())?;
-    let b = b.map(|v| decode::<Block>(v.value(), "block")).transpose()?;
-    Ok(b.filter(|b| !b.expired(now_ms())))
-}
-
-/// Why `actor` may not change `b`, if it may not.
-fn block_write_refusal(b: &Block, actor: &str) -> Option<StorageError> {
-    if b.readonly {
-        Some(StorageError::ReadOnlyBlock(b.id))
-    } else if !b.permissions.can_write(actor) {
-        Some(StorageError::PermissionDenied {
-            actor: actor.to_string(),
-            action: "write",
-            block: b.name.clone(),
-        })
-    } else {
-        None
-    }
-}
-
 /// Ranks `k` hits after skipping `offset`, with their scores.
 fn page(hits: Vec<crate::index::Hit>, offset: usize, k: usize) -> Vec<SearchHit> {
     hits.into_iter()

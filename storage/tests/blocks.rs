@@ -324,3 +324,55 @@ fn updating_a_document_reindexes_its_sections() {
             .is_empty()
     );
 }
+
+#[test]
+fn expired_cache_blocks_are_purged_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let opts = |ttl| BlockOptions {
+        ttl_ms: Some(ttl),
+        ..BlockOptions::default()
+    };
+    for i in 0..20 {
+        let body = format!("cached inference result number {i} about hyperbolic geometry");
+        s.create_block(
+            "a",
+            &format!("c{i}"),
+            BlockClass::Cache,
+            text(&body),
+            opts(50),
+        )
+        .unwrap();
+    }
+    let keep = s
+        .create_block("a", "long", BlockClass::Cache, text("kept"), opts(600_000))
+        .unwrap();
+    // The writer purges by itself once the TTL has passed: polled with a
+    // deadline, every expiry shows in the audit log under "hvs".
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let expired = |s: &Store| {
+        s.audit_log(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == AuditAction::Expire && e.actor == "hvs")
+            .count()
+    };
+    while expired(&s) < 20 {
+        assert!(Instant::now() < deadline, "expired blocks were not purged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.purge_expired_blocks().unwrap(), 0);
+    assert!(
+        s.semantic_query("a", "cached inference hyperbolic", 5, None)
+            .unwrap()
+            .iter()
+            .all(|h| h.block_id == keep.id)
+    );
+    drop(s);
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let left = s.list_blocks("a", None).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, keep.id);
+    assert_eq!(expired(&s), 20);
+}

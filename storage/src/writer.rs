@@ -1,0 +1,404 @@
+//! The writer's side of a transaction: the operations callers submit, and one
+//! function per operation over the open tables of one redb write
+//! transaction. `Store`'s writer thread groups requests, runs each through
+//! [`Tables::apply`], commits once, then applies what [`Applied`] lists to
+//! memory and answers each caller.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use uuid::Uuid;
+
+use crate::blocks::{AuditAction, AuditEntry, Block, BlockContent, BlockVersion};
+use crate::error::{Result, StorageError};
+use crate::record::{
+    Change, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
+};
+use crate::store::{AUDIT, BLOCK_NAMES, BLOCKS, CHANGES, SPACES, VECTORS};
+
+/// Who the audit log names for what the store does by itself.
+pub(crate) const SYSTEM_ACTOR: &str = "hvs";
+
+/// A write a caller submits.
+pub(crate) enum Op {
+    CreateSpace(SpaceConfig),
+    Insert(Vec<VectorRecord>),
+    Update {
+        id: Uuid,
+        update: VectorUpdate,
+    },
+    Delete(Uuid),
+    CreateBlock {
+        actor: String,
+        block: Block,
+    },
+    UpdateBlock {
+        actor: String,
+        id: Uuid,
+        content: BlockContent,
+    },
+    DeleteBlock {
+        actor: String,
+        id: Uuid,
+    },
+    /// A refused read, recorded.
+    Audit {
+        actor: String,
+        action: AuditAction,
+        block: Option<Uuid>,
+        name: Option<String>,
+        outcome: String,
+    },
+    /// Removes every expired block from the file.
+    PurgeExpired,
+}
+
+/// The answer to an operation.
+pub(crate) enum Reply {
+    Done,
+    Records(Vec<VectorRecord>),
+    Deleted(bool),
+    Block(Block),
+    /// Blocks purged, and the earliest expiry among those left.
+    Purged {
+        count: usize,
+        next_expiry: Option<u64>,
+    },
+}
+
+/// A change made in a transaction, applied to memory after its commit.
+pub(crate) enum Applied {
+    Space(SpaceConfig),
+    Upsert(VectorRecord),
+    Remove { namespace: String, id: Uuid },
+    IndexBlock(Block),
+    UnindexBlock(Uuid),
+}
+
+/// The answer to one operation of a group, with what to apply after commit;
+/// an `Err` refuses this operation only.
+pub(crate) type OpOutcome = Result<(Reply, Vec<Applied>)>;
+
+/// An operation's outcome, or (outer `Err`) a storage failure that aborts the
+/// whole group's transaction.
+type Step = Result<OpOutcome>;
+
+fn done(reply: Reply, applied: Vec<Applied>) -> Step {
+    Ok(Ok((reply, applied)))
+}
+
+/// The open tables of one write transaction, and the change-feed and audit
+/// sequence numbers it has reached.
+pub(crate) struct Tables<'t> {
+    spaces: Table<'t, &'static str, &'static [u8]>,
+    vectors: Table<'t, u128, &'static [u8]>,
+    changes: Table<'t, u64, &'static [u8]>,
+    blocks: Table<'t, u128, &'static [u8]>,
+    names: Table<'t, &'static str, u128>,
+    audit: Table<'t, u64, &'static [u8]>,
+    /// Last change-feed sequence number written.
+    pub(crate) seq: u64,
+    /// Last audit sequence number written.
+    pub(crate) audit_seq: u64,
+}
+
+impl<'t> Tables<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction, seq: u64, audit_seq: u64) -> Result<Self> {
+        Ok(Self {
+            spaces: txn.open_table(SPACES)?,
+            vectors: txn.open_table(VECTORS)?,
+            changes: txn.open_table(CHANGES)?,
+            blocks: txn.open_table(BLOCKS)?,
+            names: txn.open_table(BLOCK_NAMES)?,
+            audit: txn.open_table(AUDIT)?,
+            seq,
+            audit_seq,
+        })
+    }
+
+    /// Runs one operation. A refusal (`Ok(Err(_))`) refuses this operation
+    /// only and writes nothing but, for blocks, its audit row; the group's
+    /// other operations still commit. An outer `Err` is a storage failure:
+    /// the caller aborts the transaction.
+    pub(crate) fn apply(&mut self, op: &Op) -> Step {
+        match op {
+            Op::CreateSpace(config) => self.create_space(config),
+            Op::Insert(records) => self.insert(records),
+            Op::Update { id, update } => self.update(*id, update),
+            Op::Delete(id) => self.delete(*id),
+            Op::CreateBlock { actor, block } => self.create_block(actor, block),
+            Op::UpdateBlock { actor, id, content } => self.update_block(actor, *id, content),
+            Op::DeleteBlock { actor, id } => self.delete_block(actor, *id),
+            Op::Audit {
+                actor,
+                action,
+                block,
+                name,
+                outcome,
+            } => {
+                self.audit(actor, *action, *block, name.as_deref(), outcome.clone())?;
+                done(Reply::Done, vec![])
+            }
+            Op::PurgeExpired => self.purge_expired(),
+        }
+    }
+
+    fn log(
+        &mut self,
+        kind: ChangeKind,
+        namespace: &str,
+        id: Option<Uuid>,
+        version: u64,
+    ) -> Result<()> {
+        self.seq += 1;
+        let c = Change {
+            seq: self.seq,
+            kind,
+            namespace: namespace.to_string(),
+            id,
+            version,
+            timestamp_ms: now_ms(),
+        };
+        self.changes.insert(self.seq, encode(&c)?.as_slice())?;
+        Ok(())
+    }
+
+    fn audit(
+        &mut self,
+        actor: &str,
+        action: AuditAction,
+        block: Option<Uuid>,
+        name: Option<&str>,
+        outcome: String,
+    ) -> Result<()> {
+        self.audit_seq += 1;
+        let e = AuditEntry {
+            seq: self.audit_seq,
+            at_ms: now_ms(),
+            actor: actor.to_string(),
+            action,
+            block,
+            name: name.map(str::to_string),
+            outcome,
+        };
+        self.audit.insert(self.audit_seq, encode(&e)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Records a refused block operation and returns its error.
+    fn refuse(
+        &mut self,
+        actor: &str,
+        action: AuditAction,
+        block: Option<Uuid>,
+        name: Option<&str>,
+        e: StorageError,
+    ) -> Step {
+        self.audit(actor, action, block, name, format!("refused: {e}"))?;
+        Ok(Err(e))
+    }
+
+    fn create_space(&mut self, config: &SpaceConfig) -> Step {
+        if self.spaces.get(config.name.as_str())?.is_some() {
+            return Ok(Err(StorageError::NamespaceExists(config.name.clone())));
+        }
+        self.spaces
+            .insert(config.name.as_str(), encode(config)?.as_slice())?;
+        self.log(ChangeKind::CreateNamespace, &config.name, None, 0)?;
+        done(Reply::Done, vec![Applied::Space(config.clone())])
+    }
+
+    fn insert(&mut self, records: &[VectorRecord]) -> Step {
+        let mut applied = Vec::with_capacity(records.len());
+        for r in records {
+            self.vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
+            self.log(ChangeKind::Insert, &r.namespace, Some(r.id), r.version)?;
+            applied.push(Applied::Upsert(r.clone()));
+        }
+        done(Reply::Records(records.to_vec()), applied)
+    }
+
+    fn update(&mut self, id: Uuid, update: &VectorUpdate) -> Step {
+        let current = self.vectors.get(id.as_u128())?.map(|b| b.value().to_vec());
+        let Some(bytes) = current else {
+            return Ok(Err(StorageError::VectorNotFound(id)));
+        };
+        let mut r: VectorRecord = decode(&bytes, "vector record")?;
+        if let Some(d) = &update.data {
+            r.data = d.clone();
+        }
+        if let Some(reg) = &update.region {
+            r.region = reg.clone();
+        }
+        if let Some(m) = &update.metadata {
+            r.metadata = m.clone();
+        }
+        r.version += 1;
+        r.timestamp_ms = now_ms();
+        self.vectors.insert(id.as_u128(), encode(&r)?.as_slice())?;
+        self.log(ChangeKind::Update, &r.namespace, Some(id), r.version)?;
+        done(Reply::Records(vec![r.clone()]), vec![Applied::Upsert(r)])
+    }
+
+    fn delete(&mut self, id: Uuid) -> Step {
+        let old = self
+            .vectors
+            .remove(id.as_u128())?
+            .map(|b| b.value().to_vec());
+        let Some(bytes) = old else {
+            return done(Reply::Deleted(false), vec![]);
+        };
+        let r: VectorRecord = decode(&bytes, "vector record")?;
+        self.log(ChangeKind::Delete, &r.namespace, Some(id), 0)?;
+        done(
+            Reply::Deleted(true),
+            vec![Applied::Remove {
+                namespace: r.namespace,
+                id,
+            }],
+        )
+    }
+
+    /// The block `id` unless it is absent or expired.
+    fn live_block(&self, id: Uuid) -> Result<Option<Block>> {
+        live_block(&self.blocks, id)
+    }
+
+    fn create_block(&mut self, actor: &str, block: &Block) -> Step {
+        let mut applied = Vec::new();
+        let holder = self.names.get(block.name.as_str())?.map(|v| v.value());
+        if let Some(old) = holder {
+            match self.live_block(Uuid::from_u128(old))? {
+                Some(_) => {
+                    let e = StorageError::BlockNameTaken(block.name.clone());
+                    return self.refuse(
+                        actor,
+                        AuditAction::CreateBlock,
+                        None,
+                        Some(&block.name),
+                        e,
+                    );
+                }
+                // An expired block frees its name.
+                None => {
+                    if self.blocks.remove(old)?.is_some() {
+                        applied.push(Applied::UnindexBlock(Uuid::from_u128(old)));
+                    }
+                }
+            }
+        }
+        self.blocks
+            .insert(block.id.as_u128(), encode(block)?.as_slice())?;
+        self.names.insert(block.name.as_str(), block.id.as_u128())?;
+        self.audit(
+            actor,
+            AuditAction::CreateBlock,
+            Some(block.id),
+            Some(&block.name),
+            "ok".into(),
+        )?;
+        applied.push(Applied::IndexBlock(block.clone()));
+        done(Reply::Block(block.clone()), applied)
+    }
+
+    fn update_block(&mut self, actor: &str, id: Uuid, content: &BlockContent) -> Step {
+        let action = AuditAction::UpdateBlock;
+        let Some(mut b) = self.live_block(id)? else {
+            let e = StorageError::BlockNotFound(id.to_string());
+            return self.refuse(actor, action, Some(id), None, e);
+        };
+        if let Some(e) = block_write_refusal(&b, actor) {
+            return self.refuse(actor, action, Some(b.id), Some(&b.name), e);
+        }
+        let old = std::mem::replace(&mut b.content, content.clone());
+        b.history.insert(
+            0,
+            BlockVersion {
+                version: b.version,
+                content: old,
+                updated_ms: b.updated_ms,
+            },
+        );
+        b.history.truncate(b.history_limit);
+        b.version += 1;
+        b.updated_ms = now_ms();
+        self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
+        self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
+        done(Reply::Block(b.clone()), vec![Applied::IndexBlock(b)])
+    }
+
+    fn delete_block(&mut self, actor: &str, id: Uuid) -> Step {
+        let action = AuditAction::DeleteBlock;
+        let Some(b) = self.live_block(id)? else {
+            return done(Reply::Deleted(false), vec![]);
+        };
+        if let Some(e) = block_write_refusal(&b, actor) {
+            return self.refuse(actor, action, Some(b.id), Some(&b.name), e);
+        }
+        self.blocks.remove(b.id.as_u128())?;
+        self.names.remove(b.name.as_str())?;
+        self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
+        done(Reply::Deleted(true), vec![Applied::UnindexBlock(b.id)])
+    }
+
+    fn purge_expired(&mut self) -> Step {
+        let now = now_ms();
+        let mut expired = Vec::new();
+        let mut next_expiry: Option<u64> = None;
+        for row in self.blocks.iter()? {
+            let (_, v) = row?;
+            let b: Block = decode(v.value(), "block")?;
+            match b.expires_ms {
+                Some(_) if b.expired(now) => expired.push(b),
+                Some(t) => next_expiry = Some(next_expiry.map_or(t, |n| n.min(t))),
+                None => {}
+            }
+        }
+        let mut applied = Vec::with_capacity(expired.len());
+        for b in &expired {
+            self.blocks.remove(b.id.as_u128())?;
+            let holder = self.names.get(b.name.as_str())?.map(|v| v.value());
+            if holder == Some(b.id.as_u128()) {
+                self.names.remove(b.name.as_str())?;
+            }
+            self.audit(
+                SYSTEM_ACTOR,
+                AuditAction::Expire,
+                Some(b.id),
+                Some(&b.name),
+                "ok".into(),
+            )?;
+            applied.push(Applied::UnindexBlock(b.id));
+        }
+        done(
+            Reply::Purged {
+                count: expired.len(),
+                next_expiry,
+            },
+            applied,
+        )
+    }
+}
+
+/// The block `id` unless it is absent or expired.
+pub(crate) fn live_block(
+    blocks: &impl ReadableTable<u128, &'static [u8]>,
+    id: Uuid,
+) -> Result<Option<Block>> {
+    let b = blocks.get(id.as_u128())?;
+    let b = b.map(|v| decode::<Block>(v.value(), "block")).transpose()?;
+    Ok(b.filter(|b| !b.expired(now_ms())))
+}
+
+/// Why `actor` may not change `b`, if it may not.
+fn block_write_refusal(b: &Block, actor: &str) -> Option<StorageError> {
+    if b.readonly {
+        Some(StorageError::ReadOnlyBlock(b.id))
+    } else if !b.permissions.can_write(actor) {
+        Some(StorageError::PermissionDenied {
+            actor: actor.to_string(),
+            action: "write",
+            block: b.name.clone(),
+        })
+    } else {
+        None
+    }
+}
