@@ -3,11 +3,15 @@
 //! The server (`hvs serve`) arrives with the network layer; what exists now
 //! is the geometry: `hvs geometry distance|mean|transform` compute on points
 //! given as JSON arrays and print JSON, so scripts can check their own
-//! embeddings against HVS's math.
+//! embeddings against HVS's math; and `hvs contract validate FILE`, which
+//! lists every problem of a model contract with its JSON path.
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hvs::contracts::{Contract, ContractError};
 use hvs::geometry::{
     AnyManifold, DeSitter, Euclidean, FrechetOptions, GeometryError, Hyperboloid, Manifold,
     PoincareBall, Sphere, transform,
@@ -30,6 +34,20 @@ enum Command {
     /// Geometry on the command line: points are JSON arrays of numbers.
     #[command(subcommand)]
     Geometry(GeometryCommand),
+    /// Model contracts (`model_contract_hvs.json`).
+    #[command(subcommand)]
+    Contract(ContractCommand),
+}
+
+#[derive(Subcommand)]
+enum ContractCommand {
+    /// Check a contract: every problem with its JSON path (exit 2 if any),
+    /// then warnings (unknown fields kept, unusual permissions). An `mlp`
+    /// encoder's weights file is loaded and checked too.
+    Validate {
+        /// The contract file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -167,9 +185,46 @@ fn run(cmd: GeometryCommand) -> Result<serde_json::Value, Failure> {
     }
 }
 
+/// Validates a contract file, printing what a user needs to fix it.
+fn validate_contract(file: &std::path::Path) -> ExitCode {
+    let checked = Contract::load(file).and_then(|c| {
+        let dir = file.parent().unwrap_or(std::path::Path::new("."));
+        c.encoder(dir).map(|_| c)
+    });
+    match checked {
+        Ok(c) => {
+            println!(
+                "ok: {} ({}, {} {}-d, namespace {:?})",
+                file.display(),
+                c.model.id,
+                c.hvs_binding.geometry.as_str(),
+                c.hvs_binding.dimension,
+                c.hvs_binding.namespace,
+            );
+            for w in c.warnings() {
+                println!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(ContractError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("error[invalid_contract]: {p}");
+            }
+            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error[{}]: {}: {e}", e.code(), file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let Command::Geometry(cmd) = cli.command;
+    let cmd = match Cli::parse().command {
+        Command::Geometry(cmd) => cmd,
+        Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),
+    };
     match run(cmd) {
         Ok(v) => {
             println!("{v}");

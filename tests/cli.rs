@@ -102,3 +102,51 @@ fn bad_input_exits_2_with_a_stable_code() {
     assert_eq!(code, 2);
     assert!(err.starts_with("error[dimension_mismatch]"), "{err}");
 }
+
+#[test]
+fn every_shipped_contract_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/contracts");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".json") || name.ends_with(".weights.json") {
+            continue;
+        }
+        let (code, out, err) = hvs(&["contract", "validate", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.starts_with("ok: "), "{name}: {out}");
+        checked += 1;
+    }
+    assert!(checked >= 5);
+}
+
+#[test]
+fn a_bad_contract_lists_every_problem_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/contracts/text_chat_model.json");
+    let mut c = json(&std::fs::read_to_string(spec).unwrap());
+    c["hvs_binding"]["geometry"] = "hyperbolic".into();
+    c["resource_limits"]["max_queries_per_second"] = (-5).into();
+    c["model"]["surprise"] = true.into();
+    std::fs::write(&path, c.to_string()).unwrap();
+    let (code, _, err) = hvs(&["contract", "validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("hvs_binding.geometry: \"hyperbolic\" is not one of"),
+        "{err}"
+    );
+    assert!(
+        err.contains("resource_limits.max_queries_per_second"),
+        "{err}"
+    );
+    std::fs::write(&path, "{ not json").unwrap();
+    let (code, _, err) = hvs(&["contract", "validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error[contract_json]") && err.contains("line"),
+        "{err}"
+    );
+}
