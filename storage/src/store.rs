@@ -145,12 +145,18 @@ pub struct NamespaceStats {
     pub in_graph: usize,
     /// Vectors waiting in the exact fresh buffer.
     pub fresh: usize,
-    /// Graph nodes a search for their own vector did not reach, scanned
-    /// exactly by every search instead.
+    /// Graph nodes a search for their own vector did not reach. Searches
+    /// find them through an overflow graph (`in_overflow`) or by scanning
+    /// them exactly (`scanned_exactly`).
     pub unreachable: usize,
     /// Vectors whose graph node was loaded from the graph dump when the
     /// store was opened (0 when the graph was rebuilt instead).
     pub restored_from_dump: usize,
+    /// Unreachable nodes that an overflow graph (a graph of their own,
+    /// searched beside the main one) covers.
+    pub in_overflow: usize,
+    /// Unreachable nodes no graph covers: every search scans these exactly.
+    pub scanned_exactly: usize,
 }
 
 /// What [`Store::get_stats`] reports.
@@ -586,6 +592,8 @@ impl Store {
                         fresh: s.index.fresh_len(),
                         unreachable: s.index.unreachable_len(),
                         restored_from_dump: s.restored.load(Ordering::Relaxed),
+                        in_overflow: s.index.overflow_len(),
+                        scanned_exactly: s.index.scanned_exactly(),
                     },
                 )
             })

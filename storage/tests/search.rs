@@ -94,7 +94,11 @@ fn every_point_is_found_by_its_own_vector_on_every_geometry() {
                 "{g:?} sequential graph"
             );
         }
-        // Reopened: the graph is rebuilt in parallel from the database.
+        // Reopened without the graph dump: the graph is rebuilt in parallel
+        // from the database.
+        let mut dump = path.as_os_str().to_owned();
+        dump.push(".graphs");
+        std::fs::remove_dir_all(dump).unwrap();
         let s = Store::open(StoreConfig::file(&path, hvs_storage::Durability::Buffered)).unwrap();
         assert_eq!(s.get_stats().unwrap().namespaces["n"].in_graph, 3000);
         assert_eq!(
@@ -429,4 +433,56 @@ fn distances_far_out_on_the_hyperboloid_are_exact() {
             assert!((hit.distance - d).abs() <= 1e-4 * d.max(1e-12));
         }
     }
+}
+
+#[test]
+fn spread_hyperbolic_points_get_an_overflow_graph_and_are_all_found() {
+    // 8,000 points spread over H^12: thousands end up without in-links in
+    // the main graph. They get a graph of their own (and its misses one of
+    // theirs), instead of being scanned exactly by every search.
+    let spec = GeometrySpec::Hyperboloid {
+        dim: 12,
+        curvature: 1.0,
+    };
+    let m = spec.build().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    s.create_namespace(SpaceConfig::new("n", spec)).unwrap();
+    let mut stored = Vec::new();
+    for _ in 0..4 {
+        let batch = (0..2000)
+            .map(|_| NewVector::new("n", m.random_point(&mut rng)))
+            .collect();
+        stored.extend(
+            s.batch_store_vectors(batch)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id, r.data)),
+        );
+    }
+    s.flush_index().unwrap();
+    let st = s.get_stats().unwrap().namespaces["n"].clone();
+    println!("{st:?}");
+    assert!(st.unreachable >= 1024, "{st:?}");
+    assert!(st.in_overflow > 0, "{st:?}");
+    assert!(st.scanned_exactly < st.unreachable / 4, "{st:?}");
+    assert_eq!(self_lookup_misses(&s, "n", &stored), 0);
+    // Top-10 against the exact scan.
+    let mut found = 0;
+    for _ in 0..30 {
+        let q = m.random_point(&mut rng);
+        let exact = s
+            .semantic_search(&SearchQuery {
+                exact: true,
+                ..SearchQuery::new("n", q.clone(), 10)
+            })
+            .unwrap();
+        let approx = s.semantic_search(&SearchQuery::new("n", q, 10)).unwrap();
+        found += approx
+            .iter()
+            .filter(|h| exact.iter().any(|e| e.id == h.id))
+            .count();
+    }
+    assert!(found >= 270, "recall@10 {found}/300");
+    assert!(s.verify_consistency().unwrap().consistent);
 }
