@@ -46,7 +46,7 @@ def main(folder: str) -> None:
     print(
         f"| hnswlib {hnswlib.__version__ if hasattr(hnswlib, '__version__') else '0.8'} "
         f"(f32, M=16, efc=128, ef=64), E^128 | {len(base)} | {build:.1f} s (parallel) | — | "
-        f"{recall:.4f} | {qps:.0f} | — | {p50:.1f} µs | {p99:.1f} µs | — |"
+        f"{recall:.4f} | {qps:.0f} | — | {p50:.1f} µs | {p99:.1f} µs | — | — | — |"
     )
 
 

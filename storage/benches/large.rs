@@ -235,7 +235,7 @@ fn index_run(label: &str, spec: GeometrySpec, points: &[Vec<f64>], queries: &[Ve
     });
     let qps_all = queries.len() as f64 / t2.elapsed().as_secs_f64();
     println!(
-        "| {label} | {} | {:.1} s ({:.1} s writes) | {:.0} B | {recall:.4} | {qps1:.0} | {qps_all:.0} | {} | {} | {} |",
+        "| {label} | {} | {:.1} s ({:.1} s writes) | {:.0} B | {recall:.4} | {qps1:.0} | {qps_all:.0} | {} | {} | {} | {} | {} |",
         points.len(),
         build.as_secs_f64(),
         written.as_secs_f64(),
@@ -243,6 +243,8 @@ fn index_run(label: &str, spec: GeometrySpec, points: &[Vec<f64>], queries: &[Ve
         us(pct(&mut lat, 0.5)),
         us(pct(&mut lat, 0.99)),
         st.unreachable,
+        st.in_overflow,
+        st.scanned_exactly,
     );
 }
 
@@ -288,7 +290,7 @@ fn hnsw_rs_run(points: &[Vec<f64>], queries: &[Vec<f64>]) {
     }
     let qps1 = queries.len() as f64 / t1.elapsed().as_secs_f64();
     println!(
-        "| hnsw_rs 0.3 (f32, M=16, efc=128, ef=64), E^128 | {} | {:.1} s (parallel) | — | {:.4} | {qps1:.0} | — | {} | {} | — |",
+        "| hnsw_rs 0.3 (f32, M=16, efc=128, ef=64), E^128 | {} | {:.1} s (parallel) | — | {:.4} | {qps1:.0} | — | {} | {} | — | — | — |",
         points.len(),
         build.as_secs_f64(),
         found as f64 / (n_recall * 10) as f64,
@@ -375,9 +377,9 @@ fn main() {
     }
 
     println!(
-        "\n| data | vectors | build (writes + graph) | memory / vector | recall@10 | QPS 1 thread | QPS all cores | p50 | p99 | scanned exactly |"
+        "\n| data | vectors | build (writes + graph) | memory / vector | recall@10 | QPS 1 thread | QPS all cores | p50 | p99 | unreachable | in overflow graphs | scanned exactly |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rng = StdRng::seed_from_u64(7);
     let h = Hyperboloid::new(12, 1.0).unwrap();
     let tax = taxonomy(&mut rng, n);
