@@ -653,14 +653,7 @@ impl Store {
     /// or scanning exactly, those that are not). For benchmarks and tests
     /// that measure the graph alone, and after large imports.
     pub fn flush_index(&self) -> Result<()> {
-        let spaces: Vec<Arc<Space>> = self
-            .shared
-            .spaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let spaces = self.shared.all_spaces();
         for s in spaces {
             while s.index.merge_fresh(MAX_GROUP)? > 0 {}
             s.index.relink()?;
@@ -963,6 +956,16 @@ impl Drop for Store {
 }
 
 impl Shared {
+    /// Every namespace, as of now.
+    fn all_spaces(&self) -> Vec<Arc<Space>> {
+        self.spaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     fn init_meta(&self) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
@@ -1022,13 +1025,7 @@ impl Shared {
         let Some(dir) = &self.dumps else {
             return Ok(());
         };
-        let spaces: Vec<Arc<Space>> = self
-            .spaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let spaces = self.all_spaces();
         for s in spaces {
             let (meta, graph) = s.index.dump(&s.config.name)?;
             crate::dump::write(&crate::dump::file_of(dir, &s.config.name), &meta, &graph)?;
@@ -1238,13 +1235,7 @@ impl Shared {
                 }
                 g.0 = false;
             }
-            let spaces: Vec<Arc<Space>> = self
-                .spaces
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect();
+            let spaces = self.all_spaces();
             while let Ok(n) = self.blocks_index.merge_fresh(256) {
                 if n == 0 || lock(m).1 {
                     break;
