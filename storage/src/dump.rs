@@ -44,6 +44,21 @@ pub(crate) struct DumpMeta {
     pub(crate) unreachable: Vec<u64>,
 }
 
+/// A dump as read from its file: the metadata, and the graph's bytes left in
+/// the file's buffer (graphs run to hundreds of MB; they are not copied).
+pub(crate) struct Dump {
+    pub(crate) meta: DumpMeta,
+    bytes: Vec<u8>,
+    graph_at: usize,
+}
+
+impl Dump {
+    /// The usearch graph, as `Index::save_to_buffer` wrote it.
+    pub(crate) fn graph(&self) -> &[u8] {
+        &self.bytes[self.graph_at..]
+    }
+}
+
 /// The folder of a database's graph dumps: `<database file>.graphs`.
 pub(crate) fn dir_of(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
@@ -99,7 +114,7 @@ pub(crate) fn write(path: &Path, meta: &DumpMeta, graph: &[u8]) -> Result<()> {
 
 /// Reads and checks a dump: `Ok(None)` if there is none, an error if it is
 /// damaged or of another version (the caller rebuilds instead).
-pub(crate) fn read(path: &Path) -> Result<Option<(DumpMeta, Vec<u8>)>> {
+pub(crate) fn read(path: &Path) -> Result<Option<Dump>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -126,7 +141,11 @@ pub(crate) fn read(path: &Path) -> Result<Option<(DumpMeta, Vec<u8>)>> {
         .ok_or_else(|| bad("metadata length past the end"))?;
     let meta: DumpMeta =
         rmp_serde::from_slice(&bytes[HEADER..meta_end]).map_err(|e| bad(&e.to_string()))?;
-    Ok(Some((meta, bytes[meta_end..].to_vec())))
+    Ok(Some(Dump {
+        meta,
+        bytes,
+        graph_at: meta_end,
+    }))
 }
 
 #[cfg(test)]
@@ -149,11 +168,11 @@ mod tests {
         assert!(read(&path).unwrap().is_none());
         let written = meta();
         write(&path, &written, b"graph bytes").unwrap();
-        let (m, g) = read(&path).unwrap().unwrap();
-        assert_eq!(m.keys, written.keys);
-        assert_eq!(m.unreachable, vec![3]);
-        assert_eq!(m.namespace, "n");
-        assert_eq!(g, b"graph bytes");
+        let d = read(&path).unwrap().unwrap();
+        assert_eq!(d.meta.keys, written.keys);
+        assert_eq!(d.meta.unreachable, vec![3]);
+        assert_eq!(d.meta.namespace, "n");
+        assert_eq!(d.graph(), b"graph bytes");
         let mut bytes = std::fs::read(&path).unwrap();
         for at in [0, 9, 13, 17, 30, bytes.len() - 1] {
             bytes[at] ^= 0x40;

@@ -24,7 +24,7 @@ use hvs_geometry::{AnyManifold, Manifold};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use uuid::Uuid;
 
-use crate::dump::DumpMeta;
+use crate::dump::{Dump, DumpMeta};
 use crate::error::{Result, StorageError};
 use crate::filter::Filter;
 use crate::record::Metadata;
@@ -125,6 +125,9 @@ pub(crate) struct SpaceIndex {
     merging: Mutex<()>,
     permits: Permits,
     params: IndexParams,
+    /// Whether anything a graph dump holds has changed since the last dump
+    /// (or since the dump this index was loaded from).
+    changed: std::sync::atomic::AtomicBool,
     /// A second graph over the unreachable nodes, searched beside this one.
     overflow: RwLock<Option<Arc<Overflow>>>,
 }
@@ -201,8 +204,20 @@ impl SpaceIndex {
                 cv: Condvar::new(),
             },
             params,
+            changed: std::sync::atomic::AtomicBool::new(true),
             overflow: RwLock::new(None),
         })
+    }
+
+    fn mark_changed(&self) {
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether anything a graph dump holds has changed since the last dump
+    /// or the dump this index was loaded from.
+    pub(crate) fn changed_since_dump(&self) -> bool {
+        self.changed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Euclidean distance and the sphere's (a monotone function of the
@@ -223,6 +238,7 @@ impl SpaceIndex {
 
     /// Adds or replaces the vector `entry.id`; it goes to the fresh buffer.
     pub(crate) fn upsert(&self, entry: Entry) {
+        self.mark_changed();
         let old = {
             let mut st = write!(self.state);
             let key = st.next_key;
@@ -262,15 +278,15 @@ impl SpaceIndex {
         }
         let mut ok = found(&g)?;
         if !ok && reinsert {
+            self.mark_changed();
             let _ = g.remove(key);
             g.add(key, data).map_err(index_err)?;
             ok = found(&g)?;
         }
         let mut u = self.lock_unreachable();
-        if ok {
-            u.remove(&key);
-        } else {
-            u.insert(key);
+        let moved = if ok { u.remove(&key) } else { u.insert(key) };
+        if moved {
+            self.mark_changed();
         }
         Ok(ok)
     }
@@ -398,6 +414,7 @@ impl SpaceIndex {
             st.entries.remove(&key);
             key
         };
+        self.mark_changed();
         self.lock_unreachable().remove(&key);
         self.remove_from_graph(key);
         true
@@ -424,6 +441,7 @@ impl SpaceIndex {
 
     /// [`SpaceIndex::bulk_load`] of entries shared with another index.
     fn bulk_load_shared(&self, entries: Vec<Arc<Entry>>) -> Result<()> {
+        self.mark_changed();
         {
             let mut st = write!(self.state);
             for e in entries {
@@ -466,6 +484,9 @@ impl SpaceIndex {
     /// verification in [`SpaceIndex::load_dump`].
     pub(crate) fn dump(&self, namespace: &str) -> Result<(DumpMeta, Vec<u8>)> {
         let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        // Cleared before the snapshot: a change made meanwhile marks it again.
+        self.changed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let keys: Vec<(Uuid, u64)> = read!(self.state)
             .keys
             .iter()
@@ -493,13 +514,9 @@ impl SpaceIndex {
     /// entry goes to the fresh buffer, and every other node is removed.
     /// Returns how many entries kept their node. On error the index and
     /// `entries` are unchanged and the caller builds from scratch instead.
-    pub(crate) fn load_dump(
-        &self,
-        meta: DumpMeta,
-        graph: &[u8],
-        entries: &mut Vec<Entry>,
-    ) -> Result<usize> {
+    pub(crate) fn load_dump(&self, dump: &Dump, entries: &mut Vec<Entry>) -> Result<usize> {
         let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let meta = &dump.meta;
         if meta.fingerprint != self.fingerprint {
             return Err(StorageError::Corrupt(format!(
                 "graph dump built for {}, not {}",
@@ -510,7 +527,7 @@ impl SpaceIndex {
         let mut g = write!(self.graph);
         let dims = self.manifold.ambient_dim();
         let loaded = (|| {
-            g.load_from_buffer(graph).map_err(index_err)?;
+            g.load_from_buffer(dump.graph()).map_err(index_err)?;
             if g.dimensions() != dims {
                 return Err(index_err("graph dump of another dimension"));
             }
@@ -525,7 +542,7 @@ impl SpaceIndex {
                 .map_err(index_err)?;
             return Err(e);
         }
-        let dumped: HashMap<Uuid, u64> = meta.keys.into_iter().collect();
+        let dumped: HashMap<Uuid, u64> = meta.keys.iter().copied().collect();
         let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
         st.next_key = dumped.values().max().map_or(0, |k| k + 1);
         let mut kept: HashSet<u64> = HashSet::new();
@@ -565,9 +582,15 @@ impl SpaceIndex {
         }
         *self.lock_unreachable() = meta
             .unreachable
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|k| kept.contains(k))
             .collect();
+        // Exactly as dumped: the next close need not write it again.
+        self.changed.store(
+            !fresh.is_empty() || dropped > 0,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         drop((g, st, fresh));
         drop(_one);
         if dropped > 0 {
@@ -591,6 +614,7 @@ impl SpaceIndex {
         if batch.is_empty() {
             return Ok(0);
         }
+        self.mark_changed();
         self.ensure_capacity(batch.len())?;
         in_parallel(&batch, |key| {
             let entry = read!(self.state).entries.get(key).cloned();

@@ -1011,9 +1011,9 @@ impl Shared {
     fn build_index(&self, space: &Space, mut entries: Vec<Entry>) -> Result<()> {
         let name = &space.config.name;
         if let Some(dir) = &self.dumps
-            && let Ok(Some((meta, graph))) = crate::dump::read(&crate::dump::file_of(dir, name))
-            && meta.namespace == *name
-            && let Ok(kept) = space.index.load_dump(meta, &graph, &mut entries)
+            && let Ok(Some(dump)) = crate::dump::read(&crate::dump::file_of(dir, name))
+            && dump.meta.namespace == *name
+            && let Ok(kept) = space.index.load_dump(&dump, &mut entries)
         {
             space.restored.store(kept, Ordering::Relaxed);
             return Ok(());
@@ -1026,7 +1026,7 @@ impl Shared {
             return Ok(());
         };
         let spaces = self.all_spaces();
-        for s in spaces {
+        for s in spaces.iter().filter(|s| s.index.changed_since_dump()) {
             let (meta, graph) = s.index.dump(&s.config.name)?;
             crate::dump::write(&crate::dump::file_of(dir, &s.config.name), &meta, &graph)?;
         }

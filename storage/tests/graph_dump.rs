@@ -235,3 +235,39 @@ fn memory_stores_write_no_dumps() {
     s.close().unwrap();
     assert!(graph_files(&path).is_empty());
 }
+
+#[test]
+fn an_unchanged_index_is_not_dumped_again() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        fill(&s, 300, &mut rng);
+        s.flush_index().unwrap();
+        s.close().unwrap();
+    }
+    // A dump is replaced by renaming a new file over it: a rewrite shows as
+    // a new inode.
+    let inodes = |p: &Path| -> Vec<u64> {
+        graph_files(p)
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().ino())
+            .collect()
+    };
+    let before = inodes(&path);
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let hits = s
+        .semantic_search(&SearchQuery::new("e", vec![0.0; 8], 5))
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    s.close().unwrap();
+    assert_eq!(inodes(&path), before, "read-only use rewrote the dumps");
+    // A write to one namespace rewrites that namespace's dump only.
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    s.store_vector(NewVector::new("e", vec![0.5; 8])).unwrap();
+    s.close().unwrap();
+    let after = inodes(&path);
+    assert_eq!(after.iter().zip(&before).filter(|(a, b)| a != b).count(), 1);
+}
