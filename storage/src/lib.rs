@@ -28,6 +28,9 @@
 //! - `index.rs`: one space's HNSW graph plus its exact fresh buffer.
 //! - [`Block`] (`blocks.rs`): named, classed, versioned content with
 //!   permissions, the audit log, markdown sections for search.
+//! - [`MessageRecord`] (`messages.rs`): messages between models (one row
+//!   each, their vectors indexed in their namespace), their per-recipient
+//!   [`Settlement`]s, and a catalog of named records for the layers above.
 //! - [`Filter`] (`filter.rs`): metadata predicates evaluated during search.
 //! - `record.rs`: [`VectorRecord`], [`SpaceConfig`], [`GeometrySpec`],
 //!   [`Change`] and their msgpack encoding.
@@ -40,6 +43,7 @@ mod dump;
 mod error;
 mod filter;
 mod index;
+mod messages;
 mod record;
 mod store;
 mod writer;
@@ -51,6 +55,7 @@ pub use blocks::{
 pub use error::{Result, StorageError};
 pub use filter::Filter;
 pub use index::IndexParams;
+pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
     Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_METADATA_DEPTH, Metadata, NewVector,
     SpaceConfig, VectorRecord, VectorUpdate,

@@ -40,6 +40,11 @@ pub(crate) const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new
 pub(crate) const BLOCKS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("blocks");
 pub(crate) const BLOCK_NAMES: TableDefinition<'_, &str, u128> = TableDefinition::new("block_names");
 pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+pub(crate) const MESSAGES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("messages");
+pub(crate) const SETTLED: TableDefinition<'_, (u128, &str), &[u8]> =
+    TableDefinition::new("settled");
+pub(crate) const CATALOG: TableDefinition<'_, (&str, &str), &[u8]> =
+    TableDefinition::new("catalog");
 
 /// Coordinates of the text encoder's vectors for block sections.
 const TEXT_DIM: usize = 256;
@@ -192,16 +197,39 @@ pub(crate) struct Space {
     restored: AtomicUsize,
 }
 
-struct Request {
-    op: Op,
-    reply: SyncSender<Result<Reply>>,
+pub(crate) struct Request {
+    pub(crate) op: Op,
+    pub(crate) reply: Replier,
+}
+
+/// Who hears a request's answer: a caller blocked on a channel, a callback
+/// run on the writer thread after the commit, or nobody.
+pub(crate) enum Replier {
+    Wait(SyncSender<Result<Reply>>),
+    Call(Box<dyn FnOnce(Result<Reply>) + Send>),
+    Nobody,
+}
+
+impl Replier {
+    fn send(self, answer: Result<Reply>) {
+        match self {
+            Replier::Wait(tx) => {
+                let _ = tx.send(answer);
+            }
+            Replier::Call(f) => f(answer),
+            Replier::Nobody => {}
+        }
+    }
 }
 
 /// How often an idle writer checks for expired blocks to purge.
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-struct Shared {
-    db: Database,
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    durability: Durability,
+    /// Messages, at `Memory` durability only (see `messages.rs`).
+    pub(crate) memory_messages: Mutex<HashMap<Uuid, Arc<crate::messages::MessageRecord>>>,
     path: Option<PathBuf>,
     /// Where graph dumps go (durable stores only).
     dumps: Option<PathBuf>,
@@ -227,7 +255,7 @@ struct Shared {
 /// writer thread that commits in groups (see [`Durability`]); a second
 /// thread moves freshly written vectors into the HNSW graphs.
 pub struct Store {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     tx: Option<SyncSender<Request>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -237,7 +265,7 @@ pub struct Store {
 /// redb asserts its on-disk invariants with panics ("Malformed allocator
 /// state"); a damaged file must be an error to the caller, never a crash,
 /// so every path that reads pages from the file runs under this guard.
-fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<&str>()
@@ -248,7 +276,7 @@ fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -276,6 +304,8 @@ impl Store {
         };
         let shared = Arc::new(Shared {
             db,
+            durability: config.durability,
+            memory_messages: Mutex::new(HashMap::new()),
             path: config.path.clone(),
             dumps,
             spaces: RwLock::new(HashMap::new()),
@@ -325,15 +355,37 @@ impl Store {
         })
     }
 
-    fn submit(&self, op: Op) -> Result<Reply> {
+    pub(crate) fn submit(&self, op: Op) -> Result<Reply> {
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.tx.as_ref().ok_or(StorageError::Closed)?;
-        tx.send(Request { op, reply })
-            .map_err(|_| StorageError::Closed)?;
+        tx.send(Request {
+            op,
+            reply: Replier::Wait(reply),
+        })
+        .map_err(|_| StorageError::Closed)?;
         answer.recv().map_err(|_| StorageError::Closed)?
     }
 
-    fn space(&self, name: &str) -> Result<Arc<Space>> {
+    /// Submits `op` without waiting: `done` runs on the writer thread after
+    /// the commit (or at once, here, if the store is closed).
+    pub(crate) fn submit_then(&self, op: Op, done: Box<dyn FnOnce(Result<Reply>) + Send>) {
+        let Some(tx) = self.tx.as_ref() else {
+            return done(Err(StorageError::Closed));
+        };
+        if let Err(mpsc::SendError(req)) = tx.send(Request {
+            op,
+            reply: Replier::Call(done),
+        }) {
+            req.reply.send(Err(StorageError::Closed));
+        }
+    }
+
+    /// The durability this store was opened with.
+    pub fn durability(&self) -> Durability {
+        self.shared.durability
+    }
+
+    pub(crate) fn space(&self, name: &str) -> Result<Arc<Space>> {
         self.shared
             .spaces
             .read()
@@ -383,7 +435,7 @@ impl Store {
     }
 
     /// Checks (or projects, as the space says) a point of `space`.
-    fn admit(space: &Space, data: Vec<f64>) -> Result<Vec<f64>> {
+    pub(crate) fn admit(space: &Space, data: Vec<f64>) -> Result<Vec<f64>> {
         let m = space.index.manifold();
         let invalid = |source| StorageError::InvalidVector {
             namespace: space.config.name.clone(),
@@ -989,6 +1041,9 @@ impl Shared {
             txn.open_table(BLOCKS)?;
             txn.open_table(BLOCK_NAMES)?;
             txn.open_table(AUDIT)?;
+            txn.open_table(MESSAGES)?;
+            txn.open_table(SETTLED)?;
+            txn.open_table(CATALOG)?;
         }
         txn.commit()?;
         Ok(())
@@ -1057,6 +1112,19 @@ impl Shared {
                 .or_default()
                 .push(entry_of(r));
         }
+        let messages = txn.open_table(MESSAGES)?;
+        let rows = messages.iter()?.map(|row| {
+            let (_, v) = row?;
+            decode::<crate::messages::MessageRecord>(v.value(), "message")
+        });
+        for (name, entries) in crate::messages::message_entries(rows)? {
+            if !spaces.contains_key(&name) {
+                return Err(StorageError::Corrupt(format!(
+                    "a message belongs to unknown namespace {name:?}"
+                )));
+            }
+            per_space.entry(name).or_default().extend(entries);
+        }
         for (name, entries) in per_space {
             self.build_index(&spaces[&name], entries)?;
         }
@@ -1084,11 +1152,9 @@ impl Shared {
             };
             let mut batch: Vec<Request> = first.into_iter().collect();
             if lock(&self.next_expiry).is_some_and(|t| now_ms() >= t) {
-                // Nobody waits for this answer.
-                let (reply, _) = mpsc::sync_channel(1);
                 batch.push(Request {
                     op: Op::PurgeExpired,
-                    reply,
+                    reply: Replier::Nobody,
                 });
             }
             if batch.is_empty() {
@@ -1142,7 +1208,7 @@ impl Shared {
                     if let Ok(Reply::Purged { next_expiry, .. }) = &answer {
                         *lock(&self.next_expiry) = *next_expiry;
                     }
-                    let _ = req.reply.send(answer);
+                    req.reply.send(answer);
                 }
                 if wake {
                     let (m, cv) = &self.signal;
@@ -1154,7 +1220,7 @@ impl Shared {
                 // Nothing was committed: nothing is applied, everyone hears why.
                 let msg = e.to_string();
                 for req in batch {
-                    let _ = req.reply.send(Err(match &e {
+                    req.reply.send(Err(match &e {
                         StorageError::Corrupt(m) => StorageError::Corrupt(m.clone()),
                         _ => StorageError::Io(msg.clone()),
                     }));
@@ -1203,6 +1269,10 @@ impl Shared {
                 }
                 true
             }
+            Applied::IndexMessages(records) => {
+                self.index_messages(&records);
+                true
+            }
             Applied::UnindexBlock(id) => {
                 self.unindex_block(id);
                 false
@@ -1219,6 +1289,22 @@ impl Shared {
                 }
                 false
             }
+        }
+    }
+
+    /// Puts message vectors into their namespaces' indexes.
+    pub(crate) fn index_messages(&self, records: &[Arc<crate::messages::MessageRecord>]) {
+        let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        for m in records {
+            if let Some(s) = spaces.get(&m.namespace) {
+                s.index.upsert(m.entry());
+            }
+        }
+        drop(spaces);
+        if self.durability == Durability::Memory {
+            let (m, cv) = &self.signal;
+            lock(m).0 = true;
+            cv.notify_one();
         }
     }
 
@@ -1300,6 +1386,36 @@ impl Shared {
                 .entry(r.namespace.clone())
                 .or_default()
                 .insert(r.id, r);
+        }
+        // Messages count as vectors of their namespace.
+        let as_record = |m: &crate::messages::MessageRecord| {
+            let e = m.entry();
+            VectorRecord {
+                id: e.id,
+                namespace: m.namespace.clone(),
+                data: e.data,
+                region: e.region,
+                metadata: e.metadata,
+                version: 1,
+                timestamp_ms: m.sent_ms,
+            }
+        };
+        let mut add = |r: VectorRecord| {
+            vectors += 1;
+            stored
+                .entry(r.namespace.clone())
+                .or_default()
+                .insert(r.id, r);
+        };
+        if self.durability == Durability::Memory {
+            for m in lock(&self.memory_messages).values() {
+                add(as_record(m));
+            }
+        } else {
+            for row in txn.open_table(MESSAGES)?.iter()? {
+                let (_, v) = row?;
+                add(as_record(&decode(v.value(), "message")?));
+            }
         }
         let spaces: Vec<(String, Arc<Space>)> = self
             .spaces

@@ -9,10 +9,13 @@ use uuid::Uuid;
 
 use crate::blocks::{AuditAction, AuditEntry, Block, BlockContent, BlockVersion};
 use crate::error::{Result, StorageError};
+use crate::messages::{MessageRecord, Settled};
 use crate::record::{
     Change, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
 };
-use crate::store::{AUDIT, BLOCK_NAMES, BLOCKS, CHANGES, SPACES, VECTORS};
+use crate::store::{
+    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, VECTORS,
+};
 
 /// Who the audit log names for what the store does by itself.
 pub(crate) const SYSTEM_ACTOR: &str = "hvs";
@@ -49,6 +52,17 @@ pub(crate) enum Op {
     },
     /// Removes every expired block from the file.
     PurgeExpired,
+    PutMessages(Vec<std::sync::Arc<MessageRecord>>),
+    Settle(Vec<Settled>),
+    CatalogPut {
+        kind: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    CatalogDelete {
+        kind: String,
+        key: String,
+    },
 }
 
 /// The answer to an operation.
@@ -71,6 +85,7 @@ pub(crate) enum Applied {
     Remove { namespace: String, id: Uuid },
     IndexBlock(Block),
     UnindexBlock(Uuid),
+    IndexMessages(Vec<std::sync::Arc<MessageRecord>>),
 }
 
 /// The answer to one operation of a group, with what to apply after commit;
@@ -94,6 +109,9 @@ pub(crate) struct Tables<'t> {
     blocks: Table<'t, u128, &'static [u8]>,
     names: Table<'t, &'static str, u128>,
     audit: Table<'t, u64, &'static [u8]>,
+    messages: Table<'t, u128, &'static [u8]>,
+    settled: Table<'t, (u128, &'static str), &'static [u8]>,
+    catalog: Table<'t, (&'static str, &'static str), &'static [u8]>,
     /// Last change-feed sequence number written.
     pub(crate) seq: u64,
     /// Last audit sequence number written.
@@ -109,6 +127,9 @@ impl<'t> Tables<'t> {
             blocks: txn.open_table(BLOCKS)?,
             names: txn.open_table(BLOCK_NAMES)?,
             audit: txn.open_table(AUDIT)?,
+            messages: txn.open_table(MESSAGES)?,
+            settled: txn.open_table(SETTLED)?,
+            catalog: txn.open_table(CATALOG)?,
             seq,
             audit_seq,
         })
@@ -138,7 +159,40 @@ impl<'t> Tables<'t> {
                 done(Reply::Done, vec![])
             }
             Op::PurgeExpired => self.purge_expired(),
+            Op::PutMessages(records) => self.put_messages(records),
+            Op::Settle(settled) => self.settle(settled),
+            Op::CatalogPut { kind, key, value } => {
+                self.catalog
+                    .insert((kind.as_str(), key.as_str()), value.as_slice())?;
+                done(Reply::Done, vec![])
+            }
+            Op::CatalogDelete { kind, key } => {
+                let was = self
+                    .catalog
+                    .remove((kind.as_str(), key.as_str()))?
+                    .is_some();
+                done(Reply::Deleted(was), vec![])
+            }
         }
+    }
+
+    /// One row per message: payload, vector and recipients together.
+    fn put_messages(&mut self, records: &[std::sync::Arc<MessageRecord>]) -> Step {
+        for m in records {
+            self.messages
+                .insert(m.id.as_u128(), encode(m.as_ref())?.as_slice())?;
+        }
+        done(Reply::Done, vec![Applied::IndexMessages(records.to_vec())])
+    }
+
+    fn settle(&mut self, settled: &[Settled]) -> Step {
+        for s in settled {
+            self.settled.insert(
+                (s.message.as_u128(), s.recipient.as_str()),
+                encode(&(&s.settlement, s.at_ms))?.as_slice(),
+            )?;
+        }
+        done(Reply::Done, vec![])
     }
 
     fn log(

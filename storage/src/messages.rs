@@ -1,0 +1,290 @@
+//! Messages between models, their settlements (acked or dead-lettered per
+//! recipient), and a small catalog of named records (contracts, access
+//! lists, …) for the layers above.
+//!
+//! A message is one row: payload, vector and recipients together, so a send
+//! costs one insert. Its vector is indexed in its namespace beside the
+//! namespace's vectors (metadata `hvs_kind: "message"`, `from`, `to`), so
+//! messages are found by meaning like everything else. Settling a message
+//! for a recipient is one small row more. At `Memory` durability messages
+//! and settlements never touch redb: the index and a map in memory are the
+//! store, which is what `Memory` promises (gone with the process) and what
+//! lets a process move a million messages a second.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Result, StorageError};
+use crate::index::Entry;
+use crate::record::{Metadata, check_metadata, decode};
+use crate::store::{CATALOG, Durability, MESSAGES, SETTLED, Store, contain, lock};
+use crate::writer::{Op, Reply};
+
+/// A message from one model to one or more others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// UUID v7: the order of ids is the order of sending within a process.
+    pub id: Uuid,
+    /// The namespace whose index holds the message's vector.
+    pub namespace: String,
+    /// The sending model.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The message itself, opaque bytes.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// Its point on the namespace's manifold.
+    pub vector: Vec<f64>,
+    /// The sender's metadata (searchable with filters).
+    pub metadata: Metadata,
+    /// When it was sent, ms since the Unix epoch.
+    pub sent_ms: u64,
+    /// When it stops being delivered, ms since the Unix epoch.
+    pub expires_ms: Option<u64>,
+}
+
+impl MessageRecord {
+    /// The index entry of the message: its vector and its metadata plus
+    /// `hvs_kind`, `from` and `to`.
+    pub(crate) fn entry(&self) -> Entry {
+        let mut metadata = self.metadata.clone();
+        metadata.insert("hvs_kind".into(), serde_json::json!("message"));
+        metadata.insert("from".into(), serde_json::json!(self.from));
+        metadata.insert("to".into(), serde_json::json!(self.to));
+        Entry {
+            id: self.id,
+            data: self.vector.clone(),
+            region: None,
+            metadata,
+        }
+    }
+}
+
+/// How a message ended for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Settlement {
+    /// The recipient acknowledged it.
+    Acked,
+    /// It was moved to the recipient's dead-letter queue.
+    DeadLettered {
+        /// Why (expired, too many attempts, mailbox overflow).
+        reason: String,
+    },
+}
+
+/// A settlement of one message for one recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settled {
+    /// The message.
+    pub message: Uuid,
+    /// The recipient it was settled for.
+    pub recipient: String,
+    /// How.
+    pub settlement: Settlement,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// A stored message and the recipients that have not settled it yet.
+#[derive(Debug, Clone)]
+pub struct Unsettled {
+    /// The message.
+    pub message: Arc<MessageRecord>,
+    /// Recipients still owed a delivery.
+    pub recipients: Vec<String>,
+}
+
+/// Called once a write is committed (on the writer thread), or at once
+/// with the error that refused it.
+pub type Completion<T> = Box<dyn FnOnce(Result<T>) + Send>;
+
+impl Store {
+    /// Stores messages and indexes their vectors, all or none; `done` hears
+    /// the stored records once they are committed (at `Memory` durability,
+    /// before this returns). Every vector is checked (or projected, as its
+    /// namespace says) first.
+    pub fn append_messages(
+        &self,
+        messages: Vec<MessageRecord>,
+        done: Completion<Vec<Arc<MessageRecord>>>,
+    ) {
+        let admitted = messages
+            .into_iter()
+            .map(|mut m| {
+                let space = self.space(&m.namespace)?;
+                check_metadata(&m.metadata)?;
+                m.vector = Self::admit(&space, std::mem::take(&mut m.vector))?;
+                Ok(Arc::new(m))
+            })
+            .collect::<Result<Vec<_>>>();
+        let records = match admitted {
+            Ok(r) if r.is_empty() => return done(Ok(r)),
+            Ok(r) => r,
+            Err(e) => return done(Err(e)),
+        };
+        if self.durability() == Durability::Memory {
+            self.shared.index_messages(&records);
+            lock(&self.shared.memory_messages).extend(records.iter().map(|m| (m.id, m.clone())));
+            return done(Ok(records));
+        }
+        self.submit_then(
+            Op::PutMessages(records.clone()),
+            Box::new(move |r| done(r.map(|_| records))),
+        );
+    }
+
+    /// Records settlements; `done` hears when they are committed. At
+    /// `Memory` durability there is nothing to restore after a restart, so
+    /// nothing is written.
+    pub fn settle_messages(&self, settled: Vec<Settled>, done: Completion<()>) {
+        if settled.is_empty() || self.durability() == Durability::Memory {
+            return done(Ok(()));
+        }
+        self.submit_then(Op::Settle(settled), Box::new(move |r| done(r.map(|_| ()))));
+    }
+
+    /// A stored message by id.
+    pub fn get_message(&self, id: Uuid) -> Result<Option<Arc<MessageRecord>>> {
+        if self.durability() == Durability::Memory {
+            return Ok(lock(&self.shared.memory_messages).get(&id).cloned());
+        }
+        contain("reading a message", || {
+            let txn = self.shared.db.begin_read()?;
+            let t = txn.open_table(MESSAGES)?;
+            let m = t.get(id.as_u128())?;
+            m.map(|v| decode(v.value(), "message").map(Arc::new))
+                .transpose()
+        })
+    }
+
+    /// Every stored message some recipient has not settled, oldest first:
+    /// what the mailboxes hold again after a restart.
+    pub fn unsettled_messages(&self) -> Result<Vec<Unsettled>> {
+        if self.durability() == Durability::Memory {
+            return Ok(Vec::new());
+        }
+        contain("reading messages", || {
+            let txn = self.shared.db.begin_read()?;
+            let mut settled: HashSet<(u128, String)> = HashSet::new();
+            for row in txn.open_table(SETTLED)?.iter()? {
+                let (k, _) = row?;
+                let (id, recipient) = k.value();
+                settled.insert((id, recipient.to_string()));
+            }
+            let mut out = Vec::new();
+            for row in txn.open_table(MESSAGES)?.iter()? {
+                let (k, v) = row?;
+                let id = k.value();
+                let m: MessageRecord = decode(v.value(), "message")?;
+                let recipients: Vec<String> =
+                    m.to.iter()
+                        .filter(|r| !settled.contains(&(id, (*r).clone())))
+                        .cloned()
+                        .collect();
+                if !recipients.is_empty() {
+                    out.push(Unsettled {
+                        message: Arc::new(m),
+                        recipients,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every settlement recorded for `recipient`, oldest message first.
+    pub fn settlements_of(&self, recipient: &str) -> Result<Vec<Settled>> {
+        if self.durability() == Durability::Memory {
+            return Ok(Vec::new());
+        }
+        contain("reading settlements", || {
+            let txn = self.shared.db.begin_read()?;
+            let mut out = Vec::new();
+            for row in txn.open_table(SETTLED)?.iter()? {
+                let (k, v) = row?;
+                let (id, r) = k.value();
+                if r == recipient {
+                    let (settlement, at_ms): (Settlement, u64) = decode(v.value(), "settlement")?;
+                    out.push(Settled {
+                        message: Uuid::from_u128(id),
+                        recipient: r.to_string(),
+                        settlement,
+                        at_ms,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores `value` under `(kind, key)` in the catalog, replacing any
+    /// value there; answered after the commit.
+    pub fn catalog_put(&self, kind: &str, key: &str, value: Vec<u8>) -> Result<()> {
+        check_catalog_key(kind, key)?;
+        self.submit(Op::CatalogPut {
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value,
+        })
+        .map(|_| ())
+    }
+
+    /// Removes `(kind, key)` from the catalog; whether it was there.
+    pub fn catalog_delete(&self, kind: &str, key: &str) -> Result<bool> {
+        check_catalog_key(kind, key)?;
+        match self.submit(Op::CatalogDelete {
+            kind: kind.to_string(),
+            key: key.to_string(),
+        })? {
+            Reply::Deleted(d) => Ok(d),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// Every `(key, value)` of a kind in the catalog, by key.
+    pub fn catalog_list(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        contain("reading the catalog", || {
+            let txn = self.shared.db.begin_read()?;
+            let t = txn.open_table(CATALOG)?;
+            let mut out = Vec::new();
+            for row in t.range((kind, "")..)? {
+                let (k, v) = row?;
+                let (k_kind, key) = k.value();
+                if k_kind != kind {
+                    break;
+                }
+                out.push((key.to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn check_catalog_key(kind: &str, key: &str) -> Result<()> {
+    if kind.is_empty() || kind.len() > 256 || key.len() > 1024 {
+        return Err(StorageError::InvalidQuery(format!(
+            "catalog kind must be 1 to 256 bytes and key at most 1024 (got {} and {})",
+            kind.len(),
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Message entries per namespace, from stored rows (at open).
+pub(crate) fn message_entries(
+    rows: impl Iterator<Item = Result<MessageRecord>>,
+) -> Result<HashMap<String, Vec<Entry>>> {
+    let mut out: HashMap<String, Vec<Entry>> = HashMap::new();
+    for m in rows {
+        let m = m?;
+        out.entry(m.namespace.clone()).or_default().push(m.entry());
+    }
+    Ok(out)
+}

@@ -1,0 +1,206 @@
+//! Messages, settlements and the catalog: one row per message, searchable
+//! at once, restored after a reopen with what each recipient still owes.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use hvs_storage::{
+    Durability, Filter, GeometrySpec, MessageRecord, SearchQuery, Settled, Settlement, SpaceConfig,
+    StorageError, Store, StoreConfig,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+fn h2() -> GeometrySpec {
+    GeometrySpec::Hyperboloid {
+        dim: 2,
+        curvature: 1.0,
+    }
+}
+
+/// A point of H^2 at distance `r` from the origin along the first axis.
+fn point(r: f64) -> Vec<f64> {
+    vec![r.cosh(), r.sinh(), 0.0]
+}
+
+fn message(from: &str, to: &[&str], r: f64) -> MessageRecord {
+    MessageRecord {
+        id: Uuid::now_v7(),
+        namespace: "chat".into(),
+        from: from.into(),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        payload: format!("hello at {r}").into_bytes(),
+        vector: point(r),
+        metadata: Default::default(),
+        sent_ms: 1,
+        expires_ms: None,
+    }
+}
+
+fn append(s: &Store, ms: Vec<MessageRecord>) -> Result<Vec<Arc<MessageRecord>>, StorageError> {
+    let (tx, rx) = mpsc::channel();
+    s.append_messages(
+        ms,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.recv().unwrap()
+}
+
+fn settle(s: &Store, settled: Vec<Settled>) {
+    let (tx, rx) = mpsc::channel();
+    s.settle_messages(
+        settled,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.recv().unwrap().unwrap();
+}
+
+fn acked(m: &MessageRecord, who: &str) -> Settled {
+    Settled {
+        message: m.id,
+        recipient: who.into(),
+        settlement: Settlement::Acked,
+        at_ms: 2,
+    }
+}
+
+fn open(path: &std::path::Path) -> Store {
+    let s = Store::open(StoreConfig::file(path, Durability::Buffered)).unwrap();
+    s.create_namespace(SpaceConfig::new("chat", h2())).unwrap();
+    s
+}
+
+#[test]
+fn messages_are_searchable_when_answered_and_read_back_by_id() {
+    for durability in [Durability::Memory, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(match durability {
+            Durability::Memory => StoreConfig::memory(),
+            d => StoreConfig::file(dir.path().join("db"), d),
+        })
+        .unwrap();
+        s.create_namespace(SpaceConfig::new("chat", h2())).unwrap();
+        let stored = append(
+            &s,
+            vec![message("a", &["b"], 0.5), message("a", &["b"], 2.0)],
+        )
+        .unwrap();
+        let mut q = SearchQuery::new("chat", point(1.9), 1);
+        q.filter = Some(Filter::Eq("hvs_kind".into(), json!("message")));
+        let hits = s.semantic_search(&q).unwrap();
+        assert_eq!(hits[0].id, stored[1].id, "{durability:?}");
+        assert!((hits[0].distance - 0.1).abs() < 1e-9);
+        let back = s.get_message(stored[1].id).unwrap().unwrap();
+        assert_eq!(back.payload, b"hello at 2".to_vec());
+        assert_eq!(back.to, vec!["b".to_string()]);
+        let report = s.verify_consistency().unwrap();
+        assert!(report.consistent, "{report:?}");
+        assert_eq!(report.vectors, 2);
+    }
+}
+
+#[test]
+fn an_invalid_vector_refuses_the_whole_batch() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    s.create_namespace(SpaceConfig::new("chat", h2())).unwrap();
+    let mut bad = message("a", &["b"], 1.0);
+    bad.vector = vec![f64::NAN, 0.0, 0.0];
+    let good = message("a", &["b"], 1.0);
+    let good_id = good.id;
+    let err = append(&s, vec![good, bad]).unwrap_err();
+    assert!(matches!(err, StorageError::InvalidVector { .. }), "{err}");
+    assert!(s.get_message(good_id).unwrap().is_none());
+    assert_eq!(s.get_stats().unwrap().namespaces["chat"].vectors, 0);
+    let mut unknown = message("a", &["b"], 1.0);
+    unknown.namespace = "nowhere".into();
+    assert!(matches!(
+        append(&s, vec![unknown]).unwrap_err(),
+        StorageError::NamespaceNotFound(_)
+    ));
+}
+
+#[test]
+fn a_reopen_returns_what_each_recipient_has_not_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (m1, m2, m3);
+    {
+        let s = open(&path);
+        let stored = append(
+            &s,
+            vec![
+                message("a", &["b", "c"], 0.1),
+                message("a", &["b"], 0.2),
+                message("c", &["b"], 0.3),
+            ],
+        )
+        .unwrap();
+        (m1, m2, m3) = (stored[0].clone(), stored[1].clone(), stored[2].clone());
+        settle(
+            &s,
+            vec![
+                acked(&m1, "b"),
+                acked(&m2, "b"),
+                Settled {
+                    message: m3.id,
+                    recipient: "b".into(),
+                    settlement: Settlement::DeadLettered {
+                        reason: "expired".into(),
+                    },
+                    at_ms: 3,
+                },
+            ],
+        );
+        s.close().unwrap();
+    }
+    let s = open(&path);
+    let open_: Vec<(Uuid, Vec<String>)> = s
+        .unsettled_messages()
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.message.id, u.recipients))
+        .collect();
+    assert_eq!(open_, vec![(m1.id, vec!["c".to_string()])]);
+    let b = s.settlements_of("b").unwrap();
+    assert_eq!(b.len(), 3);
+    assert_eq!(
+        b.iter().find(|x| x.message == m3.id).unwrap().settlement,
+        Settlement::DeadLettered {
+            reason: "expired".into()
+        }
+    );
+    // Messages stay searchable after they are settled and after a reopen.
+    assert_eq!(s.get_message(m2.id).unwrap().unwrap().as_ref(), m2.as_ref());
+    let report = s.verify_consistency().unwrap();
+    assert!(report.consistent && report.vectors == 3, "{report:?}");
+}
+
+#[test]
+fn the_catalog_keeps_records_by_kind_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = open(&path);
+        s.catalog_put("model", "b", b"two".to_vec()).unwrap();
+        s.catalog_put("model", "a", b"one".to_vec()).unwrap();
+        s.catalog_put("namespace", "a", b"other kind".to_vec())
+            .unwrap();
+        s.catalog_put("model", "a", b"one again".to_vec()).unwrap();
+        assert!(s.catalog_delete("namespace", "a").unwrap());
+        assert!(!s.catalog_delete("namespace", "a").unwrap());
+    }
+    let s = open(&path);
+    assert_eq!(
+        s.catalog_list("model").unwrap(),
+        vec![
+            ("a".to_string(), b"one again".to_vec()),
+            ("b".to_string(), b"two".to_vec())
+        ]
+    );
+    assert!(s.catalog_list("namespace").unwrap().is_empty());
+    assert!(s.catalog_put("", "x", vec![]).is_err());
+}
