@@ -8,9 +8,10 @@
 //! by overflow) come back as dead letters. The crate knows nothing of actors
 //! or networking.
 //!
-//! This version holds the in-memory queue, [`Mailbox`]; a durable layer on
-//! `hvs-storage` will feed it, rebuilding it with [`Mailbox::restore`] after a
-//! restart. Time is always passed in as milliseconds since the Unix epoch, so
+//! [`Mailbox`] is the in-memory queue. Messages themselves are stored by
+//! `hvs-storage` (one row each, acks and dead letters as settlement rows);
+//! after a restart [`recover_letters`] reads back what each recipient has not
+//! settled and [`Mailbox::restore`] refills its queue. Time is always passed in as milliseconds since the Unix epoch, so
 //! the queue never reads a clock.
 //!
 //! ```
@@ -54,11 +55,17 @@
 //! - [`Mailbox`], its [`Gauge`] and the types it hands out ([`Letter`],
 //!   [`Delivery`], [`DeadLetter`], [`Received`], [`Acked`]) (`queue.rs`),
 //!   whose docs state the ordering and delivery guarantees.
+//! - [`recover_letters`], [`letter_of`] (`durable.rs`): stored messages as
+//!   letters again after a restart.
 //! - [`MailboxError`] (`error.rs`).
+//!
+//! The guarantees are written down in `docs/SEMANTICS.md`.
 
+mod durable;
 mod error;
 mod queue;
 
+pub use durable::{StoredLetter, letter_of, recover_letters};
 pub use error::MailboxError;
 pub use queue::{
     Acked, DeadLetter, DeadReason, Delivery, Gauge, Letter, Mailbox, MailboxConfig, OverflowPolicy,

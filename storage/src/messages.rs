@@ -235,6 +235,20 @@ impl Store {
         .map(|_| ())
     }
 
+    /// Like [`Store::catalog_put`] without waiting: `done` hears the commit.
+    /// Writes are committed in the order they are submitted.
+    pub fn catalog_put_then(&self, kind: &str, key: &str, value: Vec<u8>, done: Completion<()>) {
+        if let Err(e) = check_catalog_key(kind, key) {
+            return done(Err(e));
+        }
+        let op = Op::CatalogPut {
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value,
+        };
+        self.submit_then(op, Box::new(move |r| done(r.map(|_| ()))));
+    }
+
     /// Removes `(kind, key)` from the catalog; whether it was there.
     pub fn catalog_delete(&self, kind: &str, key: &str) -> Result<bool> {
         check_catalog_key(kind, key)?;

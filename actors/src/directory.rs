@@ -1,0 +1,387 @@
+//! The directory: the one actor that adds models and namespaces, starts
+//! their actors (spread over the arbiters, one per core) and records them in
+//! the catalog so that a restart brings them back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use hvs_contracts::Contract;
+use hvs_mailbox::{Mailbox, MailboxConfig, OverflowPolicy, StoredLetter};
+use hvs_storage::{SpaceConfig, StorageError, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ActorError, Result};
+use crate::model::{ModelActor, Unsubscribe, now_ms};
+use crate::namespace::{self, NamespaceActor, NamespaceInfo, blocking};
+use crate::registry::{
+    Isolation, IsolationPolicy, MAILBOX_CAPACITY, ModelEntry, Profile, Registry, geometry_of,
+};
+
+/// Catalog kind of stored contracts.
+pub(crate) const MODELS: &str = "model";
+/// Catalog kind of isolation policies.
+pub(crate) const ISOLATION: &str = "isolation";
+
+/// Mailbox settings every model gets (its contract sets the visibility
+/// timeout, `communication_protocol.timeout_ms`, and the attempts,
+/// `retry.max_attempts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxDefaults {
+    /// Letters a mailbox holds (pending plus in flight).
+    pub capacity: usize,
+    /// What a full mailbox does.
+    pub overflow: OverflowPolicy,
+    /// How often each mailbox checks for redeliveries and expiries.
+    pub tick: Duration,
+}
+
+impl Default for MailboxDefaults {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            overflow: OverflowPolicy::Refuse,
+            tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A contract as the catalog keeps it, with the folder its files are
+/// relative to.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredModel {
+    pub(crate) contract: serde_json::Value,
+    pub(crate) base_dir: PathBuf,
+}
+
+pub(crate) struct Directory {
+    pub(crate) store: Arc<Store>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) arbiters: Vec<ArbiterHandle>,
+    pub(crate) next: usize,
+    pub(crate) mailboxes: MailboxDefaults,
+    /// Letters recovered at start for models not started yet.
+    pub(crate) recovered: Arc<Mutex<HashMap<String, Vec<StoredLetter>>>>,
+}
+
+impl Actor for Directory {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+fn profile_of(contract: Contract, base_dir: &std::path::Path) -> Result<Profile> {
+    contract.validate()?;
+    let encoder = contract.encoder(base_dir)?;
+    Ok(Profile {
+        id: contract.model.id.clone(),
+        namespace: contract.hvs_binding.namespace.clone(),
+        network: contract.hvs_binding.region.clone(),
+        limiter: contract.rate_limiter(Instant::now()),
+        encoder,
+        contract,
+        stored_bytes: AtomicU64::new(0),
+    })
+}
+
+impl Directory {
+    fn arbiter(&mut self) -> ArbiterHandle {
+        self.next = (self.next + 1) % self.arbiters.len();
+        self.arbiters[self.next].clone()
+    }
+
+    /// Starts a model's actor with its mailbox (refilled from what storage
+    /// recovered) and registers it.
+    pub(crate) fn start_model(
+        &mut self,
+        profile: Arc<Profile>,
+        connected: bool,
+    ) -> Arc<ModelEntry> {
+        let p = &profile.contract.communication_protocol;
+        let config = MailboxConfig {
+            capacity: self.mailboxes.capacity,
+            overflow: self.mailboxes.overflow,
+            visibility_timeout_ms: p.timeout_ms.max(1),
+            max_attempts: p.retry.max_attempts,
+        };
+        let mut mailbox = Mailbox::new(profile.id.clone(), config);
+        let letters = self
+            .recovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&profile.id)
+            .unwrap_or_default();
+        let now = now_ms();
+        let mut dead = Vec::new();
+        for l in letters {
+            dead.extend(mailbox.restore(l, now));
+        }
+        let gauge = mailbox.gauge();
+        let (store, registry, tick) = (
+            self.store.clone(),
+            self.registry.clone(),
+            self.mailboxes.tick,
+        );
+        let prof = profile.clone();
+        let addr = ModelActor::start_in_arbiter(&self.arbiter(), move |_| {
+            let mut a = ModelActor {
+                profile: prof,
+                mailbox,
+                store,
+                registry,
+                subscriber: None,
+                dead: Default::default(),
+                dead_count: 0,
+                tick,
+            };
+            a.bury(dead);
+            a
+        });
+        let entry = Arc::new(ModelEntry {
+            addr,
+            gauge,
+            profile,
+            connected: AtomicBool::new(connected),
+        });
+        self.registry
+            .models
+            .insert(entry.profile.id.clone(), entry.clone());
+        entry
+    }
+
+    pub(crate) fn start_namespace(&mut self, info: NamespaceInfo) {
+        let name = info.name.clone();
+        let (store, registry) = (self.store.clone(), self.registry.clone());
+        let addr = NamespaceActor::start_in_arbiter(&self.arbiter(), move |_| NamespaceActor {
+            info,
+            store,
+            registry,
+            contributions: None,
+        });
+        self.registry.namespaces.insert(name, addr);
+    }
+}
+
+/// Connects a model: validates its contract, creates its namespace, records
+/// it, starts (or re-profiles) its actor.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<ModelEntry>>")]
+pub(crate) struct Connect {
+    pub(crate) contract: Contract,
+    pub(crate) base_dir: PathBuf,
+}
+
+impl Handler<Connect> for Directory {
+    type Result = AtomicResponse<Self, Result<Arc<ModelEntry>>>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
+        let id = msg.contract.model.id.clone();
+        let existing = self.registry.models.get(&id).map(|e| e.value().clone());
+        if let Some(e) = &existing
+            && e.connected.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ActorError::AlreadyConnected(
+                id,
+            )))));
+        }
+        let store = self.store.clone();
+        let ns_known = self
+            .registry
+            .namespaces
+            .contains_key(&msg.contract.hvs_binding.namespace);
+        let work = blocking(move || {
+            let contract_json = serde_json::to_value(&msg.contract)
+                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+            let geometry = geometry_of(&msg.contract)?;
+            let profile = profile_of(msg.contract, &msg.base_dir)?;
+            let ns = profile.namespace.clone();
+            let mut info = None;
+            if !ns_known {
+                match store.create_namespace(SpaceConfig::new(ns.clone(), geometry.clone())) {
+                    Ok(()) => {}
+                    Err(StorageError::NamespaceExists(n)) => {
+                        return Err(ActorError::InvalidRequest(format!(
+                            "namespace {n:?} exists with another geometry than the contract's"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let i = NamespaceInfo {
+                    name: ns.clone(),
+                    owner: profile.id.clone(),
+                    visibility: namespace::Visibility::Private,
+                    network: profile.network.clone(),
+                    geometry,
+                    grants: BTreeMap::new(),
+                    members: BTreeMap::new(),
+                };
+                let bytes = serde_json::to_vec(&i)
+                    .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+                store.catalog_put(namespace::CATALOG_KIND, &ns, bytes)?;
+                info = Some(i);
+            }
+            let stored = StoredModel {
+                contract: contract_json,
+                base_dir: msg.base_dir,
+            };
+            let bytes = serde_json::to_vec(&stored)
+                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+            store.catalog_put(MODELS, &profile.id, bytes)?;
+            Ok((profile, info))
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
+            let (profile, info) = r?;
+            if let Some(i) = info {
+                act.start_namespace(i);
+            }
+            let profile = Arc::new(profile);
+            Ok(match existing {
+                // A returning model keeps its actor and mailbox; its new
+                // contract takes effect.
+                Some(e) => {
+                    e.addr.do_send(crate::model::Reprofile(profile.clone()));
+                    let entry = Arc::new(ModelEntry {
+                        addr: e.addr.clone(),
+                        gauge: e.gauge.clone(),
+                        profile,
+                        connected: AtomicBool::new(true),
+                    });
+                    act.registry.models.insert(id, entry.clone());
+                    entry
+                }
+                None => act.start_model(profile, true),
+            })
+        })))
+    }
+}
+
+/// Marks a model disconnected; its mailbox keeps collecting.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Disconnect(pub(crate) String);
+
+impl Handler<Disconnect> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+        if let Some(e) = self.registry.models.get(&msg.0) {
+            e.connected
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            e.addr.do_send(Unsubscribe);
+        }
+    }
+}
+
+/// Creates a namespace with its access list.
+#[derive(Message)]
+#[rtype(result = "Result<NamespaceInfo>")]
+pub(crate) struct CreateNamespace(pub(crate) NamespaceInfo);
+
+impl Handler<CreateNamespace> for Directory {
+    type Result = AtomicResponse<Self, Result<NamespaceInfo>>;
+
+    fn handle(&mut self, msg: CreateNamespace, _: &mut Self::Context) -> Self::Result {
+        let info = msg.0;
+        if self.registry.namespaces.contains_key(&info.name) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ActorError::NamespaceExists(
+                info.name,
+            )))));
+        }
+        let store = self.store.clone();
+        let work = blocking(move || {
+            match store.create_namespace(SpaceConfig::new(info.name.clone(), info.geometry.clone()))
+            {
+                Ok(()) => {}
+                Err(StorageError::NamespaceExists(n)) => {
+                    return Err(ActorError::NamespaceExists(n));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let bytes =
+                serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+            store.catalog_put(namespace::CATALOG_KIND, &info.name, bytes)?;
+            Ok(info)
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(|r, act, _| {
+            let info = r?;
+            act.start_namespace(info.clone());
+            Ok(info)
+        })))
+    }
+}
+
+/// Sets the isolation policy between two networks.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub(crate) struct SetIsolation(
+    pub(crate) String,
+    pub(crate) String,
+    pub(crate) IsolationPolicy,
+);
+
+impl Handler<SetIsolation> for Directory {
+    type Result = AtomicResponse<Self, Result<()>>;
+
+    fn handle(&mut self, msg: SetIsolation, _: &mut Self::Context) -> Self::Result {
+        let key = Isolation::key(&msg.0, &msg.1);
+        let store = self.store.clone();
+        let policy = msg.2;
+        let k = key.clone();
+        let work = blocking(move || {
+            let bytes = serde_json::to_vec(&policy)
+                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+            Ok(store.catalog_put(ISOLATION, &k, bytes)?)
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
+            r?;
+            act.registry
+                .isolation
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .pairs
+                .insert(key, policy);
+            Ok(())
+        })))
+    }
+}
+
+/// Brings back, at start, every model and namespace the catalog records
+/// (models disconnected, with their recovered mailboxes) and the isolation
+/// policies.
+pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
+    for (_, bytes) in dir.store.catalog_list(namespace::CATALOG_KIND)? {
+        let info: NamespaceInfo = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::Corrupt(format!("namespace access list: {e}")))?;
+        dir.start_namespace(info);
+    }
+    for (key, bytes) in dir.store.catalog_list(ISOLATION)? {
+        let policy: IsolationPolicy = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::Corrupt(format!("isolation policy: {e}")))?;
+        dir.registry
+            .isolation
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .pairs
+            .insert(key, policy);
+    }
+    for (id, bytes) in dir.store.catalog_list(MODELS)? {
+        let stored: StoredModel = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::Corrupt(format!("stored contract of {id:?}: {e}")))?;
+        let contract = Contract::from_value(stored.contract)?;
+        match profile_of(contract, &stored.base_dir) {
+            Ok(p) => {
+                dir.start_model(Arc::new(p), false);
+            }
+            // A contract whose encoder file is gone: the model must connect
+            // again with a valid one; its mailbox waits in storage.
+            Err(e) => tracing::warn!(model = %id, error = %e, "stored contract no longer loads"),
+        }
+    }
+    Ok(())
+}

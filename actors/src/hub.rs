@@ -1,0 +1,747 @@
+//! The handles the layers above use: [`Hub`] (the running actor system)
+//! and [`ModelRef`] (one connected model). They speak in plain types and
+//! futures; no actix type crosses this boundary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use hvs_contracts::{Contract, TextEncoder};
+use hvs_storage::{
+    Block, BlockClass, BlockContent, BlockHit, BlockOptions, ConsistencyReport, Filter,
+    GeometrySpec, MessageRecord, NewVector, SearchHit, SearchQuery, SpaceConfig, StorageError,
+    Store, VectorRecord, VectorUpdate,
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::directory::{self, Connect, CreateNamespace, Directory, MailboxDefaults, SetIsolation};
+use crate::error::{ActorError, Result};
+use crate::model::{
+    Ack, AckReport, Broadcast, BroadcastReport, DeadLetterInfo, Delivery, Inspect, MailboxStats,
+    Outgoing, Post, Receive, Release, Subscribe,
+};
+use crate::namespace::{
+    AccessKind, Caller, Check, Consensus, ConsensusReport, Contribute, Grant, GrantAccess, Info,
+    Join, Members, NamespaceInfo, QueryShared, Search, SharedHit, StoreVector, Visibility,
+    blocking,
+};
+use crate::registry::{IsolationPolicy, ModelEntry, Registry};
+
+/// The namespace that holds every model's state vector.
+pub const STATES_NAMESPACE: &str = "hvs.states";
+/// Dimension of the text encoder's vectors (model states).
+const STATE_DIM: usize = 256;
+const STATE_SCHEMA: &str = "state_schema";
+
+/// How the actor system runs.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Arbiters (threads) the actors are spread over; default: one per core.
+    pub arbiters: usize,
+    /// Mailbox settings.
+    pub mailboxes: MailboxDefaults,
+    /// The isolation policy between networks not given one.
+    pub default_isolation: IsolationPolicy,
+    /// Lifetime of blocks stored with `persist: false`.
+    pub cache_ttl_ms: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            mailboxes: MailboxDefaults::default(),
+            default_isolation: IsolationPolicy::Shared,
+            cache_ttl_ms: 3_600_000,
+        }
+    }
+}
+
+struct HubInner {
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    directory: Addr<Directory>,
+    system: System,
+    arbiters: Vec<Arbiter>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Each model's state vector.
+    states: DashMap<String, Uuid>,
+    text: TextEncoder,
+    cache_ttl_ms: u64,
+}
+
+/// The running actor system: a directory, one actor per model and per
+/// namespace, spread over one arbiter per core. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// Starts the actors on `store`, bringing back every model (disconnected,
+    /// with its mailbox), namespace and isolation policy it records.
+    pub fn start(store: Arc<Store>, config: HubConfig) -> Result<Hub> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = store.clone();
+        let cache_ttl_ms = config.cache_ttl_ms;
+        let thread = std::thread::Builder::new()
+            .name("hvs-actors".into())
+            .spawn(move || {
+                let sys = System::new();
+                let started = sys.block_on(async move { start_actors(s, &config) });
+                let failed = started.is_err();
+                let _ = tx.send(started);
+                if !failed {
+                    let _ = sys.run();
+                }
+            })
+            .map_err(|e| ActorError::Storage(StorageError::Io(e.to_string())))?;
+        let (registry, directory, system, arbiters) =
+            rx.recv().map_err(|_| ActorError::Stopped)??;
+        let text = TextEncoder::new(STATE_DIM)
+            .ok_or_else(|| ActorError::InvalidRequest("text encoder dimension".into()))?;
+        match store.create_namespace(SpaceConfig::new(
+            STATES_NAMESPACE,
+            GeometrySpec::Sphere {
+                dim: STATE_DIM - 1,
+                curvature: 1.0,
+            },
+        )) {
+            Ok(()) | Err(StorageError::NamespaceExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let states = DashMap::new();
+        for r in store.iter_namespace(STATES_NAMESPACE)? {
+            if let Some(m) = r.metadata.get("model").and_then(|m| m.as_str()) {
+                states.insert(m.to_string(), r.id);
+            }
+        }
+        Ok(Hub {
+            inner: Arc::new(HubInner {
+                store,
+                registry,
+                directory,
+                system,
+                arbiters,
+                thread: Mutex::new(Some(thread)),
+                states,
+                text,
+                cache_ttl_ms,
+            }),
+        })
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// Connects a model with its contract (files it names, such as encoder
+    /// weights, are relative to `base_dir`). Its namespace is created on
+    /// first connect (private, owned by the model); a model that was
+    /// connected before gets its mailbox back.
+    pub async fn connect_model(&self, contract: Contract, base_dir: &Path) -> Result<ModelRef> {
+        let entry = self
+            .inner
+            .directory
+            .send(Connect {
+                contract,
+                base_dir: base_dir.to_path_buf(),
+            })
+            .await??;
+        Ok(ModelRef {
+            hub: self.clone(),
+            entry,
+        })
+    }
+
+    /// A handle of a connected model.
+    pub fn model(&self, id: &str) -> Result<ModelRef> {
+        let entry = self.inner.registry.model(id)?;
+        if !entry.connected.load(Ordering::SeqCst) {
+            return Err(ActorError::Disconnected(id.to_string()));
+        }
+        Ok(ModelRef {
+            hub: self.clone(),
+            entry,
+        })
+    }
+
+    /// Every known model and whether it is connected, by id.
+    pub fn models(&self) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = self
+            .inner
+            .registry
+            .models
+            .iter()
+            .map(|e| (e.key().clone(), e.connected.load(Ordering::SeqCst)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Creates a namespace owned by `owner` (a model id, or an operator's
+    /// name); its network is the owner's region, or `"local"`.
+    pub async fn create_namespace(
+        &self,
+        name: &str,
+        owner: &str,
+        visibility: Visibility,
+        geometry: GeometrySpec,
+    ) -> Result<NamespaceInfo> {
+        let network = self
+            .inner
+            .registry
+            .model(owner)
+            .map_or_else(|_| "local".to_string(), |e| e.profile.network.clone());
+        let info = NamespaceInfo {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            visibility,
+            network,
+            geometry,
+            grants: BTreeMap::new(),
+            members: BTreeMap::new(),
+        };
+        self.inner.directory.send(CreateNamespace(info)).await?
+    }
+
+    /// A namespace's access list.
+    pub async fn namespace_info(&self, name: &str) -> Result<NamespaceInfo> {
+        Ok(self.inner.registry.namespace(name)?.send(Info).await?)
+    }
+
+    /// Grants `grantee` access to a namespace (as the operator).
+    pub async fn grant_access(&self, namespace: &str, grantee: &str, grant: Grant) -> Result<()> {
+        self.ns(namespace)?
+            .send(GrantAccess {
+                by: Caller::Operator,
+                grantee: grantee.to_string(),
+                grant,
+            })
+            .await?
+    }
+
+    /// Whether `model` may read or write `namespace`: `Ok(())`, or the
+    /// refusal saying which rule.
+    pub async fn check_access(&self, model: &str, namespace: &str, kind: AccessKind) -> Result<()> {
+        let p = self.inner.registry.model(model)?.profile.clone();
+        self.ns(namespace)?
+            .send(Check(Caller::Model(p), kind))
+            .await?
+    }
+
+    /// Sets the isolation policy between two networks (models' regions).
+    pub async fn set_isolation(&self, a: &str, b: &str, policy: IsolationPolicy) -> Result<()> {
+        self.inner
+            .directory
+            .send(SetIsolation(a.to_string(), b.to_string(), policy))
+            .await?
+    }
+
+    /// The consensus of a shared space, as the operator.
+    pub async fn consensus(
+        &self,
+        space: &str,
+        weights: Option<HashMap<String, f64>>,
+    ) -> Result<ConsensusReport> {
+        self.ns(space)?
+            .send(Consensus {
+                caller: Caller::Operator,
+                weights,
+            })
+            .await?
+    }
+
+    /// Compares storage with the indexes (vectors and messages).
+    pub async fn verify_consistency(&self) -> Result<ConsistencyReport> {
+        let store = self.inner.store.clone();
+        blocking(move || Ok(store.verify_consistency()?)).await
+    }
+
+    /// Stops every actor. Idempotent; the store stays open.
+    pub fn shutdown(&self) {
+        for a in &self.inner.arbiters {
+            a.stop();
+        }
+        self.inner.system.stop();
+        let t = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+
+    fn ns(&self, name: &str) -> Result<Addr<crate::namespace::NamespaceActor>> {
+        self.inner.registry.namespace(name)
+    }
+}
+
+type Started = (Arc<Registry>, Addr<Directory>, System, Vec<Arbiter>);
+
+/// Runs inside the actor system's thread.
+fn start_actors(store: Arc<Store>, config: &HubConfig) -> Result<Started> {
+    let arbiters: Vec<Arbiter> = (0..config.arbiters.max(1))
+        .map(|_| Arbiter::new())
+        .collect();
+    let registry = Arc::new(Registry::new(config.default_isolation));
+    let recovered = hvs_mailbox::recover_letters(&store)?;
+    let mut dir = Directory {
+        store,
+        registry: registry.clone(),
+        arbiters: arbiters.iter().map(|a| a.handle()).collect(),
+        next: 0,
+        mailboxes: config.mailboxes,
+        recovered: Arc::new(Mutex::new(recovered)),
+    };
+    if let Err(e) = directory::recover(&mut dir) {
+        for a in &arbiters {
+            a.stop();
+        }
+        return Err(e);
+    }
+    let addr = dir.start();
+    Ok((registry, addr, System::current(), arbiters))
+}
+
+/// Who receives a broadcast.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BroadcastScope {
+    /// The members of this namespace (the sender must be able to read it);
+    /// `None`: every connected model.
+    pub namespace: Option<String>,
+    /// Models left out.
+    pub exclude: Vec<String>,
+}
+
+/// A stream of deliveries pushed to a connected model.
+pub struct DeliveryStream {
+    rx: mpsc::UnboundedReceiver<Delivery>,
+}
+
+impl DeliveryStream {
+    /// The next delivery; `None` once the model is disconnected or another
+    /// stream replaced this one.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+}
+
+/// A model's state as last updated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelState {
+    /// The model.
+    pub model: String,
+    /// The state.
+    pub state: serde_json::Value,
+    /// 1 for the first update, then one more each time.
+    pub version: u64,
+}
+
+/// A connected model: everything it does goes through here. Cheap to clone.
+#[derive(Clone)]
+pub struct ModelRef {
+    hub: Hub,
+    entry: Arc<ModelEntry>,
+}
+
+impl ModelRef {
+    /// The model's id.
+    pub fn id(&self) -> &str {
+        &self.entry.profile.id
+    }
+
+    /// The model's own namespace, where its messages are stored.
+    pub fn namespace(&self) -> &str {
+        &self.entry.profile.namespace
+    }
+
+    /// The contract it connected with.
+    pub fn contract(&self) -> &Contract {
+        &self.entry.profile.contract
+    }
+
+    fn live(&self) -> Result<&Addr<crate::model::ModelActor>> {
+        let current = self.hub.inner.registry.model(self.id())?;
+        if !Arc::ptr_eq(&current, &self.entry) || !current.connected.load(Ordering::SeqCst) {
+            return Err(ActorError::Disconnected(self.id().to_string()));
+        }
+        Ok(&self.entry.addr)
+    }
+
+    fn me(&self) -> Caller {
+        Caller::Model(self.entry.profile.clone())
+    }
+
+    /// Sends a message; answered once it is stored (durably, at the store's
+    /// level) and queued for `to`.
+    pub async fn send_message(&self, to: &str, message: Outgoing) -> Result<Uuid> {
+        let mut ids = self.send_messages(vec![(to.to_string(), message)]).await?;
+        ids.pop().ok_or(ActorError::Stopped)
+    }
+
+    /// Sends many messages in one go, all or none, in order.
+    pub async fn send_messages(&self, messages: Vec<(String, Outgoing)>) -> Result<Vec<Uuid>> {
+        self.live()?.send(Post(messages)).await?
+    }
+
+    /// Sends one message to every connected model, or to a namespace's
+    /// members, except the sender and `scope.exclude`.
+    pub async fn broadcast(
+        &self,
+        message: Outgoing,
+        scope: BroadcastScope,
+    ) -> Result<BroadcastReport> {
+        let addr = self.live()?;
+        let mut recipients: Vec<String> = match &scope.namespace {
+            Some(ns) => {
+                let ns = self.hub.ns(ns)?;
+                ns.send(Check(self.me(), AccessKind::Read)).await??;
+                ns.send(Members).await?
+            }
+            None => self
+                .hub
+                .models()
+                .into_iter()
+                .filter(|(_, connected)| *connected)
+                .map(|(id, _)| id)
+                .collect(),
+        };
+        recipients.retain(|r| r != self.id() && !scope.exclude.contains(r));
+        addr.send(Broadcast {
+            message,
+            recipients,
+        })
+        .await?
+    }
+
+    /// Up to `max` waiting messages; each must be acked before its deadline.
+    pub async fn receive_messages(&self, max: usize) -> Result<Vec<Delivery>> {
+        Ok(self.live()?.send(Receive(max)).await?)
+    }
+
+    /// A stream that pushes each message as it arrives (replacing any
+    /// earlier stream of this model).
+    pub async fn deliveries(&self) -> Result<DeliveryStream> {
+        let rx = self.live()?.send(Subscribe).await?;
+        Ok(DeliveryStream { rx })
+    }
+
+    /// Acks received messages: they are gone from the mailbox for good.
+    /// Answered once the acks are stored.
+    pub async fn ack(&self, ids: &[Uuid]) -> Result<AckReport> {
+        self.live()?.send(Ack(ids.to_vec())).await?
+    }
+
+    /// Gives received messages back for immediate redelivery.
+    pub async fn release(&self, ids: &[Uuid]) -> Result<usize> {
+        Ok(self.live()?.send(Release(ids.to_vec())).await?)
+    }
+
+    /// The mailbox's counts and its most recent dead letters.
+    pub async fn mailbox(&self) -> Result<(MailboxStats, Vec<DeadLetterInfo>)> {
+        Ok(self.entry.addr.send(Inspect).await?)
+    }
+
+    /// Dead letters of this mailbox since the process started (the latest
+    /// 1,024), oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetterInfo>> {
+        Ok(self.mailbox().await?.1)
+    }
+
+    /// A stored message this model sent or received, or whose namespace it
+    /// may read.
+    pub async fn get_message(&self, id: Uuid) -> Result<Option<Arc<MessageRecord>>> {
+        let store = self.hub.inner.store.clone();
+        let Some(m) = blocking(move || Ok(store.get_message(id)?)).await? else {
+            return Ok(None);
+        };
+        if m.from != self.id() && !m.to.iter().any(|t| t == self.id()) {
+            self.hub
+                .ns(&m.namespace)?
+                .send(Check(self.me(), AccessKind::Read))
+                .await??;
+        }
+        Ok(Some(m))
+    }
+
+    /// Disconnects: the handle stops working, pushed deliveries stop, the
+    /// mailbox keeps collecting until the model connects again.
+    pub async fn disconnect(&self) -> Result<()> {
+        self.live()?;
+        self.hub
+            .inner
+            .directory
+            .send(directory::Disconnect(self.id().to_string()))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a namespace owned by this model.
+    pub async fn create_namespace(
+        &self,
+        name: &str,
+        visibility: Visibility,
+        geometry: GeometrySpec,
+    ) -> Result<NamespaceInfo> {
+        self.live()?;
+        self.hub
+            .create_namespace(name, self.id(), visibility, geometry)
+            .await
+    }
+
+    /// Grants another model access to a namespace this model owns.
+    pub async fn grant_access(&self, namespace: &str, grantee: &str, grant: Grant) -> Result<()> {
+        self.live()?;
+        self.hub
+            .ns(namespace)?
+            .send(GrantAccess {
+                by: self.me(),
+                grantee: grantee.to_string(),
+                grant,
+            })
+            .await?
+    }
+
+    /// Whether this model may read or write `namespace`.
+    pub async fn check_access(&self, namespace: &str, kind: AccessKind) -> Result<()> {
+        self.hub.ns(namespace)?.send(Check(self.me(), kind)).await?
+    }
+
+    /// Stores a vector in a namespace this model may write.
+    pub async fn store_vector(&self, vector: NewVector) -> Result<VectorRecord> {
+        self.live()?;
+        let ns = self.hub.ns(&vector.namespace)?;
+        ns.send(StoreVector(self.me(), vector)).await?
+    }
+
+    /// Searches a namespace this model may read.
+    pub async fn semantic_search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+        self.live()?;
+        let ns = self.hub.ns(&query.namespace)?;
+        ns.send(Search(self.me(), query)).await?
+    }
+
+    /// Joins a shared space, declaring capabilities.
+    pub async fn join(&self, space: &str, capabilities: &[&str]) -> Result<()> {
+        self.live()?;
+        self.hub
+            .ns(space)?
+            .send(Join {
+                caller: self.entry.profile.clone(),
+                capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+            })
+            .await?
+    }
+
+    /// Contributes knowledge: a point of the space and a value under a key
+    /// (the same key again replaces this model's earlier contribution).
+    pub async fn contribute(
+        &self,
+        space: &str,
+        key: &str,
+        point: Vec<f64>,
+        value: serde_json::Value,
+    ) -> Result<Uuid> {
+        self.live()?;
+        self.hub
+            .ns(space)?
+            .send(Contribute {
+                caller: self.entry.profile.clone(),
+                key: key.to_string(),
+                point,
+                value,
+            })
+            .await?
+    }
+
+    /// The `k` contributions nearest to `query`.
+    pub async fn query_shared(
+        &self,
+        space: &str,
+        query: Vec<f64>,
+        k: usize,
+    ) -> Result<Vec<SharedHit>> {
+        self.live()?;
+        self.hub
+            .ns(space)?
+            .send(QueryShared {
+                caller: self.me(),
+                query,
+                k,
+            })
+            .await?
+    }
+
+    /// The weighted Fréchet mean of the space's contributions (weights by
+    /// contributor; 1 for those not named).
+    pub async fn consensus(
+        &self,
+        space: &str,
+        weights: Option<HashMap<String, f64>>,
+    ) -> Result<ConsensusReport> {
+        self.live()?;
+        self.hub
+            .ns(space)?
+            .send(Consensus {
+                caller: self.me(),
+                weights,
+            })
+            .await?
+    }
+
+    /// Registers the schema of this model's state (any JSON); required
+    /// before [`update_state`](Self::update_state).
+    pub async fn register_state(&self, schema: serde_json::Value) -> Result<()> {
+        self.live()?;
+        let store = self.hub.inner.store.clone();
+        let id = self.id().to_string();
+        blocking(move || {
+            let bytes = serde_json::to_vec(&schema)
+                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+            Ok(store.catalog_put(STATE_SCHEMA, &id, bytes)?)
+        })
+        .await
+    }
+
+    /// Replaces this model's state; its vector (the text encoder's, of the
+    /// state's JSON) makes it findable by similarity. Returns the version.
+    pub async fn update_state(&self, state: serde_json::Value) -> Result<u64> {
+        self.live()?;
+        let hub = self.hub.clone();
+        let id = self.id().to_string();
+        blocking(move || {
+            let inner = &hub.inner;
+            let registered = inner
+                .store
+                .catalog_list(STATE_SCHEMA)?
+                .into_iter()
+                .any(|(k, _)| k == id);
+            if !registered {
+                return Err(ActorError::InvalidRequest(format!(
+                    "model {id:?} has no registered state schema: call register_state first"
+                )));
+            }
+            let data = inner.text.encode(&state.to_string());
+            let mut metadata = hvs_storage::Metadata::new();
+            metadata.insert("hvs_kind".into(), serde_json::json!("model_state"));
+            metadata.insert("model".into(), serde_json::json!(id));
+            metadata.insert("state".into(), state);
+            // The entry's lock orders concurrent updates of one model.
+            let mut slot = inner.states.entry(id.clone()).or_insert(Uuid::nil());
+            let r = if slot.is_nil() {
+                let mut v = NewVector::new(STATES_NAMESPACE, data);
+                v.metadata = metadata;
+                inner.store.store_vector(v)?
+            } else {
+                let update = VectorUpdate {
+                    data: Some(data),
+                    metadata: Some(metadata),
+                    ..VectorUpdate::default()
+                };
+                inner.store.update_vector(*slot, update)?
+            };
+            *slot = r.id;
+            Ok(r.version)
+        })
+        .await
+    }
+
+    /// A model's current state, if it has one.
+    pub async fn get_state(&self, model: &str) -> Result<Option<ModelState>> {
+        let Some(id) = self.hub.inner.states.get(model).map(|e| *e.value()) else {
+            return Ok(None);
+        };
+        let store = self.hub.inner.store.clone();
+        let r = blocking(move || Ok(store.retrieve_vector(id)?)).await?;
+        Ok(r.map(|r| ModelState {
+            model: model.to_string(),
+            state: r.metadata.get("state").cloned().unwrap_or_default(),
+            version: r.version,
+        }))
+    }
+
+    /// The `k` models whose states are most similar to `state`.
+    pub async fn find_similar_states(
+        &self,
+        state: &serde_json::Value,
+        k: usize,
+    ) -> Result<Vec<(ModelState, f64)>> {
+        self.entry
+            .profile
+            .limiter
+            .acquire_queries(1, std::time::Instant::now())?;
+        let store = self.hub.inner.store.clone();
+        let data = self.hub.inner.text.encode(&state.to_string());
+        blocking(move || {
+            let mut q = SearchQuery::new(STATES_NAMESPACE, data, k);
+            q.filter = Some(Filter::Eq(
+                "hvs_kind".into(),
+                serde_json::json!("model_state"),
+            ));
+            let hits = store.semantic_search(&q)?;
+            let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
+            let records = store.batch_retrieve_vectors(&ids)?;
+            Ok(hits
+                .into_iter()
+                .zip(records)
+                .filter_map(|(h, r)| {
+                    let r = r?;
+                    let model = r.metadata.get("model")?.as_str()?.to_string();
+                    let state = r.metadata.get("state").cloned().unwrap_or_default();
+                    Some((
+                        ModelState {
+                            model,
+                            state,
+                            version: r.version,
+                        },
+                        h.score,
+                    ))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Stores content as a block (the HVS–NVM integration): kept as shared
+    /// knowledge when `persist`, else as a cache block that expires; its
+    /// text is indexed for [`query`](Self::query).
+    pub async fn store(&self, name: &str, content: BlockContent, persist: bool) -> Result<Block> {
+        self.live()?;
+        let store = self.hub.inner.store.clone();
+        let (actor, name) = (self.id().to_string(), name.to_string());
+        let ttl = self.hub.inner.cache_ttl_ms;
+        blocking(move || {
+            let (class, ttl_ms) = if persist {
+                (BlockClass::SharedKnowledge, None)
+            } else {
+                (BlockClass::Cache, Some(ttl))
+            };
+            let options = BlockOptions {
+                ttl_ms,
+                ..BlockOptions::default()
+            };
+            Ok(store.create_block(&actor, &name, class, content, options)?)
+        })
+        .await
+    }
+
+    /// Blocks whose text is nearest in meaning to `text`, with scores.
+    pub async fn query(&self, text: &str, k: usize) -> Result<Vec<BlockHit>> {
+        self.entry
+            .profile
+            .limiter
+            .acquire_queries(1, std::time::Instant::now())?;
+        let store = self.hub.inner.store.clone();
+        let (actor, text) = (self.id().to_string(), text.to_string());
+        blocking(move || Ok(store.semantic_query(&actor, &text, k, None)?)).await
+    }
+}

@@ -1,0 +1,593 @@
+//! One actor per known model: it sends on the model's behalf (permission,
+//! rate limit, encoding, storage) and owns the model's mailbox (admission,
+//! delivery, acks, redelivery, dead letters, the push stream).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use hvs_mailbox::{DeadLetter, DeadReason, Gauge, Mailbox, letter_of};
+use hvs_storage::{MessageRecord, Metadata, Settled, Settlement, Store};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::{ActorError, Result};
+use crate::registry::{MAILBOX_CAPACITY, Profile, Registry};
+
+/// Dead letters a mailbox remembers for [`dead_letters`](crate::ModelRef::dead_letters).
+const DEAD_LETTERS_KEPT: usize = 1024;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Where a message's vector comes from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum VectorInput {
+    /// No vector: the built-in text encoder reads the payload (as UTF-8).
+    #[default]
+    Text,
+    /// A point of the sender's space (projected onto its manifold).
+    Point(Vec<f64>),
+    /// An embedding of the contract's `input_dimension`, put through the
+    /// contract's encoder.
+    Embedding(Vec<f64>),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outgoing {
+    /// The payload, opaque bytes.
+    pub payload: Vec<u8>,
+    /// Where its vector comes from.
+    pub vector: VectorInput,
+    /// Searchable metadata.
+    pub metadata: Metadata,
+    /// Time to live: after this many milliseconds it is no longer delivered.
+    pub ttl_ms: Option<u64>,
+}
+
+impl Outgoing {
+    /// A text message whose vector the text encoder makes.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            payload: text.into().into_bytes(),
+            ..Self::default()
+        }
+    }
+
+    /// The same message with a vector.
+    pub fn with_vector(mut self, vector: VectorInput) -> Self {
+        self.vector = vector;
+        self
+    }
+}
+
+/// A message handed to its recipient. Ack it (by `message.id`) before
+/// `deadline_ms`, or it is delivered again.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The stored message.
+    pub message: Arc<MessageRecord>,
+    /// 1 for the first delivery, 2 for the first redelivery, …
+    pub attempt: u32,
+    /// When it is delivered again unless acked (ms since the Unix epoch).
+    pub deadline_ms: u64,
+}
+
+/// What a broadcast reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcastReport {
+    /// The message's id (one message, many recipients).
+    pub id: Uuid,
+    /// Recipients it was queued for.
+    pub recipients: Vec<String>,
+    /// Recipients that refused it, with the error code (a full mailbox).
+    pub refused: Vec<(String, String)>,
+}
+
+/// The outcome of an ack.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AckReport {
+    /// Messages acked now (gone from the mailbox for good).
+    pub acked: Vec<Uuid>,
+    /// Ids that were not in flight: unknown, not yet received, or acked
+    /// before (acking twice is not an error).
+    pub unknown: Vec<Uuid>,
+}
+
+/// A message that left a mailbox without being acked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterInfo {
+    /// The message.
+    pub id: Uuid,
+    /// Its sender.
+    pub from: String,
+    /// `expired`, `max_attempts` or `overflow`.
+    pub reason: String,
+    /// Deliveries it had.
+    pub attempts: u32,
+}
+
+/// A mailbox's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxStats {
+    /// Waiting to be received.
+    pub pending: usize,
+    /// Received, not acked yet.
+    pub in_flight: usize,
+    /// Dead letters since the process started.
+    pub dead_lettered: u64,
+}
+
+pub(crate) struct ModelActor {
+    pub(crate) profile: Arc<Profile>,
+    pub(crate) mailbox: Mailbox<Arc<MessageRecord>>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) subscriber: Option<mpsc::UnboundedSender<Delivery>>,
+    pub(crate) dead: VecDeque<DeadLetterInfo>,
+    pub(crate) dead_count: u64,
+    pub(crate) tick: Duration,
+}
+
+impl Actor for ModelActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(self.tick, |act, _| act.on_tick());
+    }
+}
+
+fn reason_of(r: &DeadReason) -> &'static str {
+    match r {
+        DeadReason::Expired => "expired",
+        DeadReason::MaxAttempts => "max_attempts",
+        DeadReason::Overflow => "overflow",
+    }
+}
+
+/// Hands stored messages to their recipients' actors, one message per
+/// recipient actor.
+fn hand_over(registry: &Registry, stored: &[Arc<MessageRecord>]) {
+    let mut per: HashMap<&str, Vec<Arc<MessageRecord>>> = HashMap::new();
+    for m in stored {
+        for to in &m.to {
+            per.entry(to.as_str()).or_default().push(m.clone());
+        }
+    }
+    for (to, ms) in per {
+        if let Ok(e) = registry.model(to) {
+            e.addr.do_send(Deliver(ms));
+        }
+    }
+}
+
+/// Reservations made in recipients' mailboxes for messages not yet stored.
+struct Reservations(Vec<Arc<Gauge>>);
+
+impl Reservations {
+    fn release(self) {
+        for g in self.0 {
+            g.release();
+        }
+    }
+}
+
+impl ModelActor {
+    fn own_write_check(&self) -> Result<()> {
+        let p = &self.profile;
+        if p.contract.permissions.can_write(&p.namespace) {
+            Ok(())
+        } else {
+            Err(ActorError::PermissionDenied {
+                model: p.id.clone(),
+                action: "write",
+                namespace: p.namespace.clone(),
+                reason: "the contract's write_namespaces do not include the model's own namespace, where its messages are stored".into(),
+            })
+        }
+    }
+
+    /// The record of an outgoing message: its vector made, its size checked.
+    fn record(&self, out: Outgoing, to: Vec<String>, now: u64) -> Result<MessageRecord> {
+        let p = &self.profile;
+        p.limiter.check_message_size(out.payload.len() as u64)?;
+        let vector = match &out.vector {
+            VectorInput::Text => p
+                .encoder
+                .encode_text(&String::from_utf8_lossy(&out.payload))?,
+            VectorInput::Point(x) => p.encoder.place_point(x)?,
+            VectorInput::Embedding(e) => p.encoder.encode_embedding(e)?,
+        };
+        Ok(MessageRecord {
+            id: Uuid::now_v7(),
+            namespace: p.namespace.clone(),
+            from: p.id.clone(),
+            to,
+            payload: out.payload,
+            vector,
+            metadata: out.metadata,
+            sent_ms: now,
+            expires_ms: out.ttl_ms.map(|t| now.saturating_add(t)),
+        })
+    }
+
+    /// Stores `records` (reservations already made) and, once committed,
+    /// hands them to their recipients; the answer comes after the commit.
+    fn store_and_hand_over(
+        &self,
+        records: Vec<MessageRecord>,
+        reservations: Reservations,
+    ) -> oneshot::Receiver<Result<Vec<Arc<MessageRecord>>>> {
+        let (tx, rx) = oneshot::channel();
+        let registry = self.registry.clone();
+        self.store.append_messages(
+            records,
+            Box::new(move |r| {
+                let answer = match r {
+                    Ok(stored) => {
+                        hand_over(&registry, &stored);
+                        Ok(stored)
+                    }
+                    Err(e) => {
+                        reservations.release();
+                        Err(e.into())
+                    }
+                };
+                let _ = tx.send(answer);
+            }),
+        );
+        rx
+    }
+
+    fn charge(&self, records: &[MessageRecord]) -> Result<()> {
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.payload.len() + 8 * r.vector.len())
+            .sum();
+        self.profile.charge_storage(bytes as u64)
+    }
+
+    /// Records settlements; failures are logged (the message stays
+    /// unsettled and comes back after a restart: at-least-once).
+    fn settle(&self, settled: Vec<Settled>) {
+        self.store.settle_messages(
+            settled,
+            Box::new(|r| {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "recording settlements failed");
+                }
+            }),
+        );
+    }
+
+    pub(crate) fn bury(&mut self, dead: Vec<DeadLetter<Arc<MessageRecord>>>) {
+        if dead.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut settled = Vec::with_capacity(dead.len());
+        for d in dead {
+            let reason = reason_of(&d.reason);
+            settled.push(Settled {
+                message: d.letter.id,
+                recipient: self.profile.id.clone(),
+                settlement: Settlement::DeadLettered {
+                    reason: reason.into(),
+                },
+                at_ms: now,
+            });
+            self.dead_count += 1;
+            if self.dead.len() == DEAD_LETTERS_KEPT {
+                self.dead.pop_front();
+            }
+            self.dead.push_back(DeadLetterInfo {
+                id: d.letter.id,
+                from: d.letter.from,
+                reason: reason.into(),
+                attempts: d.attempts,
+            });
+        }
+        self.settle(settled);
+    }
+
+    fn deliveries(&mut self, max: usize) -> Vec<Delivery> {
+        let r = self.mailbox.receive(max, now_ms());
+        self.bury(r.dead);
+        r.deliveries
+            .into_iter()
+            .map(|d| Delivery {
+                message: d.letter.body,
+                attempt: d.attempt,
+                deadline_ms: d.deadline_ms,
+            })
+            .collect()
+    }
+
+    /// Pushes everything pending to the live subscriber, if there is one.
+    fn push(&mut self) {
+        if self.subscriber.is_none() || self.mailbox.pending_len() == 0 {
+            return;
+        }
+        let ds = self.deliveries(usize::MAX);
+        let Some(sub) = &self.subscriber else { return };
+        let mut unsent = Vec::new();
+        for d in ds {
+            if let Err(e) = sub.send(d) {
+                unsent.push(e.0.message.id);
+            }
+        }
+        if !unsent.is_empty() {
+            self.subscriber = None;
+            self.mailbox.release(&unsent);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let dead = self.mailbox.tick(now_ms());
+        self.bury(dead);
+        self.push();
+    }
+}
+
+/// Sends messages, one recipient each, all or none.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Uuid>>")]
+pub(crate) struct Post(pub(crate) Vec<(String, Outgoing)>);
+
+impl Handler<Post> for ModelActor {
+    type Result = ResponseFuture<Result<Vec<Uuid>>>;
+
+    fn handle(&mut self, msg: Post, _: &mut Self::Context) -> Self::Result {
+        let prepared = (|| -> Result<_> {
+            self.own_write_check()?;
+            self.profile
+                .limiter
+                .acquire_vectors(msg.0.len() as u64, Instant::now())?;
+            let now = now_ms();
+            let mut gauges = Vec::with_capacity(msg.0.len());
+            let mut records = Vec::with_capacity(msg.0.len());
+            for (to, out) in msg.0 {
+                gauges.push(self.registry.model(&to)?.gauge.clone());
+                records.push(self.record(out, vec![to], now)?);
+            }
+            self.charge(&records)?;
+            let mut reserved = Reservations(Vec::with_capacity(gauges.len()));
+            for g in gauges {
+                if let Err(e) = g.try_reserve() {
+                    reserved.release();
+                    return Err(ActorError::from(e));
+                }
+                reserved.0.push(g);
+            }
+            Ok((records, reserved))
+        })();
+        let rx = prepared.map(|(records, reserved)| self.store_and_hand_over(records, reserved));
+        Box::pin(async move {
+            let stored = rx?.await.map_err(|_| ActorError::Stopped)??;
+            Ok(stored.iter().map(|m| m.id).collect())
+        })
+    }
+}
+
+/// Sends one message to many recipients: one stored message; a recipient
+/// whose mailbox refuses is reported, not fatal.
+#[derive(Message)]
+#[rtype(result = "Result<BroadcastReport>")]
+pub(crate) struct Broadcast {
+    pub(crate) message: Outgoing,
+    pub(crate) recipients: Vec<String>,
+}
+
+impl Handler<Broadcast> for ModelActor {
+    type Result = ResponseFuture<Result<BroadcastReport>>;
+
+    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) -> Self::Result {
+        let prepared = (|| -> Result<_> {
+            if !self.profile.contract.permissions.broadcast {
+                return Err(ActorError::PermissionDenied {
+                    model: self.profile.id.clone(),
+                    action: "broadcast",
+                    namespace: self.profile.namespace.clone(),
+                    reason: "the contract's permissions.broadcast is false".into(),
+                });
+            }
+            self.own_write_check()?;
+            self.profile.limiter.acquire_vectors(1, Instant::now())?;
+            let mut reserved = Reservations(Vec::new());
+            let (mut recipients, mut refused) = (Vec::new(), Vec::new());
+            for to in msg.recipients {
+                let Ok(e) = self.registry.model(&to) else {
+                    refused.push((to, "unknown_model".to_string()));
+                    continue;
+                };
+                match e.gauge.try_reserve() {
+                    Ok(()) => {
+                        reserved.0.push(e.gauge.clone());
+                        recipients.push(to);
+                    }
+                    Err(err) => refused.push((to, err.code().to_string())),
+                }
+            }
+            let record = match self.record(msg.message, recipients.clone(), now_ms()) {
+                Ok(r) => r,
+                Err(e) => {
+                    reserved.release();
+                    return Err(e);
+                }
+            };
+            if let Err(e) = self.charge(std::slice::from_ref(&record)) {
+                reserved.release();
+                return Err(e);
+            }
+            let id = record.id;
+            let rx = self.store_and_hand_over(vec![record], reserved);
+            Ok((
+                rx,
+                BroadcastReport {
+                    id,
+                    recipients,
+                    refused,
+                },
+            ))
+        })();
+        Box::pin(async move {
+            let (rx, report) = prepared?;
+            rx.await.map_err(|_| ActorError::Stopped)??;
+            Ok(report)
+        })
+    }
+}
+
+/// Stored messages for this model (from their senders, after the commit).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Deliver(pub(crate) Vec<Arc<MessageRecord>>);
+
+impl Handler<Deliver> for ModelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        let now = now_ms();
+        let mut dead = Vec::new();
+        for m in &msg.0 {
+            dead.extend(self.mailbox.admit_reserved(letter_of(m), now));
+        }
+        self.bury(dead);
+        self.push();
+    }
+}
+
+/// Up to `max` pending messages, now in flight.
+#[derive(Message)]
+#[rtype(result = "Vec<Delivery>")]
+pub(crate) struct Receive(pub(crate) usize);
+
+impl Handler<Receive> for ModelActor {
+    type Result = MessageResult<Receive>;
+
+    fn handle(&mut self, msg: Receive, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.deliveries(msg.0))
+    }
+}
+
+/// Acks in-flight messages; answered once the acks are committed.
+#[derive(Message)]
+#[rtype(result = "Result<AckReport>")]
+pub(crate) struct Ack(pub(crate) Vec<Uuid>);
+
+impl Handler<Ack> for ModelActor {
+    type Result = ResponseFuture<Result<AckReport>>;
+
+    fn handle(&mut self, msg: Ack, _: &mut Self::Context) -> Self::Result {
+        let r = self.mailbox.ack(&msg.0);
+        let now = now_ms();
+        let settled = r
+            .acked
+            .iter()
+            .map(|id| Settled {
+                message: *id,
+                recipient: self.profile.id.clone(),
+                settlement: Settlement::Acked,
+                at_ms: now,
+            })
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        self.store.settle_messages(
+            settled,
+            Box::new(move |res| {
+                let _ = tx.send(res);
+            }),
+        );
+        Box::pin(async move {
+            rx.await.map_err(|_| ActorError::Stopped)??;
+            Ok(AckReport {
+                acked: r.acked,
+                unknown: r.unknown,
+            })
+        })
+    }
+}
+
+/// Gives in-flight messages back for immediate redelivery.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub(crate) struct Release(pub(crate) Vec<Uuid>);
+
+impl Handler<Release> for ModelActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Release, _: &mut Self::Context) -> usize {
+        let n = self.mailbox.release(&msg.0);
+        self.push();
+        n
+    }
+}
+
+/// Starts pushing deliveries to a new stream (replacing any other).
+#[derive(Message)]
+#[rtype(result = "mpsc::UnboundedReceiver<Delivery>")]
+pub(crate) struct Subscribe;
+
+impl Handler<Subscribe> for ModelActor {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, _: Subscribe, _: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscriber = Some(tx);
+        self.push();
+        MessageResult(rx)
+    }
+}
+
+/// Drops the push stream (the model disconnected); its mailbox keeps
+/// collecting.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unsubscribe;
+
+impl Handler<Unsubscribe> for ModelActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Unsubscribe, _: &mut Self::Context) {
+        self.subscriber = None;
+    }
+}
+
+/// The mailbox's counts and its latest dead letters.
+#[derive(Message)]
+#[rtype(result = "(MailboxStats, Vec<DeadLetterInfo>)")]
+pub(crate) struct Inspect;
+
+impl Handler<Inspect> for ModelActor {
+    type Result = MessageResult<Inspect>;
+
+    fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> Self::Result {
+        MessageResult((
+            MailboxStats {
+                pending: self.mailbox.pending_len(),
+                in_flight: self.mailbox.in_flight_len(),
+                dead_lettered: self.dead_count,
+            },
+            self.dead.iter().cloned().collect(),
+        ))
+    }
+}
+
+/// The model connected again, perhaps with a changed contract.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Reprofile(pub(crate) Arc<Profile>);
+
+impl Handler<Reprofile> for ModelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reprofile, _: &mut Self::Context) {
+        self.profile = msg.0;
+    }
+}

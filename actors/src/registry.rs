@@ -1,0 +1,172 @@
+//! What every actor may look up without a message round trip: the models
+//! and namespaces that exist, each model's immutable profile, and the
+//! isolation policies between networks. Only the [`Directory`] actor adds or
+//! removes entries; everyone reads.
+//!
+//! [`Directory`]: crate::directory::Directory
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix::Addr;
+use dashmap::DashMap;
+use hvs_contracts::{Contract, GeometryKind, MessageEncoder, RateLimiter};
+use hvs_mailbox::Gauge;
+use hvs_storage::GeometrySpec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ActorError, Result};
+use crate::model::ModelActor;
+use crate::namespace::NamespaceActor;
+
+/// Requests an actor queues before senders wait (actix's own mailbox, not
+/// a model's): bounded, so a flood of requests meets backpressure.
+pub(crate) const MAILBOX_CAPACITY: usize = 4096;
+
+/// What a model is, as fixed by its contract when it connected.
+pub(crate) struct Profile {
+    pub(crate) id: String,
+    pub(crate) contract: Contract,
+    /// The model's own namespace (`hvs_binding.namespace`).
+    pub(crate) namespace: String,
+    /// The model's network (`hvs_binding.region`), for isolation policies.
+    pub(crate) network: String,
+    pub(crate) encoder: MessageEncoder,
+    pub(crate) limiter: RateLimiter,
+    /// Bytes of payload and vectors the model has stored since it connected.
+    pub(crate) stored_bytes: AtomicU64,
+}
+
+impl Profile {
+    /// Charges `bytes` to the model's storage quota, or refuses.
+    pub(crate) fn charge_storage(&self, bytes: u64) -> Result<()> {
+        let used = self.stored_bytes.load(Ordering::Relaxed);
+        self.limiter.check_storage(used, bytes)?;
+        self.stored_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A known model: its actor, its mailbox's admission gauge, its profile.
+pub(crate) struct ModelEntry {
+    pub(crate) addr: Addr<ModelActor>,
+    pub(crate) gauge: Arc<Gauge>,
+    pub(crate) profile: Arc<Profile>,
+    pub(crate) connected: AtomicBool,
+}
+
+/// How two networks may reach each other's namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationPolicy {
+    /// No access across the two networks.
+    Strict,
+    /// Read-only access across them.
+    Shared,
+    /// Full access across them.
+    Federated,
+}
+
+/// Policies between pairs of networks, with a default for the rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Isolation {
+    pub(crate) default: IsolationPolicy,
+    pub(crate) pairs: HashMap<String, IsolationPolicy>,
+}
+
+impl Isolation {
+    pub(crate) fn key(a: &str, b: &str) -> String {
+        let (x, y) = if a <= b { (a, b) } else { (b, a) };
+        format!("{x}\u{1f}{y}")
+    }
+
+    /// The policy between two networks; a network is always federated
+    /// with itself.
+    pub(crate) fn policy(&self, a: &str, b: &str) -> IsolationPolicy {
+        if a == b {
+            return IsolationPolicy::Federated;
+        }
+        self.pairs
+            .get(&Self::key(a, b))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// The lookup tables.
+pub(crate) struct Registry {
+    pub(crate) models: DashMap<String, Arc<ModelEntry>>,
+    pub(crate) namespaces: DashMap<String, Addr<NamespaceActor>>,
+    pub(crate) isolation: RwLock<Isolation>,
+}
+
+impl Registry {
+    pub(crate) fn new(default: IsolationPolicy) -> Self {
+        Self {
+            models: DashMap::new(),
+            namespaces: DashMap::new(),
+            isolation: RwLock::new(Isolation {
+                default,
+                pairs: HashMap::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn model(&self, id: &str) -> Result<Arc<ModelEntry>> {
+        self.models
+            .get(id)
+            .map(|e| e.value().clone())
+            .ok_or_else(|| ActorError::UnknownModel(id.to_string()))
+    }
+
+    pub(crate) fn namespace(&self, name: &str) -> Result<Addr<NamespaceActor>> {
+        self.namespaces
+            .get(name)
+            .map(|e| e.value().clone())
+            .ok_or_else(|| ActorError::UnknownNamespace(name.to_string()))
+    }
+
+    pub(crate) fn policy(&self, a: &str, b: &str) -> IsolationPolicy {
+        self.isolation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .policy(a, b)
+    }
+}
+
+/// The storage geometry of a contract's space.
+pub(crate) fn geometry_of(contract: &Contract) -> Result<GeometrySpec> {
+    fn one(kind: GeometryKind, dim: usize, c: Option<f64>) -> Result<GeometrySpec> {
+        let curvature = c.unwrap_or(1.0);
+        Ok(match kind {
+            GeometryKind::Poincare => GeometrySpec::Poincare { dim, curvature },
+            GeometryKind::Hyperboloid => GeometrySpec::Hyperboloid { dim, curvature },
+            GeometryKind::Euclidean => GeometrySpec::Euclidean { dim },
+            GeometryKind::Lorentzian => GeometrySpec::DeSitter { dim, curvature },
+            GeometryKind::Sphere => GeometrySpec::Sphere { dim, curvature },
+            _ => {
+                return Err(ActorError::InvalidRequest(
+                    "a product factor cannot itself be a product".into(),
+                ));
+            }
+        })
+    }
+    let b = &contract.hvs_binding;
+    if b.geometry != GeometryKind::Product {
+        return one(b.geometry, b.dimension, b.curvature);
+    }
+    let components = b
+        .factors
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            Ok((
+                one(f.geometry, f.dimension, f.curvature)?,
+                f.weight.unwrap_or(1.0),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(GeometrySpec::Product { components })
+}

@@ -1,0 +1,53 @@
+//! Contracts and helpers shared by the runtime's tests.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use hvs_contracts::Contract;
+use serde_json::{Value, json};
+
+/// A contract for a model on H^2 (identity encoder), writing its own
+/// namespace and `team-*`, reading everything, in network `region`.
+pub(crate) fn contract(id: &str) -> Value {
+    json!({
+        "contract_version": "1.0.0",
+        "model": {"id": id, "name": id, "version": "0.1.0", "type": "agent",
+                  "capabilities": ["planning"]},
+        "hvs_binding": {"hvs_id": "hvs-test", "region": "lab", "namespace": id,
+                        "geometry": "hyperboloid", "dimension": 2},
+        "vector_spec": {"input_dimension": 2, "output_dimension": 2, "encoding": "geometric",
+                        "encoder": {"type": "identity"}},
+        "communication_protocol": {"message_format": "msgpack", "encoding": "utf-8",
+            "max_message_size_bytes": 4096, "timeout_ms": 30000,
+            "retry": {"max_attempts": 5, "backoff_ms": [10]}},
+        "permissions": {"read_namespaces": ["*"], "write_namespaces": [id, "team-*"],
+                        "broadcast": true, "query_other_models": true},
+        "resource_limits": {"max_vectors_per_second": 100000, "max_storage_mb": 1024,
+                            "max_queries_per_second": 100000}
+    })
+}
+
+pub(crate) fn build(v: Value) -> Contract {
+    Contract::from_value(v).expect("test contract is valid")
+}
+
+/// A point of H^2 at distance `r` from the origin, at angle `a`.
+pub(crate) fn h2(r: f64, a: f64) -> Vec<f64> {
+    vec![r.cosh(), r.sinh() * a.cos(), r.sinh() * a.sin()]
+}
+
+/// Polls `f` until it returns `Some`, for at most `limit`.
+pub(crate) async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(t) = f().await {
+            return Some(t);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
