@@ -6,6 +6,8 @@
 //! embeddings against HVS's math; and `hvs contract validate FILE`, which
 //! lists every problem of a model contract with its JSON path.
 
+mod bench;
+
 use std::process::ExitCode;
 
 use std::path::PathBuf;
@@ -37,6 +39,17 @@ enum Command {
     /// Model contracts (`model_contract_hvs.json`).
     #[command(subcommand)]
     Contract(ContractCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// N models in one process, each sending to the next: messages per
+    /// second delivered and acked, latency, index absorption, search under
+    /// load.
+    Messaging(bench::MessagingArgs),
 }
 
 #[derive(Subcommand)]
@@ -224,6 +237,15 @@ fn main() -> ExitCode {
     let cmd = match Cli::parse().command {
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),
+        Command::Bench(BenchCommand::Messaging(args)) => {
+            return match bench::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match run(cmd) {
         Ok(v) => {

@@ -74,6 +74,16 @@ struct HubInner {
     cache_ttl_ms: u64,
 }
 
+impl Drop for HubInner {
+    /// The last handle gone: stop the actors' threads.
+    fn drop(&mut self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+        self.system.stop();
+    }
+}
+
 /// The running actor system: a directory, one actor per model and per
 /// namespace, spread over one arbiter per core. Cheap to clone.
 #[derive(Clone)]
@@ -332,6 +342,11 @@ impl DeliveryStream {
     /// stream replaced this one.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.rx.recv().await
+    }
+
+    /// A delivery that has already arrived, without waiting.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -173,6 +173,13 @@ pub struct Stats {
     pub bytes_on_disk: u64,
     /// Last change-feed sequence number.
     pub last_change: u64,
+    /// Transactions the writer has committed since the store opened.
+    pub commits: u64,
+    /// Requests those commits carried (`commit_requests / commits` is the
+    /// mean group size).
+    pub commit_requests: u64,
+    /// Time spent inside those commits (applying and committing), in µs.
+    pub commit_micros: u64,
 }
 
 /// What [`Store::verify_consistency`] finds.
@@ -228,6 +235,9 @@ const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 pub(crate) struct Shared {
     pub(crate) db: Database,
     durability: Durability,
+    commits: AtomicU64,
+    commit_requests: AtomicU64,
+    commit_micros: AtomicU64,
     /// Messages, at `Memory` durability only (see `messages.rs`).
     pub(crate) memory_messages: Mutex<HashMap<Uuid, Arc<crate::messages::MessageRecord>>>,
     path: Option<PathBuf>,
@@ -305,6 +315,9 @@ impl Store {
         let shared = Arc::new(Shared {
             db,
             durability: config.durability,
+            commits: AtomicU64::new(0),
+            commit_requests: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
             memory_messages: Mutex::new(HashMap::new()),
             path: config.path.clone(),
             dumps,
@@ -658,6 +671,9 @@ impl Store {
             namespaces,
             bytes_on_disk,
             last_change: *lock(&self.shared.last_seq),
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            commit_requests: self.shared.commit_requests.load(Ordering::Relaxed),
+            commit_micros: self.shared.commit_micros.load(Ordering::Relaxed),
         })
     }
 
@@ -1173,6 +1189,8 @@ impl Shared {
     /// One transaction for the whole group; each caller is answered after
     /// the commit (with its own error if its operation was refused).
     fn commit_group(&self, batch: Vec<Request>, durability: redb::Durability) {
+        let started = std::time::Instant::now();
+        let requests = batch.len() as u64;
         let seq_before = *lock(&self.last_seq);
         let audit_before = *lock(&self.last_audit);
         let outcome = contain("writing", || -> Result<(Vec<OpOutcome>, u64, u64)> {
@@ -1188,6 +1206,10 @@ impl Shared {
             txn.commit()?;
             Ok((results, seq, audit_seq))
         });
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commit_requests.fetch_add(requests, Ordering::Relaxed);
+        self.commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         match outcome {
             Ok((results, seq, audit_seq)) => {
                 *lock(&self.last_seq) = seq;
