@@ -56,6 +56,9 @@ pub(crate) struct MessagingArgs {
     /// absorb every message vector.
     #[arg(long, default_value_t = 120)]
     absorb_wait: u64,
+    /// Milliseconds between the searches made while the load runs (0: none).
+    #[arg(long, default_value_t = 100)]
+    search_every_ms: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -162,15 +165,18 @@ async fn send(
     Ok(())
 }
 
-/// Searches a random model's namespace every few milliseconds while the
-/// load runs.
+/// Searches a random model's namespace every `every` while the load runs.
 async fn search_while(
     store: Arc<Store>,
     namespaces: Vec<String>,
     points: Arc<Vec<Vec<f64>>>,
     running: Arc<AtomicBool>,
+    every: Duration,
 ) -> Histogram<u64> {
     let mut h = histogram();
+    if every.is_zero() {
+        return h;
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     while running.load(Ordering::Relaxed) {
         let ns = namespaces[rng.random_range(0..namespaces.len())].clone();
@@ -183,7 +189,7 @@ async fn search_while(
         {
             let _ = h.record((t.elapsed().as_micros() as u64).max(1));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
     }
     h
 }
@@ -261,6 +267,7 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
         ids.clone(),
         points.clone(),
         running.clone(),
+        Duration::from_millis(args.search_every_ms),
     ));
     let store = rt.storage().clone();
     let before = store.get_stats()?;

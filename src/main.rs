@@ -8,6 +8,12 @@
 
 mod bench;
 
+/// The message path allocates a few small objects per message on every
+/// core; mimalloc's per-thread heaps serve that far faster than glibc's
+/// malloc (see docs/BENCHMARKS.md, messaging).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use std::path::PathBuf;

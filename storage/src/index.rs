@@ -17,7 +17,7 @@
 //!   once; if still not found, it stays in `unreachable`, which every search
 //!   scans exactly, like `fresh`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use hvs_geometry::{AnyManifold, Manifold};
@@ -117,7 +117,9 @@ pub(crate) struct SpaceIndex {
     fingerprint: String,
     graph: RwLock<Index>,
     state: RwLock<State>,
-    fresh: Mutex<Vec<u64>>,
+    /// Keys waiting for the graph, oldest first (pushed at the back, merged
+    /// from the front).
+    fresh: Mutex<VecDeque<u64>>,
     unreachable: Mutex<HashSet<u64>>,
     /// Vectors merged into the graph since the last full reachability pass.
     since_relink: std::sync::atomic::AtomicUsize,
@@ -195,7 +197,7 @@ impl SpaceIndex {
             manifold,
             graph: RwLock::new(graph),
             state: RwLock::new(State::default()),
-            fresh: Mutex::new(Vec::new()),
+            fresh: Mutex::new(VecDeque::new()),
             unreachable: Mutex::new(HashSet::new()),
             since_relink: std::sync::atomic::AtomicUsize::new(0),
             merging: Mutex::new(()),
@@ -238,23 +240,28 @@ impl SpaceIndex {
 
     /// Adds or replaces the vector `entry.id`; it goes to the fresh buffer.
     pub(crate) fn upsert(&self, entry: Entry) {
+        self.upsert_all(std::iter::once(entry));
+    }
+
+    /// [`upsert`](Self::upsert) for many entries, taking the locks once.
+    pub(crate) fn upsert_all(&self, entries: impl IntoIterator<Item = Entry>) {
         self.mark_changed();
-        let old = {
+        let mut replaced = Vec::new();
+        {
             let mut st = write!(self.state);
-            let key = st.next_key;
-            st.next_key += 1;
-            let old = st.keys.insert(entry.id, key);
-            if let Some(k) = old {
-                st.entries.remove(&k);
+            let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+            for entry in entries {
+                let key = st.next_key;
+                st.next_key += 1;
+                if let Some(k) = st.keys.insert(entry.id, key) {
+                    st.entries.remove(&k);
+                    replaced.push(k);
+                }
+                st.entries.insert(key, Arc::new(entry));
+                fresh.push_back(key);
             }
-            st.entries.insert(key, Arc::new(entry));
-            self.fresh
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(key);
-            old
-        };
-        if let Some(k) = old {
+        }
+        for k in replaced {
             self.lock_unreachable().remove(&k);
             self.remove_from_graph(k);
         }
@@ -571,7 +578,7 @@ impl SpaceIndex {
             st.next_key += 1;
             st.keys.insert(e.id, k);
             st.entries.insert(k, Arc::new(e));
-            fresh.push(k);
+            fresh.push_back(k);
         }
         let mut dropped = 0;
         for k in dumped.values().filter(|k| !kept.contains(k)) {
@@ -645,11 +652,12 @@ impl SpaceIndex {
         self.grow_overflow()?;
         self.since_relink
             .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+        // Keys are only pushed at the back (or all cleared), so the batch's
+        // keys still present are a prefix: drop it without scanning the rest.
         let done: HashSet<u64> = batch.iter().copied().collect();
-        self.fresh
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k| !done.contains(k));
+        let mut f = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.iter().take_while(|k| done.contains(k)).count();
+        f.drain(..n);
         Ok(batch.len())
     }
 
@@ -680,6 +688,12 @@ impl SpaceIndex {
 
     /// Ids whose key is neither in the graph nor in the fresh buffer.
     pub(crate) fn unreachable_ids(&self) -> Vec<Uuid> {
+        // Excluding merges and relinks (which remove and re-add a node to
+        // re-link it) and holding the entries still (no upsert between the
+        // two looks) keeps a node in transit from counting as unreachable.
+        // Lock order as everywhere: state, then fresh, then graph.
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let st = read!(self.state);
         let fresh: HashSet<u64> = self
             .fresh
             .lock()
@@ -687,7 +701,6 @@ impl SpaceIndex {
             .iter()
             .copied()
             .collect();
-        let st = read!(self.state);
         let g = read!(self.graph);
         st.entries
             .iter()
@@ -768,8 +781,13 @@ impl SpaceIndex {
             // Snapshot the exactly-scanned sets *before* the graph search: the
             // indexer adds a key to the graph before it leaves `fresh`, so a
             // key missing from this snapshot is already in the graph.
-            let mut pending: Vec<u64> =
-                self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut pending: Vec<u64> = self
+                .fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied()
+                .collect();
             let overflow = read!(self.overflow).clone();
             {
                 let u = self.lock_unreachable();

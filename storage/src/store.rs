@@ -1316,10 +1316,14 @@ impl Shared {
 
     /// Puts message vectors into their namespaces' indexes.
     pub(crate) fn index_messages(&self, records: &[Arc<crate::messages::MessageRecord>]) {
-        let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        let mut per_space: HashMap<&str, Vec<Entry>> = HashMap::new();
         for m in records {
-            if let Some(s) = spaces.get(&m.namespace) {
-                s.index.upsert(m.entry());
+            per_space.entry(&m.namespace).or_default().push(m.entry());
+        }
+        let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        for (name, entries) in per_space {
+            if let Some(s) = spaces.get(name) {
+                s.index.upsert_all(entries);
             }
         }
         drop(spaces);

@@ -292,7 +292,8 @@ proptest! {
             .map(|r| (r.id, (r.data, r.version)))
             .collect();
         prop_assert_eq!(stored, model);
-        prop_assert!(s.verify_consistency().unwrap().consistent);
+        let report = s.verify_consistency().unwrap();
+        prop_assert!(report.consistent, "{:?}", report);
     }
 }
 
