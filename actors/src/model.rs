@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use hvs_mailbox::{DeadLetter, DeadReason, Gauge, Mailbox, letter_of};
-use hvs_storage::{MessageRecord, Metadata, Settled, Settlement, Store};
+use hvs_storage::{Durability, MessageRecord, Metadata, Settled, Settlement, Store};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -486,8 +486,16 @@ impl Handler<Ack> for ModelActor {
 
     fn handle(&mut self, msg: Ack, _: &mut Self::Context) -> Self::Result {
         let r = self.mailbox.ack(&msg.0);
+        let report = AckReport {
+            acked: r.acked,
+            unknown: r.unknown,
+        };
+        // Nothing outlives the process at memory durability: no settlements.
+        if self.store.durability() == Durability::Memory {
+            return Box::pin(async move { Ok(report) });
+        }
         let now = now_ms();
-        let settled = r
+        let settled = report
             .acked
             .iter()
             .map(|id| Settled {
@@ -506,10 +514,7 @@ impl Handler<Ack> for ModelActor {
         );
         Box::pin(async move {
             rx.await.map_err(|_| ActorError::Stopped)??;
-            Ok(AckReport {
-                acked: r.acked,
-                unknown: r.unknown,
-            })
+            Ok(report)
         })
     }
 }

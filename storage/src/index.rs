@@ -60,7 +60,8 @@ pub(crate) struct Entry {
     pub(crate) id: Uuid,
     pub(crate) data: Vec<f64>,
     pub(crate) region: Option<String>,
-    pub(crate) metadata: Metadata,
+    /// Shared: many messages between the same two models carry the same.
+    pub(crate) metadata: Arc<Metadata>,
 }
 
 /// One result of a search, before it leaves the crate.
@@ -309,7 +310,7 @@ impl SpaceIndex {
             .iter()
             .map(|(k, e)| (*k, e.clone()))
             .collect();
-        self.check_reachable(&items)?;
+        self.check_reachable(&items, all_cores())?;
         self.refresh_overflow()?;
         Ok(self.lock_unreachable().len())
     }
@@ -386,9 +387,9 @@ impl SpaceIndex {
     /// Re-inserts the nodes that are not found, then — because re-inserting
     /// prunes other nodes' links — checks them all again without changing
     /// the graph, so `unreachable` is exact for the graph as it then is.
-    fn check_reachable(&self, items: &[(u64, Arc<Entry>)]) -> Result<()> {
+    fn check_reachable(&self, items: &[(u64, Arc<Entry>)], threads: usize) -> Result<()> {
         for reinsert in [true, false] {
-            in_parallel(items, |(k, e)| {
+            in_threads(threads, items, |(k, e)| {
                 if read!(self.state).entries.contains_key(k) {
                     self.ensure_reachable(*k, &e.data, reinsert)?;
                 }
@@ -610,9 +611,9 @@ impl SpaceIndex {
         Ok(kept.len())
     }
 
-    /// Moves up to `max` fresh vectors into the graph; returns how many
-    /// were moved.
-    pub(crate) fn merge_fresh(&self, max: usize) -> Result<usize> {
+    /// Moves up to `max` fresh vectors into the graph on up to `threads`
+    /// threads; returns how many were moved.
+    pub(crate) fn merge_fresh(&self, max: usize, threads: usize) -> Result<usize> {
         let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
         let batch: Vec<u64> = {
             let f = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
@@ -623,7 +624,7 @@ impl SpaceIndex {
         }
         self.mark_changed();
         self.ensure_capacity(batch.len())?;
-        in_parallel(&batch, |key| {
+        in_threads(threads, &batch, |key| {
             let entry = read!(self.state).entries.get(key).cloned();
             if let Some(e) = entry {
                 {
@@ -648,7 +649,7 @@ impl SpaceIndex {
                 .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
                 .collect()
         };
-        self.check_reachable(&added)?;
+        self.check_reachable(&added, threads)?;
         self.grow_overflow()?;
         self.since_relink
             .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
@@ -679,7 +680,7 @@ impl SpaceIndex {
         st.keys
             .get(&id)
             .and_then(|k| st.entries.get(k))
-            .map(|e| e.metadata.clone())
+            .map(|e| e.metadata.as_ref().clone())
     }
 
     pub(crate) fn ids(&self) -> HashSet<Uuid> {
@@ -863,7 +864,20 @@ impl SpaceIndex {
 /// Runs `f` on every item, split over the machine's cores (graph inserts
 /// and searches from several threads at once are safe in usearch).
 fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    in_threads(all_cores(), items, f)
+}
+
+/// The machine's cores.
+pub(crate) fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// `f` over `items` on up to `threads` threads.
+fn in_threads<T: Sync>(
+    threads: usize,
+    items: &[T],
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
     if threads < 2 || items.len() < 2 * threads {
         return items.iter().try_for_each(&f);
     }

@@ -49,13 +49,23 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
-    /// The index entry of the message: its vector and its metadata plus
-    /// `hvs_kind`, `from` and `to`.
-    pub(crate) fn entry(&self) -> Entry {
+    /// What the index (and its filters) see of the message: its metadata
+    /// plus `hvs_kind: "message"`, `from` and `to`.
+    pub(crate) fn index_metadata(&self) -> Metadata {
         let mut metadata = self.metadata.clone();
         metadata.insert("hvs_kind".into(), serde_json::json!("message"));
         metadata.insert("from".into(), serde_json::json!(self.from));
         metadata.insert("to".into(), serde_json::json!(self.to));
+        metadata
+    }
+
+    /// The index entry of the message.
+    pub(crate) fn entry(&self) -> Entry {
+        self.entry_with(Arc::new(self.index_metadata()))
+    }
+
+    /// The index entry of the message, with its index metadata made already.
+    pub(crate) fn entry_with(&self, metadata: Arc<Metadata>) -> Entry {
         Entry {
             id: self.id,
             data: self.vector.clone(),

@@ -16,7 +16,7 @@ use crate::blocks::{
 };
 use crate::error::{Result, StorageError};
 use crate::filter::Filter;
-use crate::index::{Entry, IndexParams, Query, SpaceIndex};
+use crate::index::{Entry, IndexParams, Query, SpaceIndex, all_cores};
 use crate::record::{
     Change, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate, check_metadata,
     decode, now_ms,
@@ -228,6 +228,13 @@ impl Replier {
         }
     }
 }
+
+/// Threads the indexer merges fresh vectors on in the background: one, so
+/// that writes, messages and searches keep the other cores (on this 2-core
+/// machine a two-thread merge halved messaging throughput; the graph then
+/// absorbs more slowly and the fresh buffer, scanned exactly, holds the
+/// rest). `flush_index` and bulk loads use every core.
+const BACKGROUND_THREADS: usize = 1;
 
 /// How often an idle writer checks for expired blocks to purge.
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -723,10 +730,15 @@ impl Store {
     pub fn flush_index(&self) -> Result<()> {
         let spaces = self.shared.all_spaces();
         for s in spaces {
-            while s.index.merge_fresh(MAX_GROUP)? > 0 {}
+            while s.index.merge_fresh(MAX_GROUP, all_cores())? > 0 {}
             s.index.relink()?;
         }
-        while self.shared.blocks_index.merge_fresh(MAX_GROUP)? > 0 {}
+        while self
+            .shared
+            .blocks_index
+            .merge_fresh(MAX_GROUP, all_cores())?
+            > 0
+        {}
         self.shared.blocks_index.relink()?;
         Ok(())
     }
@@ -1317,8 +1329,22 @@ impl Shared {
     /// Puts message vectors into their namespaces' indexes.
     pub(crate) fn index_messages(&self, records: &[Arc<crate::messages::MessageRecord>]) {
         let mut per_space: HashMap<&str, Vec<Entry>> = HashMap::new();
+        // Messages between the same models with no metadata of their own
+        // share one index metadata.
+        let mut shared: HashMap<(&str, &[String]), Arc<crate::record::Metadata>> = HashMap::new();
         for m in records {
-            per_space.entry(&m.namespace).or_default().push(m.entry());
+            let metadata = if m.metadata.is_empty() {
+                shared
+                    .entry((&m.from, &m.to))
+                    .or_insert_with(|| Arc::new(m.index_metadata()))
+                    .clone()
+            } else {
+                Arc::new(m.index_metadata())
+            };
+            per_space
+                .entry(&m.namespace)
+                .or_default()
+                .push(m.entry_with(metadata));
         }
         let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
         for (name, entries) in per_space {
@@ -1348,7 +1374,7 @@ impl Shared {
                 g.0 = false;
             }
             let spaces = self.all_spaces();
-            while let Ok(n) = self.blocks_index.merge_fresh(256) {
+            while let Ok(n) = self.blocks_index.merge_fresh(256, BACKGROUND_THREADS) {
                 if n == 0 || lock(m).1 {
                     break;
                 }
@@ -1356,7 +1382,7 @@ impl Shared {
             for s in spaces {
                 // Small batches keep the fresh buffer (scanned by every
                 // search) short while the graph catches up.
-                while let Ok(n) = s.index.merge_fresh(256) {
+                while let Ok(n) = s.index.merge_fresh(256, BACKGROUND_THREADS) {
                     if n == 0 || lock(m).1 {
                         break;
                     }
@@ -1384,7 +1410,7 @@ impl Shared {
                 id: Uuid::now_v7(),
                 data: self.encoder.encode(&sec.text),
                 region: None,
-                metadata,
+                metadata: Arc::new(metadata),
             });
         }
         lock(&self.block_sections).insert(b.id, out.iter().map(|e| e.id).collect());
@@ -1421,7 +1447,7 @@ impl Shared {
                 namespace: m.namespace.clone(),
                 data: e.data,
                 region: e.region,
-                metadata: e.metadata,
+                metadata: e.metadata.as_ref().clone(),
                 version: 1,
                 timestamp_ms: m.sent_ms,
             }
@@ -1513,6 +1539,6 @@ fn entry_of(r: VectorRecord) -> Entry {
         id: r.id,
         data: r.data,
         region: r.region,
-        metadata: r.metadata,
+        metadata: Arc::new(r.metadata),
     }
 }
