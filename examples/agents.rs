@@ -28,13 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hvs_contracts::Contract;
 use hvs_geometry::{FrechetOptions, Hyperboloid, Manifold};
 use hvs_runtime::{
-    BroadcastScope, Delivery, ModelHandle, Outgoing, Runtime, RuntimeConfig, VectorInput,
-    Visibility,
+    BroadcastScope, Contract, Delivery, GeometrySpec, ModelHandle, Outgoing, Runtime,
+    RuntimeConfig, VectorInput, Visibility,
 };
-use hvs_storage::GeometrySpec;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};

@@ -513,6 +513,14 @@ impl ModelRef {
             .await
     }
 
+    /// A namespace's access list (members included), if this model may
+    /// read the namespace.
+    pub async fn namespace_info(&self, namespace: &str) -> Result<NamespaceInfo> {
+        let ns = self.hub.ns(namespace)?;
+        ns.send(Check(self.me(), AccessKind::Read)).await??;
+        Ok(ns.send(Info).await?)
+    }
+
     /// Grants another model access to a namespace this model owns.
     pub async fn grant_access(&self, namespace: &str, grantee: &str, grant: Grant) -> Result<()> {
         self.live()?;

@@ -32,8 +32,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hvs_contracts::Contract;
-use hvs_storage::{Block, BlockContent, BlockHit, ConsistencyReport, GeometrySpec, Store};
+use hvs_storage::Store;
 use uuid::Uuid;
 
 pub use hvs_actors::{
@@ -42,7 +41,11 @@ pub use hvs_actors::{
     MailboxStats, ModelRef as ModelHandle, ModelState, NamespaceInfo, Outgoing, OverflowPolicy,
     SharedHit, VectorInput, Visibility,
 };
-pub use hvs_storage::{Durability, StoreConfig};
+pub use hvs_contracts::Contract;
+pub use hvs_storage::{
+    Block, BlockContent, BlockHit, ConsistencyReport, Durability, Filter, GeometrySpec,
+    MessageRecord, NewVector, SearchHit, SearchQuery, StoreConfig,
+};
 
 use hvs_actors::Hub;
 
@@ -183,6 +186,12 @@ impl Runtime {
         self.hub
             .create_namespace(name, owner, visibility, geometry)
             .await
+    }
+
+    /// A namespace's access list: owner, visibility, network, grants,
+    /// members.
+    pub async fn namespace_info(&self, name: &str) -> Result<NamespaceInfo> {
+        self.hub.namespace_info(name).await
     }
 
     /// Grants a model access to a namespace (as the operator).

@@ -126,6 +126,9 @@ pub(crate) struct SpaceIndex {
     since_relink: std::sync::atomic::AtomicUsize,
     /// One merger at a time (the indexer thread, or `flush_index`).
     merging: Mutex<()>,
+    /// Threads waiting for `merging`; the indexer steps aside for them
+    /// (a mutex is not fair: re-locking at once, it would starve them).
+    merge_waiters: std::sync::atomic::AtomicUsize,
     permits: Permits,
     params: IndexParams,
     /// Whether anything a graph dump holds has changed since the last dump
@@ -202,6 +205,7 @@ impl SpaceIndex {
             unreachable: Mutex::new(HashSet::new()),
             since_relink: std::sync::atomic::AtomicUsize::new(0),
             merging: Mutex::new(()),
+            merge_waiters: std::sync::atomic::AtomicUsize::new(0),
             permits: Permits {
                 free: Mutex::new(GRAPH_THREADS),
                 cv: Condvar::new(),
@@ -210,6 +214,20 @@ impl SpaceIndex {
             changed: std::sync::atomic::AtomicBool::new(true),
             overflow: RwLock::new(None),
         })
+    }
+
+    fn lock_merging(&self) -> std::sync::MutexGuard<'_, ()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.merge_waiters.fetch_add(1, SeqCst);
+        let g = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        self.merge_waiters.fetch_sub(1, SeqCst);
+        g
+    }
+
+    /// Whether a thread waits to merge, dump, relink or verify: the
+    /// background indexer lets it go first.
+    pub(crate) fn others_waiting(&self) -> bool {
+        self.merge_waiters.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     fn mark_changed(&self) {
@@ -299,10 +317,15 @@ impl SpaceIndex {
         Ok(ok)
     }
 
-    /// Checks every graph node's reachability; returns how many remain
-    /// unreachable.
+    /// Checks every graph node's reachability on all cores; returns how
+    /// many remain unreachable.
     pub(crate) fn relink(&self) -> Result<usize> {
-        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        self.relink_on(all_cores())
+    }
+
+    /// [`relink`](Self::relink) on up to `threads` threads.
+    pub(crate) fn relink_on(&self, threads: usize) -> Result<usize> {
+        let _one = self.lock_merging();
         self.since_relink
             .store(0, std::sync::atomic::Ordering::Relaxed);
         let items: Vec<(u64, Arc<Entry>)> = read!(self.state)
@@ -310,7 +333,7 @@ impl SpaceIndex {
             .iter()
             .map(|(k, e)| (*k, e.clone()))
             .collect();
-        self.check_reachable(&items, all_cores())?;
+        self.check_reachable(&items, threads)?;
         self.refresh_overflow()?;
         Ok(self.lock_unreachable().len())
     }
@@ -491,7 +514,7 @@ impl SpaceIndex {
     /// searches and writes; anything that changes meanwhile is caught by the
     /// verification in [`SpaceIndex::load_dump`].
     pub(crate) fn dump(&self, namespace: &str) -> Result<(DumpMeta, Vec<u8>)> {
-        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.lock_merging();
         // Cleared before the snapshot: a change made meanwhile marks it again.
         self.changed
             .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -523,7 +546,7 @@ impl SpaceIndex {
     /// Returns how many entries kept their node. On error the index and
     /// `entries` are unchanged and the caller builds from scratch instead.
     pub(crate) fn load_dump(&self, dump: &Dump, entries: &mut Vec<Entry>) -> Result<usize> {
-        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.lock_merging();
         let meta = &dump.meta;
         if meta.fingerprint != self.fingerprint {
             return Err(StorageError::Corrupt(format!(
@@ -614,7 +637,7 @@ impl SpaceIndex {
     /// Moves up to `max` fresh vectors into the graph on up to `threads`
     /// threads; returns how many were moved.
     pub(crate) fn merge_fresh(&self, max: usize, threads: usize) -> Result<usize> {
-        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.lock_merging();
         let batch: Vec<u64> = {
             let f = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
             f.iter().take(max).copied().collect()
@@ -693,7 +716,7 @@ impl SpaceIndex {
         // re-link it) and holding the entries still (no upsert between the
         // two looks) keeps a node in transit from counting as unreachable.
         // Lock order as everywhere: state, then fresh, then graph.
-        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.lock_merging();
         let st = read!(self.state);
         let fresh: HashSet<u64> = self
             .fresh
@@ -716,7 +739,7 @@ impl SpaceIndex {
         // With merges excluded and the entries fixed, nodes are only added
         // by nobody and removed by writes finishing a delete; count until the
         // graph's size holds still across the count.
-        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.lock_merging();
         let st = read!(self.state);
         let g = read!(self.graph);
         loop {

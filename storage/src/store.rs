@@ -1373,24 +1373,39 @@ impl Shared {
                 }
                 g.0 = false;
             }
-            let spaces = self.all_spaces();
-            while let Ok(n) = self.blocks_index.merge_fresh(256, BACKGROUND_THREADS) {
-                if n == 0 || lock(m).1 {
-                    break;
+            // Round robin: one small batch per index and pass, so every
+            // namespace's fresh buffer (scanned by every search) shrinks
+            // while the graphs catch up; an index someone else waits to
+            // lock (a dump, a verify, a flush) is passed over until they
+            // are done.
+            loop {
+                if lock(m).1 {
+                    return;
                 }
-            }
-            for s in spaces {
-                // Small batches keep the fresh buffer (scanned by every
-                // search) short while the graph catches up.
-                while let Ok(n) = s.index.merge_fresh(256, BACKGROUND_THREADS) {
-                    if n == 0 || lock(m).1 {
-                        break;
+                let spaces = self.all_spaces();
+                let indexes =
+                    std::iter::once(&self.blocks_index).chain(spaces.iter().map(|s| &s.index));
+                let (mut merged, mut skipped) = (false, false);
+                for index in indexes {
+                    if index.others_waiting() {
+                        skipped |= index.fresh_len() > 0;
+                        continue;
+                    }
+                    merged |= index
+                        .merge_fresh(256, BACKGROUND_THREADS)
+                        .is_ok_and(|n| n > 0);
+                    // Inserts prune other nodes' links; re-check them all
+                    // each time the graph doubles (amortised: a constant
+                    // factor).
+                    if index.relink_due() && !index.others_waiting() && !lock(m).1 {
+                        let _ = index.relink_on(BACKGROUND_THREADS);
                     }
                 }
-                // Inserts prune other nodes' links; re-check them all each
-                // time the graph doubles (amortised: a constant factor).
-                if s.index.relink_due() && !lock(m).1 {
-                    let _ = s.index.relink();
+                if !merged && !skipped {
+                    break;
+                }
+                if !merged {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
         }
