@@ -66,7 +66,8 @@ struct HubInner {
     registry: Arc<Registry>,
     directory: Addr<Directory>,
     system: System,
-    arbiters: Vec<Arbiter>,
+    /// Taken (stopped and joined) by `shutdown`.
+    arbiters: Mutex<Vec<Arbiter>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Each model's state vector.
     states: DashMap<String, Uuid>,
@@ -77,7 +78,12 @@ struct HubInner {
 impl Drop for HubInner {
     /// The last handle gone: stop the actors' threads.
     fn drop(&mut self) {
-        for a in &self.arbiters {
+        for a in self
+            .arbiters
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             a.stop();
         }
         self.system.stop();
@@ -136,7 +142,7 @@ impl Hub {
                 registry,
                 directory,
                 system,
-                arbiters,
+                arbiters: Mutex::new(arbiters),
                 thread: Mutex::new(Some(thread)),
                 states,
                 text,
@@ -273,10 +279,23 @@ impl Hub {
         blocking(move || Ok(store.verify_consistency()?)).await
     }
 
-    /// Stops every actor. Idempotent; the store stays open.
+    /// Stops every actor and waits until their threads are gone (so no
+    /// actor holds the store any more). Idempotent; the store stays open
+    /// while this `Hub` or a [`ModelRef`] is held. Not to be called from
+    /// inside an actor.
     pub fn shutdown(&self) {
-        for a in &self.inner.arbiters {
+        let arbiters = std::mem::take(
+            &mut *self
+                .inner
+                .arbiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for a in &arbiters {
             a.stop();
+        }
+        for a in arbiters {
+            let _ = a.join();
         }
         self.inner.system.stop();
         let t = self

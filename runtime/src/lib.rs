@@ -296,15 +296,18 @@ impl Runtime {
         self.hub.verify_consistency().await
     }
 
-    /// Stops the actors and saves the index dumps; the database closes
-    /// when the last [`ModelHandle`] is dropped.
+    /// Stops the actors, saves the index dumps and closes the database —
+    /// at once if no [`ModelHandle`] is still held, else when the last one
+    /// is dropped. Another `Runtime` may open the same file after that.
     pub async fn close(self) -> Result<()> {
         let hub = self.hub;
         tokio::task::spawn_blocking(move || {
             hub.shutdown();
-            // The file closes when the last handle drops; the dumps are
-            // saved now so that an error is heard.
-            Ok(hub.store().save_index()?)
+            // Saved here so that an error is heard; closing saves again
+            // only what changed since.
+            hub.store().save_index()?;
+            drop(hub);
+            Ok(())
         })
         .await
         .map_err(|_| Error::Stopped)?

@@ -136,7 +136,17 @@ pub(crate) struct SpaceIndex {
     changed: std::sync::atomic::AtomicBool,
     /// A second graph over the unreachable nodes, searched beside this one.
     overflow: RwLock<Option<Arc<Overflow>>>,
+    /// 0 for a space's graph, 1 for its overflow graph, and so on.
+    depth: usize,
 }
+
+/// Overflow graphs below a space's graph at most. Each level has always
+/// shrunk on real data (three sufficed for 50,000 spread H^12 points), but
+/// duplicate points never become reachable — a search for one of them can
+/// return any of its twins — so without a limit they would nest graphs
+/// until the stack ran out. What is left at the last level is scanned
+/// exactly.
+const MAX_OVERFLOW_DEPTH: usize = 4;
 
 /// Unreachable nodes scanned exactly by every search until there are this
 /// many; past it they get a graph of their own.
@@ -213,6 +223,7 @@ impl SpaceIndex {
             params,
             changed: std::sync::atomic::AtomicBool::new(true),
             overflow: RwLock::new(None),
+            depth: 0,
         })
     }
 
@@ -342,6 +353,9 @@ impl SpaceIndex {
     /// one does not cover are too many to scan exactly; drops it when
     /// there are few unreachable nodes left.
     fn refresh_overflow(&self) -> Result<()> {
+        if self.depth >= MAX_OVERFLOW_DEPTH {
+            return Ok(());
+        }
         let covered = read!(self.overflow).as_ref().map_or(0, |o| o.keys.len());
         let (total, uncovered) = {
             let u = self.lock_unreachable();
@@ -366,6 +380,9 @@ impl SpaceIndex {
     /// outnumber the covered ones by the same margin (so at least that many
     /// are uncovered); the full reachability pass counts exactly.
     fn grow_overflow(&self) -> Result<()> {
+        if self.depth >= MAX_OVERFLOW_DEPTH {
+            return Ok(());
+        }
         let covered = read!(self.overflow).as_ref().map_or(0, |o| o.keys.len());
         let total = self.lock_unreachable().len();
         if total >= OVERFLOW_MIN && total >= covered + OVERFLOW_MIN.max(covered / 4) {
@@ -383,7 +400,8 @@ impl SpaceIndex {
                 .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
                 .collect()
         };
-        let index = SpaceIndex::new(self.manifold.clone(), self.params)?;
+        let mut index = SpaceIndex::new(self.manifold.clone(), self.params)?;
+        index.depth = self.depth + 1;
         let keys = entries.iter().map(|(k, _)| *k).collect();
         index.bulk_load_shared(entries.into_iter().map(|(_, e)| e).collect())?;
         *write!(self.overflow) = Some(Arc::new(Overflow { index, keys }));

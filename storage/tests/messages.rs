@@ -229,3 +229,25 @@ fn a_verify_does_not_wait_for_the_indexers_backlog() {
         assert!(merged < 5_000, "the verify waited for {merged} merges");
     }
 }
+
+#[test]
+fn thousands_of_identical_points_are_indexed_and_found() {
+    // A search for one of several identical points may return any of its
+    // twins, so they never all count as reachable; overflow graphs over
+    // them must stop nesting (they used to recurse until the stack ran out).
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    s.create_namespace(SpaceConfig::new("chat", h2())).unwrap();
+    let same: Vec<MessageRecord> = (0..3000).map(|_| message("a", &["b"], 1.0)).collect();
+    let ids: std::collections::HashSet<Uuid> =
+        append(&s, same).unwrap().iter().map(|m| m.id).collect();
+    s.flush_index().unwrap();
+    let mut q = SearchQuery::new("chat", point(1.0), 3000);
+    q.filter = Some(Filter::Eq("hvs_kind".into(), json!("message")));
+    let hits = s.semantic_search(&q).unwrap();
+    assert_eq!(hits.len(), 3000);
+    assert!(
+        hits.iter()
+            .all(|h| ids.contains(&h.id) && h.distance < 1e-9)
+    );
+    assert!(s.verify_consistency().unwrap().consistent);
+}
