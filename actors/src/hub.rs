@@ -27,7 +27,7 @@ use crate::model::{
 use crate::namespace::{
     AccessKind, Caller, Check, Consensus, ConsensusReport, Contribute, Grant, GrantAccess, Info,
     Join, Members, NamespaceInfo, QueryShared, Search, SharedHit, StoreVector, Visibility,
-    blocking,
+    blocking, search_records,
 };
 use crate::registry::{IsolationPolicy, ModelEntry, Registry};
 
@@ -729,14 +729,9 @@ impl ModelRef {
                 "hvs_kind".into(),
                 serde_json::json!("model_state"),
             ));
-            let hits = store.semantic_search(&q)?;
-            let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
-            let records = store.batch_retrieve_vectors(&ids)?;
-            Ok(hits
+            Ok(search_records(&store, &q)?
                 .into_iter()
-                .zip(records)
                 .filter_map(|(h, r)| {
-                    let r = r?;
                     let model = r.metadata.get("model")?.as_str()?.to_string();
                     let state = r.metadata.get("state").cloned().unwrap_or_default();
                     Some((

@@ -150,6 +150,22 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 const CONTRIBUTION: &str = "contribution";
 
+/// A search and the records of its hits (hits whose record is gone
+/// meanwhile are left out).
+pub(crate) fn search_records(
+    store: &Store,
+    q: &SearchQuery,
+) -> Result<Vec<(SearchHit, VectorRecord)>> {
+    let hits = store.semantic_search(q)?;
+    let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
+    let records = store.batch_retrieve_vectors(&ids)?;
+    Ok(hits
+        .into_iter()
+        .zip(records)
+        .filter_map(|(h, r)| Some((h, r?)))
+        .collect())
+}
+
 fn contribution_filter() -> Filter {
     Filter::Eq("hvs_kind".into(), serde_json::json!(CONTRIBUTION))
 }
@@ -471,14 +487,10 @@ impl Handler<QueryShared> for NamespaceActor {
             blocking(move || {
                 let mut q = SearchQuery::new(ns, msg.query, msg.k);
                 q.filter = Some(contribution_filter());
-                let hits = store.semantic_search(&q)?;
-                let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
-                let records = store.batch_retrieve_vectors(&ids)?;
-                Ok(hits
+                Ok(search_records(&store, &q)?
                     .into_iter()
-                    .zip(records)
                     .filter_map(|(h, r)| {
-                        let (contributor, key, value) = contribution_of(r.as_ref()?)?;
+                        let (contributor, key, value) = contribution_of(&r)?;
                         Some(SharedHit {
                             id: h.id,
                             contributor,
