@@ -349,6 +349,22 @@ impl SpaceIndex {
         Ok(self.lock_unreachable().len())
     }
 
+    /// Rebuilds the overflow graph over every node unreachable now (or
+    /// drops it when there are few), whatever the earlier graph covered: a
+    /// flush ends with the overflow that the graph as it now is calls for,
+    /// not one built part-way through the merges.
+    pub(crate) fn rebuild_overflow(&self) -> Result<()> {
+        let _one = self.lock_merging();
+        if self.depth >= MAX_OVERFLOW_DEPTH {
+            return Ok(());
+        }
+        if self.lock_unreachable().len() < OVERFLOW_MIN {
+            *write!(self.overflow) = None;
+            return Ok(());
+        }
+        self.build_overflow()
+    }
+
     /// Builds a new overflow graph when the unreachable nodes the current
     /// one does not cover are too many to scan exactly; drops it when
     /// there are few unreachable nodes left.

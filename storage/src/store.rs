@@ -725,13 +725,15 @@ impl Store {
 
     /// Moves every fresh vector into its graph now, then checks that every
     /// graph node is reached by a search for its own vector (re-inserting,
-    /// or scanning exactly, those that are not). For benchmarks and tests
-    /// that measure the graph alone, and after large imports.
+    /// or scanning exactly, those that are not), and builds the overflow
+    /// graph over the nodes that are not. For benchmarks and tests that
+    /// measure the graph alone, and after large imports.
     pub fn flush_index(&self) -> Result<()> {
         let spaces = self.shared.all_spaces();
         for s in spaces {
             while s.index.merge_fresh(MAX_GROUP, all_cores())? > 0 {}
             s.index.relink()?;
+            s.index.rebuild_overflow()?;
         }
         while self
             .shared
