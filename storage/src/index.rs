@@ -524,9 +524,25 @@ impl SpaceIndex {
         self.ensure_capacity(items.len())?;
         in_parallel(&items, |(k, e)| {
             let _p = self.permits.acquire();
-            read!(self.graph).add(*k, &e.data).map_err(index_err)
+            self.add_node(*k, &e.data)
         })?;
         self.relink().map(|_| ())
+    }
+
+    /// Adds one node to the graph. usearch's first insert into an empty
+    /// graph counts the node before it stores the node's vector, so a
+    /// search running beside it starts from a null vector (undefined
+    /// behaviour, seen as an abort in CI): that insert runs under the write
+    /// lock, with no search beside it. Every later insert shares the read
+    /// lock with searches, which usearch supports.
+    fn add_node(&self, key: u64, data: &[f64]) -> Result<()> {
+        {
+            let g = read!(self.graph);
+            if g.size() > 0 {
+                return g.add(key, data).map_err(index_err);
+            }
+        }
+        write!(self.graph).add(key, data).map_err(index_err)
     }
 
     fn ensure_capacity(&self, extra: usize) -> Result<()> {
@@ -686,9 +702,8 @@ impl SpaceIndex {
             if let Some(e) = entry {
                 {
                     let _p = self.permits.acquire();
-                    let g = read!(self.graph);
-                    if !g.contains(*key) {
-                        g.add(*key, &e.data).map_err(index_err)?;
+                    if !read!(self.graph).contains(*key) {
+                        self.add_node(*key, &e.data)?;
                     }
                 }
                 // A delete may have raced the add: undo it if so. (Locks are

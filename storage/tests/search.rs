@@ -130,6 +130,35 @@ fn a_vector_is_searchable_as_soon_as_its_write_is_answered() {
     }
 }
 
+/// usearch counts the first node of an empty graph before it stores its
+/// vector; a search beside that first insert once read a null vector and
+/// aborted the process. Many fresh spaces, each searched while the
+/// background indexer moves its first vector into the graph.
+#[test]
+fn searching_a_space_while_its_first_vector_enters_the_graph_is_safe() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    for i in 0..400 {
+        let ns = format!("first{i}");
+        s.create_namespace(SpaceConfig::new(
+            &ns,
+            GeometrySpec::Hyperboloid {
+                dim: 12,
+                curvature: 1.0,
+            },
+        ))
+        .unwrap();
+        let mut p = vec![0.0; 13];
+        p[0] = 1.0; // the hyperboloid's origin
+        let r = s.store_vector(NewVector::new(&ns, p.clone())).unwrap();
+        for _ in 0..20 {
+            let hits = s
+                .semantic_search(&SearchQuery::new(&ns, p.clone(), 1))
+                .unwrap();
+            assert_eq!(hits[0].id, r.id);
+        }
+    }
+}
+
 fn populated(n: usize) -> (Store, Vec<hvs_storage::VectorRecord>) {
     let s = Store::open(StoreConfig::memory()).unwrap();
     s.create_namespace(SpaceConfig::new(
