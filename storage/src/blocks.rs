@@ -217,6 +217,11 @@ pub enum AuditAction {
     /// An expired block removed from the file by the store itself (actor
     /// `"hvs"`).
     Expire,
+    /// A model's connection to the server (only refused ones are
+    /// recorded, with the reason).
+    Connect,
+    /// Any other refused request, named in the entry's outcome.
+    Request,
 }
 
 /// One row of the audit log: every block mutation and every refused attempt.

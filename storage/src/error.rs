@@ -87,6 +87,10 @@ pub enum StorageError {
     /// The search index refused an operation.
     #[error("index fault: {0}")]
     Index(String),
+    /// A database exists already where a new one was to be made: an
+    /// import never writes over one.
+    #[error("a database exists already at {0}; import into a new path")]
+    DatabaseExists(String),
 }
 
 impl StorageError {
@@ -108,6 +112,7 @@ impl StorageError {
                 | Self::BlockNameTaken(_)
                 | Self::BlockNotFound(_)
                 | Self::InvalidBlock(_)
+                | Self::DatabaseExists(_)
         )
     }
 
@@ -133,6 +138,7 @@ impl StorageError {
             Self::BlockNameTaken(_) => "block_name_taken",
             Self::BlockNotFound(_) => "block_not_found",
             Self::InvalidBlock(_) => "invalid_block",
+            Self::DatabaseExists(_) => "database_exists",
         }
     }
 }

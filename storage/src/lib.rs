@@ -38,6 +38,7 @@
 //! Guarantees (durability, ordering, what search returns) are written down in
 //! `docs/STORAGE.md`.
 
+mod backup;
 mod blocks;
 mod dump;
 mod error;
@@ -48,6 +49,7 @@ mod record;
 mod store;
 mod writer;
 
+pub use backup::{BackupProgress, BackupSummary, restore_backup};
 pub use blocks::{
     AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions,
     BlockPermissions, BlockVersion,

@@ -33,7 +33,7 @@ pub const MAX_RESULTS: usize = 10_000;
 /// Writes the group-commit writer takes into one transaction at most.
 const MAX_GROUP: usize = 4096;
 
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(crate) const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");
 pub(crate) const VECTORS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("vectors");
 pub(crate) const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
@@ -838,6 +838,26 @@ impl Store {
             let b = t.get(id.as_u128())?;
             b.map(|b| decode(b.value(), "block")).transpose()
         })
+    }
+
+    /// Records a refused attempt in the audit log (`action` is
+    /// [`AuditAction::Connect`] or [`AuditAction::Request`]; `what` names it
+    /// and `reason` says why it was refused). Answered once committed.
+    pub fn audit_refusal(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        what: &str,
+        reason: &str,
+    ) -> Result<()> {
+        self.submit(Op::Audit {
+            actor: actor.to_string(),
+            action,
+            block: None,
+            name: Some(what.to_string()),
+            outcome: format!("refused: {reason}"),
+        })
+        .map(|_| ())
     }
 
     /// The block `id` (`None` if absent or expired).
