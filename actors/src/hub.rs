@@ -417,14 +417,28 @@ impl ModelRef {
 
     /// Sends a message; answered once it is stored (durably, at the store's
     /// level) and queued for `to`.
-    pub async fn send_message(&self, to: &str, message: Outgoing) -> Result<Uuid> {
-        let mut ids = self.send_messages(vec![(to.to_string(), message)]).await?;
-        ids.pop().ok_or(ActorError::Stopped)
+    ///
+    /// The message is queued to the model's actor when this is called, not
+    /// when the future is first polled, so sends made one after another
+    /// keep their order even when their futures are awaited elsewhere
+    /// (a server answering pipelined requests does that).
+    pub fn send_message(
+        &self,
+        to: &str,
+        message: Outgoing,
+    ) -> impl std::future::Future<Output = Result<Uuid>> + Send + 'static {
+        let sent = self.send_messages(vec![(to.to_string(), message)]);
+        async move { sent.await?.pop().ok_or(ActorError::Stopped) }
     }
 
-    /// Sends many messages in one go, all or none, in order.
-    pub async fn send_messages(&self, messages: Vec<(String, Outgoing)>) -> Result<Vec<Uuid>> {
-        self.live()?.send(Post(messages)).await?
+    /// Sends many messages in one go, all or none, in order (queued at the
+    /// call, as [`send_message`](Self::send_message)).
+    pub fn send_messages(
+        &self,
+        messages: Vec<(String, Outgoing)>,
+    ) -> impl std::future::Future<Output = Result<Vec<Uuid>>> + Send + 'static {
+        let queued = self.live().map(|addr| addr.send(Post(messages)));
+        async move { queued?.await? }
     }
 
     /// Sends one message to every connected model, or to a namespace's

@@ -25,8 +25,20 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The server, the wire protocol and the clients arrive with the network
-//! layer; the delivery guarantees are in `docs/SEMANTICS.md`.
+//! Over the network: [`Server`] serves a runtime on TCP with the wire
+//! protocol of [`protocol`] (`docs/PROTOCOL.md`), and [`Client`] is the Rust
+//! client of it. The delivery guarantees are in `docs/SEMANTICS.md`.
+
+mod admin;
+pub mod auth;
+pub mod client;
+mod metrics;
+mod ops;
+pub mod protocol;
+pub mod server;
+
+pub use client::{Client, ClientConfig, ClientError};
+pub use server::{Server, ServerConfig, ServerError};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +119,11 @@ impl Runtime {
     /// current directory.
     pub async fn connect_model(&self, contract: Contract) -> Result<ModelHandle> {
         self.hub.connect_model(contract, Path::new(".")).await
+    }
+
+    /// Connects a model; files its contract names are relative to `dir`.
+    pub async fn connect_model_in(&self, contract: Contract, dir: &Path) -> Result<ModelHandle> {
+        self.hub.connect_model(contract, dir).await
     }
 
     /// Connects a model with the contract in a file; files the contract

@@ -1,0 +1,144 @@
+//! The admin port: `GET /health` (JSON) and `GET /metrics` (Prometheus
+//! text), served by tiny_http on a thread of its own so a slow scrape never
+//! touches the model connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::Runtime;
+use crate::metrics::{Metrics, Snapshot};
+
+/// What the admin pages read.
+pub(crate) struct Sources {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) metrics: Metrics,
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) listen: SocketAddr,
+    pub(crate) started: Instant,
+    pub(crate) auth: bool,
+}
+
+/// The running admin server.
+pub(crate) struct Admin {
+    server: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Admin {
+    pub(crate) fn start(addr: SocketAddr, sources: Sources) -> std::io::Result<Admin> {
+        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("admin server is not on TCP"))?;
+        let server = Arc::new(server);
+        let s = server.clone();
+        let thread = std::thread::Builder::new()
+            .name("hvs-admin".into())
+            .spawn(move || {
+                for req in s.incoming_requests() {
+                    answer(&sources, req);
+                }
+            })?;
+        Ok(Admin {
+            server,
+            addr,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the thread (it holds the runtime).
+    pub(crate) fn stop(mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .expect("the admin pages' headers are ASCII constants")
+}
+
+fn answer(s: &Sources, req: tiny_http::Request) {
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    let response = match (req.method(), path.as_str()) {
+        (tiny_http::Method::Get, "/health") => {
+            let body = health(s).to_string();
+            tiny_http::Response::from_string(body)
+                .with_header(header("Content-Type", "application/json"))
+        }
+        (tiny_http::Method::Get, "/metrics") => {
+            let body = s.metrics.render(&snapshot(s));
+            tiny_http::Response::from_string(body).with_header(header(
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ))
+        }
+        _ => tiny_http::Response::from_string("not found: try /health or /metrics\n")
+            .with_status_code(404),
+    };
+    let _ = req.respond(response);
+}
+
+fn health(s: &Sources) -> serde_json::Value {
+    let models = s.runtime.models();
+    let connected = models.iter().filter(|(_, c)| *c).count();
+    let stats = s.runtime.storage().get_stats();
+    let (namespaces, vectors) = match &stats {
+        Ok(st) => (
+            st.namespaces.len(),
+            st.namespaces.values().map(|n| n.vectors).sum::<usize>(),
+        ),
+        Err(_) => (0, 0),
+    };
+    serde_json::json!({
+        "status": if stats.is_ok() { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocol_versions": crate::protocol::PROTOCOL_VERSIONS,
+        "listen": s.listen.to_string(),
+        "auth": s.auth,
+        "durability": format!("{:?}", s.runtime.storage().durability()).to_lowercase(),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "connections": s.metrics.connections(),
+        "models": models.len(),
+        "models_connected": connected,
+        "namespaces": namespaces,
+        "vectors": vectors,
+    })
+}
+
+fn snapshot(s: &Sources) -> Snapshot {
+    let mut snap = Snapshot::default();
+    if let Ok(st) = s.runtime.storage().get_stats() {
+        snap.commits = st.commits;
+        snap.commit_requests = st.commit_requests;
+        snap.commit_micros = st.commit_micros;
+        for (n, ns) in &st.namespaces {
+            snap.vectors.push((n.clone(), ns.vectors as i64));
+            snap.fresh.push((n.clone(), ns.fresh as i64));
+        }
+    }
+    let models = s.runtime.models();
+    snap.models_connected = models.iter().filter(|(_, c)| *c).count() as i64;
+    for (id, connected) in models {
+        if !connected {
+            continue;
+        }
+        let Ok(m) = s.runtime.model(&id) else {
+            continue;
+        };
+        if let Ok((mb, _)) = s.handle.block_on(m.mailbox()) {
+            snap.pending.push((id.clone(), mb.pending as i64));
+            snap.in_flight.push((id, mb.in_flight as i64));
+        }
+    }
+    snap
+}

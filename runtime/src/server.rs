@@ -1,0 +1,766 @@
+//! The TCP server: model processes connect, present their contract and a
+//! token, and then drive their model over the wire protocol
+//! ([`crate::protocol`], `docs/PROTOCOL.md`).
+//!
+//! One tokio task reads each connection and one writes it. Requests are
+//! read ahead up to `max_in_flight` per connection (then the reader waits:
+//! backpressure through TCP, never an unbounded buffer) and answered as
+//! they finish, matched by id. A model that stays silent past its
+//! contract's heartbeat interval plus timeout is disconnected (its mailbox
+//! keeps its messages). [`Server::shutdown`] stops accepting, lets the
+//! requests in flight finish, tells each client it is closing and closes
+//! the runtime (which writes the index dump).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tracing::{debug, info, warn};
+
+use crate::auth::TokenStore;
+use crate::metrics::Metrics;
+use crate::ops::{self, wire_delivery};
+use crate::protocol::{self as p, Push, ServerFrame, WireError, codes};
+use crate::{Contract, ModelHandle, Runtime};
+use hvs_storage::AuditAction;
+
+/// How the server listens and what it allows.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where models connect (TCP).
+    pub listen: SocketAddr,
+    /// Where `GET /health` and `GET /metrics` are served (`None`: nowhere).
+    pub admin: Option<SocketAddr>,
+    /// The largest frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Connections served at once; more are refused with an error frame.
+    pub max_connections: usize,
+    /// Requests read ahead per connection before the server stops reading.
+    pub max_in_flight: usize,
+    /// Time allowed for the `hello` frame after connecting.
+    pub handshake_timeout: Duration,
+    /// Heartbeat interval for contracts that do not set one.
+    pub default_heartbeat: Duration,
+    /// Where contracts' relative file names (an `mlp` encoder's weights)
+    /// are resolved.
+    pub contracts_dir: std::path::PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7411)),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 7412))),
+            max_frame_bytes: p::DEFAULT_MAX_FRAME,
+            max_connections: 1024,
+            max_in_flight: 256,
+            handshake_timeout: Duration::from_secs(10),
+            default_heartbeat: Duration::from_secs(30),
+            contracts_dir: ".".into(),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Binding a socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Without tokens the server only listens on loopback.
+    #[error(
+        "refusing to listen on {0} without authentication: create a token (`hvs token create`) or listen on 127.0.0.1"
+    )]
+    NoAuthOnPublicAddress(SocketAddr),
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] crate::Error),
+}
+
+/// What every connection task shares.
+struct Shared {
+    runtime: Arc<Runtime>,
+    config: ServerConfig,
+    tokens: Option<TokenStore>,
+    metrics: Metrics,
+    /// Live sessions by model: closing one makes room for a reconnect.
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    shutdown: watch::Receiver<bool>,
+    connections: AtomicU64,
+    started: Instant,
+}
+
+/// One model's live connection.
+struct Session {
+    /// Told to close (another connection claimed the model).
+    replaced: Notify,
+    /// Set once the session's connection has ended and its model is
+    /// disconnected.
+    gone: Notify,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+    admin: Option<crate::admin::Admin>,
+    tasks: Arc<Semaphore>,
+}
+
+impl Server {
+    /// Binds the listener (and the admin port) and starts serving `runtime`.
+    /// `tokens`: the operator's tokens; without them only loopback
+    /// addresses are allowed and any token is accepted.
+    pub async fn start(
+        runtime: Runtime,
+        config: ServerConfig,
+        tokens: Option<TokenStore>,
+    ) -> Result<Server, ServerError> {
+        if tokens.is_none() && !config.listen.ip().is_loopback() {
+            return Err(ServerError::NoAuthOnPublicAddress(config.listen));
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            runtime: Arc::new(runtime),
+            tokens,
+            metrics: Metrics::new(),
+            sessions: Mutex::new(HashMap::new()),
+            shutdown,
+            connections: AtomicU64::new(0),
+            started: Instant::now(),
+            config,
+        });
+        let (admin, admin_addr) = match shared.config.admin {
+            Some(addr) => {
+                let a = crate::admin::Admin::start(
+                    addr,
+                    crate::admin::Sources {
+                        runtime: shared.runtime.clone(),
+                        metrics: shared.metrics.clone(),
+                        handle: tokio::runtime::Handle::current(),
+                        listen: local_addr,
+                        started: shared.started,
+                        auth: shared.tokens.is_some(),
+                    },
+                )
+                .map_err(|source| ServerError::Bind { addr, source })?;
+                let at = a.addr();
+                (Some(a), Some(at))
+            }
+            None => (None, None),
+        };
+        // Connection tasks hold a permit each; shutdown waits for them all.
+        let tasks = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+        let accept = tokio::spawn(accept_loop(listener, shared.clone(), tasks.clone()));
+        info!(%local_addr, "listening");
+        Ok(Server {
+            shared,
+            local_addr,
+            admin_addr,
+            stop,
+            accept,
+            admin,
+            tasks,
+        })
+    }
+
+    /// Where models connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where `/health` and `/metrics` are served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The runtime served.
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
+    }
+
+    /// Stops accepting, lets every connection finish the requests it has
+    /// read, tells each client it is closing, then closes the runtime
+    /// (flushing storage and writing the index dump).
+    pub async fn shutdown(self) -> crate::Result<()> {
+        let _ = self.stop.send(true);
+        self.accept.abort();
+        let _ = self.accept.await;
+        // Every connection task holds one permit; all of them back means
+        // every connection has ended.
+        let _all = self
+            .tasks
+            .acquire_many(Semaphore::MAX_PERMITS as u32)
+            .await
+            .map_err(|_| crate::Error::Stopped)?;
+        if let Some(a) = self.admin {
+            a.stop();
+        }
+        // Tasks drop their handles before their permits; allow a moment
+        // for any still unwinding.
+        let mut shared = self.shared;
+        for _ in 0..500 {
+            match Arc::try_unwrap(shared) {
+                Ok(Shared { runtime, .. }) => {
+                    return match Arc::try_unwrap(runtime) {
+                        Ok(rt) => rt.close().await,
+                        Err(_) => Err(crate::Error::Stopped),
+                    };
+                }
+                Err(s) => shared = s,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        warn!("shutdown: a task still holds the runtime; closing without the index dump");
+        Err(crate::Error::Stopped)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: Arc<Semaphore>) {
+    let limit = shared.config.max_connections;
+    let slots = Arc::new(Semaphore::new(limit));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, go on.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(task) = tasks.clone().try_acquire_owned() else {
+            continue;
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    shared.metrics.connection_opened();
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    serve(shared.clone(), stream, peer).await;
+                    shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    shared.metrics.connection_closed();
+                    // Shutdown unwraps `shared` once every permit is back.
+                    drop(shared);
+                    drop((slot, task));
+                });
+            }
+            Err(_) => {
+                shared.metrics.connection_refused();
+                tokio::spawn(async move {
+                    refuse(stream, limit).await;
+                    drop(task);
+                });
+            }
+        }
+    }
+}
+
+/// Tells a connection past the limit why, then closes it.
+async fn refuse(stream: TcpStream, limit: usize) {
+    let mut w = FramedWrite::new(stream, LengthDelimitedCodec::new());
+    let frame = ServerFrame::Error {
+        id: None,
+        error: WireError::new(
+            codes::TOO_MANY_CONNECTIONS,
+            format!("the server serves at most {limit} connections; try again later"),
+        ),
+    };
+    if let Ok(bytes) = p::encode(&frame) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), w.send(Bytes::from(bytes))).await;
+    }
+}
+
+fn frame(f: &ServerFrame) -> Bytes {
+    match p::encode(f) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            // Only a value that cannot be encoded gets here; say so instead.
+            let id = match f {
+                ServerFrame::Ok { id, .. } => Some(*id),
+                ServerFrame::Error { id, .. } => *id,
+                ServerFrame::Push(_) => None,
+            };
+            Bytes::from(p::encode(&ServerFrame::Error { id, error: e }).unwrap_or_default())
+        }
+    }
+}
+
+fn error_frame(id: Option<u64>, error: WireError) -> Bytes {
+    frame(&ServerFrame::Error { id, error })
+}
+
+async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(shared.config.max_frame_bytes)
+        .new_codec();
+    let (rd, wr) = stream.into_split();
+    let mut reader = FramedRead::new(rd, codec.clone());
+    let mut writer = FramedWrite::new(wr, codec);
+    // Answers and pushes go through a bounded queue to the writer task: a
+    // client that stops reading stalls its own requests, nobody else's.
+    let depth = shared.config.max_in_flight + 64;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(depth);
+    let writer_task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            if writer.feed(first).await.is_err() {
+                return;
+            }
+            while let Ok(more) = rx.try_recv() {
+                if writer.feed(more).await.is_err() {
+                    return;
+                }
+            }
+            if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
+                return;
+            }
+        }
+        let _ = SinkExt::<Bytes>::close(&mut writer).await;
+    });
+
+    match handshake(&shared, &mut reader, &tx).await {
+        Ok((model, session, heartbeat)) => {
+            info!(%peer, model = model.id(), "model connected");
+            let reason = session_loop(&shared, &mut reader, &tx, &model, &session, heartbeat).await;
+            info!(%peer, model = model.id(), reason = reason.0, "model disconnected");
+            let _ = model.disconnect().await;
+            {
+                let mut sessions = shared.sessions.lock().await;
+                if sessions
+                    .get(model.id())
+                    .is_some_and(|s| Arc::ptr_eq(s, &session))
+                {
+                    sessions.remove(model.id());
+                }
+            }
+            session.ended.store(true, Ordering::SeqCst);
+            session.gone.notify_waiters();
+            if let Some((code, text)) = reason.1 {
+                let _ = tx
+                    .send(frame(&ServerFrame::Push(Push::Closing {
+                        code: code.into(),
+                        reason: text,
+                    })))
+                    .await;
+            }
+        }
+        Err((id, e)) => {
+            debug!(%peer, code = %e.code, "handshake refused");
+            shared.metrics.error(&e.code);
+            let _ = tx.send(error_frame(id, e)).await;
+        }
+    }
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
+}
+
+type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, LengthDelimitedCodec>;
+
+/// Reads `hello`, checks the version, the token and the contract, and
+/// connects the model. Answers `hello` itself on success; a refusal carries
+/// hello's id when it could be read.
+async fn handshake(
+    shared: &Arc<Shared>,
+    reader: &mut Reader,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(ModelHandle, Arc<Session>, Duration), (Option<u64>, WireError)> {
+    let mut id = None;
+    greet(shared, reader, tx, &mut id)
+        .await
+        .map_err(|e| (id, e))
+}
+
+async fn greet(
+    shared: &Arc<Shared>,
+    reader: &mut Reader,
+    tx: &mpsc::Sender<Bytes>,
+    hello_id: &mut Option<u64>,
+) -> Result<(ModelHandle, Arc<Session>, Duration), WireError> {
+    let first = match tokio::time::timeout(shared.config.handshake_timeout, reader.next()).await {
+        Err(_) => {
+            return Err(WireError::new(
+                codes::HANDSHAKE_REQUIRED,
+                "no hello within the handshake timeout",
+            ));
+        }
+        Ok(None) => return Err(WireError::new(codes::BAD_FRAME, "closed before hello")),
+        Ok(Some(Err(e))) => return Err(read_error(&e)),
+        Ok(Some(Ok(bytes))) => bytes,
+    };
+    let req: p::RequestHead = p::decode(&first)?;
+    *hello_id = Some(req.id);
+    if req.op != "hello" {
+        return Err(WireError::new(
+            codes::HANDSHAKE_REQUIRED,
+            format!("the first request must be hello, not {:?}", req.op),
+        ));
+    }
+    let id = req.id;
+    let hello: p::Hello = p::args_of(&first)?;
+    let Some(version) = hello
+        .versions
+        .iter()
+        .copied()
+        .filter(|v| p::PROTOCOL_VERSIONS.contains(v))
+        .max()
+    else {
+        return Err(WireError::new(
+            codes::UNSUPPORTED_VERSION,
+            format!(
+                "this server speaks protocol versions {:?}; the client offered {:?}",
+                p::PROTOCOL_VERSIONS,
+                hello.versions
+            ),
+        ));
+    };
+    let contract = Contract::from_json(&hello.contract)
+        .map_err(|e| WireError::new(codes::INVALID_CONTRACT, e.to_string()))?;
+    if let Some(tokens) = &shared.tokens {
+        let token = hello.token.as_deref().unwrap_or("");
+        if let Err(e) = tokens.admit(token, &contract) {
+            let err = WireError::new(e.code(), e.to_string());
+            audit(
+                shared,
+                &contract.model.id,
+                AuditAction::Connect,
+                "connect",
+                &err,
+            )
+            .await;
+            return Err(err);
+        }
+    }
+    let model_id = contract.model.id.clone();
+    let (heartbeat, timeout) = match &contract.health_check {
+        Some(hc) => (
+            Duration::from_secs(hc.interval_seconds.max(1)),
+            Duration::from_secs(hc.timeout_seconds.max(1)),
+        ),
+        None => (
+            shared.config.default_heartbeat,
+            shared.config.default_heartbeat,
+        ),
+    };
+    let model = connect(shared, contract).await?;
+    let session = Arc::new(Session {
+        replaced: Notify::new(),
+        gone: Notify::new(),
+        ended: std::sync::atomic::AtomicBool::new(false),
+    });
+    shared
+        .sessions
+        .lock()
+        .await
+        .insert(model_id.clone(), session.clone());
+    let welcome = p::Welcome {
+        version,
+        server: format!("hvs/{}", env!("CARGO_PKG_VERSION")),
+        model: model_id,
+        namespace: model.namespace().to_string(),
+        heartbeat_interval_ms: heartbeat.as_millis() as u64,
+        heartbeat_timeout_ms: (heartbeat + timeout).as_millis() as u64,
+        max_frame_bytes: shared.config.max_frame_bytes as u64,
+        max_in_flight: shared.config.max_in_flight as u64,
+    };
+    let ok = p::value(&welcome)?;
+    let _ = tx.send(frame(&ServerFrame::Ok { id, ok })).await;
+    Ok((model, session, heartbeat + timeout))
+}
+
+/// Connects the contract's model, closing an older connection of the same
+/// model first (a client that reconnects before the server noticed the
+/// old connection die).
+async fn connect(shared: &Arc<Shared>, contract: Contract) -> Result<ModelHandle, WireError> {
+    let dir = shared.config.contracts_dir.clone();
+    for _ in 0..2 {
+        match shared
+            .runtime
+            .connect_model_in(contract.clone(), &dir)
+            .await
+        {
+            Ok(m) => return Ok(m),
+            Err(crate::Error::AlreadyConnected(id)) => {
+                let old = shared.sessions.lock().await.get(&id).cloned();
+                let Some(old) = old else {
+                    return Err(crate::Error::AlreadyConnected(id).into());
+                };
+                let gone = old.gone.notified();
+                old.replaced.notify_waiters();
+                if !old.ended.load(Ordering::SeqCst) {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), gone).await;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WireError::new(
+        "already_connected",
+        format!(
+            "model {:?} is connected on another connection",
+            contract.model.id
+        ),
+    ))
+}
+
+fn read_error(e: &std::io::Error) -> WireError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        WireError::new(codes::FRAME_TOO_LARGE, e.to_string())
+    } else {
+        WireError::new(codes::BAD_FRAME, e.to_string())
+    }
+}
+
+/// Serves requests until the client leaves, goes silent, is replaced or
+/// the server shuts down. Returns why, and what to tell the client.
+async fn session_loop(
+    shared: &Arc<Shared>,
+    reader: &mut Reader,
+    tx: &mpsc::Sender<Bytes>,
+    model: &ModelHandle,
+    session: &Arc<Session>,
+    silence: Duration,
+) -> (&'static str, Option<(&'static str, String)>) {
+    let in_flight = Arc::new(Semaphore::new(shared.config.max_in_flight));
+    let mut shutdown = shared.shutdown.clone();
+    let mut push: Option<tokio::task::JoinHandle<()>> = None;
+    let replaced = session.replaced.notified();
+    tokio::pin!(replaced);
+    let end = loop {
+        let next = tokio::select! {
+            r = tokio::time::timeout(silence, reader.next()) => r,
+            _ = &mut replaced => break ("replaced", Some((codes::REPLACED, "another connection claimed this model".to_string()))),
+            _ = shutdown.changed() => break ("shutdown", Some((codes::SHUTTING_DOWN, "the server is shutting down".to_string()))),
+        };
+        let bytes = match next {
+            Err(_) => {
+                break (
+                    "heartbeat timeout",
+                    Some((
+                        codes::HEARTBEAT_TIMEOUT,
+                        format!("nothing heard for {} ms", silence.as_millis()),
+                    )),
+                );
+            }
+            Ok(None) => break ("closed by client", None),
+            Ok(Some(Err(e))) => {
+                let err = read_error(&e);
+                shared.metrics.error(&err.code);
+                let _ = tx.send(error_frame(None, err)).await;
+                break ("unreadable frame", None);
+            }
+            Ok(Some(Ok(b))) => b,
+        };
+        let req: p::RequestHead = match p::decode(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                // The frame's length was right, so the next frame starts
+                // where it should: answer and go on.
+                shared.metrics.error(&e.code);
+                if tx.send(error_frame(None, e)).await.is_err() {
+                    break ("writer gone", None);
+                }
+                continue;
+            }
+        };
+        let id = req.id;
+        match req.op.as_str() {
+            "hello" => {
+                let e = WireError::new(codes::ALREADY_GREETED, "hello was already sent");
+                let _ = tx.send(error_frame(Some(id), e)).await;
+                continue;
+            }
+            "bye" => {
+                let _ = model.disconnect().await;
+                let ok = ops::rmpv_map(vec![]);
+                let _ = tx.send(frame(&ServerFrame::Ok { id, ok })).await;
+                break ("bye", None);
+            }
+            "subscribe" => {
+                if let Some(old) = push.take() {
+                    old.abort();
+                }
+                let answer = match model.deliveries().await {
+                    Ok(stream) => {
+                        push = Some(tokio::spawn(push_loop(
+                            stream,
+                            tx.clone(),
+                            shared.metrics.clone(),
+                        )));
+                        Ok(ops::rmpv_map(vec![]))
+                    }
+                    Err(e) => Err(WireError::from(e)),
+                };
+                let _ = tx.send(respond(shared, id, "subscribe", answer)).await;
+                continue;
+            }
+            "unsubscribe" => {
+                if let Some(old) = push.take() {
+                    old.abort();
+                }
+                let ok = ops::rmpv_map(vec![]);
+                let _ = tx.send(frame(&ServerFrame::Ok { id, ok })).await;
+                continue;
+            }
+            "stats" => {
+                let answer = stats(shared, model).await;
+                let _ = tx.send(respond(shared, id, "stats", answer)).await;
+                continue;
+            }
+            _ => {}
+        }
+        // Read no further than max_in_flight requests ahead.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break ("stopped", None);
+        };
+        let (pending, effects) = ops::dispatch(&shared.runtime, model, &req.op, &bytes);
+        let (tx, shared2, op) = (tx.clone(), shared.clone(), req.op);
+        let model_id = model.id().to_string();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = pending.await;
+            if answer.is_ok() {
+                shared2.metrics.sent(effects.sent);
+            }
+            if op == "search" {
+                shared2.metrics.search(started.elapsed());
+            }
+            if let Ok(v) = &answer
+                && op == "receive"
+                && let Some(n) = v.as_map().and_then(|m| {
+                    m.iter()
+                        .find(|(k, _)| k.as_str() == Some("deliveries"))
+                        .and_then(|(_, v)| v.as_array().map(Vec::len))
+                })
+            {
+                shared2.metrics.delivered(n as u64);
+            }
+            if let Err(e) = &answer
+                && REFUSALS_AUDITED.contains(&e.code.as_str())
+            {
+                audit(&shared2, &model_id, AuditAction::Request, &op, e).await;
+            }
+            let _ = tx.send(respond(&shared2, id, &op, answer)).await;
+            // `shared` before the permit: shutdown unwraps it once every
+            // permit is back.
+            drop(shared2);
+            drop(permit);
+        });
+    };
+    if let Some(p) = push.take() {
+        p.abort();
+    }
+    // Let the requests already read finish before the connection closes.
+    let _ = in_flight
+        .acquire_many(shared.config.max_in_flight as u32)
+        .await;
+    end
+}
+
+/// Refusals written to the audit log here: a model reaching for what its
+/// contract or a namespace's access list does not allow. (Storage audits
+/// refused block reads and writes itself.)
+const REFUSALS_AUDITED: &[&str] = &["permission_denied"];
+
+/// Records a refused attempt in the audit log (a failure to record is
+/// logged, not answered: the refusal stands either way).
+async fn audit(shared: &Shared, model: &str, action: AuditAction, what: &str, e: &WireError) {
+    let store = shared.runtime.storage().clone();
+    let (model, what, reason) = (model.to_string(), what.to_string(), e.to_string());
+    let r =
+        tokio::task::spawn_blocking(move || store.audit_refusal(&model, action, &what, &reason))
+            .await;
+    if !matches!(r, Ok(Ok(()))) {
+        warn!("could not record a refusal in the audit log");
+    }
+}
+
+fn respond(shared: &Shared, id: u64, op: &str, answer: ops::Answer) -> Bytes {
+    shared.metrics.request(op);
+    match answer {
+        Ok(ok) => frame(&ServerFrame::Ok { id, ok }),
+        Err(e) => {
+            shared.metrics.error(&e.code);
+            error_frame(Some(id), e)
+        }
+    }
+}
+
+/// Forwards pushed deliveries to the writer; stops when the stream ends or
+/// the connection's queue is gone. A client that stops reading fills its
+/// queue and this waits: undelivered messages stay in the mailbox.
+async fn push_loop(mut stream: crate::DeliveryStream, tx: mpsc::Sender<Bytes>, metrics: Metrics) {
+    while let Some(d) = stream.next().await {
+        let f = frame(&ServerFrame::Push(Push::Delivery {
+            delivery: wire_delivery(&d),
+        }));
+        if tx.send(f).await.is_err() {
+            return;
+        }
+        metrics.delivered(1);
+    }
+}
+
+async fn stats(shared: &Arc<Shared>, model: &ModelHandle) -> ops::Answer {
+    let store = shared.runtime.storage().clone();
+    let s = tokio::task::spawn_blocking(move || store.get_stats())
+        .await
+        .map_err(|e| WireError::new(codes::INTERNAL, e.to_string()))?
+        .map_err(|e| WireError::from(crate::Error::from(e)))?;
+    let (mb, _) = model.mailbox().await?;
+    p::value(&p::WireStats {
+        namespaces: s
+            .namespaces
+            .into_iter()
+            .map(|(n, st)| {
+                (
+                    n,
+                    p::WireNamespaceStats {
+                        vectors: st.vectors,
+                        in_graph: st.in_graph,
+                        fresh: st.fresh,
+                        unreachable: st.unreachable,
+                    },
+                )
+            })
+            .collect(),
+        bytes_on_disk: s.bytes_on_disk,
+        last_change: s.last_change,
+        commits: s.commits,
+        commit_requests: s.commit_requests,
+        connections: shared.connections.load(Ordering::Relaxed),
+        models: shared.runtime.models().into_iter().collect(),
+        mailbox_pending: mb.pending,
+        mailbox_in_flight: mb.in_flight,
+    })
+}
