@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 /// Intrinsic dimension of the messages' space.
-const DIM: usize = 12;
+pub(crate) const DIM: usize = 12;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 pub(crate) enum BenchDurability {
@@ -31,40 +31,62 @@ pub(crate) enum BenchDurability {
     Sync,
 }
 
+/// Where the models run.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub(crate) enum Over {
+    /// In this process, through the runtime's API.
+    Inproc,
+    /// As clients of an `hvs serve` in another process, over loopback TCP.
+    Tcp,
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct MessagingArgs {
-    /// Models, each sending to the next.
-    #[arg(long, default_value_t = 16)]
-    models: usize,
+    /// In this process, or over TCP against a server in another process.
+    #[arg(long, value_enum, default_value = "inproc")]
+    pub(crate) over: Over,
+    /// Models (clients, over TCP), each sending to the next.
+    #[arg(long, visible_alias = "clients", default_value_t = 16)]
+    pub(crate) models: usize,
     /// Messages in all (split evenly over the models).
     #[arg(long, default_value_t = 1_000_000)]
-    messages: u64,
+    pub(crate) messages: u64,
     /// Storage durability.
     #[arg(long, value_enum, default_value = "memory")]
-    durability: BenchDurability,
+    pub(crate) durability: BenchDurability,
     /// Messages a sender has outstanding: it sends a batch this big and
     /// waits for its answer before the next.
     #[arg(long, default_value_t = 1000)]
-    window: usize,
+    pub(crate) window: usize,
     /// Payload bytes per message.
     #[arg(long, default_value_t = 128)]
-    payload: usize,
+    pub(crate) payload: usize,
     /// Database file for durable runs (default: a temporary directory).
     #[arg(long)]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// After the load, wait at most this many seconds for the index to
     /// absorb every message vector.
     #[arg(long, default_value_t = 120)]
-    absorb_wait: u64,
+    pub(crate) absorb_wait: u64,
     /// Milliseconds between the searches made while the load runs (0: none).
     #[arg(long, default_value_t = 100)]
-    search_every_ms: u64,
+    pub(crate) search_every_ms: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
+    /// With `--over tcp`: then run the same load against nats-server (core
+    /// pub/sub; JetStream publishes with acks, then drained by pull
+    /// consumers) and print them side by side with the HVS run. Needs a
+    /// build with `--features nats`.
+    #[arg(long)]
+    pub(crate) nats: bool,
+    /// The nats-server `--nats` starts (default: `nats-server` on PATH, else
+    /// /usr/sbin/nats-server).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) nats_server: Option<PathBuf>,
 }
 
-fn contract(id: &str) -> serde_json::Value {
+pub(crate) fn contract(id: &str) -> serde_json::Value {
     json!({
         "contract_version": "1.0.0",
         "model": {"id": id, "name": id, "version": "1", "type": "bench", "capabilities": []},
@@ -83,7 +105,7 @@ fn contract(id: &str) -> serde_json::Value {
     })
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // Microseconds, 1 µs to 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
@@ -204,6 +226,23 @@ fn index_counts(store: &Store) -> (usize, usize) {
 }
 
 pub(crate) fn run(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.nats && args.over != Over::Tcp {
+        return Err("--nats compares against hvs over tcp: add `--over tcp`".into());
+    }
+    if args.nats && !cfg!(feature = "nats") {
+        return Err(
+            "built without the `nats` feature: cargo run --release --features nats -- \
+                    bench messaging --over tcp … --nats"
+                .into(),
+        );
+    }
+    #[cfg(feature = "nats")]
+    if args.nats {
+        crate::bench_nats::check(&args)?;
+    }
+    if args.over == Over::Tcp {
+        return crate::bench_tcp::run(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,12 +1,21 @@
 //! The `hvs` command line.
 //!
-//! The server (`hvs serve`) arrives with the network layer; what exists now
-//! is the geometry: `hvs geometry distance|mean|transform` compute on points
-//! given as JSON arrays and print JSON, so scripts can check their own
-//! embeddings against HVS's math; and `hvs contract validate FILE`, which
-//! lists every problem of a model contract with its JSON path.
+//! `hvs serve` runs the server and `hvs status` asks a running one how it
+//! is; `hvs token` manages the operator's tokens; `hvs inspect`, `export`
+//! and `import` work on a data directory; `hvs bench` measures;
+//! `hvs geometry distance|mean|transform` compute on points given as JSON
+//! arrays and print JSON, so scripts can check their own embeddings against
+//! HVS's math; and `hvs contract validate FILE` lists every problem of a
+//! model contract with its JSON path.
 
 mod bench;
+#[cfg(feature = "nats")]
+mod bench_nats;
+mod bench_tcp;
+mod data;
+mod procstat;
+mod serve;
+mod token;
 
 /// The message path allocates a few small objects per message on every
 /// core; mimalloc's per-thread heaps serve that far faster than glibc's
@@ -39,6 +48,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the server: models connect over TCP with their contracts.
+    Serve(serve::ServeArgs),
+    /// Asks a running server how it is (its admin /health page).
+    Status(serve::StatusArgs),
     /// Geometry on the command line: points are JSON arrays of numbers.
     #[command(subcommand)]
     Geometry(GeometryCommand),
@@ -48,6 +61,16 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operator tokens: which models and namespaces a connecting model may
+    /// claim (only hashes are stored).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// A data directory: namespaces, counts, index health.
+    Inspect(data::InspectArgs),
+    /// Write a backup of a data directory (every table, checksummed).
+    Export(data::ExportArgs),
+    /// Make a new data directory's database from a backup.
+    Import(data::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -241,6 +264,12 @@ fn validate_contract(file: &std::path::Path) -> ExitCode {
 
 fn main() -> ExitCode {
     let cmd = match Cli::parse().command {
+        Command::Serve(args) => return serve::serve(args),
+        Command::Status(args) => return serve::status(args),
+        Command::Inspect(args) => return data::inspect(args),
+        Command::Export(args) => return data::export(args),
+        Command::Import(args) => return data::import(args),
+        Command::Token(cmd) => return token::run(cmd),
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),
         Command::Bench(BenchCommand::Messaging(args)) => {

@@ -1,0 +1,324 @@
+//! `hvs bench messaging --over tcp`: the same ring of models as the
+//! in-process bench, but each model is a client of an `hvs serve` started
+//! in another process, talking over loopback TCP. Each client keeps
+//! `window` `send` requests in flight (one message per request, pipelined)
+//! and receives through pushed deliveries, acking in batches. Reports
+//! delivered-and-acked messages per second, send-to-receive latency, and
+//! the server's CPU time and memory.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use hvs::runtime::protocol::WireOutgoing;
+use hvs::runtime::{Client, ClientConfig};
+use hvs_geometry::{Hyperboloid, Manifold};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::bench::{BenchDurability, DIM, MessagingArgs, contract, histogram};
+use crate::procstat;
+
+/// A free loopback port (bound and released; the server binds it next).
+fn free_port() -> std::io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// The server process; stopped with SIGTERM when dropped.
+struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    fn start(
+        data: &std::path::Path,
+        durability: BenchDurability,
+    ) -> Result<(Self, SocketAddr), Box<dyn std::error::Error>> {
+        let (listen, admin) = (free_port()?, free_port()?);
+        let durability = format!("{durability:?}").to_lowercase();
+        let child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", &listen.to_string()])
+            .args(["--admin", &admin.to_string()])
+            .args([
+                "--data",
+                &data.to_string_lossy(),
+                "--durability",
+                &durability,
+            ])
+            .args(["--max-in-flight", "4096"])
+            .env_remove("HVS_TOKENS")
+            .env_remove("HVS_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let server = ServerProcess { child };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(listen).is_err() {
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err("the server did not start listening within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok((server, listen))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then the exit status (a clean shutdown is status 0).
+    fn stop(mut self) -> std::io::Result<std::process::ExitStatus> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Received {
+    latency_us: Histogram<u64>,
+    received: u64,
+}
+
+/// Takes pushed deliveries until `expected` first deliveries arrived,
+/// acking them in batches.
+async fn receive(client: Client, expected: u64, base: Instant) -> Result<Received, String> {
+    let mut latency_us = histogram();
+    let mut received = 0;
+    let mut ids = Vec::with_capacity(1024);
+    while received < expected {
+        let Some(first) = client.next_delivery().await else {
+            return Err("the delivery stream ended".into());
+        };
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match client.try_next_delivery() {
+                Some(d) => batch.push(d),
+                None => break,
+            }
+        }
+        let now = base.elapsed().as_nanos() as u64;
+        for d in batch {
+            // A redelivery carries the id of a message counted already.
+            if d.attempt != 1 {
+                continue;
+            }
+            let mut stamp = [0u8; 8];
+            stamp.copy_from_slice(&d.message.payload[..8]);
+            let sent = u64::from_le_bytes(stamp);
+            let _ = latency_us.record((now.saturating_sub(sent) / 1000).max(1));
+            ids.push(d.message.id);
+            received += 1;
+        }
+        client
+            .ack(&std::mem::take(&mut ids))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Received {
+        latency_us,
+        received,
+    })
+}
+
+/// Sends `count` messages to `to`, `window` requests in flight.
+async fn send(
+    client: Client,
+    to: String,
+    count: u64,
+    window: usize,
+    payload: usize,
+    points: Arc<Vec<Vec<f64>>>,
+    base: Instant,
+) -> Result<(), String> {
+    let mut results = futures_util::stream::iter(0..count)
+        .map(|k| {
+            let mut p = vec![0u8; payload.max(8)];
+            p[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
+            let m = WireOutgoing {
+                to: to.clone(),
+                payload: p,
+                vector: Some(points[k as usize % points.len()].clone()),
+                ..WireOutgoing::default()
+            };
+            let c = client.clone();
+            async move { c.send_message(m).await }
+        })
+        .buffer_unordered(window.max(1));
+    while let Some(r) = results.next().await {
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(run_async(&args))?;
+    #[cfg(feature = "nats")]
+    if args.nats {
+        rt.block_on(crate::bench_nats::run(&args, &report))?;
+    }
+    #[cfg(not(feature = "nats"))]
+    let _ = report;
+    Ok(())
+}
+
+async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let models = args.models.max(2);
+    let per_model = args.messages / models as u64;
+    let total = per_model * models as u64;
+    let tmp = tempfile::tempdir()?;
+    let data = args.data.clone().unwrap_or_else(|| tmp.path().join("data"));
+    let (server, addr) = ServerProcess::start(&data, args.durability)?;
+    let pid = server.pid();
+
+    let ids: Vec<String> = (0..models).map(|i| format!("bench-{i}")).collect();
+    let mut clients = Vec::new();
+    for id in &ids {
+        let c = Client::connect(ClientConfig::new(
+            addr.to_string(),
+            contract(id).to_string(),
+        ))
+        .await?;
+        c.subscribe().await?;
+        clients.push(c);
+    }
+    let h = Hyperboloid::new(DIM, 1.0)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let points: Arc<Vec<Vec<f64>>> = Arc::new(
+        (0..4096)
+            .map(|_| {
+                let v: Vec<f64> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
+                h.exp0(&v)
+            })
+            .collect::<Result<_, _>>()?,
+    );
+
+    let base = Instant::now();
+    let receivers: Vec<_> = clients
+        .iter()
+        .map(|c| tokio::spawn(receive(c.clone(), per_model, base)))
+        .collect();
+    let cpu_before = procstat::cpu_seconds(pid);
+    let start = Instant::now();
+    let senders: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            tokio::spawn(send(
+                c.clone(),
+                ids[(i + 1) % models].clone(),
+                per_model,
+                args.window,
+                args.payload,
+                points.clone(),
+                base,
+            ))
+        })
+        .collect();
+    // Peak memory is sampled while the load runs.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s2 = sampling.clone();
+    let sampler = tokio::spawn(async move {
+        let mut rss_max: f64 = 0.0;
+        while s2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some((now, _)) = procstat::rss_mib(pid) {
+                rss_max = rss_max.max(now);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rss_max
+    });
+    for s in senders {
+        s.await??;
+    }
+    let sent_secs = start.elapsed().as_secs_f64();
+    let mut latency = histogram();
+    let mut received = 0;
+    for r in receivers {
+        let r = r.await??;
+        latency.add(&r.latency_us)?;
+        received += r.received;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let rss_max = sampler.await?;
+    let cpu = match (cpu_before, procstat::cpu_seconds(pid)) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let rss_peak = procstat::rss_mib(pid).map(|(_, peak)| peak);
+    for c in &clients {
+        let _ = c.close().await;
+    }
+    let status = server.stop()?;
+    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    let report = json!({
+        "over": "tcp",
+        "clients": models,
+        "messages": total,
+        "received": received,
+        "durability": format!("{:?}", args.durability).to_lowercase(),
+        "window": args.window,
+        "payload_bytes": args.payload,
+        "seconds": secs,
+        "sent_per_second": total as f64 / sent_secs,
+        "delivered_and_acked_per_second": received as f64 / secs,
+        "latency_ms": {"p50": q(&latency, 0.5), "p99": q(&latency, 0.99),
+                       "p999": q(&latency, 0.999), "max": latency.max() as f64 / 1000.0},
+        "server": {"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
+                   "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
+                   "exit_clean": status.success()},
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    Ok(report)
+}
+
+fn print_report(r: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "hvs over tcp: {} clients, {} messages of {} B + a point of H^{DIM}, {} durability, window {}",
+        r["clients"], r["messages"], r["payload_bytes"], r["durability"], r["window"]
+    );
+    println!(
+        "  delivered and acked: {:.0} msgs/s ({:.2} s; sends answered at {:.0} msgs/s)",
+        f(&r["delivered_and_acked_per_second"]),
+        f(&r["seconds"]),
+        f(&r["sent_per_second"])
+    );
+    let l = &r["latency_ms"];
+    println!(
+        "  send→receive latency: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
+        f(&l["p50"]),
+        f(&l["p99"]),
+        f(&l["p999"]),
+        f(&l["max"])
+    );
+    let s = &r["server"];
+    println!(
+        "  server: {:.1} CPU s ({:.2} cores busy), RSS peak {:.0} MiB, clean exit: {}",
+        f(&s["cpu_seconds"]),
+        f(&s["cpu_cores_busy"]),
+        f(&s["rss_mib_peak"]),
+        s["exit_clean"]
+    );
+}

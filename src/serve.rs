@@ -1,0 +1,323 @@
+//! `hvs serve` and `hvs status`.
+//!
+//! Settings come from, strongest first: flags, `HVS_*` environment
+//! variables, the config file (`hvs.toml` in the current directory, or
+//! `--config FILE`), then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use hvs::runtime::auth::TokenStore;
+use hvs::runtime::{Durability, Runtime, RuntimeConfig, Server, ServerConfig};
+use serde::Deserialize;
+
+/// `hvs serve`'s options.
+#[derive(Args, Debug, Default)]
+pub(crate) struct ServeArgs {
+    /// Where models connect [default: 127.0.0.1:7411].
+    #[arg(long, env = "HVS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where /health and /metrics are served [default: 127.0.0.1:7412].
+    #[arg(long, env = "HVS_ADMIN")]
+    admin: Option<SocketAddr>,
+    /// The data directory [default: ./hvs-data].
+    #[arg(long, env = "HVS_DATA")]
+    data: Option<PathBuf>,
+    /// memory, buffered or sync [default: buffered].
+    #[arg(long, env = "HVS_DURABILITY")]
+    durability: Option<String>,
+    /// The operator's tokens file [default: DATA/tokens.json if it
+    /// exists]; without one, the server accepts any model and listens on
+    /// loopback only.
+    #[arg(long, env = "HVS_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// The largest frame accepted, in bytes [default: 16 MiB].
+    #[arg(long, env = "HVS_MAX_FRAME_BYTES")]
+    max_frame_bytes: Option<usize>,
+    /// Connections served at once [default: 1024].
+    #[arg(long, env = "HVS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Requests read ahead per connection [default: 256].
+    #[arg(long, env = "HVS_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// The config file [default: ./hvs.toml if it exists].
+    #[arg(long, env = "HVS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// What `hvs.toml` may set (the same names as the flags, with `_`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    durability: Option<String>,
+    tokens: Option<PathBuf>,
+    max_frame_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+}
+
+/// The settings a server starts with, resolved.
+struct Settings {
+    server: ServerConfig,
+    data: PathBuf,
+    durability: Durability,
+    tokens: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+}
+
+fn durability(s: &str) -> Result<Durability, String> {
+    match s {
+        "memory" => Ok(Durability::Memory),
+        "buffered" => Ok(Durability::Buffered),
+        "sync" => Ok(Durability::Sync),
+        other => Err(format!(
+            "durability {other:?} is not one of memory, buffered, sync"
+        )),
+    }
+}
+
+fn resolve(args: ServeArgs) -> Result<Settings, String> {
+    let (file, config_file) = match &args.config {
+        Some(path) => (read_config(path)?, Some(path.clone())),
+        None if Path::new("hvs.toml").exists() => (
+            read_config(Path::new("hvs.toml"))?,
+            Some(PathBuf::from("hvs.toml")),
+        ),
+        None => (FileConfig::default(), None),
+    };
+    let defaults = ServerConfig::default();
+    let data = args
+        .data
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from("hvs-data"));
+    let durability = durability(
+        args.durability
+            .or(file.durability)
+            .as_deref()
+            .unwrap_or("buffered"),
+    )?;
+    let tokens = args.tokens.or(file.tokens).or_else(|| {
+        let p = TokenStore::default_path(&data);
+        p.exists().then_some(p)
+    });
+    let server = ServerConfig {
+        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        admin: Some(args.admin.or(file.admin).unwrap_or_else(|| {
+            defaults
+                .admin
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7412)))
+        })),
+        max_frame_bytes: args
+            .max_frame_bytes
+            .or(file.max_frame_bytes)
+            .unwrap_or(defaults.max_frame_bytes),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections),
+        max_in_flight: args
+            .max_in_flight
+            .or(file.max_in_flight)
+            .unwrap_or(defaults.max_in_flight)
+            .max(1),
+        ..defaults
+    };
+    Ok(Settings {
+        server,
+        data,
+        durability,
+        tokens,
+        config_file,
+    })
+}
+
+fn read_config(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then shuts it down cleanly.
+pub(crate) fn serve(args: ServeArgs) -> ExitCode {
+    let settings = match resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error[invalid_config]: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    std::fs::create_dir_all(&s.data).map_err(|e| format!("{}: {e}", s.data.display()))?;
+    let tokens = match &s.tokens {
+        Some(path) => Some(TokenStore::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let db = s.data.join("hvs.redb");
+    let store = match s.durability {
+        Durability::Memory => hvs::runtime::StoreConfig::memory(),
+        d => hvs::runtime::StoreConfig::file(&db, d),
+    };
+    let runtime = Runtime::open(RuntimeConfig {
+        store,
+        ..RuntimeConfig::memory()
+    })
+    .await
+    .map_err(|e| format!("opening {}: {e}", db.display()))?;
+    let auth = tokens
+        .as_ref()
+        .map(|t| (t.path().to_path_buf(), t.list().len()));
+    let server = Server::start(runtime, s.server, tokens)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = server.local_addr();
+    println!("hvs {} listening on {addr}", env!("CARGO_PKG_VERSION"));
+    if let Some(c) = &s.config_file {
+        println!("  config:     {}", c.display());
+    }
+    println!(
+        "  data:       {} ({:?} durability)",
+        s.data.display(),
+        s.durability
+    );
+    match &auth {
+        Some((path, n)) => println!("  auth:       {n} token(s) from {}", path.display()),
+        None => println!(
+            "  auth:       none (no tokens file): any model may connect, so the server listens on loopback only; `hvs token create` to add one"
+        ),
+    }
+    if let Some(a) = server.admin_addr() {
+        println!("  admin:      http://{a}/health  http://{a}/metrics");
+    }
+    println!(
+        "  connect:    a model presents its contract: python3 -c \"import hvs_client; hvs_client.connect('contract.json', address='{addr}')\""
+    );
+    println!("  stop:       Ctrl-C (finishes in-flight work, flushes, exits 0)");
+    wait_for_signal().await;
+    println!("hvs: stopping: no new connections; finishing in-flight work");
+    server.shutdown().await.map_err(|e| e.to_string())?;
+    println!("hvs: stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `hvs status`'s options.
+#[derive(Args, Debug)]
+pub(crate) struct StatusArgs {
+    /// The server's admin address.
+    #[arg(long, env = "HVS_ADMIN", default_value = "127.0.0.1:7412")]
+    admin: SocketAddr,
+    /// Print the server's JSON as it is.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Asks a running server how it is (its `/health` page).
+pub(crate) fn status(args: StatusArgs) -> ExitCode {
+    match fetch_health(args.admin) {
+        Ok(v) if args.json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            println!(
+                "hvs {} at {}: {}",
+                v["version"].as_str().unwrap_or("?"),
+                v["listen"].as_str().unwrap_or("?"),
+                v["status"].as_str().unwrap_or("?")
+            );
+            println!(
+                "  up {} s, {} durability, auth {}",
+                v["uptime_seconds"],
+                v["durability"].as_str().unwrap_or("?"),
+                if v["auth"].as_bool() == Some(true) {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
+            println!(
+                "  {} connection(s), {} of {} model(s) connected",
+                v["connections"], v["models_connected"], v["models"]
+            );
+            println!(
+                "  {} namespace(s), {} vector(s)",
+                v["namespaces"], v["vectors"]
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: no HVS server answers at {}: {e}", args.admin);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `GET /health` with a plain HTTP/1.0 request: the admin page is one
+/// small JSON document, not worth an HTTP client crate.
+fn fetch_health(addr: SocketAddr) -> Result<serde_json::Value, String> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(5);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: hvs\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    s.take(1 << 20)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&body);
+    let (head, json) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+    let ok = head.starts_with("HTTP/1.") && head.split(' ').nth(1) == Some("200");
+    if !ok {
+        return Err(format!(
+            "unexpected answer: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    serde_json::from_str(json).map_err(|e| e.to_string())
+}
