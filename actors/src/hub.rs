@@ -441,6 +441,19 @@ impl ModelRef {
         async move { queued?.await? }
     }
 
+    /// Sends many messages, each accepted or refused on its own; the
+    /// accepted ones are stored in one write and answered together (queued
+    /// at the call, as [`send_message`](Self::send_message)).
+    pub fn send_each(
+        &self,
+        messages: Vec<(String, Outgoing)>,
+    ) -> impl std::future::Future<Output = Result<crate::model::EachOutcome>> + Send + 'static {
+        let queued = self
+            .live()
+            .map(|addr| addr.send(crate::model::PostEach(messages)));
+        async move { queued?.await? }
+    }
+
     /// Sends one message to every connected model, or to a namespace's
     /// members, except the sender and `scope.exclude`.
     pub async fn broadcast(

@@ -67,7 +67,8 @@ pub use hub::{
 };
 pub use hvs_mailbox::OverflowPolicy;
 pub use model::{
-    AckReport, BroadcastReport, DeadLetterInfo, Delivery, MailboxStats, Outgoing, VectorInput,
+    AckReport, BroadcastReport, DeadLetterInfo, Delivery, EachOutcome, MailboxStats, Outgoing,
+    VectorInput,
 };
 pub use namespace::{AccessKind, ConsensusReport, Grant, NamespaceInfo, SharedHit, Visibility};
 pub use registry::IsolationPolicy;

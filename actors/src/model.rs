@@ -375,6 +375,70 @@ impl Handler<Post> for ModelActor {
     }
 }
 
+/// Sends many messages, each accepted or refused on its own (a refused one
+/// does not hold the others back); the accepted ones are stored together.
+/// A server answering pipelined `send` requests batches them this way.
+#[derive(Message)]
+#[rtype(result = "Result<EachOutcome>")]
+pub(crate) struct PostEach(pub(crate) Vec<(String, Outgoing)>);
+
+/// What [`PostEach`] did with each message.
+#[derive(Debug)]
+pub struct EachOutcome {
+    /// Per message, in order: `None` if accepted, else why it was refused.
+    pub refused: Vec<Option<ActorError>>,
+    /// The ids of the accepted messages, in order, once stored; or why
+    /// none of them was stored.
+    pub stored: Result<Vec<Uuid>>,
+}
+
+impl Handler<PostEach> for ModelActor {
+    type Result = ResponseFuture<Result<EachOutcome>>;
+
+    fn handle(&mut self, msg: PostEach, _: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.own_write_check() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let now = now_ms();
+        let mut refused = Vec::with_capacity(msg.0.len());
+        let mut records = Vec::new();
+        let mut reserved = Reservations(Vec::new());
+        for (to, out) in msg.0 {
+            let one = (|| -> Result<(MessageRecord, Arc<Gauge>)> {
+                self.profile.limiter.acquire_vectors(1, Instant::now())?;
+                let gauge = self.registry.model(&to)?.gauge.clone();
+                let record = self.record(out, vec![to], now)?;
+                self.charge(std::slice::from_ref(&record))?;
+                gauge.try_reserve()?;
+                Ok((record, gauge))
+            })();
+            match one {
+                Ok((record, gauge)) => {
+                    records.push(record);
+                    reserved.0.push(gauge);
+                    refused.push(None);
+                }
+                Err(e) => refused.push(Some(e)),
+            }
+        }
+        if records.is_empty() {
+            return Box::pin(std::future::ready(Ok(EachOutcome {
+                refused,
+                stored: Ok(Vec::new()),
+            })));
+        }
+        let rx = self.store_and_hand_over(records, reserved);
+        Box::pin(async move {
+            let stored = match rx.await {
+                Ok(Ok(stored)) => Ok(stored.iter().map(|m| m.id).collect()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(ActorError::Stopped),
+            };
+            Ok(EachOutcome { refused, stored })
+        })
+    }
+}
+
 /// Sends one message to many recipients: one stored message; a recipient
 /// whose mailbox refuses is reported, not fatal.
 #[derive(Message)]

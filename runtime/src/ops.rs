@@ -56,7 +56,7 @@ fn uuids(ids: &[String]) -> Result<Vec<Uuid>, WireError> {
     ids.iter().map(|s| uuid(s)).collect()
 }
 
-fn outgoing(m: p::WireOutgoing) -> Result<(String, Outgoing), WireError> {
+pub(crate) fn outgoing(m: p::WireOutgoing) -> Result<(String, Outgoing), WireError> {
     let vector = match (m.vector, m.embedding) {
         (Some(_), Some(_)) => {
             return Err(WireError::new(
@@ -77,6 +77,37 @@ fn outgoing(m: p::WireOutgoing) -> Result<(String, Outgoing), WireError> {
             ttl_ms: m.ttl_ms,
         },
     ))
+}
+
+/// One answer per message of a [`ModelHandle::send_each`], in order.
+pub(crate) fn each_answer(
+    outcome: Result<hvs_actors::EachOutcome, Error>,
+    n: usize,
+) -> Vec<Answer> {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let e = WireError::from(e);
+            return (0..n).map(|_| Err(e.clone())).collect();
+        }
+    };
+    let stored = outcome.stored.map_err(WireError::from);
+    let mut ids = stored.as_ref().ok().map(|v| v.iter());
+    outcome
+        .refused
+        .into_iter()
+        .map(|refused| match (refused, &stored) {
+            (Some(e), _) => Err(WireError::from(e)),
+            (None, Err(e)) => Err(e.clone()),
+            (None, Ok(_)) => match ids.as_mut().and_then(Iterator::next) {
+                Some(id) => p::value(&p::IdArg { id: id.to_string() }),
+                None => Err(WireError::new(
+                    codes::INTERNAL,
+                    "a stored message has no id",
+                )),
+            },
+        })
+        .collect()
 }
 
 /// A stored message as the wire shows it.

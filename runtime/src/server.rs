@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -556,11 +557,16 @@ async fn session_loop(
     let mut push: Option<tokio::task::JoinHandle<()>> = None;
     let replaced = session.replaced.notified();
     tokio::pin!(replaced);
+    // A frame read ahead while gathering a batch of sends, to be served next.
+    let mut carry: Option<Result<BytesMut, std::io::Error>> = None;
     let end = loop {
-        let next = tokio::select! {
-            r = tokio::time::timeout(silence, reader.next()) => r,
-            _ = &mut replaced => break ("replaced", Some((codes::REPLACED, "another connection claimed this model".to_string()))),
-            _ = shutdown.changed() => break ("shutdown", Some((codes::SHUTTING_DOWN, "the server is shutting down".to_string()))),
+        let next = match carry.take() {
+            Some(item) => Ok(Some(item)),
+            None => tokio::select! {
+                r = tokio::time::timeout(silence, reader.next()) => r,
+                _ = &mut replaced => break ("replaced", Some((codes::REPLACED, "another connection claimed this model".to_string()))),
+                _ = shutdown.changed() => break ("shutdown", Some((codes::SHUTTING_DOWN, "the server is shutting down".to_string()))),
+            },
         };
         let bytes = match next {
             Err(_) => {
@@ -595,6 +601,67 @@ async fn session_loop(
         };
         let id = req.id;
         match req.op.as_str() {
+            "send" => {
+                // Pipelined sends that have already arrived go to the actor
+                // as one batch: one actor message and one storage write for
+                // all of them, each still accepted or refused on its own.
+                let mut batch = vec![(id, bytes)];
+                while batch.len() < SEND_BATCH.min(shared.config.max_in_flight) {
+                    match reader.next().now_or_never() {
+                        Some(Some(Ok(b))) => match p::decode::<p::RequestHead>(&b) {
+                            Ok(h) if h.op == "send" => batch.push((h.id, b)),
+                            _ => {
+                                carry = Some(Ok(b));
+                                break;
+                            }
+                        },
+                        Some(Some(Err(e))) => {
+                            carry = Some(Err(e));
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                let Ok(permit) = in_flight
+                    .clone()
+                    .acquire_many_owned(batch.len() as u32)
+                    .await
+                else {
+                    break ("stopped", None);
+                };
+                let mut ids = Vec::with_capacity(batch.len());
+                let mut messages = Vec::with_capacity(batch.len());
+                for (id, b) in batch {
+                    match p::args_of(&b).and_then(ops::outgoing) {
+                        Ok(m) => {
+                            ids.push(id);
+                            messages.push(m);
+                        }
+                        Err(e) => {
+                            let _ = tx.send(respond(shared, id, "send", Err(e))).await;
+                        }
+                    }
+                }
+                let sent = model.send_each(messages);
+                let (tx, shared2) = (tx.clone(), shared.clone());
+                tokio::spawn(async move {
+                    let answers = ops::each_answer(sent.await, ids.len());
+                    let accepted = answers.iter().filter(|a| a.is_ok()).count();
+                    shared2.metrics.sent(accepted as u64);
+                    for (id, answer) in ids.into_iter().zip(answers) {
+                        if tx
+                            .send(respond(&shared2, id, "send", answer))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    drop(shared2);
+                    drop(permit);
+                });
+                continue;
+            }
             "hello" => {
                 let e = WireError::new(codes::ALREADY_GREETED, "hello was already sent");
                 let _ = tx.send(error_frame(Some(id), e)).await;
@@ -686,6 +753,9 @@ async fn session_loop(
         .await;
     end
 }
+
+/// The most pipelined `send` requests served as one batch.
+const SEND_BATCH: usize = 512;
 
 /// Refusals written to the audit log here: a model reaching for what its
 /// contract or a namespace's access list does not allow. (Storage audits

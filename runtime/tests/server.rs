@@ -500,3 +500,55 @@ async fn shutdown_answers_what_it_read_and_keeps_it() {
     assert!(answered.iter().all(|id| ids.contains(id)));
     rt.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_keep_their_order_and_are_refused_one_by_one() {
+    let server = start(local(), None).await;
+    let b = client(&server, "b").await;
+    let mut c = raw(&server).await;
+    assert!(matches!(
+        hello(&mut c, "a", &[1], None).await,
+        ServerFrame::Ok { .. }
+    ));
+    // Twenty sends in one write (the server batches what has arrived);
+    // the seventh names a model that does not exist.
+    for i in 0..20u64 {
+        let to = if i == 6 { "nobody" } else { "b" };
+        let args = p::value(&json!({"to": to, "payload": format!("m{i}")})).unwrap();
+        let bytes = p::encode(&p::Request {
+            id: 100 + i,
+            op: "send".into(),
+            args,
+        })
+        .unwrap();
+        c.feed(Bytes::from(bytes)).await.unwrap();
+    }
+    SinkExt::<Bytes>::flush(&mut c).await.unwrap();
+    let mut ok = std::collections::BTreeMap::new();
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        match next(&mut c).await.unwrap() {
+            ServerFrame::Ok { id, ok: v } => {
+                let r: p::IdArg = rmpv::ext::from_value(v).unwrap();
+                ok.insert(id, r.id);
+            }
+            ServerFrame::Error { id, error } => refused.push((id, error.code)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused, vec![(Some(106), "unknown_model".to_string())]);
+    assert_eq!(ok.len(), 19);
+    let got = b.receive(100).await.unwrap();
+    let payloads: Vec<String> = got
+        .iter()
+        .map(|d| String::from_utf8(d.message.payload.clone()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .filter(|i| *i != 6)
+        .map(|i| format!("m{i}"))
+        .collect();
+    assert_eq!(payloads, expected, "per-sender FIFO");
+    let ids: Vec<String> = got.iter().map(|d| d.message.id.clone()).collect();
+    assert_eq!(ids, ok.values().cloned().collect::<Vec<_>>());
+    server.shutdown().await.unwrap();
+}
