@@ -552,3 +552,37 @@ async fn pipelined_sends_keep_their_order_and_are_refused_one_by_one() {
     assert_eq!(ids, ok.values().cloned().collect::<Vec<_>>());
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_reconnects_after_the_server_restarts() {
+    let server = start(local(), None).await;
+    let addr = server.local_addr();
+    let c = client(&server, "phoenix").await;
+    c.subscribe().await.unwrap();
+    c.ping().await.unwrap();
+    server.shutdown().await.unwrap();
+    // Nothing listens: a typed error, not a hang or a panic.
+    let err = c.ping().await.unwrap_err();
+    assert!(
+        matches!(err.code(), "connect_failed" | "connection_lost"),
+        "{err}"
+    );
+    let server = start(
+        ServerConfig {
+            listen: addr,
+            ..local()
+        },
+        None,
+    )
+    .await;
+    // The next call reconnects, says hello again and resubscribes.
+    c.ping().await.unwrap();
+    let other = client(&server, "other").await;
+    let id = other.send("phoenix", b"back".to_vec(), None).await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), c.next_delivery())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.message.id, id);
+    server.shutdown().await.unwrap();
+}
