@@ -353,7 +353,7 @@ pub struct BroadcastScope {
 
 /// A stream of deliveries pushed to a connected model.
 pub struct DeliveryStream {
-    rx: mpsc::UnboundedReceiver<Delivery>,
+    rx: mpsc::Receiver<Delivery>,
 }
 
 impl DeliveryStream {

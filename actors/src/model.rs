@@ -123,12 +123,17 @@ pub struct MailboxStats {
     pub dead_lettered: u64,
 }
 
+/// Deliveries a push stream holds before the model's reader takes them;
+/// past this, messages wait in the mailbox, so a reader that stops costs
+/// the server no more than this.
+pub(crate) const PUSH_WINDOW: usize = 4096;
+
 pub(crate) struct ModelActor {
     pub(crate) profile: Arc<Profile>,
     pub(crate) mailbox: Mailbox<Arc<MessageRecord>>,
     pub(crate) store: Arc<Store>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) subscriber: Option<mpsc::UnboundedSender<Delivery>>,
+    pub(crate) subscriber: Option<mpsc::Sender<Delivery>>,
     pub(crate) dead: VecDeque<DeadLetterInfo>,
     pub(crate) dead_count: u64,
     pub(crate) tick: Duration,
@@ -309,21 +314,38 @@ impl ModelActor {
             .collect()
     }
 
-    /// Pushes everything pending to the live subscriber, if there is one.
+    /// Pushes what is pending to the live subscriber, if there is one, as
+    /// far as its stream has room: the stream holds at most
+    /// [`PUSH_WINDOW`] deliveries, the rest waits in the mailbox (pending,
+    /// not in flight) until the reader makes room; the next arrival or
+    /// tick pushes again.
     fn push(&mut self) {
-        if self.subscriber.is_none() || self.mailbox.pending_len() == 0 {
+        let room = match &self.subscriber {
+            Some(sub) if sub.is_closed() => {
+                self.subscriber = None;
+                return;
+            }
+            Some(sub) => sub.capacity(),
+            None => return,
+        };
+        if room == 0 || self.mailbox.pending_len() == 0 {
             return;
         }
-        let ds = self.deliveries(usize::MAX);
+        let ds = self.deliveries(room);
         let Some(sub) = &self.subscriber else { return };
         let mut unsent = Vec::new();
         for d in ds {
-            if let Err(e) = sub.send(d) {
-                unsent.push(e.0.message.id);
+            if let Err(e) = sub.try_send(d) {
+                let d = match e {
+                    mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d,
+                };
+                unsent.push(d.message.id);
             }
         }
         if !unsent.is_empty() {
-            self.subscriber = None;
+            if sub.is_closed() {
+                self.subscriber = None;
+            }
             self.mailbox.release(&unsent);
         }
     }
@@ -600,14 +622,14 @@ impl Handler<Release> for ModelActor {
 
 /// Starts pushing deliveries to a new stream (replacing any other).
 #[derive(Message)]
-#[rtype(result = "mpsc::UnboundedReceiver<Delivery>")]
+#[rtype(result = "mpsc::Receiver<Delivery>")]
 pub(crate) struct Subscribe;
 
 impl Handler<Subscribe> for ModelActor {
     type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, _: Subscribe, _: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(PUSH_WINDOW);
         self.subscriber = Some(tx);
         self.push();
         MessageResult(rx)

@@ -230,6 +230,38 @@ async fn deliveries_are_pushed_to_a_live_stream() {
     assert_eq!(got[0].message.payload, b"while away");
 }
 
+/// A reader that stops does not make the push stream grow without bound:
+/// past its window messages wait in the mailbox, pending, and arrive once
+/// the reader takes what it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_leaves_the_rest_pending_in_its_mailbox() {
+    let rt = memory_runtime(&["a", "b"]).await;
+    let (a, b) = (rt.model("a").unwrap(), rt.model("b").unwrap());
+    let mut stream = b.deliveries().await.unwrap();
+    let n = 6000;
+    let batch: Vec<(String, Outgoing)> = (0..n)
+        .map(|i| ("b".to_string(), Outgoing::text(format!("m{i}"))))
+        .collect();
+    a.send_messages(batch).await.unwrap();
+    let (stats, _) = b.mailbox().await.unwrap();
+    assert!(stats.in_flight <= 4096, "{stats:?}");
+    assert_eq!(stats.in_flight + stats.pending, n);
+    assert!(stats.pending >= n - 4096, "{stats:?}");
+    let mut got = Vec::new();
+    while got.len() < n {
+        let d = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the rest is pushed once there is room")
+            .unwrap();
+        got.push(d.message.id);
+        if got.len() % 500 == 0 {
+            b.ack(&got[got.len() - 500..]).await.unwrap();
+        }
+    }
+    let payloads: std::collections::HashSet<_> = got.iter().collect();
+    assert_eq!(payloads.len(), n, "each message once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_mailbox_refuses_or_dead_letters_the_oldest_as_configured() {
     let mut config = RuntimeConfig::memory();
