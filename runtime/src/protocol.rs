@@ -700,10 +700,21 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
     rmp_serde::to_vec_named(value).map_err(|e| WireError::new(codes::INTERNAL, e.to_string()))
 }
 
-/// Decodes one frame's msgpack. Nesting is limited by rmp-serde's depth
-/// limit, and lengths inside cannot exceed the frame, which is bounded.
+/// The deepest nesting a frame may have. rmp-serde's own default (1024)
+/// overflows a 2 MiB thread stack when every level is a JSON value in
+/// metadata; no request needs more than a few levels.
+pub const MAX_DEPTH: usize = 64;
+
+fn from_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    T::deserialize(&mut de)
+}
+
+/// Decodes one frame's msgpack. Nesting is limited to [`MAX_DEPTH`], and
+/// lengths inside cannot exceed the frame, which is bounded.
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
-    rmp_serde::from_slice(bytes).map_err(|e| WireError::new(codes::BAD_FRAME, e.to_string()))
+    from_slice(bytes).map_err(|e| WireError::new(codes::BAD_FRAME, e.to_string()))
 }
 
 /// A request's id and operation, read without its arguments (which the
@@ -726,10 +737,10 @@ pub fn args_of<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<T, WireEr
         args: Option<T>,
     }
     let bad = |e: rmp_serde::decode::Error| WireError::new(codes::BAD_REQUEST, e.to_string());
-    match rmp_serde::from_slice::<Only<T>>(frame).map_err(bad)? {
+    match from_slice::<Only<T>>(frame).map_err(bad)? {
         Only { args: Some(a) } => Ok(a),
         // 0x80: an empty msgpack map.
-        Only { args: None } => rmp_serde::from_slice(&[0x80]).map_err(bad),
+        Only { args: None } => from_slice(&[0x80]).map_err(bad),
     }
 }
 
