@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -121,6 +121,7 @@ async fn receive(
     mut stream: DeliveryStream,
     expected: u64,
     base: Instant,
+    acked: Arc<AtomicU64>,
 ) -> Result<Received, hvs::runtime::Error> {
     let mut latency_us = histogram();
     let mut received = 0;
@@ -146,6 +147,7 @@ async fn receive(
         }
         received += batch.len() as u64;
         handle.ack(&ids).await?;
+        acked.fetch_add(ids.len() as u64, Ordering::Relaxed);
         ids.clear();
     }
     Ok(Received {
@@ -290,6 +292,8 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
     );
 
     let base = Instant::now();
+    // Bumped by the receivers as their acks are answered; shown on stderr.
+    let acked = Arc::new(AtomicU64::new(0));
     let mut receivers = Vec::new();
     for handle in &handles {
         let stream = handle.deliveries().await?;
@@ -298,6 +302,7 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
             stream,
             per_model,
             base,
+            acked.clone(),
         )));
     }
     let running = Arc::new(AtomicBool::new(true));
@@ -321,6 +326,10 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
         max_fresh
     });
 
+    let watched = acked.clone();
+    let progress = crate::progress::Counter::start("delivered and acked", "msgs", move || {
+        (watched.load(Ordering::Relaxed), total)
+    });
     let start = Instant::now();
     let mut senders = Vec::new();
     for (i, handle) in handles.iter().enumerate() {
@@ -347,11 +356,18 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
         received += r.received;
     }
     let secs = start.elapsed().as_secs_f64();
+    progress.finish();
     running.store(false, Ordering::Relaxed);
     let search = searcher.await?;
     let max_fresh = sampler.await?;
     let (in_graph_at_end, fresh_at_end) = index_counts(&store);
 
+    let watched = store.clone();
+    let absorbing = (fresh_at_end > 0).then(|| {
+        crate::progress::Counter::start("absorbed into the index", "vectors", move || {
+            crate::progress::in_graphs(&watched)
+        })
+    });
     let absorb_start = Instant::now();
     let mut fresh = fresh_at_end;
     while fresh > 0 && absorb_start.elapsed() < Duration::from_secs(args.absorb_wait) {
@@ -359,6 +375,7 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
         fresh = index_counts(&store).1;
     }
     let absorb_secs = absorb_start.elapsed().as_secs_f64();
+    drop(absorbing);
     let (in_graph_final, _) = index_counts(&store);
     let after = store.get_stats()?;
     let commits = after.commits - before.commits;

@@ -9,6 +9,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -94,7 +95,12 @@ struct Received {
 
 /// Takes pushed deliveries until `expected` first deliveries arrived,
 /// acking them in batches.
-async fn receive(client: Client, expected: u64, base: Instant) -> Result<Received, String> {
+async fn receive(
+    client: Client,
+    expected: u64,
+    base: Instant,
+    acked: Arc<AtomicU64>,
+) -> Result<Received, String> {
     let mut latency_us = histogram();
     let mut received = 0;
     let mut ids = Vec::with_capacity(1024);
@@ -122,10 +128,12 @@ async fn receive(client: Client, expected: u64, base: Instant) -> Result<Receive
             ids.push(d.message.id);
             received += 1;
         }
+        let n = ids.len() as u64;
         client
             .ack(&std::mem::take(&mut ids))
             .await
             .map_err(|e| e.to_string())?;
+        acked.fetch_add(n, Ordering::Relaxed);
     }
     Ok(Received {
         latency_us,
@@ -210,10 +218,16 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
     );
 
     let base = Instant::now();
+    // Bumped by the receivers as their acks are answered; shown on stderr.
+    let acked = Arc::new(AtomicU64::new(0));
     let receivers: Vec<_> = clients
         .iter()
-        .map(|c| tokio::spawn(receive(c.clone(), per_model, base)))
+        .map(|c| tokio::spawn(receive(c.clone(), per_model, base, acked.clone())))
         .collect();
+    let watched = acked.clone();
+    let progress = crate::progress::Counter::start("delivered and acked", "msgs", move || {
+        (watched.load(Ordering::Relaxed), total)
+    });
     let cpu_before = procstat::cpu_seconds(pid);
     let start = Instant::now();
     let senders: Vec<_> = clients
@@ -256,6 +270,7 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
         received += r.received;
     }
     let secs = start.elapsed().as_secs_f64();
+    progress.finish();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let rss_max = sampler.await?;
     let cpu = match (cpu_before, procstat::cpu_seconds(pid)) {

@@ -1,11 +1,13 @@
-//! `hvs inspect`, `hvs export` and `hvs import`: a data directory's
-//! contents and health, and backups of it.
+//! `hvs inspect`, `hvs export`, `hvs import` and `hvs reindex`: a data
+//! directory's contents and health, backups of it, and rebuilding its
+//! search indexes.
 //!
 //! The database of a data directory is `DIR/hvs.redb`. A backup is the
 //! stream of [`Store::export`] (format in `docs/STORAGE.md`, "Backups");
 //! `import` makes a new database from one and refuses a directory that has
-//! a database already. All three open the database, so a running server
-//! (which holds it) must be stopped first; they say so when it is not.
+//! a database already. `reindex` rebuilds every graph from the stored
+//! vectors. All of them open the database, so a running server (which
+//! holds it) must be stopped first; they say so when it is not.
 //!
 //! Exit codes: 0, 1 for faults (I/O, the database in use by another
 //! process), 2 for the operator's mistakes (no database where one is
@@ -13,18 +15,20 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, IsTerminal};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use hvs::geometry::Manifold;
 use hvs::storage::{
-    BackupProgress, BackupSummary, Durability, SpaceConfig, StorageError, Store, StoreConfig,
-    restore_backup,
+    BackupSummary, Durability, SpaceConfig, StorageError, Store, StoreConfig, restore_backup,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+
+use crate::progress::{Counter, Spinner, TableProgress, in_graphs};
 
 /// The database file inside a data directory.
 pub(crate) const DB_FILE: &str = "hvs.redb";
@@ -73,6 +77,14 @@ pub(crate) struct ImportArgs {
     dir: DataDir,
     /// The backup file to read.
     file: PathBuf,
+}
+
+/// `hvs reindex`: rebuild every namespace's search index from the stored
+/// vectors (how: see the command's help in `main.rs`).
+#[derive(Args, Debug)]
+pub(crate) struct ReindexArgs {
+    #[command(flatten)]
+    dir: DataDir,
 }
 
 /// Why a command stopped, with its exit code.
@@ -285,27 +297,7 @@ fn print_report(r: &Value) {
                 row
             })
             .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: Vec<&str>| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            println!("  {}", padded.join("  ").trim_end());
-        };
-        line(header.to_vec());
-        for r in &rows {
-            line(r.iter().map(String::as_str).collect());
-        }
+        print_table(&header, &rows);
     }
     let c = &r["consistency"];
     println!(
@@ -313,7 +305,7 @@ fn print_report(r: &Value) {
         if c["consistent"] == true {
             "consistent"
         } else {
-            "INCONSISTENT (run a repair)"
+            "INCONSISTENT (`hvs reindex` repairs it)"
         },
         c["vectors"],
         c["indexed"],
@@ -330,6 +322,31 @@ fn print_report(r: &Value) {
     println!("changes     {}", r["changes"]);
 }
 
+/// Prints `rows` under `header`, each column as wide as its widest cell.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("  {}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -342,57 +359,6 @@ fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-/// Shows a backup's progress: a bar on a terminal, else one line per table.
-/// Either way each finished table gets a line.
-struct Progress {
-    verb: &'static str,
-    bar: Option<ProgressBar>,
-    table: String,
-}
-
-impl Progress {
-    fn new(verb: &'static str) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let style = ProgressStyle::with_template(
-                "{msg:>12} [{bar:40.cyan/blue}] {pos}/{len} rows ({elapsed})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            ProgressBar::new(0).with_style(style)
-        });
-        Self {
-            verb,
-            bar,
-            table: String::new(),
-        }
-    }
-
-    fn update(&mut self, p: BackupProgress) {
-        if let Some(bar) = &self.bar {
-            if p.table != self.table {
-                bar.set_message(p.table.clone());
-                bar.set_length(p.rows_total);
-                bar.set_position(0);
-                self.table.clone_from(&p.table);
-            }
-            bar.set_position(p.rows_done);
-        }
-        if p.rows_done == p.rows_total {
-            let line = format!("{} {}: {} rows", self.verb, p.table, p.rows_total);
-            match &self.bar {
-                Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
     }
 }
 
@@ -430,7 +396,7 @@ fn export_inner(args: &ExportArgs) -> Result<(), Failure> {
     let result = (|| {
         let file = File::create(&partial).map_err(|e| Failure::io(&partial, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut progress = Progress::new("exported");
+        let mut progress = TableProgress::new("exported");
         let summary = store.export(&mut out, &mut |p| progress.update(p));
         progress.finish();
         let summary = summary.map_err(|e| Failure::storage(&db, e))?;
@@ -484,7 +450,7 @@ fn import_inner(args: &ImportArgs) -> Result<(), Failure> {
     })?;
     std::fs::create_dir_all(&args.dir.data).map_err(|e| Failure::io(&args.dir.data, e))?;
     let mut input = BufReader::with_capacity(1 << 20, file);
-    let mut progress = Progress::new("imported");
+    let mut progress = TableProgress::new("imported");
     let restored = restore_backup(&db, &mut input, &mut |p| progress.update(p));
     progress.finish();
     let summary = restored.map_err(|e| match e {
@@ -522,4 +488,161 @@ fn import_inner(args: &ImportArgs) -> Result<(), Failure> {
         },
     );
     Ok(())
+}
+
+/// Runs `hvs reindex`.
+pub(crate) fn reindex(args: ReindexArgs) -> ExitCode {
+    finish(reindex_inner(&args))
+}
+
+/// The folder of the graph dumps of `db` (`<db>.graphs`, as storage names
+/// it), and where `reindex` sets it aside while it rebuilds.
+fn dump_dirs(db: &Path) -> (PathBuf, PathBuf) {
+    let mut dumps = db.as_os_str().to_owned();
+    dumps.push(".graphs");
+    let mut aside = dumps.clone();
+    aside.push(".set-aside");
+    (PathBuf::from(dumps), PathBuf::from(aside))
+}
+
+/// Puts set-aside dumps back after a failed open. Should the process that
+/// holds the database have saved its graphs meanwhile, its files are kept
+/// and only the others come back.
+fn restore_dumps(dumps: &Path, aside: &Path) {
+    if std::fs::rename(aside, dumps).is_ok() {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(aside) {
+        for e in entries.flatten() {
+            let to = dumps.join(e.file_name());
+            if !to.exists() {
+                let _ = std::fs::rename(e.path(), to);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(aside);
+}
+
+fn reindex_inner(args: &ReindexArgs) -> Result<(), Failure> {
+    let db = args.dir.db();
+    if !db.is_file() {
+        return Err(Failure::usage(
+            "no_database",
+            format!("no database at {}", db.display()),
+        ));
+    }
+    // Without its dump a namespace's graph is built afresh from the stored
+    // vectors when the database opens: that open is the rebuild.
+    let (dumps, aside) = dump_dirs(&db);
+    if aside.exists() {
+        // Left by an interrupted reindex: a cache, which this run rebuilds.
+        std::fs::remove_dir_all(&aside).map_err(|e| Failure::io(&aside, e))?;
+    }
+    let set_aside = dumps.exists();
+    if set_aside {
+        std::fs::rename(&dumps, &aside).map_err(|e| Failure::io(&dumps, e))?;
+    }
+    let started = Instant::now();
+    let spinner = Spinner::start(format!(
+        "rebuilding the graphs of {} from the stored vectors",
+        db.display()
+    ));
+    let opened = open_existing(&args.dir);
+    spinner.finish();
+    let store = match opened {
+        Ok(store) => Arc::new(store),
+        Err(f) => {
+            if set_aside {
+                restore_dumps(&dumps, &aside);
+            }
+            return Err(f);
+        }
+    };
+    if set_aside {
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    let rebuilt = started.elapsed();
+
+    let settling = Instant::now();
+    let watched = store.clone();
+    let counter = Counter::start("settling the indexes", "vectors in graphs", move || {
+        in_graphs(&watched)
+    });
+    let settled = store
+        .repair_index()
+        .and_then(|_| store.flush_index())
+        .and_then(|()| store.verify_consistency())
+        .and_then(|report| Ok((report, store.get_stats()?)));
+    counter.finish();
+    let (report, stats) = settled.map_err(|e| Failure::storage(&db, e))?;
+    let settled = settling.elapsed();
+
+    // The progress thread is done with its handle: this is the only one.
+    let store = Arc::try_unwrap(store).map_err(|_| Failure {
+        code: "io",
+        message: "the store is still in use; not closed".into(),
+        exit: 1,
+    })?;
+    let closing = Instant::now();
+    // Writes the rebuilt graphs' dumps, so the next open loads them.
+    store.close().map_err(|e| Failure::storage(&db, e))?;
+    let closed = closing.elapsed();
+
+    let namespaces: BTreeMap<_, _> = stats.namespaces.iter().collect();
+    println!(
+        "reindexed {}: {} namespaces, {} vectors, index {} ({} indexed, {} missing, {} orphaned)",
+        db.display(),
+        namespaces.len(),
+        report.vectors,
+        if report.consistent {
+            "consistent"
+        } else {
+            "INCONSISTENT"
+        },
+        report.indexed,
+        report.missing,
+        report.orphaned,
+    );
+    let rows: Vec<Vec<String>> = namespaces
+        .iter()
+        .map(|(name, n)| {
+            vec![
+                (*name).clone(),
+                n.vectors.to_string(),
+                n.in_graph.to_string(),
+                n.unreachable.to_string(),
+                n.in_overflow.to_string(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print_table(
+            &["NAME", "VECTORS", "IN_GRAPH", "UNREACHABLE", "IN_OVERFLOW"],
+            &rows,
+        );
+    }
+    let secs = |d: Duration| d.as_secs_f64();
+    println!(
+        "time        {:.2} s: {:.2} s rebuilding from storage, {:.2} s repairing and settling, \
+         {:.2} s writing the graph dumps",
+        secs(started.elapsed()),
+        secs(rebuilt),
+        secs(settled),
+        secs(closed),
+    );
+    if report.consistent {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: "inconsistent",
+            message: format!(
+                "{}: the index still disagrees with storage after the rebuild \
+                 ({} missing, {} orphaned)",
+                db.display(),
+                report.missing,
+                report.orphaned
+            ),
+            exit: 1,
+        })
+    }
 }

@@ -14,6 +14,7 @@ mod bench_nats;
 mod bench_tcp;
 mod data;
 mod procstat;
+mod progress;
 mod serve;
 mod token;
 
@@ -71,6 +72,18 @@ enum Command {
     Export(data::ExportArgs),
     /// Make a new data directory's database from a backup.
     Import(data::ImportArgs),
+    /// Rebuild every namespace's search index from the stored vectors.
+    ///
+    /// Storage has no separate "rebuild" call: a namespace's graph is built
+    /// afresh from the stored vectors when the database is opened without
+    /// its graph dump. So the dumps (`DIR/hvs.redb.graphs/`, a cache) are set
+    /// aside and the database opened, which rebuilds every graph; then
+    /// `repair_index` re-adds what is missing and drops what is orphaned,
+    /// `flush_index` merges the fresh buffers, re-links unreachable nodes
+    /// and rebuilds the overflow graphs, consistency is verified, and the
+    /// close writes new dumps. A running server holds the database: stop it
+    /// first. Exit 1 if the index still disagrees with storage.
+    Reindex(data::ReindexArgs),
 }
 
 #[derive(Subcommand)]
@@ -269,6 +282,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => return data::inspect(args),
         Command::Export(args) => return data::export(args),
         Command::Import(args) => return data::import(args),
+        Command::Reindex(args) => return data::reindex(args),
         Command::Token(cmd) => return token::run(cmd),
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),
