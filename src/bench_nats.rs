@@ -176,6 +176,8 @@ impl Drop for NatsServer {
 struct Watch {
     pid: u32,
     cpu_before: Option<f64>,
+    /// This process's CPU (the clients) at the start.
+    clients_before: Option<f64>,
     running: Arc<AtomicBool>,
     sampler: tokio::task::JoinHandle<f64>,
 }
@@ -197,6 +199,7 @@ impl Watch {
         Watch {
             pid,
             cpu_before: procstat::cpu_seconds(pid),
+            clients_before: procstat::cpu_seconds(std::process::id()),
             running,
             sampler,
         }
@@ -211,8 +214,16 @@ impl Watch {
             _ => None,
         };
         let rss_peak = procstat::rss_mib(self.pid).map(|(_, peak)| peak);
+        let clients = match (
+            self.clients_before,
+            procstat::cpu_seconds(std::process::id()),
+        ) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
         let v = json!({"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
-                       "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak});
+                       "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
+                       "clients_cpu_seconds": clients});
         Ok(v.as_object().cloned().unwrap_or_default())
     }
 }
@@ -697,12 +708,20 @@ fn print_table(reports: &[&Value]) {
     let ms = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
     println!();
     println!(
-        "{:<23} {:<40} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8}",
-        "system", "counted", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "CPU s", "RSS MiB"
+        "{:<23} {:<40} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}",
+        "system",
+        "counted",
+        "msgs/s",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "CPU s",
+        "RSS MiB",
+        "client s"
     );
     let row = |system: &str, what: &str, rate: &Value, l: &Value, s: &Value| {
         println!(
-            "{:<23} {:<40} {:>9.0} {:>8} {:>8} {:>8} {:>7.1} {:>8.0}",
+            "{:<23} {:<40} {:>9.0} {:>8} {:>8} {:>8} {:>7.1} {:>8.0} {:>9.1}",
             system,
             what,
             f(rate),
@@ -710,7 +729,8 @@ fn print_table(reports: &[&Value]) {
             ms(&l["p99"]),
             ms(&l["p999"]),
             f(&s["cpu_seconds"]),
-            f(&s["rss_mib_peak"])
+            f(&s["rss_mib_peak"]),
+            f(&s["clients_cpu_seconds"])
         );
     };
     for r in reports {

@@ -229,6 +229,8 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
         (watched.load(Ordering::Relaxed), total)
     });
     let cpu_before = procstat::cpu_seconds(pid);
+    let me = std::process::id();
+    let clients_cpu_before = procstat::cpu_seconds(me);
     let start = Instant::now();
     let senders: Vec<_> = clients
         .iter()
@@ -273,6 +275,10 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
     progress.finish();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let rss_max = sampler.await?;
+    let clients_cpu = match (clients_cpu_before, procstat::cpu_seconds(me)) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let cpu = match (cpu_before, procstat::cpu_seconds(pid)) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -296,7 +302,9 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
         "delivered_and_acked_per_second": received as f64 / secs,
         "latency_ms": {"p50": q(&latency, 0.5), "p99": q(&latency, 0.99),
                        "p999": q(&latency, 0.999), "max": latency.max() as f64 / 1000.0},
+        "clients": {"cpu_seconds": clients_cpu, "cpu_cores_busy": clients_cpu.map(|c| c / secs)},
         "server": {"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
+                   "clients_cpu_seconds": clients_cpu,
                    "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
                    "exit_clean": status.success()},
     });
@@ -335,5 +343,11 @@ fn print_report(r: &serde_json::Value) {
         f(&s["cpu_cores_busy"]),
         f(&s["rss_mib_peak"]),
         s["exit_clean"]
+    );
+    let c = &r["clients"];
+    println!(
+        "  clients (this process): {:.1} CPU s ({:.2} cores busy)",
+        f(&c["cpu_seconds"]),
+        f(&c["cpu_cores_busy"])
     );
 }
