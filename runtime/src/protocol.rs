@@ -706,9 +706,24 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
 pub const MAX_DEPTH: usize = 64;
 
 fn from_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
+    from_slice_to(bytes, MAX_DEPTH)
+}
+
+fn from_slice_to<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    depth: usize,
+) -> Result<T, rmp_serde::decode::Error> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_DEPTH);
+    de.set_max_depth(depth);
     T::deserialize(&mut de)
+}
+
+/// Reads a request's id and operation. The arguments are skipped, not
+/// built, so a deeper limit is safe here: a request whose arguments nest
+/// too deep still has its id read, and its refusal (`bad_request`) reaches
+/// the caller.
+pub fn decode_head(bytes: &[u8]) -> Result<RequestHead, WireError> {
+    from_slice_to(bytes, 1024).map_err(|e| WireError::new(codes::BAD_FRAME, e.to_string()))
 }
 
 /// Decodes one frame's msgpack. Nesting is limited to [`MAX_DEPTH`], and

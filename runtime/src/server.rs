@@ -419,7 +419,7 @@ async fn greet(
         Ok(Some(Err(e))) => return Err(read_error(&e)),
         Ok(Some(Ok(bytes))) => bytes,
     };
-    let req: p::RequestHead = p::decode(&first)?;
+    let req: p::RequestHead = p::decode_head(&first)?;
     *hello_id = Some(req.id);
     if req.op != "hello" {
         return Err(WireError::new(
@@ -587,7 +587,7 @@ async fn session_loop(
             }
             Ok(Some(Ok(b))) => b,
         };
-        let req: p::RequestHead = match p::decode(&bytes) {
+        let req: p::RequestHead = match p::decode_head(&bytes) {
             Ok(r) => r,
             Err(e) => {
                 // The frame's length was right, so the next frame starts
@@ -608,7 +608,7 @@ async fn session_loop(
                 let mut batch = vec![(id, bytes)];
                 while batch.len() < SEND_BATCH.min(shared.config.max_in_flight) {
                     match reader.next().now_or_never() {
-                        Some(Some(Ok(b))) => match p::decode::<p::RequestHead>(&b) {
+                        Some(Some(Ok(b))) => match p::decode_head(&b) {
                             Ok(h) if h.op == "send" => batch.push((h.id, b)),
                             _ => {
                                 carry = Some(Ok(b));

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 /// Every argument type a request can carry, decoded from `frame`.
 fn decode_every_op(frame: &[u8]) {
     let _ = p::decode::<p::RequestHead>(frame);
+    let _ = p::decode_head(frame);
     let _ = p::args_of::<p::Hello>(frame);
     let _ = p::args_of::<p::WireOutgoing>(frame);
     let _ = p::args_of::<p::SendBatch>(frame);

@@ -59,8 +59,8 @@ pub use filter::Filter;
 pub use index::IndexParams;
 pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
-    Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_METADATA_DEPTH, Metadata, NewVector,
-    SpaceConfig, VectorRecord, VectorUpdate,
+    Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION, MAX_METADATA_DEPTH,
+    Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
 };
 pub use store::{
     ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use hvs_geometry::{
-    AnyManifold, DeSitter, Euclidean, GeometryError, Hyperboloid, PoincareBall, Product, Sphere,
+    AnyManifold, DeSitter, Euclidean, GeometryError, Hyperboloid, Manifold, PoincareBall, Product,
+    Sphere,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -61,9 +62,33 @@ pub enum GeometrySpec {
     },
 }
 
+/// The most coordinates a space's points may have (as contracts allow: a
+/// namespace of billions of dimensions would be accepted by the math and
+/// then exhaust memory in the index).
+pub const MAX_DIMENSION: usize = 65_536;
+
 impl GeometrySpec {
-    /// The manifold this describes.
+    /// The manifold this describes (at most [`MAX_DIMENSION`] coordinates).
     pub fn build(&self) -> Result<AnyManifold, GeometryError> {
+        let m = self.build_unchecked()?;
+        if m.ambient_dim() > MAX_DIMENSION {
+            return Err(GeometryError::InvalidDimension {
+                got: m.ambient_dim(),
+            });
+        }
+        Ok(m)
+    }
+
+    fn build_unchecked(&self) -> Result<AnyManifold, GeometryError> {
+        if let Self::Euclidean { dim }
+        | Self::Poincare { dim, .. }
+        | Self::Hyperboloid { dim, .. }
+        | Self::Sphere { dim, .. }
+        | Self::DeSitter { dim, .. } = self
+            && *dim > MAX_DIMENSION
+        {
+            return Err(GeometryError::InvalidDimension { got: *dim });
+        }
         Ok(match self {
             Self::Euclidean { dim } => Euclidean::new(*dim)?.into(),
             Self::Poincare { dim, curvature } => PoincareBall::new(*dim, *curvature)?.into(),
@@ -73,7 +98,7 @@ impl GeometrySpec {
             Self::Product { components } => Product::new(
                 components
                     .iter()
-                    .map(|(g, w)| Ok((g.build()?, *w)))
+                    .map(|(g, w)| Ok((g.build_unchecked()?, *w)))
                     .collect::<Result<Vec<_>, GeometryError>>()?,
             )?
             .into(),
