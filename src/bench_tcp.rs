@@ -302,7 +302,7 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
         "delivered_and_acked_per_second": received as f64 / secs,
         "latency_ms": {"p50": q(&latency, 0.5), "p99": q(&latency, 0.99),
                        "p999": q(&latency, 0.999), "max": latency.max() as f64 / 1000.0},
-        "clients": {"cpu_seconds": clients_cpu, "cpu_cores_busy": clients_cpu.map(|c| c / secs)},
+        "clients_process": {"cpu_seconds": clients_cpu, "cpu_cores_busy": clients_cpu.map(|c| c / secs)},
         "server": {"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
                    "clients_cpu_seconds": clients_cpu,
                    "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
@@ -344,7 +344,7 @@ fn print_report(r: &serde_json::Value) {
         f(&s["rss_mib_peak"]),
         s["exit_clean"]
     );
-    let c = &r["clients"];
+    let c = &r["clients_process"];
     println!(
         "  clients (this process): {:.1} CPU s ({:.2} cores busy)",
         f(&c["cpu_seconds"]),
