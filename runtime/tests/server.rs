@@ -586,3 +586,48 @@ async fn the_rust_client_reconnects_after_the_server_restarts() {
     assert_eq!(d.message.id, id);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_frame_that_stalls_frees_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(local(), None).await;
+    let mut v = contract("staller");
+    v["health_check"] = json!({"endpoint": "/health", "interval_seconds": 1, "timeout_seconds": 1});
+    let mut c = raw(&server).await;
+    send_req(
+        &mut c,
+        0,
+        "hello",
+        json!({"versions": [1], "contract": v.to_string()}),
+    )
+    .await;
+    assert!(matches!(
+        next(&mut c).await.unwrap(),
+        ServerFrame::Ok { .. }
+    ));
+    // A length that promises 100 bytes, then 10 of them, then nothing.
+    let mut s = c.into_inner();
+    s.write_all(&100u32.to_be_bytes()).await.unwrap();
+    s.write_all(&[0x82; 10]).await.unwrap();
+    // The server gives up after the heartbeat timeout and closes.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the server still holds the stalled connection"
+    );
+    let frame: ServerFrame = p::decode(&rest[4..]).unwrap();
+    match frame {
+        ServerFrame::Push(p::Push::Closing { code, .. }) => assert_eq!(code, "heartbeat_timeout"),
+        other => panic!("{other:?}"),
+    }
+    let connected = server
+        .runtime()
+        .models()
+        .into_iter()
+        .find(|(m, _)| m == "staller")
+        .unwrap()
+        .1;
+    assert!(!connected);
+    server.shutdown().await.unwrap();
+}
