@@ -29,12 +29,12 @@ fn free_port() -> std::io::Result<SocketAddr> {
 }
 
 /// The server process; stopped with SIGTERM when dropped.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
 }
 
 impl ServerProcess {
-    fn start(
+    pub(crate) fn start(
         data: &std::path::Path,
         durability: BenchDurability,
     ) -> Result<(Self, SocketAddr), Box<dyn std::error::Error>> {
@@ -66,12 +66,12 @@ impl ServerProcess {
         Ok((server, listen))
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGTERM, then the exit status (a clean shutdown is status 0).
-    fn stop(mut self) -> std::io::Result<std::process::ExitStatus> {
+    pub(crate) fn stop(mut self) -> std::io::Result<std::process::ExitStatus> {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;

@@ -11,6 +11,7 @@
 mod bench;
 #[cfg(feature = "nats")]
 mod bench_nats;
+mod bench_soak;
 mod bench_tcp;
 mod data;
 mod procstat;
@@ -92,6 +93,9 @@ enum BenchCommand {
     /// second delivered and acked, latency, index absorption, search under
     /// load.
     Messaging(bench::MessagingArgs),
+    /// A steady load at a fixed rate for a set time against a server
+    /// process: throughput, latency and the server's memory per interval.
+    Soak(bench_soak::SoakArgs),
 }
 
 #[derive(Subcommand)]
@@ -286,6 +290,15 @@ fn main() -> ExitCode {
         Command::Token(cmd) => return token::run(cmd),
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),
+        Command::Bench(BenchCommand::Soak(args)) => {
+            return match bench_soak::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Bench(BenchCommand::Messaging(args)) => {
             return match bench::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
