@@ -60,7 +60,7 @@ pub use index::IndexParams;
 pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
     Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION, MAX_METADATA_DEPTH,
-    Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
+    Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate, decode_stored_rows,
 };
 pub use store::{
     ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,

@@ -237,7 +237,23 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
-    rmp_serde::from_slice(bytes).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
+    // Stored metadata is at most MAX_METADATA_DEPTH deep; a damaged row
+    // that claims more must not recurse until the stack overflows.
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_METADATA_DEPTH + 16);
+    T::deserialize(&mut de).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Decodes `bytes` as each kind of stored row (vector record, message,
+/// block, namespace) and drops the results: for fuzzing and property tests
+/// of the stored-record decoder. Never panics.
+#[doc(hidden)]
+pub fn decode_stored_rows(bytes: &[u8]) {
+    let _ = decode::<VectorRecord>(bytes, "vector record");
+    let _ = decode::<crate::MessageRecord>(bytes, "message");
+    let _ = decode::<crate::Block>(bytes, "block");
+    let _ = decode::<SpaceConfig>(bytes, "namespace");
+    let _ = decode::<(crate::Settlement, u64)>(bytes, "settlement");
 }
 
 /// Refuses metadata nested deeper than [`MAX_METADATA_DEPTH`] (which would
