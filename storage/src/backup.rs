@@ -25,8 +25,8 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use redb::{
-    Database, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition, TableHandle, Value, WriteTransaction,
+    Database, Key, MultimapTableHandle, ReadTransaction, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableHandle, Value, WriteTransaction,
 };
 
 use crate::error::{Result, StorageError};
@@ -454,7 +454,7 @@ impl Store {
         progress: &mut dyn FnMut(BackupProgress),
     ) -> Result<BackupSummary> {
         contain("exporting a backup", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             for t in txn.list_tables()? {
                 if !TABLES.contains(&t.name()) {
                     return Err(StorageError::Corrupt(format!(
@@ -540,7 +540,7 @@ impl Store {
     /// backup holds them. Cheap: no row is read.
     pub fn table_rows(&self) -> Result<Vec<(String, u64)>> {
         contain("counting rows", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let mut d = Dumper {
                 txn: &txn,
                 rows: Vec::new(),
@@ -559,7 +559,7 @@ impl Store {
     #[doc(hidden)]
     pub fn raw_rows(&self) -> Result<Vec<RawRow>> {
         contain("reading every row", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let mut d = Dumper {
                 txn: &txn,
                 rows: Vec::new(),
@@ -840,7 +840,7 @@ mod tests {
     #[test]
     fn a_new_store_has_exactly_the_tables_a_backup_knows() {
         let s = Store::open(StoreConfig::memory()).unwrap();
-        let txn = s.shared.db.begin_read().unwrap();
+        let txn = s.shared.begin_read().unwrap();
         let mut names: Vec<String> = txn
             .list_tables()
             .unwrap()

@@ -59,6 +59,13 @@ pub enum StorageError {
     /// The underlying database or file system failed (disk full, I/O error).
     #[error("storage fault: {0}")]
     Io(String),
+    /// The disk failed a write (full, or failing). This write and every
+    /// write after it until the disk takes writes again are refused and
+    /// leave nothing behind; reads go on. (Only if the disk failed the sync
+    /// after a commit's last write may that commit be kept: the message
+    /// says so.) See "When the disk fails" in `docs/STORAGE.md`.
+    #[error("writes are refused: the disk failed a write ({0}); reads go on")]
+    WriteFailed(String),
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,
@@ -131,6 +138,7 @@ impl StorageError {
             Self::Corrupt(_) => "corrupt",
             Self::AlreadyOpen => "already_open",
             Self::Io(_) => "io",
+            Self::WriteFailed(_) => "write_failed",
             Self::Closed => "closed",
             Self::Index(_) => "index",
             Self::ReadOnlyBlock(_) => "read_only_block",

@@ -34,12 +34,15 @@
 //! - [`Filter`] (`filter.rs`): metadata predicates evaluated during search.
 //! - `record.rs`: [`VectorRecord`], [`SpaceConfig`], [`GeometrySpec`],
 //!   [`Change`] and their msgpack encoding.
+//! - `disk.rs`: the database file under redb, and how reads go on while
+//!   the disk refuses writes ([`StorageError::WriteFailed`]).
 //!
 //! Guarantees (durability, ordering, what search returns) are written down in
 //! `docs/STORAGE.md`.
 
 mod backup;
 mod blocks;
+mod disk;
 mod dump;
 mod error;
 mod filter;
@@ -54,6 +57,8 @@ pub use blocks::{
     AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions,
     BlockPermissions, BlockVersion,
 };
+#[doc(hidden)]
+pub use disk::FaultSwitch;
 pub use error::{Result, StorageError};
 pub use filter::Filter;
 pub use index::IndexParams;

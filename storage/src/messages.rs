@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -165,7 +165,7 @@ impl Store {
             return Ok(lock(&self.shared.memory_messages).get(&id).cloned());
         }
         contain("reading a message", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let t = txn.open_table(MESSAGES)?;
             let m = t.get(id.as_u128())?;
             m.map(|v| decode(v.value(), "message").map(Arc::new))
@@ -180,7 +180,7 @@ impl Store {
             return Ok(Vec::new());
         }
         contain("reading messages", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let mut settled: HashSet<(u128, String)> = HashSet::new();
             for row in txn.open_table(SETTLED)?.iter()? {
                 let (k, _) = row?;
@@ -214,7 +214,7 @@ impl Store {
             return Ok(Vec::new());
         }
         contain("reading settlements", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let mut out = Vec::new();
             for row in txn.open_table(SETTLED)?.iter()? {
                 let (k, v) = row?;
@@ -274,7 +274,7 @@ impl Store {
     /// Every `(key, value)` of a kind in the catalog, by key.
     pub fn catalog_list(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
         contain("reading the catalog", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let t = txn.open_table(CATALOG)?;
             let mut out = Vec::new();
             for row in t.range((kind, "")..)? {

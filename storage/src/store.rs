@@ -72,6 +72,10 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// HNSW parameters.
     pub index: IndexParams,
+    /// For tests only: makes the file fail writes or syncs on demand
+    /// (`tests/disk_faults.rs`). `None` in every real store.
+    #[doc(hidden)]
+    pub faults: Option<crate::disk::FaultSwitch>,
 }
 
 impl StoreConfig {
@@ -81,6 +85,7 @@ impl StoreConfig {
             path: None,
             durability: Durability::Memory,
             index: IndexParams::default(),
+            faults: None,
         }
     }
 
@@ -90,6 +95,7 @@ impl StoreConfig {
             path: Some(path.into()),
             durability,
             index: IndexParams::default(),
+            faults: None,
         }
     }
 }
@@ -240,7 +246,16 @@ const BACKGROUND_THREADS: usize = 1;
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Shared {
-    pub(crate) db: Database,
+    /// The database handle. The writer replaces it after the disk fails a
+    /// commit (see `disk.rs`); readers take a clone for one read
+    /// ([`Shared::begin_read`]), so a replacement waits for them.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Test faults of the file (see [`StoreConfig::faults`]).
+    faults: Option<crate::disk::FaultSwitch>,
+    /// The number in `meta` of the last commit (each commit writes its
+    /// own): after a failed commit, the reopened file shows whether it
+    /// reached the file after all.
+    last_commit: AtomicU64,
     durability: Durability,
     commits: AtomicU64,
     commit_requests: AtomicU64,
@@ -277,6 +292,72 @@ pub struct Store {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// A read transaction and the database handle it reads: the handle is
+/// not closed (or replaced, see [`Shared::begin_read`]) while it lives.
+pub(crate) struct Reading {
+    // Dropped first: fields drop in order.
+    txn: redb::ReadTransaction,
+    _db: Arc<Database>,
+}
+
+impl std::ops::Deref for Reading {
+    type Target = redb::ReadTransaction;
+
+    fn deref(&self) -> &redb::ReadTransaction {
+        &self.txn
+    }
+}
+
+/// The `meta` key of the last commit's number.
+pub(crate) const LAST_COMMIT: &str = "last_commit";
+
+/// How long a reopen waits for the reads in flight on the old handle.
+const READERS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The first and the longest wait before the file is reopened for writes
+/// again after the disk took a probe but then failed the reopen or the
+/// next commit.
+const BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the writer thread keeps between groups.
+#[derive(Default)]
+struct WriterState {
+    /// Set while writes are refused.
+    refusing: Option<Refusing>,
+    /// How long to wait before the next direct reopen if this one fails
+    /// again; zero after a commit.
+    backoff: std::time::Duration,
+}
+
+/// Why, and until when at least, writes are refused.
+struct Refusing {
+    /// The disk's error, as the refused callers hear it.
+    reason: String,
+    /// No direct reopen before this (the disk is probed at each group
+    /// after it).
+    retry_at: std::time::Instant,
+    /// An overlay handle is in place, so reads go on.
+    reads: bool,
+}
+
+/// What a group's transaction did: its operations' outcomes, the
+/// positions it reached, and its commit.
+struct Attempt {
+    results: Vec<OpOutcome>,
+    seq: u64,
+    audit_seq: u64,
+    committed: Result<()>,
+}
+
+/// Answers every request of a group with [`StorageError::WriteFailed`].
+fn refuse(batch: Vec<Request>, reason: &str) {
+    for req in batch {
+        req.reply
+            .send(Err(StorageError::WriteFailed(reason.to_string())));
+    }
+}
+
 /// Runs `f`, turning a panic inside it into [`StorageError::Corrupt`].
 ///
 /// redb asserts its on-disk invariants with panics ("Malformed allocator
@@ -310,7 +391,7 @@ impl Store {
             (Durability::Memory, _) => {
                 Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?
             }
-            (_, Some(p)) => Database::create(p)?,
+            (_, Some(p)) => crate::disk::open(p, config.faults.as_ref(), false)?,
             (_, None) => {
                 return Err(StorageError::Io("a durable store needs a path".into()));
             }
@@ -320,7 +401,9 @@ impl Store {
             (_, Some(p)) => Some(crate::dump::dir_of(p)),
         };
         let shared = Arc::new(Shared {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
+            faults: config.faults.clone(),
+            last_commit: AtomicU64::new(0),
             durability: config.durability,
             commits: AtomicU64::new(0),
             commit_requests: AtomicU64::new(0),
@@ -518,7 +601,7 @@ impl Store {
     }
 
     fn retrieve_inner(&self, id: Uuid) -> Result<Option<VectorRecord>> {
-        let txn = self.shared.db.begin_read()?;
+        let txn = self.shared.begin_read()?;
         let table = match txn.open_table(VECTORS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -532,7 +615,7 @@ impl Store {
 
     /// Many vectors at once, in the order asked (`None` where absent).
     pub fn batch_retrieve_vectors(&self, ids: &[Uuid]) -> Result<Vec<Option<VectorRecord>>> {
-        let txn = self.shared.db.begin_read()?;
+        let txn = self.shared.begin_read()?;
         let table = txn.open_table(VECTORS)?;
         ids.iter()
             .map(|id| {
@@ -577,7 +660,7 @@ impl Store {
     }
 
     fn iter_inner(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
-        let txn = self.shared.db.begin_read()?;
+        let txn = self.shared.begin_read()?;
         let table = txn.open_table(VECTORS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -712,7 +795,7 @@ impl Store {
         what: &str,
     ) -> Result<Vec<T>> {
         contain(what, || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let t = txn.open_table(table)?;
             let mut out = Vec::new();
             for row in t.range(after.saturating_add(1)..)?.take(limit) {
@@ -833,7 +916,7 @@ impl Store {
 
     fn load_block(&self, id: Uuid) -> Result<Option<Block>> {
         contain("reading a block", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let t = txn.open_table(BLOCKS)?;
             let b = t.get(id.as_u128())?;
             b.map(|b| decode(b.value(), "block")).transpose()
@@ -869,7 +952,7 @@ impl Store {
     /// The block named `name` (`None` if absent or expired).
     pub fn get_block_by_name(&self, actor: &str, name: &str) -> Result<Option<Block>> {
         let id = contain("reading a block", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let t = txn.open_table(BLOCK_NAMES)?;
             Ok(t.get(name)?.map(|v| v.value()))
         })?;
@@ -907,7 +990,7 @@ impl Store {
     /// The live blocks `actor` may read, of one class or all, by name.
     pub fn list_blocks(&self, actor: &str, class: Option<&BlockClass>) -> Result<Vec<Block>> {
         contain("listing blocks", || {
-            let txn = self.shared.db.begin_read()?;
+            let txn = self.shared.begin_read()?;
             let t = txn.open_table(BLOCKS)?;
             let now = now_ms();
             let mut out = Vec::new();
@@ -1069,9 +1152,12 @@ impl Shared {
     }
 
     fn init_meta(&self) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
+            let last = meta.get(LAST_COMMIT)?.map_or(0, |v| v.value());
+            self.last_commit.store(last, Ordering::Relaxed);
             let found = meta.get("format_version")?.map(|v| v.value());
             match found {
                 Some(v) if v > FORMAT_VERSION => {
@@ -1140,7 +1226,7 @@ impl Shared {
 
     /// Reads spaces and vectors back and builds the indexes.
     fn load(&self) -> Result<()> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let mut spaces = HashMap::new();
         for row in txn.open_table(SPACES)?.iter()? {
             let (_, v) = row?;
@@ -1194,6 +1280,7 @@ impl Shared {
     }
 
     fn run_writer(&self, rx: Receiver<Request>, group: usize, durability: redb::Durability) {
+        let mut state = WriterState::default();
         loop {
             let first = match rx.recv_timeout(PURGE_CHECK) {
                 Ok(r) => Some(r),
@@ -1216,19 +1303,42 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            self.commit_group(batch, durability);
+            self.commit_group(batch, durability, &mut state);
         }
     }
 
     /// One transaction for the whole group; each caller is answered after
     /// the commit (with its own error if its operation was refused).
-    fn commit_group(&self, batch: Vec<Request>, durability: redb::Durability) {
+    ///
+    /// If the disk fails the commit, every caller hears
+    /// [`StorageError::WriteFailed`], nothing of the group is applied to
+    /// memory, and writes are refused (reads go on, on a reopened handle)
+    /// until the disk takes writes again: see [`Shared::recover`].
+    fn commit_group(
+        &self,
+        batch: Vec<Request>,
+        durability: redb::Durability,
+        state: &mut WriterState,
+    ) {
+        if !self.writable(state) {
+            let reason = state.refusing.as_ref().map(|r| r.reason.clone());
+            refuse(batch, &reason.unwrap_or_default());
+            return;
+        }
         let started = std::time::Instant::now();
         let requests = batch.len() as u64;
         let seq_before = *lock(&self.last_seq);
         let audit_before = *lock(&self.last_audit);
-        let outcome = contain("writing", || -> Result<(Vec<OpOutcome>, u64, u64)> {
-            let mut txn = self.db.begin_write()?;
+        let marker = self.last_commit.load(Ordering::Relaxed) + 1;
+        let db = match self.db() {
+            Ok(db) => db,
+            Err(e) => {
+                refuse(batch, &e.to_string());
+                return;
+            }
+        };
+        let outcome = contain("writing", || -> Result<Attempt> {
+            let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
             let mut tables = Tables::open(&txn, seq_before, audit_before)?;
             let results = batch
@@ -1237,52 +1347,239 @@ impl Shared {
                 .collect::<Result<Vec<_>>>()?;
             let (seq, audit_seq) = (tables.seq, tables.audit_seq);
             drop(tables);
-            txn.commit()?;
-            Ok((results, seq, audit_seq))
+            if self.durability != Durability::Memory {
+                txn.open_table(META)?.insert(LAST_COMMIT, marker)?;
+            }
+            let committed = txn.commit().map_err(StorageError::from);
+            Ok(Attempt {
+                results,
+                seq,
+                audit_seq,
+                committed,
+            })
         });
+        drop(db);
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.commit_requests.fetch_add(requests, Ordering::Relaxed);
         self.commit_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        match outcome {
-            Ok((results, seq, audit_seq)) => {
+        let (e, results) = match outcome {
+            Ok(Attempt {
+                results,
+                seq,
+                audit_seq,
+                committed: Ok(()),
+            }) => {
                 *lock(&self.last_seq) = seq;
                 *lock(&self.last_audit) = audit_seq;
-                let mut wake = false;
-                for (req, result) in batch.into_iter().zip(results) {
-                    let answer = result.map(|(reply, applied)| {
-                        for a in applied {
-                            wake |= self.apply(a);
-                        }
-                        reply
-                    });
-                    if let Ok(Reply::Block(b)) = &answer
-                        && let Some(t) = b.expires_ms
-                    {
-                        self.note_expiry(Some(t));
-                    }
-                    if let Ok(Reply::Purged { next_expiry, .. }) = &answer {
-                        *lock(&self.next_expiry) = *next_expiry;
-                    }
-                    req.reply.send(answer);
-                }
-                if wake {
-                    let (m, cv) = &self.signal;
-                    lock(m).0 = true;
-                    cv.notify_one();
-                }
+                self.last_commit.store(marker, Ordering::Relaxed);
+                state.backoff = std::time::Duration::ZERO;
+                self.finish(batch, results, None);
+                return;
             }
-            Err(e) => {
-                // Nothing was committed: nothing is applied, everyone hears why.
-                let msg = e.to_string();
-                for req in batch {
-                    req.reply.send(Err(match &e {
-                        StorageError::Corrupt(m) => StorageError::Corrupt(m.clone()),
-                        _ => StorageError::Io(msg.clone()),
-                    }));
-                }
+            Ok(Attempt {
+                results,
+                committed: Err(e),
+                ..
+            }) => (e, Some(results)),
+            Err(e) => (e, None),
+        };
+        if self.durability == Durability::Memory || !self.latched() {
+            // Refused before the disk was involved (a damaged page, a value
+            // too large): nothing was committed, nothing is applied,
+            // everyone hears why; the handle still works.
+            let msg = e.to_string();
+            for req in batch {
+                req.reply.send(Err(match &e {
+                    StorageError::Corrupt(m) => StorageError::Corrupt(m.clone()),
+                    _ => StorageError::Io(msg.clone()),
+                }));
             }
+            return;
         }
+        let reason = match e {
+            StorageError::Io(m) => m,
+            other => other.to_string(),
+        };
+        match (self.recover(&reason, state), results) {
+            // Only the sync after the commit's last write failed: the file
+            // holds the group. Memory follows the file, but the callers
+            // hear the failure: a failed sync promises no durability.
+            (Some(found), Some(results)) if found == marker => {
+                let kept = format!(
+                    "{reason}; this write reached the file before the sync failed and is kept, \
+                     but not known to be durable: do not repeat it"
+                );
+                self.finish(batch, results, Some(&kept))
+            }
+            _ => refuse(batch, &reason),
+        }
+    }
+
+    /// Answers each request of a committed group after applying its changes
+    /// to memory; with `failed`, the callers whose operation went through
+    /// hear [`StorageError::WriteFailed`] instead (see `commit_group`).
+    fn finish(&self, batch: Vec<Request>, results: Vec<OpOutcome>, failed: Option<&str>) {
+        let mut wake = false;
+        for (req, result) in batch.into_iter().zip(results) {
+            let answer = result.map(|(reply, applied)| {
+                for a in applied {
+                    wake |= self.apply(a);
+                }
+                reply
+            });
+            if let Ok(Reply::Block(b)) = &answer
+                && let Some(t) = b.expires_ms
+            {
+                self.note_expiry(Some(t));
+            }
+            if let Ok(Reply::Purged { next_expiry, .. }) = &answer {
+                *lock(&self.next_expiry) = *next_expiry;
+            }
+            req.reply.send(match (failed, answer) {
+                (Some(reason), Ok(_)) => Err(StorageError::WriteFailed(reason.to_string())),
+                (_, answer) => answer,
+            });
+        }
+        if wake {
+            let (m, cv) = &self.signal;
+            lock(m).0 = true;
+            cv.notify_one();
+        }
+    }
+
+    /// The current database handle.
+    pub(crate) fn db(&self) -> Result<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                StorageError::Io(
+                    "the database file could not be reopened after a disk fault".into(),
+                )
+            })
+    }
+
+    /// A read transaction, holding the handle it reads until it ends.
+    pub(crate) fn begin_read(&self) -> Result<Reading> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(Reading { txn, _db: db })
+    }
+
+    /// Whether the handle refuses write transactions after a failed commit:
+    /// redb latches an I/O error, and discards its allocator state on a
+    /// failed commit, until the database is reopened.
+    fn latched(&self) -> bool {
+        self.db().map_or(true, |db| db.begin_write().is_err())
+    }
+
+    /// After the disk failed a commit: starts refusing writes, and reopens
+    /// the file over an overlay so that reads go on (see `disk.rs`).
+    /// Returns the last commit number the file holds, if it could be read.
+    fn recover(&self, reason: &str, state: &mut WriterState) -> Option<u64> {
+        state.refusing = Some(Refusing {
+            reason: reason.to_string(),
+            retry_at: std::time::Instant::now() + state.backoff,
+            reads: false,
+        });
+        state.backoff = (state.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.reopen_for_reads(state)
+    }
+
+    /// Reopens the file over an overlay, for reads while writes are
+    /// refused; the last commit number it holds.
+    fn reopen_for_reads(&self, state: &mut WriterState) -> Option<u64> {
+        self.reopen(true).ok()?;
+        if let Some(r) = state.refusing.as_mut() {
+            r.reads = true;
+        }
+        self.reload_positions().ok()
+    }
+
+    /// Whether writes may go to the file: `true` unless they are being
+    /// refused and the disk still does not take them. Once it does, the
+    /// file is reopened directly and writes resume.
+    fn writable(&self, state: &mut WriterState) -> bool {
+        let Some(refusing) = &state.refusing else {
+            return true;
+        };
+        let reads = refusing.reads;
+        let disk_ok = std::time::Instant::now() >= refusing.retry_at
+            && self
+                .path
+                .as_ref()
+                .is_some_and(|p| crate::disk::probe(p, self.faults.as_ref()).is_ok());
+        if !disk_ok {
+            if !reads {
+                self.reopen_for_reads(state);
+            }
+            return false;
+        }
+        if self.reopen(false).is_ok() && self.reload_positions().is_ok() {
+            state.refusing = None;
+            return true;
+        }
+        // The disk took the probe but not the reopen: back to reads only,
+        // and the next attempt later.
+        if let Some(r) = state.refusing.as_mut() {
+            r.retry_at = std::time::Instant::now() + state.backoff;
+            r.reads = false;
+        }
+        state.backoff = (state.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.reopen_for_reads(state);
+        false
+    }
+
+    /// Replaces the database handle with a new one on the file (`overlay`:
+    /// see `disk.rs`). Waits for the reads in flight on the old handle (up
+    /// to [`READERS_WAIT`]); reads that start meanwhile wait for the new one.
+    fn reopen(&self, overlay: bool) -> Result<()> {
+        let path = self
+            .path
+            .as_ref()
+            .ok_or_else(|| StorageError::Io("a store in memory has no file to reopen".into()))?;
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let deadline = std::time::Instant::now() + READERS_WAIT;
+        while slot.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
+            if std::time::Instant::now() > deadline {
+                return Err(StorageError::Io(
+                    "reads held the database handle too long to reopen it".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Closing a latched handle writes nothing; closing an overlay
+        // writes only to its memory.
+        drop(slot.take());
+        let db = contain("reopening the database", || {
+            crate::disk::open(path, self.faults.as_ref(), overlay)
+        })?;
+        *slot = Some(Arc::new(db));
+        Ok(())
+    }
+
+    /// Reads the change-feed and audit positions and the last commit
+    /// number back from the file (a failed commit may have reached it);
+    /// returns the commit number.
+    fn reload_positions(&self) -> Result<u64> {
+        contain("reading positions", || {
+            let txn = self.begin_read()?;
+            let seq = txn
+                .open_table(CHANGES)?
+                .last()?
+                .map_or(0, |(k, _)| k.value());
+            let audit = txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value());
+            let commit = txn
+                .open_table(META)?
+                .get(LAST_COMMIT)?
+                .map_or(0, |v| v.value());
+            *lock(&self.last_seq) = seq;
+            *lock(&self.last_audit) = audit;
+            self.last_commit.store(commit, Ordering::Relaxed);
+            Ok(commit)
+        })
     }
 
     /// Remembers the earliest time a block expires.
@@ -1463,7 +1760,7 @@ impl Shared {
     }
 
     fn verify(&self, repair: bool) -> Result<ConsistencyReport> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(VECTORS)?;
         let mut stored: HashMap<String, HashMap<Uuid, VectorRecord>> = HashMap::new();
         let mut vectors = 0;
