@@ -485,6 +485,35 @@ impl SpaceIndex {
         true
     }
 
+    /// Removes many vectors, taking the entries' lock once; how many were
+    /// indexed.
+    pub(crate) fn remove_all(&self, ids: &[Uuid]) -> usize {
+        let keys: Vec<u64> = {
+            let mut st = write!(self.state);
+            ids.iter()
+                .filter_map(|id| {
+                    let key = st.keys.remove(id)?;
+                    st.entries.remove(&key);
+                    Some(key)
+                })
+                .collect()
+        };
+        if keys.is_empty() {
+            return 0;
+        }
+        self.mark_changed();
+        {
+            let mut u = self.lock_unreachable();
+            for k in &keys {
+                u.remove(k);
+            }
+        }
+        for &k in &keys {
+            self.remove_from_graph(k);
+        }
+        keys.len()
+    }
+
     fn remove_from_graph(&self, key: u64) {
         let _p = self.permits.acquire();
         let g = read!(self.graph);

@@ -10,8 +10,13 @@
 //! and settlements never touch redb: the index and a map in memory are the
 //! store, which is what `Memory` promises (gone with the process) and what
 //! lets a process move a million messages a second.
+//!
+//! A message with a TTL is purged (row, settlements, index entry) by the
+//! writer once it has expired, earliest expiry first, in bounded batches
+//! (see `Shared::run_writer` and `Tables::purge_messages`); one without a
+//! TTL is kept for good.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use redb::ReadableTable;
@@ -141,6 +146,8 @@ impl Store {
         if self.durability() == Durability::Memory {
             self.shared.index_messages(&records);
             lock(&self.shared.memory_messages).extend(records.iter().map(|m| (m.id, m.clone())));
+            // After the map: a purge finds what it takes from the set.
+            self.shared.note_message_expiries(&records);
             return done(Ok(records));
         }
         self.submit_then(
@@ -301,14 +308,22 @@ fn check_catalog_key(kind: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Message entries per namespace, from stored rows (at open).
+/// `(expires_ms, id)` of stored messages with a TTL, earliest first.
+pub(crate) type Expiries = BTreeSet<(u64, Uuid)>;
+
+/// Message entries per namespace, and `(expires_ms, id)` of those with a
+/// TTL, from stored rows (at open).
 pub(crate) fn message_entries(
     rows: impl Iterator<Item = Result<MessageRecord>>,
-) -> Result<HashMap<String, Vec<Entry>>> {
+) -> Result<(HashMap<String, Vec<Entry>>, Expiries)> {
     let mut out: HashMap<String, Vec<Entry>> = HashMap::new();
+    let mut expiries = BTreeSet::new();
     for m in rows {
         let m = m?;
+        if let Some(t) = m.expires_ms {
+            expiries.insert((t, m.id));
+        }
         out.entry(m.namespace.clone()).or_default().push(m.entry());
     }
-    Ok(out)
+    Ok((out, expiries))
 }

@@ -21,7 +21,7 @@ use crate::record::{
     Change, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate, check_metadata,
     decode, now_ms,
 };
-use crate::writer::{Applied, Op, OpOutcome, Reply, Tables};
+use crate::writer::{Applied, Op, OpOutcome, PURGE_BATCH, Reply, Tables};
 
 /// The newest on-disk format this build reads and writes. A database with a
 /// larger number is refused with [`StorageError::NewerFormat`].
@@ -186,6 +186,11 @@ pub struct Stats {
     pub commit_requests: u64,
     /// Time spent inside those commits (applying and committing), in µs.
     pub commit_micros: u64,
+    /// Expired messages removed (row, settlements, index entry) since the
+    /// store opened.
+    pub messages_purged: u64,
+    /// Stored messages with a TTL, not purged yet (expired or not).
+    pub messages_expiring: usize,
 }
 
 /// What [`Store::verify_consistency`] finds.
@@ -242,7 +247,7 @@ impl Replier {
 /// rest). `flush_index` and bulk loads use every core.
 const BACKGROUND_THREADS: usize = 1;
 
-/// How often an idle writer checks for expired blocks to purge.
+/// How often an idle writer checks for expired blocks and messages to purge.
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Shared {
@@ -262,6 +267,12 @@ pub(crate) struct Shared {
     commit_micros: AtomicU64,
     /// Messages, at `Memory` durability only (see `messages.rs`).
     pub(crate) memory_messages: Mutex<HashMap<Uuid, Arc<crate::messages::MessageRecord>>>,
+    /// `(expires_ms, id)` of every stored message with a TTL: the writer
+    /// purges them in this order once they expire, without scanning the
+    /// table. Rebuilt from the table on open.
+    message_expiries: Mutex<crate::messages::Expiries>,
+    /// Expired messages purged since the store opened.
+    messages_purged: AtomicU64,
     path: Option<PathBuf>,
     /// Where graph dumps go (durable stores only).
     dumps: Option<PathBuf>,
@@ -409,6 +420,8 @@ impl Store {
             commit_requests: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
             memory_messages: Mutex::new(HashMap::new()),
+            message_expiries: Mutex::new(Default::default()),
+            messages_purged: AtomicU64::new(0),
             path: config.path.clone(),
             dumps,
             spaces: RwLock::new(HashMap::new()),
@@ -764,6 +777,8 @@ impl Store {
             commits: self.shared.commits.load(Ordering::Relaxed),
             commit_requests: self.shared.commit_requests.load(Ordering::Relaxed),
             commit_micros: self.shared.commit_micros.load(Ordering::Relaxed),
+            messages_purged: self.shared.messages_purged.load(Ordering::Relaxed),
+            messages_expiring: lock(&self.shared.message_expiries).len(),
         })
     }
 
@@ -1253,7 +1268,9 @@ impl Shared {
             let (_, v) = row?;
             decode::<crate::messages::MessageRecord>(v.value(), "message")
         });
-        for (name, entries) in crate::messages::message_entries(rows)? {
+        let (message_entries, expiries) = crate::messages::message_entries(rows)?;
+        *lock(&self.message_expiries) = expiries;
+        for (name, entries) in message_entries {
             if !spaces.contains_key(&name) {
                 return Err(StorageError::Corrupt(format!(
                     "a message belongs to unknown namespace {name:?}"
@@ -1281,16 +1298,38 @@ impl Shared {
 
     fn run_writer(&self, rx: Receiver<Request>, group: usize, durability: redb::Durability) {
         let mut state = WriterState::default();
+        // More expired messages are due than the last purge took: go on
+        // at once instead of waiting for a request or the next check.
+        let mut backlog = false;
         loop {
-            let first = match rx.recv_timeout(PURGE_CHECK) {
+            let wait = if backlog {
+                std::time::Duration::ZERO
+            } else {
+                PURGE_CHECK
+            };
+            let first = match rx.recv_timeout(wait) {
                 Ok(r) => Some(r),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             let mut batch: Vec<Request> = first.into_iter().collect();
-            if lock(&self.next_expiry).is_some_and(|t| now_ms() >= t) {
+            let now = now_ms();
+            if lock(&self.next_expiry).is_some_and(|t| now >= t) {
                 batch.push(Request {
                     op: Op::PurgeExpired,
+                    reply: Replier::Nobody,
+                });
+            }
+            let due = self.due_messages(now);
+            let full = due.len() == PURGE_BATCH;
+            let head = due.first().copied();
+            backlog = false;
+            if self.durability == Durability::Memory {
+                self.purge_memory_messages(&due);
+                backlog = full;
+            } else if !due.is_empty() {
+                batch.push(Request {
+                    op: Op::PurgeMessages(due),
                     reply: Replier::Nobody,
                 });
             }
@@ -1304,7 +1343,82 @@ impl Shared {
                 }
             }
             self.commit_group(batch, durability, &mut state);
+            // A purge that committed took its messages out of the set; one
+            // that failed left them (and is retried at the next check).
+            if self.durability != Durability::Memory && full {
+                let first = lock(&self.message_expiries).first().copied();
+                backlog = first != head && first.is_some_and(|(t, _)| t <= now_ms());
+            }
         }
+    }
+
+    /// The earliest expired messages, at most [`PURGE_BATCH`].
+    fn due_messages(&self, now: u64) -> Vec<(u64, Uuid)> {
+        lock(&self.message_expiries)
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(PURGE_BATCH)
+            .copied()
+            .collect()
+    }
+
+    /// Remembers when stored messages expire (those with a TTL).
+    pub(crate) fn note_message_expiries(&self, records: &[Arc<crate::messages::MessageRecord>]) {
+        let mut set = None;
+        for m in records {
+            if let Some(t) = m.expires_ms {
+                set.get_or_insert_with(|| lock(&self.message_expiries))
+                    .insert((t, m.id));
+            }
+        }
+    }
+
+    /// Purges expired messages at `Memory` durability, where they live in
+    /// a map and the index only: no transaction.
+    fn purge_memory_messages(&self, due: &[(u64, Uuid)]) {
+        if due.is_empty() {
+            return;
+        }
+        let mut removed: HashMap<String, Vec<Uuid>> = HashMap::new();
+        let mut count = 0;
+        {
+            let mut map = lock(&self.memory_messages);
+            for (_, id) in due {
+                if let Some(m) = map.remove(id) {
+                    removed.entry(m.namespace.clone()).or_default().push(*id);
+                    count += 1;
+                }
+            }
+        }
+        self.forget_messages(due, removed.into_iter().collect(), count);
+    }
+
+    /// Takes purged messages out of the set of expiries and the indexes.
+    fn forget_messages(
+        &self,
+        due: &[(u64, Uuid)],
+        removed: Vec<(String, Vec<Uuid>)>,
+        count: usize,
+    ) {
+        {
+            let mut set = lock(&self.message_expiries);
+            for d in due {
+                set.remove(d);
+            }
+        }
+        for (namespace, ids) in removed {
+            let space = self
+                .spaces
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&namespace)
+                .cloned();
+            if let Some(s) = space {
+                s.index.remove_all(&ids);
+            }
+        }
+        self.messages_purged
+            .fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// One transaction for the whole group; each caller is answered after
@@ -1624,7 +1738,16 @@ impl Shared {
             }
             Applied::IndexMessages(records) => {
                 self.index_messages(&records);
+                self.note_message_expiries(&records);
                 true
+            }
+            Applied::MessagesPurged {
+                due,
+                removed,
+                count,
+            } => {
+                self.forget_messages(&due, removed, count);
+                false
             }
             Applied::UnindexBlock(id) => {
                 self.unindex_block(id);

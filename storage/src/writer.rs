@@ -20,6 +20,10 @@ use crate::store::{
 /// Who the audit log names for what the store does by itself.
 pub(crate) const SYSTEM_ACTOR: &str = "hvs";
 
+/// Expired messages one purge removes at most (one transaction), so that a
+/// large backlog (after a restart, say) never makes one giant write.
+pub(crate) const PURGE_BATCH: usize = 10_000;
+
 /// A write a caller submits.
 pub(crate) enum Op {
     CreateSpace(SpaceConfig),
@@ -53,6 +57,9 @@ pub(crate) enum Op {
     /// Removes every expired block from the file.
     PurgeExpired,
     PutMessages(Vec<std::sync::Arc<MessageRecord>>),
+    /// Removes these expired messages (`(expires_ms, id)`, at most
+    /// [`PURGE_BATCH`]): their rows, their settlements, their index entries.
+    PurgeMessages(Vec<(u64, Uuid)>),
     Settle(Vec<Settled>),
     CatalogPut {
         kind: String,
@@ -82,10 +89,21 @@ pub(crate) enum Reply {
 pub(crate) enum Applied {
     Space(SpaceConfig),
     Upsert(VectorRecord),
-    Remove { namespace: String, id: Uuid },
+    Remove {
+        namespace: String,
+        id: Uuid,
+    },
     IndexBlock(Block),
     UnindexBlock(Uuid),
     IndexMessages(Vec<std::sync::Arc<MessageRecord>>),
+    /// Expired messages purged: `due` leaves the set of expiries (whether
+    /// or not its row was still there), `removed` (per namespace) the
+    /// index; `count` rows were deleted.
+    MessagesPurged {
+        due: Vec<(u64, Uuid)>,
+        removed: Vec<(String, Vec<Uuid>)>,
+        count: usize,
+    },
 }
 
 /// The answer to one operation of a group, with what to apply after commit;
@@ -160,6 +178,7 @@ impl<'t> Tables<'t> {
             }
             Op::PurgeExpired => self.purge_expired(),
             Op::PutMessages(records) => self.put_messages(records),
+            Op::PurgeMessages(due) => self.purge_messages(due),
             Op::Settle(settled) => self.settle(settled),
             Op::CatalogPut { kind, key, value } => {
                 self.catalog
@@ -185,8 +204,62 @@ impl<'t> Tables<'t> {
         done(Reply::Done, vec![Applied::IndexMessages(records.to_vec())])
     }
 
+    /// Deletes the rows of expired messages and every settlement of them.
+    /// A row that is gone already (or that cannot be read) is skipped: the
+    /// purge of the rest goes on, and its expiry is forgotten either way.
+    fn purge_messages(&mut self, due: &[(u64, Uuid)]) -> Step {
+        /// The part of a stored message a purge needs.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            namespace: String,
+        }
+        let mut removed: std::collections::HashMap<String, Vec<Uuid>> = Default::default();
+        let mut count = 0;
+        for &(_, id) in due {
+            let key = id.as_u128();
+            let namespace = match self.messages.get(key)? {
+                Some(v) => decode::<Head>(v.value(), "message")
+                    .ok()
+                    .map(|h| h.namespace),
+                None => None,
+            };
+            let Some(namespace) = namespace else {
+                continue;
+            };
+            self.messages.remove(key)?;
+            let mut recipients = Vec::new();
+            for row in self.settled.range((key, "")..)? {
+                let (k, _) = row?;
+                let (m, r) = k.value();
+                if m != key {
+                    break;
+                }
+                recipients.push(r.to_string());
+            }
+            for r in &recipients {
+                self.settled.remove((key, r.as_str()))?;
+            }
+            removed.entry(namespace).or_default().push(id);
+            count += 1;
+        }
+        done(
+            Reply::Done,
+            vec![Applied::MessagesPurged {
+                due: due.to_vec(),
+                removed: removed.into_iter().collect(),
+                count,
+            }],
+        )
+    }
+
+    /// Records settlements of stored messages. A settlement of a message
+    /// that is not stored (purged once it expired, typically: its dead
+    /// letter, or a late ack) is dropped, so no row outlives its message.
     fn settle(&mut self, settled: &[Settled]) -> Step {
         for s in settled {
+            if self.messages.get(s.message.as_u128())?.is_none() {
+                continue;
+            }
             self.settled.insert(
                 (s.message.as_u128(), s.recipient.as_str()),
                 encode(&(&s.settlement, s.at_ms))?.as_slice(),
