@@ -102,7 +102,7 @@ async fn receive(client: Client, shared: Arc<Shared>) {
     }
 }
 
-/// Sends at `rate` messages per second until `until`.
+/// Sends at `rate` messages per second until `until`; returns how many.
 #[allow(clippy::too_many_arguments)]
 async fn send(
     client: Client,
@@ -114,13 +114,17 @@ async fn send(
     points: Arc<Vec<Vec<f64>>>,
     base: Instant,
     errors: Arc<AtomicU64>,
-) {
+) -> u64 {
     let start = Instant::now();
     let mut k = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
-    while Instant::now() < until {
-        // Paced: message k leaves at start + k / rate.
+    loop {
+        // Paced: message k leaves at start + k / rate, while that is
+        // before `until`.
         let due = start + Duration::from_secs_f64(k as f64 / rate);
+        if due >= until {
+            break;
+        }
         tokio::time::sleep_until(due.into()).await;
         let mut p = vec![0u8; payload.max(8)];
         p[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
@@ -142,6 +146,7 @@ async fn send(
         k += 1;
     }
     while tasks.join_next().await.is_some() {}
+    k
 }
 
 async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -261,8 +266,9 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
         rows.push(row);
         next += interval;
     }
+    let mut sent = 0;
     for s in senders {
-        s.await?;
+        sent += s.await?;
     }
     // Let the last deliveries arrive, then stop.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -296,7 +302,7 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let summary = json!({
         "clients": clients_n, "rate": args.rate, "seconds": args.seconds,
         "durability": format!("{:?}", args.durability).to_lowercase(),
-        "received": received, "send_errors": errors.load(Ordering::Relaxed),
+        "sent": sent, "received": received, "send_errors": errors.load(Ordering::Relaxed),
         "rss_mib_first_interval": first_rss, "rss_mib_last_interval": last_rss,
         "rss_bytes_per_message_after_first_interval": grown_per_msg,
         "p99_ms_min": p99.iter().copied().fold(f64::INFINITY, f64::min),
@@ -310,7 +316,7 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "received {} of {} sent at {} msgs/s; {} send errors; server exit clean: {}",
             received,
-            args.rate * args.seconds,
+            sent,
             args.rate,
             summary["send_errors"],
             status.success()
