@@ -105,6 +105,30 @@ pub(crate) fn contract(id: &str) -> serde_json::Value {
     })
 }
 
+/// 4,096 random points of H^12 (a fixed seed), for the messages' vectors.
+pub(crate) fn points() -> Result<Vec<Vec<f64>>, hvs_geometry::GeometryError> {
+    let h = Hyperboloid::new(DIM, 1.0)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    (0..4096)
+        .map(|_| {
+            let v: Vec<f64> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
+            h.exp0(&v)
+        })
+        .collect()
+}
+
+/// Prints a report's `latency_ms` line.
+pub(crate) fn print_latency(l: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  send→receive latency: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
+        f(&l["p50"]),
+        f(&l["p99"]),
+        f(&l["p999"]),
+        f(&l["max"])
+    );
+}
+
 pub(crate) fn histogram() -> Histogram<u64> {
     // Microseconds, 1 µs to 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
@@ -280,16 +304,7 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
         let c = hvs::contracts::Contract::from_value(contract(id))?;
         handles.push(rt.connect_model(c).await?);
     }
-    let h = Hyperboloid::new(DIM, 1.0)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let points: Arc<Vec<Vec<f64>>> = Arc::new(
-        (0..4096)
-            .map(|_| {
-                let v: Vec<f64> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
-                h.exp0(&v)
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let points = Arc::new(crate::bench::points()?);
 
     let base = Instant::now();
     // Bumped by the receivers as their acks are answered; shown on stderr.
@@ -431,14 +446,7 @@ fn print_report(r: &serde_json::Value) {
         f(&r["delivered_and_acked_per_second"]),
         f(&r["sent_per_second"])
     );
-    let l = &r["latency_ms"];
-    println!(
-        "  send→receive latency: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
-        f(&l["p50"]),
-        f(&l["p99"]),
-        f(&l["p999"]),
-        f(&l["max"])
-    );
+    crate::bench::print_latency(&r["latency_ms"]);
     let i = &r["index"];
     println!(
         "  index: {} in graphs and {} fresh (exact-scanned) at the end of the load, at most {} fresh; all absorbed {:.1} s later ({} left), {:.0} vectors/s overall",

@@ -18,12 +18,10 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use hvs::runtime::protocol::WireOutgoing;
 use hvs::runtime::{Client, ClientConfig};
-use hvs_geometry::{Hyperboloid, Manifold};
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchDurability, DIM, contract, histogram};
+use crate::bench::{BenchDurability, contract, histogram};
 use crate::bench_tcp::ServerProcess;
 use crate::procstat;
 
@@ -165,16 +163,7 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
         c.subscribe().await?;
         clients.push(c);
     }
-    let h = Hyperboloid::new(DIM, 1.0)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let points: Arc<Vec<Vec<f64>>> = Arc::new(
-        (0..4096)
-            .map(|_| {
-                let v: Vec<f64> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
-                h.exp0(&v)
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let points = Arc::new(crate::bench::points()?);
     let shared = Arc::new(Shared {
         received: AtomicU64::new(0),
         latency: Mutex::new(histogram()),

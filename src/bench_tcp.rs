@@ -16,8 +16,6 @@ use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use hvs::runtime::protocol::WireOutgoing;
 use hvs::runtime::{Client, ClientConfig};
-use hvs_geometry::{Hyperboloid, Manifold};
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::bench::{BenchDurability, DIM, MessagingArgs, contract, histogram};
@@ -206,16 +204,7 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
         c.subscribe().await?;
         clients.push(c);
     }
-    let h = Hyperboloid::new(DIM, 1.0)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let points: Arc<Vec<Vec<f64>>> = Arc::new(
-        (0..4096)
-            .map(|_| {
-                let v: Vec<f64> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
-                h.exp0(&v)
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let points = Arc::new(crate::bench::points()?);
 
     let base = Instant::now();
     // Bumped by the receivers as their acks are answered; shown on stderr.
@@ -328,14 +317,7 @@ fn print_report(r: &serde_json::Value) {
         f(&r["seconds"]),
         f(&r["sent_per_second"])
     );
-    let l = &r["latency_ms"];
-    println!(
-        "  send→receive latency: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
-        f(&l["p50"]),
-        f(&l["p99"]),
-        f(&l["p999"]),
-        f(&l["max"])
-    );
+    crate::bench::print_latency(&r["latency_ms"]);
     let s = &r["server"];
     println!(
         "  server: {:.1} CPU s ({:.2} cores busy), RSS peak {:.0} MiB, clean exit: {}",
