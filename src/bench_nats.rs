@@ -26,7 +26,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -168,63 +167,6 @@ impl Drop for NatsServer {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-    }
-}
-
-/// The server's CPU time and memory over a run: CPU counted from `start`,
-/// resident memory sampled every 100 ms until `finish`.
-struct Watch {
-    pid: u32,
-    cpu_before: Option<f64>,
-    /// This process's CPU (the clients) at the start.
-    clients_before: Option<f64>,
-    running: Arc<AtomicBool>,
-    sampler: tokio::task::JoinHandle<f64>,
-}
-
-impl Watch {
-    fn start(pid: u32) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let r = running.clone();
-        let sampler = tokio::spawn(async move {
-            let mut rss_max: f64 = 0.0;
-            while r.load(Ordering::Relaxed) {
-                if let Some((now, _)) = procstat::rss_mib(pid) {
-                    rss_max = rss_max.max(now);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            rss_max
-        });
-        Watch {
-            pid,
-            cpu_before: procstat::cpu_seconds(pid),
-            clients_before: procstat::cpu_seconds(std::process::id()),
-            running,
-            sampler,
-        }
-    }
-
-    /// `server` fields of the report (as in the HVS report), less exit_clean.
-    async fn finish(self, secs: f64) -> Result<serde_json::Map<String, Value>, Error> {
-        self.running.store(false, Ordering::Relaxed);
-        let rss_max = self.sampler.await?;
-        let cpu = match (self.cpu_before, procstat::cpu_seconds(self.pid)) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
-        let rss_peak = procstat::rss_mib(self.pid).map(|(_, peak)| peak);
-        let clients = match (
-            self.clients_before,
-            procstat::cpu_seconds(std::process::id()),
-        ) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
-        let v = json!({"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
-                       "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
-                       "clients_cpu_seconds": clients});
-        Ok(v.as_object().cloned().unwrap_or_default())
     }
 }
 
@@ -377,7 +319,7 @@ async fn core(load: &Load, server: &NatsServer) -> Result<Value, Error> {
             tokio::spawn(core_receive(sub, p, load.per_client, base))
         })
         .collect();
-    let watch = Watch::start(server.pid());
+    let watch = procstat::Watch::start(server.pid());
     let start = Instant::now();
     let senders: Vec<_> = clients
         .iter()
@@ -474,7 +416,7 @@ async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error>
         })
         .await?;
     let base = Instant::now();
-    let watch = Watch::start(server.pid());
+    let watch = procstat::Watch::start(server.pid());
     let start = Instant::now();
     let senders: Vec<_> = contexts
         .iter()
@@ -513,7 +455,7 @@ async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error>
                 .await?,
         );
     }
-    let watch = Watch::start(server.pid());
+    let watch = procstat::Watch::start(server.pid());
     let start = Instant::now();
     let drains: Vec<_> = consumers
         .into_iter()

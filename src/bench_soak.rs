@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use hdrhistogram::Histogram;
+use hvs::runtime::Client;
 use hvs::runtime::protocol::WireOutgoing;
-use hvs::runtime::{Client, ClientConfig};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchDurability, contract, histogram};
+use crate::bench::{BenchDurability, histogram};
 use crate::bench_tcp::ServerProcess;
 use crate::procstat;
 
@@ -153,16 +153,7 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (server, addr) = ServerProcess::start(&tmp.path().join("data"), args.durability)?;
     let pid = server.pid();
     let ids: Vec<String> = (0..clients_n).map(|i| format!("soak-{i}")).collect();
-    let mut clients = Vec::new();
-    for id in &ids {
-        let c = Client::connect(ClientConfig::new(
-            addr.to_string(),
-            contract(id).to_string(),
-        ))
-        .await?;
-        c.subscribe().await?;
-        clients.push(c);
-    }
+    let clients = crate::bench_tcp::connect_subscribed(addr, &ids).await?;
     let points = Arc::new(crate::bench::points()?);
     let shared = Arc::new(Shared {
         received: AtomicU64::new(0),

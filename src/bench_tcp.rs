@@ -86,6 +86,22 @@ impl Drop for ServerProcess {
     }
 }
 
+/// One client per model id (with the bench's contract), each subscribed
+/// to its pushed deliveries.
+pub(crate) async fn connect_subscribed(
+    addr: SocketAddr,
+    ids: &[String],
+) -> Result<Vec<Client>, hvs::runtime::ClientError> {
+    let mut clients = Vec::new();
+    for id in ids {
+        let config = ClientConfig::new(addr.to_string(), contract(id).to_string());
+        let c = Client::connect(config).await?;
+        c.subscribe().await?;
+        clients.push(c);
+    }
+    Ok(clients)
+}
+
 struct Received {
     latency_us: Histogram<u64>,
     received: u64,
@@ -194,16 +210,7 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
     let pid = server.pid();
 
     let ids: Vec<String> = (0..models).map(|i| format!("bench-{i}")).collect();
-    let mut clients = Vec::new();
-    for id in &ids {
-        let c = Client::connect(ClientConfig::new(
-            addr.to_string(),
-            contract(id).to_string(),
-        ))
-        .await?;
-        c.subscribe().await?;
-        clients.push(c);
-    }
+    let clients = crate::bench_tcp::connect_subscribed(addr, &ids).await?;
     let points = Arc::new(crate::bench::points()?);
 
     let base = Instant::now();
@@ -217,9 +224,9 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
     let progress = crate::progress::Counter::start("delivered and acked", "msgs", move || {
         (watched.load(Ordering::Relaxed), total)
     });
-    let cpu_before = procstat::cpu_seconds(pid);
-    let me = std::process::id();
-    let clients_cpu_before = procstat::cpu_seconds(me);
+    // Server CPU and memory (sampled while the load runs), and this
+    // process's CPU: the clients'.
+    let watch = procstat::Watch::start(pid);
     let start = Instant::now();
     let senders: Vec<_> = clients
         .iter()
@@ -236,19 +243,6 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
             ))
         })
         .collect();
-    // Peak memory is sampled while the load runs.
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let s2 = sampling.clone();
-    let sampler = tokio::spawn(async move {
-        let mut rss_max: f64 = 0.0;
-        while s2.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Some((now, _)) = procstat::rss_mib(pid) {
-                rss_max = rss_max.max(now);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        rss_max
-    });
     for s in senders {
         s.await??;
     }
@@ -262,21 +256,13 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
     }
     let secs = start.elapsed().as_secs_f64();
     progress.finish();
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let rss_max = sampler.await?;
-    let clients_cpu = match (clients_cpu_before, procstat::cpu_seconds(me)) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let cpu = match (cpu_before, procstat::cpu_seconds(pid)) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let rss_peak = procstat::rss_mib(pid).map(|(_, peak)| peak);
+    let mut server_figures = watch.finish(secs).await?;
+    let clients_cpu = server_figures["clients_cpu_seconds"].as_f64();
     for c in &clients {
         let _ = c.close().await;
     }
     let status = server.stop()?;
+    server_figures.insert("exit_clean".into(), status.success().into());
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1000.0;
     let report = json!({
         "over": "tcp",
@@ -292,10 +278,7 @@ async fn run_async(args: &MessagingArgs) -> Result<serde_json::Value, Box<dyn st
         "latency_ms": {"p50": q(&latency, 0.5), "p99": q(&latency, 0.99),
                        "p999": q(&latency, 0.999), "max": latency.max() as f64 / 1000.0},
         "clients_process": {"cpu_seconds": clients_cpu, "cpu_cores_busy": clients_cpu.map(|c| c / secs)},
-        "server": {"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
-                   "clients_cpu_seconds": clients_cpu,
-                   "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
-                   "exit_clean": status.success()},
+        "server": server_figures,
     });
     if args.json {
         println!("{report}");

@@ -123,8 +123,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         max_in_flight: args
             .max_in_flight
             .or(file.max_in_flight)
-            .unwrap_or(defaults.max_in_flight)
-            .max(1),
+            .unwrap_or(defaults.max_in_flight),
         ..defaults
     };
     Ok(Settings {

@@ -443,8 +443,8 @@ impl TokenStore {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let mut text =
-            serde_json::to_string_pretty(&self.entries).expect("token entries serialise");
+        let mut text = serde_json::to_string_pretty(&self.entries)
+            .map_err(|e| io(&self.path)(std::io::Error::other(e)))?;
         text.push('\n');
         // tempfile creates the file with mode 0600 on unix; set it anyway so
         // the guarantee does not rest on a library default.

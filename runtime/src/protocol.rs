@@ -812,6 +812,27 @@ mod tests {
         }
     }
 
+    /// PROTOCOL.md promises both: a `str` payload is read as its UTF-8
+    /// bytes, and integers are accepted where floats are expected.
+    #[test]
+    fn a_text_payload_and_integer_coordinates_are_accepted() {
+        let r = Request {
+            id: 1,
+            op: "send".into(),
+            args: rmpv::Value::Map(vec![
+                ("to".into(), "b".into()),
+                ("payload".into(), "héllo".into()),
+                (
+                    "vector".into(),
+                    rmpv::Value::Array(vec![1.into(), 0.into(), 0.5.into()]),
+                ),
+            ]),
+        };
+        let m: WireOutgoing = args_of(&encode(&r).unwrap()).unwrap();
+        assert_eq!(m.payload, "héllo".as_bytes());
+        assert_eq!(m.vector, Some(vec![1.0, 0.0, 0.5]));
+    }
+
     #[test]
     fn wrong_arguments_are_a_bad_request_not_a_panic() {
         let r = Request {

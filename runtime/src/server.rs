@@ -87,9 +87,37 @@ pub enum ServerError {
         "refusing to listen on {0} without authentication: create a token (`hvs token create`) or listen on 127.0.0.1"
     )]
     NoAuthOnPublicAddress(SocketAddr),
+    /// A limit that cannot be served (zero, or past what the protocol or
+    /// tokio's semaphores can count).
+    #[error("invalid server setting: {0}")]
+    InvalidConfig(String),
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] crate::Error),
+}
+
+/// The largest `max_in_flight` and `max_connections` accepted.
+pub const MAX_LIMIT: usize = 1 << 20;
+
+impl ServerConfig {
+    /// Checks the limits: each at least 1; in-flight and connections at
+    /// most [`MAX_LIMIT`]; frames at most `u32::MAX` bytes (the length
+    /// prefix is 32 bits).
+    pub fn validate(&self) -> Result<(), ServerError> {
+        let bad = |what: &str, v: usize, max: usize| {
+            (v == 0 || v > max).then(|| {
+                ServerError::InvalidConfig(format!("{what} is {v}; it must be 1 to {max}"))
+            })
+        };
+        let frame_max = u32::MAX as usize;
+        match bad("max_frame_bytes", self.max_frame_bytes, frame_max)
+            .or_else(|| bad("max_connections", self.max_connections, MAX_LIMIT))
+            .or_else(|| bad("max_in_flight", self.max_in_flight, MAX_LIMIT))
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What every connection task shares.
@@ -135,6 +163,7 @@ impl Server {
         config: ServerConfig,
         tokens: Option<TokenStore>,
     ) -> Result<Server, ServerError> {
+        config.validate()?;
         if tokens.is_none() && !config.listen.ip().is_loopback() {
             return Err(ServerError::NoAuthOnPublicAddress(config.listen));
         }

@@ -91,7 +91,7 @@ async fn vectors_that_are_not_points_are_refused() {
 async fn absurd_sizes_and_limits_are_refused_or_bounded() {
     let s = server().await;
     let a = connect(&s, contract("a")).await;
-    let _b = connect(&s, contract("b")).await;
+    let b = connect(&s, contract("b")).await;
     a.store_vector(&p::StoreVector {
         namespace: "a".into(),
         vector: h2(0.3, 0.3),
@@ -125,7 +125,10 @@ async fn absurd_sizes_and_limits_are_refused_or_bounded() {
         )
         .await
         .unwrap();
-    assert!(!id.id.is_empty());
+    let got = b.receive(10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message.id, id.id);
+    assert_eq!(got[0].message.expires_ms, Some(u64::MAX));
     // Namespaces of no, absurd or negative size or curvature.
     for geometry in [
         json!({"kind": "hyperboloid", "dim": 0, "curvature": 1.0}),

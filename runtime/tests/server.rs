@@ -631,3 +631,28 @@ async fn a_half_sent_frame_that_stalls_frees_the_connection() {
     assert!(!connected);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_that_cannot_be_served_are_refused_at_start() {
+    for config in [
+        ServerConfig {
+            max_in_flight: 0,
+            ..local()
+        },
+        ServerConfig {
+            max_connections: usize::MAX,
+            ..local()
+        },
+        ServerConfig {
+            max_frame_bytes: 0,
+            ..local()
+        },
+    ] {
+        let rt = Runtime::open(RuntimeConfig::memory()).await.unwrap();
+        match Server::start(rt, config, None).await {
+            Err(hvs_runtime::ServerError::InvalidConfig(_)) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("started with an impossible limit"),
+        }
+    }
+}

@@ -233,15 +233,18 @@ impl Overlay {
         while at < end {
             let c = at / CHUNK;
             let stop = end.min((c + 1) * CHUNK);
-            if !self.chunks.contains_key(&c) {
-                let mut chunk = vec![0u8; CHUNK as usize].into_boxed_slice();
-                self.read_base(file, c * CHUNK, &mut chunk)?;
-                self.chunks.insert(c, chunk);
-            }
-            let chunk = self.chunks.get_mut(&c).expect("inserted above");
+            let mut chunk = match self.chunks.remove(&c) {
+                Some(chunk) => chunk,
+                None => {
+                    let mut chunk = vec![0u8; CHUNK as usize].into_boxed_slice();
+                    self.read_base(file, c * CHUNK, &mut chunk)?;
+                    chunk
+                }
+            };
             let from = (at - c * CHUNK) as usize;
             let src = &data[(at - offset) as usize..(stop - offset) as usize];
             chunk[from..from + src.len()].copy_from_slice(src);
+            self.chunks.insert(c, chunk);
             at = stop;
         }
         self.len = self.len.max(end);
