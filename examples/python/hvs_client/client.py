@@ -1,4 +1,5 @@
-"""One connection to an HVS server, acting as one model.
+"""The blocking client: one model's connection to an HVS server, kept up
+across drops.
 
 A background reader thread reads every frame the server sends: answers go
 to the thread waiting for that request id (so several threads may call at
@@ -6,101 +7,48 @@ once and their requests are pipelined on the one socket), pushed
 deliveries go to a queue read by :meth:`Client.next_delivery` and
 :meth:`Client.deliveries`. A heartbeat thread sends ``ping`` when the
 connection has been quiet for half the welcome's heartbeat interval.
+
+When the connection drops, the next call (or a reader of pushes) connects
+again with backoff, says hello with the same contract and token,
+subscribes again if the client was subscribed, and resends the request if
+:func:`hvs_client.codec.may_resend` allows it (see the README's
+"Reconnection"). The operations themselves are :mod:`hvs_client.protocol`.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import json as _json
 import logging
 import os
 import queue
 import socket
-import struct
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar, Union
 
-import msgpack
-
+from . import codec
+from . import protocol as p
 from . import types as t
+from .codec import CLIENT_NAME, DEFAULT_MAX_FRAME, HARD_MAX_FRAME, PROTOCOL_VERSIONS, Backoff
 from .errors import ConnectionLost, HvsClientError, HvsError, ProtocolError, RequestTimeout
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+
+__all__ = ["PROTOCOL_VERSIONS", "Client", "connect"]
 
 log = logging.getLogger("hvs_client")
 
-#: Protocol versions this client speaks.
-PROTOCOL_VERSIONS = [1]
-
-#: The largest frame read before the welcome says otherwise (16 MiB, the
-#: server's default).
-DEFAULT_MAX_FRAME = 16 << 20
-
-#: No frame larger than this is ever read, whatever the server announces.
-HARD_MAX_FRAME = 1 << 30
-
-#: The client's name sent in ``hello``.
-CLIENT_NAME = "hvs-client-python/0.1.0"
-
-_HEADER = struct.Struct(">I")
-
-Payload = Union[bytes, bytearray, memoryview, str, None]
-Vector = Sequence[float]
+T = TypeVar("T")
 
 
-def _payload(p: Payload) -> bytes:
-    if p is None:
-        return b""
-    if isinstance(p, str):
-        return p.encode("utf-8")
-    if isinstance(p, (bytes, bytearray, memoryview)):
-        return bytes(p)
-    raise TypeError(f"payload must be bytes or str, not {type(p).__name__}")
-
-
-def _vector(v: Optional[Iterable[float]]) -> Optional[List[float]]:
-    # float() of each coordinate: lists, tuples and numpy arrays all work.
-    return None if v is None else [float(x) for x in v]
-
-
-def _id_list(ids: Union[str, "t.Message", Iterable[Union[str, "t.Message"]]]) -> List[str]:
-    if isinstance(ids, (str, t.Message)):
-        ids = [ids]
-    return [i.id if isinstance(i, t.Message) else str(i) for i in ids]
-
-
-def _outgoing(
-    to: str = "",
-    payload: Payload = None,
-    vector: Optional[Vector] = None,
-    embedding: Optional[Vector] = None,
-    metadata: Optional[Mapping[str, Any]] = None,
-    ttl_ms: Optional[int] = None,
-) -> Dict[str, Any]:
-    """An outgoing message map (only the fields given)."""
-    m: Dict[str, Any] = {"to": to, "payload": _payload(payload)}
-    if vector is not None:
-        m["vector"] = _vector(vector)
-    if embedding is not None:
-        m["embedding"] = _vector(embedding)
-    if metadata:
-        m["metadata"] = dict(metadata)
-    if ttl_ms is not None:
-        m["ttl_ms"] = int(ttl_ms)
-    return m
-
-
-def _content(text: Optional[str], json: Any, data: Optional[bytes], has_json: bool) -> Dict[str, Any]:
-    given = [text is not None, has_json, data is not None]
-    if sum(given) != 1:
-        raise ValueError("give exactly one of text=, json= or data=")
-    if text is not None:
-        return {"text": str(text)}
-    if data is not None:
-        return {"bytes": bytes(data)}
-    return {"json": json}
-
-
-def _address(address: Union[str, Tuple[str, int]]) -> Tuple[str, int]:
+def parse_address(address: Union[str, Tuple[str, int]]) -> Tuple[str, int]:
+    """``(host, port)`` from ``"host:port"`` (``[v6]:port`` too) or a pair."""
     if isinstance(address, tuple):
         return address[0], int(address[1])
     host, sep, port = str(address).rpartition(":")
@@ -109,12 +57,12 @@ def _address(address: Union[str, Tuple[str, int]]) -> Tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class _Unset:
-    def __repr__(self) -> str:
-        return "<unset>"
-
-
-_UNSET: Any = _Unset()
+def read_contract(contract: Union[str, "os.PathLike[str]", Mapping[str, Any]]) -> str:
+    """A contract's text: the file's as it is, or a dict as JSON."""
+    if isinstance(contract, Mapping):
+        return _json.dumps(contract)
+    with open(contract, "r", encoding="utf-8") as f:
+        return f.read()
 
 
 class _Waiter:
@@ -126,8 +74,257 @@ class _Waiter:
         self.error: Optional[BaseException] = None
 
 
-# Put in the delivery queue when the connection ends, to wake readers.
-_END = object()
+class _End:
+    """Put in the delivery queue when connection ``generation`` ends."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+
+class _Connection:
+    """One socket after its handshake, with its reader and heartbeat
+    threads. It never reconnects: the :class:`Client` replaces it."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        welcome: t.Welcome,
+        max_in: int,
+        pushes: "queue.Queue[Any]",
+        vector: t.VectorReader,
+        generation: int,
+        heartbeat: bool,
+    ) -> None:
+        self.sock = sock
+        self.welcome = welcome
+        self.max_in = max_in
+        self.max_out = int(welcome.max_frame_bytes or DEFAULT_MAX_FRAME)
+        self.generation = generation
+        self.loss: Optional[ConnectionLost] = None
+        self.closing_push: Optional[Tuple[str, str]] = None
+        self._pushes = pushes
+        self._vector = vector
+        self._ids = itertools.count(1)
+        self._id_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._state = threading.Lock()
+        self._waiters: Dict[int, _Waiter] = {}
+        self._leaving = False
+        self._unrouted: Optional[HvsError] = None
+        self._last_sent = time.monotonic()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name=f"hvs-reader-{welcome.model}", daemon=True)
+        self._reader.start()
+        self._heartbeat: Optional[threading.Thread] = None
+        if heartbeat:
+            interval = max(int(welcome.heartbeat_interval_ms or 30000), 100) / 1000.0
+            self._heartbeat = threading.Thread(
+                target=self._heartbeat_loop, args=(interval,), name=f"hvs-heartbeat-{welcome.model}", daemon=True
+            )
+            self._heartbeat.start()
+
+    @classmethod
+    def open(
+        cls,
+        address: Tuple[str, int],
+        contract: str,
+        token: Optional[str],
+        client_name: str,
+        timeout: float,
+        max_frame_bytes: Optional[int],
+        pushes: "queue.Queue[Any]",
+        vector: t.VectorReader,
+        generation: int,
+        heartbeat: bool,
+    ) -> "_Connection":
+        """Connects and says hello; raises the server's refusal as
+        :class:`HvsError`, an unreachable server as :class:`ConnectionLost`
+        (``connect_failed``)."""
+        host, port = address
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise ConnectionLost(f"cannot connect to {host}:{port}: {e}", "connect_failed") from e
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            max_in = min(max_frame_bytes or DEFAULT_MAX_FRAME, HARD_MAX_FRAME)
+            try:
+                sock.sendall(codec.encode_frame(codec.hello_frame(contract, token, client_name), DEFAULT_MAX_FRAME))
+                welcome = codec.read_welcome(_read_frame(sock, max_in))
+            except socket.timeout as e:
+                raise RequestTimeout(f"no answer to hello within {timeout} s") from e
+            except (OSError, EOFError) as e:
+                raise ConnectionLost(f"at hello: {e}") from e
+            if max_frame_bytes is None:
+                max_in = min(max(int(welcome.max_frame_bytes or DEFAULT_MAX_FRAME), 1), HARD_MAX_FRAME)
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, welcome, max_in, pushes, vector, generation, heartbeat)
+
+    @property
+    def alive(self) -> bool:
+        return self.loss is None
+
+    def request(self, op: str, args: Mapping[str, Any], timeout: float) -> Any:
+        """Sends one request and waits for its ``ok``. A loss raises
+        :class:`ConnectionLost` whose ``maybe_done`` says whether the
+        request was written."""
+        with self._id_lock:
+            rid = next(self._ids)
+        data = codec.encode_frame(codec.request_frame(rid, op, args), self.max_out)
+        w = _Waiter()
+        with self._state:
+            if self.loss is not None:
+                raise self.loss.copy(maybe_done=False)
+            self._waiters[rid] = w
+        try:
+            self._send(data)
+        except OSError as e:
+            with self._state:
+                self._waiters.pop(rid, None)
+            # sendall failed before the frame's last byte: the server never
+            # had the whole request.
+            loss = self.loss or ConnectionLost(f"writing the request failed: {e}")
+            self._fail_all(loss)
+            raise loss.copy(maybe_done=False) from e
+        if not w.event.wait(timeout):
+            with self._state:
+                self._waiters.pop(rid, None)
+            if not w.event.is_set():
+                raise RequestTimeout(f"no answer to {op!r} within {timeout} s")
+        if w.error is not None:
+            raise w.error
+        return w.ok
+
+    def close(self, timeout: float, say_bye: bool) -> None:
+        """Says ``bye`` (when asked and still up), then closes."""
+        self._leaving = True
+        if say_bye and self.loss is None:
+            try:
+                self.request("bye", {}, timeout)
+            except HvsClientError:
+                pass
+        self._fail_all(ConnectionLost("the client is closed", "closed"))
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout)
+        self.sock.close()
+        if self._heartbeat is not None and threading.current_thread() is not self._heartbeat:
+            self._heartbeat.join(timeout)
+
+    def _send(self, data: bytes) -> None:
+        with self._write_lock:
+            self.sock.sendall(data)
+            self._last_sent = time.monotonic()
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                f = codec.read_frame(_read_frame(self.sock, self.max_in))
+                if f.kind is codec.Kind.DELIVERY:
+                    self._pushes.put(t.build(t.Delivery, f.delivery, self._vector))
+                elif f.kind is codec.Kind.CLOSING:
+                    self.closing_push = f.closing
+                    log.info("server closing the connection: %s: %s", *f.closing)  # type: ignore[misc]
+                elif f.kind is codec.Kind.UNROUTED:
+                    # The server could not read some request far enough to
+                    # find its id; nobody can be told but the log.
+                    self._unrouted = f.error
+                    log.warning("the server could not read a request: %s", f.error)
+                elif f.kind is codec.Kind.ANSWER:
+                    self._answer(f.id, f.ok, f.error)
+        except BaseException as e:  # the connection ends here, whatever ended it
+            self._fail_all(self._loss_reason(e))
+
+    def _loss_reason(self, e: BaseException) -> ConnectionLost:
+        if self._leaving:
+            return ConnectionLost("the client is closed", "closed")
+        if self.closing_push is not None:
+            code, reason = self.closing_push
+            return ConnectionLost(reason, code)
+        if isinstance(e, ProtocolError):
+            return ConnectionLost(str(e), "protocol")
+        text = str(e) or type(e).__name__
+        if self._unrouted is not None:
+            text = f"{text} (after the server's {self._unrouted})"
+        return ConnectionLost(text)
+
+    def _answer(self, rid: Any, ok: Any, err: Optional[BaseException]) -> None:
+        with self._state:
+            w = self._waiters.pop(rid, None) if isinstance(rid, int) else None
+        if w is None:
+            return  # a heartbeat's pong, or an answer that came after its timeout
+        w.ok, w.error = ok, err
+        w.event.set()
+
+    def _fail_all(self, why: ConnectionLost) -> None:
+        with self._state:
+            if self.loss is not None:
+                return
+            self.loss = why
+            waiters = list(self._waiters.values())
+            self._waiters.clear()
+        self._stop.set()
+        for w in waiters:
+            w.error = why.copy(maybe_done=True)
+            w.event.set()
+        self._pushes.put(_End(self.generation))
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _heartbeat_loop(self, interval: float) -> None:
+        # Something is sent at least every `interval`: a ping whenever half
+        # of it passed with nothing sent. Nobody waits for its answer.
+        half = interval / 2
+        while not self._stop.wait(half):
+            if time.monotonic() - self._last_sent < half:
+                continue
+            with self._id_lock:
+                rid = next(self._ids)
+            try:
+                self._send(codec.encode_frame(codec.request_frame(rid, "ping", {}), self.max_out))
+            except (OSError, HvsClientError):
+                return
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        if k == 0:
+            raise EOFError("the server closed the connection")
+        got += k
+    return bytes(buf)
+
+
+def _read_frame(sock: socket.socket, max_in: int) -> Dict[str, Any]:
+    n = codec.frame_length(_recv_exact(sock, 4), max_in)
+    return codec.decode_body(_recv_exact(sock, n))
+
+
+def _operation(build: "Callable[P, p.Call[T]]") -> "Callable[Concatenate[Client, P], T]":
+    """A method of :class:`Client` that runs the protocol's ``build``."""
+
+    def method(self: Client, /, *args: Any, **kwargs: Any) -> T:
+        return self._run(build(*args, **kwargs))
+
+    functools.update_wrapper(method, build)
+    method.__qualname__ = f"Client.{build.__name__}"
+    # help() and IDEs show the operation's arguments, without the Call.
+    sig = inspect.signature(build)
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[this, *sig.parameters.values()], return_annotation=inspect.Signature.empty
+    )
+    del method.__wrapped__  # type: ignore[attr-defined]
+    return method
 
 
 def connect(
@@ -139,6 +336,12 @@ def connect(
     heartbeat: bool = True,
     max_frame_bytes: Optional[int] = None,
     client_name: str = CLIENT_NAME,
+    numpy: Optional[bool] = None,
+    reconnect: bool = True,
+    reconnect_timeout: Optional[float] = None,
+    backoff: Backoff = Backoff(),
+    at_least_once: bool = False,
+    max_resends: int = 3,
 ) -> "Client":
     """Connects to the server at ``address`` and says hello as the model of
     the contract.
@@ -152,23 +355,36 @@ def connect(
     ``heartbeat_timeout_ms``). ``max_frame_bytes`` caps the frames
     accepted from the server (default: the welcome's ``max_frame_bytes``).
 
+    ``numpy``: vectors in answers are numpy arrays (``True``), lists
+    (``False``), or numpy arrays when numpy is installed (``None``, the
+    default). Vectors given may be either, always.
+
+    ``reconnect`` (default on): after the connection drops, connect again
+    with ``backoff`` for up to ``reconnect_timeout`` seconds (default
+    ``timeout``) and resend what is safe to resend, each request at most
+    ``max_resends`` times. ``at_least_once=True`` also resends writes
+    whose answer was lost (``send``, ``store_vector``, …), which may then
+    be done twice. See the README's "Reconnection".
+
     Raises :class:`HvsError` when the server refuses (``invalid_contract``,
     ``unauthorized``, ``forbidden_claim``, ``unsupported_version``, …) and
-    :class:`ConnectionLost` when the server cannot be reached.
+    :class:`ConnectionLost` when the server cannot be reached (the first
+    connection is not retried).
     """
-    if isinstance(contract_path, Mapping):
-        text = _json.dumps(contract_path)
-    else:
-        with open(contract_path, "r", encoding="utf-8") as f:
-            text = f.read()
     return Client(
-        text,
+        read_contract(contract_path),
         token=token,
         address=address,
         timeout=timeout,
         heartbeat=heartbeat,
         max_frame_bytes=max_frame_bytes,
         client_name=client_name,
+        numpy=numpy,
+        reconnect=reconnect,
+        reconnect_timeout=reconnect_timeout,
+        backoff=backoff,
+        at_least_once=at_least_once,
+        max_resends=max_resends,
     )
 
 
@@ -178,8 +394,9 @@ class Client:
     :meth:`close` or a ``with`` block.
 
     Every method raises :class:`HvsError` when the server refuses,
-    :class:`ConnectionLost` when the connection is gone and
-    :class:`RequestTimeout` when no answer comes within the timeout.
+    :class:`ConnectionLost` when the connection is gone and the request
+    could not be carried to a new one, and :class:`RequestTimeout` when no
+    answer comes within the timeout.
     """
 
     def __init__(
@@ -191,52 +408,38 @@ class Client:
         heartbeat: bool = True,
         max_frame_bytes: Optional[int] = None,
         client_name: str = CLIENT_NAME,
+        *,
+        numpy: Optional[bool] = None,
+        reconnect: bool = True,
+        reconnect_timeout: Optional[float] = None,
+        backoff: Backoff = Backoff(),
+        at_least_once: bool = False,
+        max_resends: int = 3,
     ) -> None:
         self.timeout = float(timeout)
-        self._ids = itertools.count(1)
-        self._id_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._state = threading.Lock()
-        self._waiters: Dict[int, _Waiter] = {}
-        self._lost: Optional[ConnectionLost] = None
-        self._closed = False
-        self._bye = False
-        self._closing_push: Optional[Tuple[str, str]] = None
-        self._unrouted: Optional[HvsError] = None
+        self.reconnect = bool(reconnect)
+        self.reconnect_timeout = float(self.timeout if reconnect_timeout is None else reconnect_timeout)
+        self.backoff = backoff
+        self.at_least_once = bool(at_least_once)
+        self.max_resends = int(max_resends)
+        #: How many times the client connected again after a drop.
+        self.reconnects = 0
+        self._contract = contract_text
+        self._token = token
+        self._client_name = client_name
+        self._max_frame_bytes = max_frame_bytes
+        self._heartbeat = heartbeat
+        self._vector = codec.vector_reader(numpy)
+        self._host_port = parse_address(address)
+        self.address = f"{self._host_port[0]}:{self._host_port[1]}"
         self._pushes: "queue.Queue[Any]" = queue.Queue()
-        self._last_sent = time.monotonic()
-        self._stop = threading.Event()
-
-        host, port = _address(address)
-        self.address = f"{host}:{port}"
-        try:
-            sock = socket.create_connection((host, port), timeout=self.timeout)
-        except OSError as e:
-            raise ConnectionLost(f"cannot connect to {self.address}: {e}", "connect_failed") from e
-        self._sock = sock
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._max_in = min(max_frame_bytes or DEFAULT_MAX_FRAME, HARD_MAX_FRAME)
-            self._max_out = DEFAULT_MAX_FRAME
-            self.welcome = self._handshake(contract_text, token, client_name)
-            w = self.welcome
-            self._max_out = int(w.max_frame_bytes or DEFAULT_MAX_FRAME)
-            if max_frame_bytes is None:
-                self._max_in = min(max(self._max_out, 1), HARD_MAX_FRAME)
-            sock.settimeout(None)
-        except BaseException:
-            sock.close()
-            raise
-
-        self._reader = threading.Thread(target=self._read_loop, name=f"hvs-reader-{w.model}", daemon=True)
-        self._reader.start()
-        self._heartbeat: Optional[threading.Thread] = None
-        if heartbeat:
-            interval = max(int(w.heartbeat_interval_ms or 30000), 100) / 1000.0
-            self._heartbeat = threading.Thread(
-                target=self._heartbeat_loop, args=(interval,), name=f"hvs-heartbeat-{w.model}", daemon=True
-            )
-            self._heartbeat.start()
+        self._reconnect_lock = threading.Lock()
+        self._closed_event = threading.Event()
+        self._subscribed = False
+        self._generation = 0
+        self._conn = self._open()
+        #: What the server said at the latest handshake.
+        self.welcome: t.Welcome = self._conn.welcome
 
     # ---- the connection ------------------------------------------------
 
@@ -252,194 +455,110 @@ class Client:
 
     @property
     def closing(self) -> Optional[Tuple[str, str]]:
-        """``(code, reason)`` of the server's ``closing`` push, if it sent one."""
-        return self._closing_push
+        """``(code, reason)`` of the server's ``closing`` push on the
+        current connection, if it sent one."""
+        return self._conn.closing_push
 
     @property
     def connected(self) -> bool:
-        """Whether the connection is still up."""
-        return self._lost is None and not self._closed
+        """Whether the connection is up now (a dropped one comes back on
+        the next call when ``reconnect`` is on)."""
+        return self._conn.alive and not self._closed_event.is_set()
 
-    def _next_id(self) -> int:
-        with self._id_lock:
-            return next(self._ids)
+    @property
+    def uses_numpy(self) -> bool:
+        """Whether answers' vectors are numpy arrays."""
+        return self._vector is not codec._float_list
 
-    def _encode(self, obj: Any) -> bytes:
-        body = msgpack.packb(obj, use_bin_type=True)
-        if len(body) > self._max_out:
-            raise HvsError(
-                "frame_too_large",
-                f"the request is {len(body)} bytes; the server accepts at most {self._max_out}",
-            )
-        return _HEADER.pack(len(body)) + body
+    def _open(self) -> _Connection:
+        self._generation += 1
+        return _Connection.open(
+            self._host_port,
+            self._contract,
+            self._token,
+            self._client_name,
+            self.timeout,
+            self._max_frame_bytes,
+            self._pushes,
+            self._vector,
+            self._generation,
+            self._heartbeat,
+        )
 
-    def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
-        while got < n:
-            k = self._sock.recv_into(view[got:], min(n - got, 1 << 20))
-            if k == 0:
-                raise EOFError("the server closed the connection")
-            got += k
-        return bytes(buf)
+    def _connection(self) -> _Connection:
+        """The live connection, connecting again if it dropped and that is
+        allowed."""
+        conn = self._conn
+        if conn.alive:
+            return conn
+        with self._reconnect_lock:
+            if self._closed_event.is_set():
+                raise ConnectionLost("the client is closed", "closed")
+            conn = self._conn
+            if conn.alive:
+                return conn
+            loss = conn.loss
+            assert loss is not None
+            if not self.reconnect or not codec.may_reconnect(loss):
+                raise loss.copy(maybe_done=False)
+            self._conn = self._reopen(loss)
+            self.welcome = self._conn.welcome
+            self.reconnects += 1
+            return self._conn
 
-    def _read_frame(self) -> Any:
-        (n,) = _HEADER.unpack(self._recv_exact(4))
-        if n > self._max_in:
-            raise ProtocolError(f"the server sent a frame of {n} bytes; at most {self._max_in} are accepted")
-        body = self._recv_exact(n)
-        try:
-            frame = msgpack.unpackb(body, raw=False)
-        except Exception as e:  # msgpack raises several types
-            raise ProtocolError(f"unreadable frame: {e}") from e
-        if not isinstance(frame, dict):
-            raise ProtocolError(f"a frame that is not a map: {type(frame).__name__}")
-        return frame
-
-    def _handshake(self, contract: str, token: Optional[str], client_name: str) -> t.Welcome:
-        args: Dict[str, Any] = {"versions": PROTOCOL_VERSIONS, "contract": contract, "client": client_name}
-        if token is not None:
-            args["token"] = token
-        try:
-            self._sock.sendall(self._encode({"id": 0, "op": "hello", "args": args}))
-            frame = self._read_frame()
-        except socket.timeout as e:
-            raise RequestTimeout(f"no answer to hello within {self.timeout} s") from e
-        except (OSError, EOFError) as e:
-            raise ConnectionLost(f"at hello: {e}") from e
-        if "push" in frame:
-            if frame.get("push") == "closing":
-                raise ConnectionLost(str(frame.get("reason")), str(frame.get("code")))
-            raise ProtocolError("a push before the welcome")
-        if "error" in frame:
-            raise _error(frame["error"])
-        if "ok" not in frame:
-            raise ProtocolError("an answer to hello with neither ok nor error")
-        return t.build(t.Welcome, frame["ok"])
-
-    def _send_frame(self, data: bytes) -> None:
-        with self._write_lock:
-            self._sock.sendall(data)
-            self._last_sent = time.monotonic()
-
-    def _read_loop(self) -> None:
-        why: ConnectionLost
-        try:
-            while True:
-                frame = self._read_frame()
-                if "push" in frame:
-                    kind = frame.get("push")
-                    if kind == "delivery":
-                        self._pushes.put(t.build(t.Delivery, frame.get("delivery")))
-                    elif kind == "closing":
-                        self._closing_push = (str(frame.get("code")), str(frame.get("reason")))
-                        log.info("server closing the connection: %s: %s", *self._closing_push)
-                    else:
-                        log.debug("ignoring an unknown push %r", kind)
-                    continue
-                rid = frame.get("id")
-                if "error" in frame:
-                    err = _error(frame["error"])
-                    if rid is None:
-                        # The server could not read some request far enough
-                        # to find its id; nobody can be told but the log.
-                        self._unrouted = err
-                        log.warning("the server could not read a request: %s", err)
-                        continue
-                    self._answer(rid, None, err)
-                elif "ok" in frame:
-                    self._answer(rid, frame["ok"], None)
-                else:
-                    raise ProtocolError("a frame with neither push, error nor ok")
-        except BaseException as e:  # the connection ends here, whatever ended it
-            why = self._loss_reason(e)
-        self._fail_all(why)
-
-    def _loss_reason(self, e: BaseException) -> ConnectionLost:
-        if self._closed or self._bye:
-            return ConnectionLost("the client is closed", "closed")
-        if self._closing_push is not None:
-            code, reason = self._closing_push
-            return ConnectionLost(reason, code)
-        if isinstance(e, ProtocolError):
-            return ConnectionLost(str(e), "protocol")
-        text = str(e) or type(e).__name__
-        if self._unrouted is not None:
-            text = f"{text} (after the server's {self._unrouted})"
-        return ConnectionLost(text)
-
-    def _answer(self, rid: Any, ok: Any, err: Optional[BaseException]) -> None:
-        with self._state:
-            w = self._waiters.pop(rid, None) if isinstance(rid, int) else None
-        if w is None:
-            # A heartbeat's pong, or an answer that came after its timeout.
-            return
-        w.ok, w.error = ok, err
-        w.event.set()
-
-    def _fail_all(self, why: ConnectionLost) -> None:
-        with self._state:
-            if self._lost is None:
-                self._lost = why
-            waiters = list(self._waiters.values())
-            self._waiters.clear()
-        self._stop.set()
-        for w in waiters:
-            w.error = why
-            w.event.set()
-        self._pushes.put(_END)
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _heartbeat_loop(self, interval: float) -> None:
-        # Something is sent at least every `interval`: a ping whenever half
-        # of it passed with nothing sent.
-        half = interval / 2
-        while not self._stop.wait(half):
-            if time.monotonic() - self._last_sent < half:
-                continue
+    def _reopen(self, loss: ConnectionLost) -> _Connection:
+        deadline = time.monotonic() + self.reconnect_timeout
+        last: BaseException = loss
+        for delay in self.backoff.delays():
+            if self._closed_event.is_set():
+                raise ConnectionLost("the client is closed", "closed")
+            conn: Optional[_Connection] = None
             try:
-                # Nobody waits for a heartbeat's answer; the reader drops it.
-                self._send_frame(self._encode({"id": self._next_id(), "op": "ping", "args": {}}))
-            except (OSError, HvsClientError):
-                return
+                conn = self._open()
+                if self._subscribed:
+                    conn.request("subscribe", {}, self.timeout)
+                log.info("reconnected to %s as %s after %s", self.address, conn.welcome.model, loss)
+                return conn
+            except HvsError as e:
+                if e.code not in codec.TRANSIENT_HELLO_CODES:
+                    raise
+                last = e
+            except (ConnectionLost, RequestTimeout, ProtocolError) as e:
+                last = e
+            if conn is not None:
+                conn.close(1.0, say_bye=False)
+            if time.monotonic() + delay > deadline:
+                raise ConnectionLost(
+                    f"{loss.reason}; no new connection within {self.reconnect_timeout} s (last: {last})", loss.code
+                ) from last
+            self._closed_event.wait(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    # ---- requests ------------------------------------------------------
+    def _run(self, call: p.Call[T], timeout: Optional[float] = None) -> T:
+        resends = 0
+        while True:
+            conn = self._connection()
+            try:
+                ok = conn.request(call.op, call.args, self.timeout if timeout is None else timeout)
+            except ConnectionLost as loss:
+                if (
+                    not self.reconnect
+                    or self._closed_event.is_set()
+                    or resends >= self.max_resends
+                    or not codec.may_resend(call.retry, loss, self.at_least_once)
+                ):
+                    raise
+                resends += 1
+                log.info("resending %r after %s", call.op, loss)
+                continue
+            return call.read(ok, self._vector)
 
     def request(self, op: str, args: Optional[Mapping[str, Any]] = None, timeout: Optional[float] = None) -> Any:
         """Sends one request and waits for its answer: the decoded ``ok``
         value (maps are dicts, ``bin`` is bytes). Raises :class:`HvsError`
-        for an error frame."""
-        if self._closed:
-            raise ConnectionLost("the client is closed", "closed")
-        return self._request(op, args, timeout)
-
-    def _request(self, op: str, args: Optional[Mapping[str, Any]], timeout: Optional[float]) -> Any:
-        rid = self._next_id()
-        data = self._encode({"id": rid, "op": op, "args": dict(args) if args else {}})
-        w = _Waiter()
-        with self._state:
-            if self._lost is not None:
-                raise _copy(self._lost)
-            self._waiters[rid] = w
-        try:
-            self._send_frame(data)
-        except OSError as e:
-            with self._state:
-                self._waiters.pop(rid, None)
-            raise _copy(self._lost) if self._lost else ConnectionLost(f"writing the request failed: {e}") from e
-        wait = self.timeout if timeout is None else timeout
-        if not w.event.wait(wait):
-            with self._state:
-                self._waiters.pop(rid, None)
-            if not w.event.is_set():
-                raise RequestTimeout(f"no answer to {op!r} within {wait} s")
-        if w.error is not None:
-            raise _copy(w.error)
-        return w.ok
+        for an error frame. Resent on a new connection only if it was never
+        written."""
+        return self._run(p.call(op, args), timeout)
 
     def call(self, op: str, **args: Any) -> Any:
         """Any operation by name, with its arguments as keywords; returns the
@@ -450,27 +569,11 @@ class Client:
     def close(self, timeout: float = 5.0) -> None:
         """Says ``bye`` (the model is marked disconnected; its mailbox keeps
         its messages) and closes the connection. Idempotent."""
-        with self._state:
-            if self._closed:
-                return
-            alive = self._lost is None
-        self._bye = True
-        self._stop.set()
-        if alive:
-            try:
-                self._request("bye", None, min(timeout, self.timeout))
-            except HvsClientError:
-                pass
-        self._closed = True
-        self._stop.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._reader.join(timeout)
-        self._sock.close()
-        if self._heartbeat is not None:
-            self._heartbeat.join(timeout)
+        if self._closed_event.is_set():
+            return
+        self._closed_event.set()
+        with self._reconnect_lock:
+            self._conn.close(min(timeout, self.timeout), say_bye=True)
 
     def __enter__(self) -> "Client":
         return self
@@ -479,288 +582,127 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        state = "connected" if self.connected else "closed"
+        state = "connected" if self.connected else "closed" if self._closed_event.is_set() else "disconnected"
         return f"<hvs_client.Client {self.welcome.model!r} at {self.address} {state}>"
 
-    # ---- session -------------------------------------------------------
-
-    def ping(self) -> int:
-        """Round trip to the server; returns its clock (ms since the epoch)."""
-        return int(self.request("ping")["now_ms"])
-
-    def stats(self) -> t.Stats:
-        """The server's storage and connection statistics and this model's
-        mailbox counts."""
-        return t.build(t.Stats, self.request("stats"))
-
-    # ---- messages ------------------------------------------------------
-
-    def send(
-        self,
-        to: str,
-        payload: Payload,
-        vector: Optional[Vector] = None,
-        embedding: Optional[Vector] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-        ttl_ms: Optional[int] = None,
-    ) -> str:
-        """Sends a message to model ``to``; returns its id once the server
-        has stored it. ``vector`` is a point of this model's space (projected
-        onto it), ``embedding`` goes through the contract's encoder; with
-        neither, the server's text encoder reads the payload. A ``str``
-        payload is sent as UTF-8."""
-        ok = self.request("send", _outgoing(to, payload, vector, embedding, metadata, ttl_ms))
-        return str(ok["id"])
-
-    def send_batch(self, messages: Iterable[Mapping[str, Any]]) -> List[str]:
-        """Sends several messages at once, all or none; each is a dict with
-        the keyword arguments of :meth:`send` (``to``, ``payload``,
-        ``vector``, ``embedding``, ``metadata``, ``ttl_ms``). Returns their
-        ids in order."""
-        msgs = [_outgoing(**dict(m)) for m in messages]
-        return [str(i) for i in self.request("send_batch", {"messages": msgs})["ids"]]
-
-    def broadcast(
-        self,
-        payload: Payload,
-        vector: Optional[Vector] = None,
-        namespace: Optional[str] = None,
-        exclude: Optional[Iterable[str]] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-        embedding: Optional[Vector] = None,
-        ttl_ms: Optional[int] = None,
-    ) -> t.BroadcastResult:
-        """Sends one message to every connected model (or to the members of
-        ``namespace``) except this one and ``exclude``. Needs the contract's
-        ``permissions.broadcast``."""
-        args = _outgoing("", payload, vector, embedding, metadata, ttl_ms)
-        del args["to"]
-        if namespace is not None:
-            args["namespace"] = namespace
-        if exclude:
-            args["exclude"] = list(exclude)
-        return t.build(t.BroadcastResult, self.request("broadcast", args))
-
-    def receive(self, max: int = 100) -> List[t.Delivery]:  # noqa: A002 (the protocol's name)
-        """Up to ``max`` messages waiting for this model (an empty list when
-        none are). Ack each before its ``deadline_ms``."""
-        ok = self.request("receive", {"max": int(max)})
-        return t.build_list(t.Delivery, ok.get("deliveries"))
-
-    def ack(self, ids: Union[str, t.Message, Iterable[Union[str, t.Message]]]) -> t.AckResult:
-        """Acknowledges messages (ids, or the deliveries themselves)."""
-        return t.build(t.AckResult, self.request("ack", {"ids": _id_list(ids)}))
-
-    def release(self, ids: Union[str, t.Message, Iterable[Union[str, t.Message]]]) -> int:
-        """Hands received messages back for redelivery now; returns how many."""
-        return int(self.request("release", {"ids": _id_list(ids)})["released"])
-
-    def mailbox(self) -> t.Mailbox:
-        """This model's mailbox: waiting, in flight, dead letters."""
-        return t.build(t.Mailbox, self.request("mailbox"))
-
-    def get_message(self, id: str) -> Optional[t.Message]:  # noqa: A002
-        """A stored message by id, or ``None``."""
-        ok = self.request("get_message", {"id": id})
-        return None if ok is None else t.build(t.Message, ok)
+    # ---- pushes --------------------------------------------------------
 
     def subscribe(self) -> None:
         """From now on, messages for this model are pushed; read them with
-        :meth:`next_delivery` or :meth:`deliveries` (and ack them)."""
-        self.request("subscribe")
+        :meth:`next_delivery` or :meth:`deliveries` (and ack them). Kept
+        across reconnections until :meth:`unsubscribe`."""
+        self._subscribed = True
+        self._run(p.subscribe())
 
     def unsubscribe(self) -> None:
         """Stops the pushes (messages wait in the mailbox for :meth:`receive`)."""
-        self.request("unsubscribe")
+        self._subscribed = False
+        self._run(p.unsubscribe())
 
     def next_delivery(self, timeout: Optional[float] = None) -> Optional[t.Delivery]:
         """The next pushed delivery (after :meth:`subscribe`), waiting at
         most ``timeout`` seconds (``None``: as long as it takes); ``None``
-        on timeout. Raises :class:`ConnectionLost` once the connection is
-        gone and every delivery pushed before has been read."""
-        try:
-            item = self._pushes.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if item is _END:
-            self._pushes.put(_END)  # wake any other reader too
-            raise _copy(self._lost) if self._lost else ConnectionLost("the connection is closed", "closed")
-        return item
+        on timeout. When the connection drops it reconnects (and
+        resubscribes) as a request would; raises :class:`ConnectionLost`
+        when it cannot, once every delivery pushed before has been read."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._pushes.get(timeout=left)
+            except queue.Empty:
+                return None
+            if isinstance(item, t.Delivery):
+                return item
+            assert isinstance(item, _End)
+            if item.generation != self._conn.generation:
+                continue  # an older connection's end: already replaced
+            self._pushes.put(item)  # wake any other reader too
+            if self._closed_event.is_set():
+                raise ConnectionLost("the client is closed", "closed")
+            self._connection()  # reconnects, or raises why it cannot
 
     def deliveries(self, timeout: Optional[float] = None) -> Iterator[t.Delivery]:
         """Iterates over pushed deliveries (after :meth:`subscribe`). Stops
         when ``timeout`` seconds pass with none (``None``: never) or after
         :meth:`close`; raises :class:`ConnectionLost` if the connection
-        drops."""
+        drops and cannot be made again."""
         while True:
             try:
                 d = self.next_delivery(timeout)
             except ConnectionLost:
-                if self._closed or self._bye:
+                if self._closed_event.is_set():
                     return
                 raise
             if d is None:
                 return
             yield d
 
-    # ---- namespaces and vectors ------------------------------------------
-
-    def create_namespace(
-        self, name: str, geometry: Mapping[str, Any], visibility: str = "private"
-    ) -> t.Namespace:
-        """Creates a namespace owned by this model. ``geometry`` is e.g.
-        ``{"kind": "hyperboloid", "dim": 12, "curvature": 1.0}`` (see
-        :func:`hvs_client.geometry`); ``visibility`` is ``private``,
-        ``shared`` or ``public``."""
-        args = {"name": name, "geometry": dict(geometry), "visibility": visibility}
-        return t.build(t.Namespace, self.request("create_namespace", args))
-
-    def namespace_info(self, name: str) -> t.Namespace:
-        """A namespace's owner, geometry, grants and members."""
-        return t.build(t.Namespace, self.request("namespace_info", {"name": name}))
-
-    def grant_access(self, namespace: str, model: str, read: bool = False, write: bool = False) -> None:
-        """Lets ``model`` read and/or write a namespace this model owns."""
-        self.request("grant_access", {"namespace": namespace, "model": model, "read": read, "write": write})
-
-    def check_access(self, namespace: str, kind: str = "read") -> t.AccessAnswer:
-        """Whether this model may ``read`` or ``write`` a namespace (truthy
-        when allowed)."""
-        return t.build(t.AccessAnswer, self.request("check_access", {"namespace": namespace, "kind": kind}))
-
-    def store_vector(
+    def scroll_all(
         self,
         namespace: str,
-        vector: Vector,
-        region: Optional[str] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-    ) -> t.StoredVector:
-        """Stores a point (it must lie on the namespace's manifold)."""
-        args: Dict[str, Any] = {"namespace": namespace, "vector": _vector(vector)}
-        if region is not None:
-            args["region"] = region
-        if metadata:
-            args["metadata"] = dict(metadata)
-        return t.build(t.StoredVector, self.request("store_vector", args))
+        filter: Optional[p.Filter] = None,  # noqa: A002
+        with_vector: bool = False,
+        page_size: int = 100,
+    ) -> Iterator[t.StoredVector]:
+        """Every vector of the namespace (matching ``filter``) in id order,
+        fetched a page of ``page_size`` at a time with :meth:`scroll`."""
+        after: Optional[str] = None
+        while True:
+            page = self.scroll(namespace, after, page_size, filter, with_vector)
+            yield from page.vectors
+            if page.next is None:
+                return
+            after = page.next
 
-    def search(
-        self,
-        namespace: str,
-        vector: Vector,
-        k: int = 10,
-        filter: Optional[Mapping[str, Any]] = None,  # noqa: A002 (the protocol's name)
-        region: Optional[str] = None,
-        offset: int = 0,
-        exact: bool = False,
-    ) -> List[t.Hit]:
-        """The ``k`` vectors of ``namespace`` nearest to ``vector``, nearest
-        first. ``filter`` is a metadata filter (see :mod:`hvs_client.filters`)."""
-        args: Dict[str, Any] = {
-            "namespace": namespace,
-            "vector": _vector(vector),
-            "k": int(k),
-            "offset": int(offset),
-            "exact": bool(exact),
-        }
-        if filter is not None:
-            args["filter"] = filter
-        if region is not None:
-            args["region"] = region
-        return t.build_list(t.Hit, self.request("search", args).get("hits"))
+    # ---- operations (hvs_client.protocol: one function per operation) -----
 
-    # ---- shared spaces ---------------------------------------------------
+    ping = _operation(p.ping)
+    stats = _operation(p.stats)
 
-    def join(self, space: str, capabilities: Iterable[str] = ()) -> None:
-        """Joins a shared space, declaring what this model can do."""
-        self.request("join", {"space": space, "capabilities": list(capabilities)})
+    send = _operation(p.send)
+    send_batch = _operation(p.send_batch)
+    broadcast = _operation(p.broadcast)
+    receive = _operation(p.receive)
+    ack = _operation(p.ack)
+    release = _operation(p.release)
+    mailbox = _operation(p.mailbox)
+    get_message = _operation(p.get_message)
 
-    def contribute(self, space: str, key: str, vector: Vector, value: Any = None) -> str:
-        """Contributes a point (and any JSON-like value) under ``key``; a
-        later contribution with the same key replaces it. Returns its id."""
-        args = {"space": space, "key": key, "vector": _vector(vector), "value": value}
-        return str(self.request("contribute", args)["id"])
+    create_namespace = _operation(p.create_namespace)
+    namespace_info = _operation(p.namespace_info)
+    grant_access = _operation(p.grant_access)
+    check_access = _operation(p.check_access)
+    list_namespaces = _operation(p.list_namespaces)
+    delete_namespace = _operation(p.delete_namespace)
 
-    def query_shared(self, space: str, vector: Vector, k: int = 10) -> List[t.SharedHit]:
-        """The ``k`` contributions nearest to ``vector``."""
-        ok = self.request("query_shared", {"space": space, "vector": _vector(vector), "k": int(k)})
-        return t.build_list(t.SharedHit, ok.get("hits"))
+    store_vector = _operation(p.store_vector)
+    batch_store_vectors = _operation(p.batch_store_vectors)
+    retrieve_vector = _operation(p.retrieve_vector)
+    retrieve_vectors = _operation(p.retrieve_vectors)
+    update_vector = _operation(p.update_vector)
+    delete_vector = _operation(p.delete_vector)
+    delete_vectors = _operation(p.delete_vectors)
+    delete_by_filter = _operation(p.delete_by_filter)
+    search = _operation(p.search)
+    range_search = _operation(p.range_search)
+    batch_search = _operation(p.batch_search)
+    count = _operation(p.count)
+    scroll = _operation(p.scroll)
 
-    def consensus(self, space: str, weights: Optional[Mapping[str, float]] = None) -> t.Consensus:
-        """The weighted Fréchet mean of the space's contributions (weights by
-        contributor, default 1 each)."""
-        args: Dict[str, Any] = {"space": space}
-        if weights is not None:
-            args["weights"] = {str(m): float(w) for m, w in weights.items()}
-        return t.build(t.Consensus, self.request("consensus", args))
+    join = _operation(p.join)
+    contribute = _operation(p.contribute)
+    query_shared = _operation(p.query_shared)
+    consensus = _operation(p.consensus)
 
-    # ---- model state -----------------------------------------------------
+    register_state = _operation(p.register_state)
+    update_state = _operation(p.update_state)
+    get_state = _operation(p.get_state)
+    find_similar_states = _operation(p.find_similar_states)
 
-    def register_state(self, schema: Any) -> None:
-        """Registers this model's state schema."""
-        self.request("register_state", {"schema": schema})
-
-    def update_state(self, state: Any) -> int:
-        """Replaces this model's state; returns its version."""
-        return int(self.request("update_state", {"state": state})["version"])
-
-    def get_state(self, model: str) -> Optional[t.State]:
-        """A model's state, or ``None``."""
-        ok = self.request("get_state", {"model": model})
-        return None if ok is None else t.build(t.State, ok)
-
-    def find_similar_states(self, state: Any, k: int = 10) -> List[t.State]:
-        """The ``k`` model states most like ``state`` (each with its ``score``)."""
-        ok = self.request("find_similar_states", {"state": state, "k": int(k)})
-        return t.build_list(t.State, ok.get("states"))
-
-    # ---- blocks ----------------------------------------------------------
-
-    def store_block(
-        self,
-        name: str,
-        text: Optional[str] = None,
-        json: Any = _UNSET,
-        data: Optional[bytes] = None,
-        persist: bool = True,
-    ) -> t.Block:
-        """Stores a block of text, JSON or bytes (exactly one of them).
-        ``persist=False`` makes a cache block that expires."""
-        content = _content(text, None if json is _UNSET else json, data, json is not _UNSET)
-        ok = self.request("store_block", {"name": name, "content": content, "persist": bool(persist)})
-        return t.build(t.Block, ok)
-
-    def query_blocks(self, text: str, k: int = 10) -> List[t.BlockHit]:
-        """The block sections nearest in meaning to ``text``."""
-        ok = self.request("query_blocks", {"text": text, "k": int(k)})
-        return t.build_list(t.BlockHit, ok.get("hits"))
-
-    def get_block(self, name: str) -> Optional[t.Block]:
-        """A block by name, or ``None``."""
-        ok = self.request("get_block", {"name": name})
-        return None if ok is None else t.build(t.Block, ok)
-
-    def update_block(
-        self, name: str, text: Optional[str] = None, json: Any = _UNSET, data: Optional[bytes] = None
-    ) -> t.Block:
-        """Replaces a block's content (exactly one of text, json, data);
-        returns the block, one version on."""
-        content = _content(text, None if json is _UNSET else json, data, json is not _UNSET)
-        return t.build(t.Block, self.request("update_block", {"name": name, "content": content}))
-
-    def delete_block(self, name: str) -> bool:
-        """Deletes a block; whether it was there."""
-        return bool(self.request("delete_block", {"name": name})["deleted"])
-
-
-def _copy(e: BaseException) -> BaseException:
-    # One loss is raised in many threads: each gets its own exception.
-    if isinstance(e, ConnectionLost):
-        return ConnectionLost(e.reason, e.code)
-    return e
-
-
-def _error(e: Any) -> HvsError:
-    if not isinstance(e, Mapping):
-        return HvsError("protocol", f"an unreadable error: {e!r}")
-    retry = e.get("retry_after_ms")
-    return HvsError(str(e.get("code")), str(e.get("message", "")), None if retry is None else int(retry))
+    store_block = _operation(p.store_block)
+    query_blocks = _operation(p.query_blocks)
+    get_block = _operation(p.get_block)
+    update_block = _operation(p.update_block)
+    delete_block = _operation(p.delete_block)
+    list_blocks = _operation(p.list_blocks)

@@ -11,32 +11,51 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 T = TypeVar("T")
+
+#: A vector as the client returns it: a ``numpy.ndarray`` of float64 when
+#: numpy is in use (see the client's ``numpy`` option), else a list.
+Vector = Union[List[float], "npt.NDArray[np.float64]"]
+
+#: What turns a wire array of floats into a :data:`Vector`.
+VectorReader = Callable[[Any], Any]
 
 # Wire name -> attribute name, where they differ.
 _RENAMED = {"from": "sender", "class": "block_class"}
 
 
-def build(cls: Type[T], value: Any) -> T:
-    """A ``cls`` from a decoded wire map (unknown keys ignored)."""
+def _as_list(v: Any) -> Any:
+    return v
+
+
+def build(cls: Type[T], value: Any, vector: VectorReader = _as_list) -> T:
+    """A ``cls`` from a decoded wire map (unknown keys ignored). The fields
+    the class names in ``_vector_fields`` go through ``vector``."""
     if not isinstance(value, Mapping):
         from .errors import ProtocolError
 
         raise ProtocolError(f"expected a map for {cls.__name__}, got {type(value).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs = {n: None for n in names}
+    kwargs: Dict[str, Any] = {n: None for n in names}
     for key, v in value.items():
         name = _RENAMED.get(key, key)
         if name in names:
             kwargs[name] = v
-    return cls(**kwargs)  # type: ignore[call-arg]
+    for name in getattr(cls, "_vector_fields", ()):
+        if kwargs.get(name) is not None:
+            kwargs[name] = vector(kwargs[name])
+    return cls(**kwargs)
 
 
-def build_list(cls: Type[T], values: Any) -> List[T]:
+def build_list(cls: Type[T], values: Any, vector: VectorReader = _as_list) -> List[T]:
     """A list of ``cls`` from a decoded wire array."""
-    return [build(cls, v) for v in (values or [])]
+    return [build(cls, v, vector) for v in (values or [])]
 
 
 @dataclass
@@ -57,12 +76,14 @@ class Welcome:
 class Message:
     """A stored message (``get_message``). ``sender`` is the wire's ``from``."""
 
+    _vector_fields: ClassVar[Tuple[str, ...]] = ("vector",)
+
     id: str
     sender: str
     to: List[str]
     namespace: str
     payload: bytes
-    vector: List[float] = field(repr=False)
+    vector: Vector = field(repr=False)
     metadata: Dict[str, Any]
     sent_ms: int
     expires_ms: Optional[int]
@@ -120,25 +141,79 @@ class Mailbox:
 @dataclass
 class Hit:
     """A search result: the vector's id, its geodesic distance from the
-    query, ``score = 1 / (1 + distance)`` and its rank from 0."""
+    query, ``score = 1 / (1 + distance)``, its rank from 0, the stored
+    vector's ``region`` and ``metadata``, and its coordinates when asked
+    for (``with_vector=True``; else ``None``)."""
+
+    _vector_fields: ClassVar[Tuple[str, ...]] = ("vector",)
 
     id: str
     distance: float
     score: float
     rank: int
+    region: Optional[str]
+    metadata: Optional[Dict[str, Any]]
+    vector: Optional[Vector] = field(repr=False)
 
 
 @dataclass
 class StoredVector:
-    """``store_vector``'s answer."""
+    """A stored vector: ``store_vector``'s, ``retrieve_vector``'s and
+    ``update_vector``'s answer, and the items of ``scroll`` pages.
+    ``vector`` is ``None`` when it was not asked for (``with_vector=False``).
+    ``version`` starts at 1 and goes up by one with each update."""
+
+    _vector_fields: ClassVar[Tuple[str, ...]] = ("vector",)
 
     id: str
     namespace: str
-    vector: List[float]
+    vector: Optional[Vector] = field(repr=False)
     region: Optional[str]
     metadata: Dict[str, Any]
     version: int
     timestamp_ms: int
+
+
+#: The spec's name for a stored vector.
+VectorRecord = StoredVector
+
+
+@dataclass
+class RetrievedVectors:
+    """``retrieve_vectors``' answer: the vectors found, in the order asked,
+    and the ids that were not found (not an error)."""
+
+    vectors: List[StoredVector]
+    missing: List[str]
+
+
+@dataclass
+class DeletedVectors:
+    """``delete_vectors``' answer: the ids deleted now and those that were
+    not there."""
+
+    deleted: List[str]
+    missing: List[str]
+
+
+@dataclass
+class ScrollPage:
+    """One page of ``scroll``: vectors in id order, and ``next``, the
+    ``after`` of the following page (``None`` when this is the last)."""
+
+    vectors: List[StoredVector]
+    next: Optional[str]
+
+
+@dataclass
+class NamespaceSummary:
+    """One entry of ``list_namespaces``."""
+
+    name: str
+    owner: str
+    visibility: str
+    geometry: Dict[str, Any]
+    vectors: int
 
 
 @dataclass
@@ -173,19 +248,24 @@ class AccessAnswer:
 class SharedHit:
     """A contribution found by ``query_shared``."""
 
+    _vector_fields: ClassVar[Tuple[str, ...]] = ("vector",)
+
     id: str
     contributor: str
     key: str
     value: Any
     distance: float
     score: float
+    vector: Optional[Vector] = field(repr=False)
 
 
 @dataclass
 class Consensus:
     """The weighted Fréchet mean of a shared space's contributions."""
 
-    mean: List[float]
+    _vector_fields: ClassVar[Tuple[str, ...]] = ("mean",)
+
+    mean: Vector
     contributions: int
     contributors: int
     iterations: int
@@ -207,7 +287,9 @@ class State:
 class Block:
     """A block. ``content`` is the wire map (``{"text": str}``,
     ``{"json": any}`` or ``{"bytes": bytes}``); ``text``, ``json`` and
-    ``data`` read it. ``block_class`` is the wire's ``class``."""
+    ``data`` read it. ``block_class`` is the wire's ``class``. ``owner``
+    stored it; ``read`` and ``write`` list the models (or ``"*"``) allowed
+    besides the owner (``None`` from a server that does not say)."""
 
     id: str
     name: str
@@ -218,6 +300,9 @@ class Block:
     created_ms: int
     updated_ms: int
     expires_ms: Optional[int]
+    owner: Optional[str]
+    read: Optional[List[str]]
+    write: Optional[List[str]]
 
     @property
     def text(self) -> Optional[str]:

@@ -216,10 +216,12 @@ class ClientTest(unittest.TestCase):
         for c in self.clients:
             c.close()
 
-    def connect(self, role: str, heartbeat: bool = True, **changes: Any) -> hvs_client.Client:
+    def connect(
+        self, role: str, heartbeat: bool = True, reconnect: bool = True, **changes: Any
+    ) -> hvs_client.Client:
         path = contract(self.server, role, **changes)
         c = hvs_client.connect(
-            str(path), address=self.server.address, timeout=REQUEST_TIMEOUT, heartbeat=heartbeat
+            str(path), address=self.server.address, timeout=REQUEST_TIMEOUT, heartbeat=heartbeat, reconnect=reconnect
         )
         self.clients.append(c)
         return c
@@ -626,8 +628,9 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(c.stats().models[c.model])
 
     def test_a_silent_client_is_told_and_gets_connection_lost(self) -> None:
+        # Without reconnection (test_reconnect.py has the default).
         hc = {"interval_seconds": 1, "timeout_seconds": 1}
-        c = self.connect("silent", heartbeat=False, health_check=hc)
+        c = self.connect("silent", heartbeat=False, reconnect=False, health_check=hc)
         with self.assertRaises(ConnectionLost) as cm:
             c.next_delivery(timeout=REQUEST_TIMEOUT)
         self.assertEqual(cm.exception.code, "heartbeat_timeout")
@@ -663,7 +666,7 @@ class ShutdownTest(unittest.TestCase):
         server = ServerProcess()
         try:
             c = hvs_client.connect(
-                str(contract(server, "last")), address=server.address, timeout=REQUEST_TIMEOUT
+                str(contract(server, "last")), address=server.address, timeout=REQUEST_TIMEOUT, reconnect=False
             )
             c.subscribe()
             server.proc.send_signal(signal.SIGTERM)
