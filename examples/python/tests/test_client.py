@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
+sys.path.insert(0, str(HERE))
 
 try:
     import hvs_client
@@ -38,149 +38,18 @@ import msgpack
 
 from hvs_client import ConnectionLost, HvsError
 from hvs_client import filters as F
-
-# Generous: the debug binary on a busy 2-core machine is slow.
-REQUEST_TIMEOUT = 60.0
-STARTUP_TIMEOUT = 120.0
-BASE_CONTRACT = REPO / "examples" / "contracts" / "text_chat_model.json"
-# text_chat_model.json binds its model to the sphere S^256: points have 257
-# coordinates.
-AMBIENT = 257
-
-
-def find_binary() -> Path:
-    env = os.environ.get("HVS_BIN")
-    if env:
-        for p in (Path(env), REPO / env):
-            if p.is_file():
-                return p.resolve()
-        raise RuntimeError(f"HVS_BIN={env!r} is not a file (looked in {os.getcwd()} and {REPO})")
-    found = [p for p in (REPO / "target" / "release" / "hvs", REPO / "target" / "debug" / "hvs") if p.is_file()]
-    if not found:
-        raise RuntimeError("no hvs binary: build it (cargo build --bin hvs) or set HVS_BIN")
-    return max(found, key=lambda p: p.stat().st_mtime)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`hvs serve` on free loopback ports, its data in a temporary
-    directory, its output in a log file there."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix="hvs-py-test-")
-        self.path = Path(self.dir.name)
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.log_path = self.path / "server.log"
-        # HVS_* variables would configure the server (tokens, limits, a
-        # config file): the test sets everything with flags.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HVS_")}
-        args = [
-            str(find_binary()),
-            "serve",
-            "--listen",
-            self.address,
-            "--admin",
-            f"127.0.0.1:{free_port()}",
-            "--data",
-            str(self.path / "data"),
-            "--durability",
-            "buffered",
-        ]
-        self._log = open(self.log_path, "wb")
-        # cwd: the temporary directory, so no stray hvs.toml is read.
-        self.proc = subprocess.Popen(args, cwd=self.path, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.proc.kill()
-        raise RuntimeError(f"the server did not listen within {STARTUP_TIMEOUT} s:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code (killed after two minutes)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STARTUP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def cleanup(self) -> None:
-        self.dir.cleanup()
-
-
-_ids = itertools.count(1)
-
-
-def contract(server: ServerProcess, role: str, **changes: Any) -> Path:
-    """A contract file for a new model, made from text_chat_model.json
-    with its model id, namespace and write_namespaces changed: the id is
-    `chat-py-<role>-<n>`, so the base contract's `chat-*` read permission
-    covers every test model's namespace, and each model may write its own
-    namespace and `chat-py-team-*` (the shared spaces). `changes` replace
-    further top-level sections' keys: `permissions={"broadcast": True}`."""
-    c = json.loads(BASE_CONTRACT.read_text())
-    model_id = f"chat-py-{role}-{next(_ids)}"
-    c["model"]["id"] = model_id
-    c["hvs_binding"]["namespace"] = model_id
-    c["permissions"]["write_namespaces"] = [model_id, "chat-py-team-*"]
-    for section, values in changes.items():
-        if values is None:
-            c.pop(section, None)
-        else:
-            c.setdefault(section, {}).update(values)
-    path = server.path / f"{model_id}.json"
-    path.write_text(json.dumps(c, indent=2))
-    return path
-
-
-def point(seed: int) -> List[float]:
-    """A point of S^256 (unit vector in R^257), fixed by `seed`."""
-    import random
-
-    r = random.Random(seed)
-    v = [r.gauss(0.0, 1.0) for _ in range(AMBIENT)]
-    n = math.sqrt(sum(x * x for x in v))
-    return [x / n for x in v]
-
-
-def h2(r: float, a: float) -> List[float]:
-    """A point of the hyperboloid H^2 at distance r from the origin, angle a."""
-    return [math.cosh(r), math.sinh(r) * math.cos(a), math.sinh(r) * math.sin(a)]
-
-
-def eventually(f, limit: float = REQUEST_TIMEOUT, every: float = 0.05):
-    """Calls f until it returns something truthy; that, or the last value."""
-    deadline = time.monotonic() + limit
-    while True:
-        v = f()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(every)
-
+from support import (
+    AMBIENT,
+    BASE_CONTRACT,
+    REQUEST_TIMEOUT,
+    ServerProcess,
+    _ids,
+    contract,
+    eventually,
+    free_port,
+    h2,
+    point,
+)
 
 SERVER: Optional[ServerProcess] = None
 
