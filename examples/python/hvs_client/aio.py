@@ -427,6 +427,7 @@ class AsyncClient:
             if not self.reconnect or not codec.may_reconnect(loss):
                 raise loss.copy(maybe_done=False)
             self._conn = await self._reopen(loss)
+            await conn.close(1.0, say_bye=False)  # its stream and tasks
             self.welcome = self._conn.welcome
             self.reconnects += 1
             return self._conn

@@ -502,6 +502,7 @@ class Client:
             if not self.reconnect or not codec.may_reconnect(loss):
                 raise loss.copy(maybe_done=False)
             self._conn = self._reopen(loss)
+            conn.close(1.0, say_bye=False)  # its socket and threads
             self.welcome = self._conn.welcome
             self.reconnects += 1
             return self._conn
