@@ -360,6 +360,30 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(stats.namespaces[alice.namespace].vectors, 2)
         self.assertTrue(stats.models[alice.model])
 
+    def test_vectors_come_back_as_numpy_arrays_or_lists_as_asked(self) -> None:
+        lists = self.connect("lists")
+        lists_c = hvs_client.connect(
+            str(contract(self.server, "lists2")), address=self.server.address, timeout=REQUEST_TIMEOUT, numpy=False
+        )
+        self.clients.append(lists_c)
+        for c in (lists, lists_c):
+            stored = c.store_vector(c.namespace, point(40))
+            msg = c.get_message(c.send(c.model, "me", vector=point(41)))
+            assert msg is not None
+            if c.uses_numpy:
+                import numpy as np
+
+                self.assertIsInstance(stored.vector, np.ndarray)
+                self.assertIsInstance(msg.vector, np.ndarray)
+                # numpy in, too.
+                self.assertEqual(c.search(c.namespace, np.asarray(point(40)), k=1)[0].id, stored.id)
+            else:
+                self.assertEqual((type(stored.vector), type(msg.vector)), (list, list))
+                self.assertEqual(c.search(c.namespace, point(40), k=1)[0].id, stored.id)
+            c.ack(c.receive())
+        self.assertFalse(lists_c.uses_numpy)
+        self.assertEqual(lists.uses_numpy, hvs_client.numpy_available())
+
     # ---- shared spaces ------------------------------------------------
 
     def test_shared_space_join_contribute_consensus(self) -> None:
