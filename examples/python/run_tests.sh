@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Python client (and msgpack) and runs its tests against a real
-# `hvs serve`. Needs only python3 (>= 3.9) and pip; reaches PyPI alone.
+# Installs the Python client (with msgpack, and numpy when pip can get it)
+# and runs its tests against a real `hvs serve`. Needs only python3 (>= 3.9)
+# and pip; reaches PyPI alone.
 #
 #   examples/python/run_tests.sh                       # newest of target/{release,debug}/hvs
 #   HVS_BIN=target/debug/hvs examples/python/run_tests.sh
@@ -8,8 +9,14 @@
 # The packages go to a virtual environment in target/python-venv; where
 # `python3 -m venv` is not available, to the user site (`pip install
 # --user`), or failing that (an externally managed Python) to
-# target/python-lib on PYTHONPATH. Ends with a line `python: N passed, N
-# failed`; exits non-zero when a test failed or none ran.
+# target/python-lib on PYTHONPATH.
+#
+# Two passes: every test with numpy installed (vectors come back as numpy
+# arrays; tests that force lists with numpy=False run too), then the codec
+# and blocking-client tests again with numpy made unimportable
+# (HVS_PY_WITHOUT_NUMPY=1), the path of a user without numpy. Ends with a
+# line `python: N passed, N failed`; exits non-zero when a test failed or
+# none ran.
 set -euo pipefail
 
 # HVS_BIN may be relative to where we were called from.
@@ -41,9 +48,16 @@ else
     fi
 fi
 
+# numpy is optional for the client: without a wheel for this machine the
+# numpy tests are skipped, and everything else runs.
+install_numpy() {
+    "$@" numpy >/dev/null 2>&1 || echo "run_tests.sh: numpy could not be installed; its tests are skipped" >&2
+}
+
 if [ -n "$py" ]; then
-    echo "== pip install msgpack ./examples/python (in target/python-venv)"
+    echo "== pip install msgpack numpy ./examples/python (in target/python-venv)"
     "$py" -m pip install -q "msgpack>=1.0"
+    install_numpy "$py" -m pip install -q
     "$py" -m pip install -q --force-reinstall --no-deps ./examples/python
 else
     py=python3
@@ -55,7 +69,10 @@ else
         echo "run_tests.sh: pip install --user failed (or its packages are not importable); installing to target/python-lib" >&2
         rm -rf "$lib"
         "$py" -m pip install -q --target "$lib" "msgpack>=1.0" ./examples/python
+        install_numpy "$py" -m pip install -q --target "$lib"
         export PYTHONPATH="$lib${PYTHONPATH:+:$PYTHONPATH}"
+    else
+        install_numpy "$py" -m pip install -q --user
     fi
 fi
 
@@ -63,24 +80,28 @@ default_bin='the newest of target/release/hvs and target/debug/hvs'
 echo "== python -m unittest discover -s examples/python/tests -v (server: ${HVS_BIN:-$default_bin})"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+status=0
 set +e
 "$py" -m unittest discover -s examples/python/tests -v 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+echo "== without numpy: test_codec test_client (HVS_PY_WITHOUT_NUMPY=1)"
+(cd examples/python/tests && HVS_PY_WITHOUT_NUMPY=1 "$py" -m unittest -v test_codec test_client) 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 set -e
 
-# unittest closes with "Ran N tests" and "OK (skipped=S)" or
-# "FAILED (failures=F, errors=E, skipped=S)"; say it as passed/failed.
-ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$log" | tail -1)
-count() { { grep -E '^(OK|FAILED)' "$log" | tail -1 | grep -o "$1=[0-9]*" | cut -d= -f2; } || true; }
-failures=$(count failures)
-errors=$(count errors)
-skipped=$(count skipped)
-unexpected=$(count 'unexpected successes')
-ran=${ran:-0}
-failed=$(( ${failures:-0} + ${errors:-0} + ${unexpected:-0} ))
-passed=$(( ran - failed - ${skipped:-0} ))
+# unittest closes each pass with "Ran N tests" and "OK (skipped=S)" or
+# "FAILED (failures=F, errors=E, skipped=S)"; add the passes up and say it
+# as passed/failed.
+sum() { { grep -o "$1" "$log" | grep -o '[0-9]*' || true; } | awk '{s += $1} END {print s + 0}'; }
+ran=$(sum '^Ran [0-9]* test')
+failures=$(sum 'failures=[0-9]*')
+errors=$(sum 'errors=[0-9]*')
+skipped=$(sum 'skipped=[0-9]*')
+unexpected=$(sum 'unexpected successes=[0-9]*')
+failed=$(( failures + errors + unexpected ))
+passed=$(( ran - failed - skipped ))
 [ "$passed" -ge 0 ] || passed=0
-if [ "${skipped:-0}" -gt 0 ]; then
+if [ "$skipped" -gt 0 ]; then
     echo "python: $passed passed, $failed failed, ${skipped} skipped"
 else
     echo "python: $passed passed, $failed failed"

@@ -25,6 +25,10 @@ from typing import Any, Callable, List, Optional, TypeVar
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
+if os.environ.get("HVS_PY_WITHOUT_NUMPY"):
+    # The path of a user without numpy: `import numpy` raises ImportError.
+    sys.modules["numpy"] = None  # type: ignore[assignment]
+
 try:
     import hvs_client  # noqa: F401 (installed, or else the source tree)
 except ImportError:  # run from the source tree without installing

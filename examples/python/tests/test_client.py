@@ -28,6 +28,8 @@ from typing import Any, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import support  # noqa: E402,F401 (first: it may hide numpy, and finds the package)
+
 try:
     import hvs_client
 except ImportError:  # run from the source tree without installing
