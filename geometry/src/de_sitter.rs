@@ -289,6 +289,7 @@ impl Manifold for DeSitter {
             if alpha > MAX_EXP_ARG {
                 return Err(GeometryError::NotRepresentable {
                     operation: "exp",
+                    reason: "cosh or sinh of the argument overflows f64",
                     argument: alpha,
                 });
             }

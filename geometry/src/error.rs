@@ -114,13 +114,19 @@ pub enum GeometryError {
         /// Why, in words.
         reason: String,
     },
-    /// The exact result exists but does not fit in an `f64`
-    /// (e.g. `exp` of a tangent vector of hyperbolic length 1,000).
-    #[error("{operation} overflows f64 (argument too large: {argument:e})")]
+    /// The exact result exists but `f64` coordinates cannot carry it: it
+    /// overflows (e.g. `exp` of a tangent vector of hyperbolic length 1,000),
+    /// it rounds onto the boundary of the Poincaré ball, or cancellation
+    /// would leave fewer correct digits than the crate promises. Never
+    /// replaced by a clamp, a zero vector or a NaN.
+    #[error("{operation} is not representable in f64: {reason} (argument {argument:e})")]
     NotRepresentable {
         /// The operation.
         operation: &'static str,
-        /// The offending magnitude.
+        /// Why, in words.
+        reason: &'static str,
+        /// The offending magnitude (a tangent vector's length, a hyperbolic
+        /// radius, or the overflowing value).
         argument: f64,
     },
 }

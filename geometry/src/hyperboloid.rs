@@ -2,12 +2,14 @@
 
 use rand::RngCore;
 
+use crate::dd::{Dd, cosh_sinhc_dd, dot_dd, dot_dd_vec};
 use crate::error::{GeometryError, Result};
 use crate::manifold::Manifold;
 use crate::mean::{self, FrechetMean, FrechetOptions};
 use crate::numeric::{
-    CHECK_TOLERANCE, MAX_EXP_ARG, acosh1p, check_coords, check_curvature, check_dim, finite_result,
-    inv_sinhc, lin2, minkowski, norm, norm_sq, scaled, sinhc, standard_normal, tangent_residual,
+    CHECK_TOLERANCE, FAST_PATH_TOLERANCE, MAX_EXP_ARG, acosh1p, check_coords, check_curvature,
+    check_dim, dot, finite_result, inv_sinhc, lin2, max_abs, minkowski, norm, norm_sq, scaled,
+    sinhc, standard_normal, tangent_residual,
 };
 
 /// The hyperboloid of curvature `-c`:
@@ -68,8 +70,19 @@ impl Hyperboloid {
         x
     }
 
-    /// `-c<x,y>_L - 1 ≥ 0`, without cancellation (see the type's docs).
+    /// `-c<x,y>_L - 1 ≥ 0` (see the type's docs): the plain-`f64` form when
+    /// its error bound allows, the double-double form otherwise.
     fn delta(&self, x: &[f64], y: &[f64]) -> f64 {
+        let (d, err) = self.delta_fast(x, y);
+        if err <= FAST_PATH_TOLERANCE * d {
+            d
+        } else {
+            FarPair::new(self.c, x, y).delta.to_f64()
+        }
+    }
+
+    /// The radial + angular form in `f64`, and a bound on its absolute error.
+    fn delta_fast(&self, x: &[f64], y: &[f64]) -> (f64, f64) {
         let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
         let (nx, ny) = (norm(xs), norm(ys));
         let sc = self.c.sqrt();
@@ -83,18 +96,30 @@ impl Hyperboloid {
             0.0
         };
         let radial = sinh_dr * sinh_dr / (1.0 + (1.0 + sinh_dr * sinh_dr).sqrt());
-        let angular = if nx > 0.0 && ny > 0.0 {
+        let eps = f64::EPSILON;
+        // Relative error of a norm summed plainly (and of √c times it).
+        let en = (xs.len() as f64 + 6.0) * eps;
+        let err_sdr = if den > 0.0 {
+            en * (s1 + s2) * (s1 + s2) / den + 4.0 * eps * sinh_dr.abs()
+        } else {
+            0.0
+        };
+        let err_radial = sinh_dr.abs() * err_sdr + err_sdr * err_sdr + 4.0 * eps * radial;
+        let (angular, err_angular) = if nx > 0.0 && ny > 0.0 {
             let (ix, iy) = (1.0 / nx, 1.0 / ny);
             let chord2: f64 = xs
                 .iter()
                 .zip(ys)
                 .map(|(a, b)| (a * ix - b * iy).powi(2))
                 .sum();
-            0.5 * s1 * s2 * chord2
+            let ec = 2.0 * (en + 2.0 * eps);
+            let k = 0.5 * s1 * s2;
+            let err = k * (2.0 * chord2.sqrt() * ec + ec * ec) + en * k * chord2;
+            (k * chord2, err)
         } else {
-            0.0
+            (0.0, 0.0)
         };
-        radial + angular
+        (radial + angular, err_radial + err_angular)
     }
 
     /// `<v,v>_L` of a tangent vector at `x`, from spatial parts only
@@ -106,9 +131,252 @@ impl Hyperboloid {
         if nx2 == 0.0 {
             return norm_sq(vs);
         }
-        let a = crate::numeric::dot(xs, vs) / nx2;
+        let a = dot(xs, vs) / nx2;
         let perp2: f64 = xs.iter().zip(vs).map(|(p, q)| (q - a * p).powi(2)).sum();
-        perp2 + a * a * nx2 / (1.0 + self.c * nx2)
+        let par2 = a * a * nx2 / (1.0 + self.c * nx2);
+        // The perpendicular part is a difference: its error is about
+        // 4ε|v_s| per coordinate, which far out (where |v_s| ≫ |v|_L) is
+        // more than the answer can take.
+        let eps = f64::EPSILON;
+        let e_perp = 4.0 * eps * norm(vs);
+        let bound = 2.0 * perp2.sqrt() * e_perp
+            + (xs.len() as f64) * e_perp * e_perp
+            + (xs.len() as f64 + 8.0) * eps * (perp2 + par2);
+        if bound <= FAST_PATH_TOLERANCE * (perp2 + par2) {
+            return perp2 + par2;
+        }
+        let t = Tangent::new(self.c, xs, vs);
+        t.norm_sq()
+    }
+
+    /// The metric at `x` on two tangent vectors, from spatial parts only.
+    fn tangent_inner(&self, x: &[f64], u: &[f64], v: &[f64]) -> f64 {
+        let xs = &x[1..];
+        let (tu, tv) = (
+            Tangent::new(self.c, xs, &u[1..]),
+            Tangent::new(self.c, xs, &v[1..]),
+        );
+        (dot_dd_vec(&tu.perp, &tv.perp) + (tu.par * tv.par).mul_f64(tu.scale)).to_f64()
+    }
+}
+
+/// A tangent vector at `x` split into its part along `x_s` and the rest, in
+/// double-double: `v_s = a x_s + v_⊥`.
+struct Tangent {
+    /// `v_⊥`.
+    perp: Vec<Dd>,
+    /// `a |x_s|`, the coordinate of `v_s` along `x_s / |x_s|`.
+    par: Dd,
+    /// `1 / (1 + c|x_s|^2)`: the metric along `x_s` (a spatial step `t`
+    /// along `x_s` has length `t / cosh r`).
+    scale: f64,
+    scale_dd: Dd,
+}
+
+impl Tangent {
+    fn new(c: f64, xs: &[f64], vs: &[f64]) -> Tangent {
+        let n2 = dot_dd(xs, xs);
+        if n2.hi == 0.0 {
+            return Tangent {
+                perp: vs.iter().map(|b| Dd::from_f64(*b)).collect(),
+                par: Dd::ZERO,
+                scale: 1.0,
+                scale_dd: Dd::ONE,
+            };
+        }
+        let a = dot_dd(xs, vs) / n2;
+        Tangent {
+            perp: xs
+                .iter()
+                .zip(vs)
+                .map(|(p, q)| Dd::from_f64(*q) - a.mul_f64(*p))
+                .collect(),
+            par: a * n2.sqrt(),
+            scale: 1.0 / (1.0 + c * n2.to_f64()),
+            scale_dd: Dd::ONE / (Dd::ONE + n2.mul_f64(c)),
+        }
+    }
+
+    fn norm_sq(&self) -> f64 {
+        let perp2: f64 = self.perp.iter().map(|p| p.hi * p.hi).sum();
+        perp2 + self.par.hi * self.par.hi * self.scale
+    }
+
+    /// `|v|_L^2` in double-double (the metric along `x_s` recomputed so).
+    fn norm_sq_dd(&self) -> Dd {
+        let perp2 = self.perp.iter().fold(Dd::ZERO, |acc, p| acc + p.sqr());
+        perp2 + self.par.sqr() * self.scale_dd
+    }
+}
+
+/// Two points far out, compared in double-double: every difference is
+/// formed exactly, so nothing cancels but what the inputs say.
+struct FarPair {
+    /// `y_s - x_s`, exactly.
+    diff: Vec<Dd>,
+    /// `x_0` and `y_0`, implied by the spatial parts.
+    x0: Dd,
+    y0: Dd,
+    /// `y_0 - x_0 = (|y_s|^2 - |x_s|^2) / (x_0 + y_0)`.
+    diff0: Dd,
+    /// `-c<x,y>_L - 1`.
+    delta: Dd,
+}
+
+impl FarPair {
+    fn new(c: f64, x: &[f64], y: &[f64]) -> FarPair {
+        let (xs, ys) = (&x[1..], &y[1..]);
+        let (n2x, n2y) = (dot_dd(xs, xs), dot_dd(ys, ys));
+        let mut diff = Vec::with_capacity(xs.len());
+        // |y|^2 - |x|^2 = Σ (y_i - x_i)(y_i + x_i), both factors exact.
+        let mut sq_diff = Dd::ZERO;
+        for (a, b) in xs.iter().zip(ys) {
+            let d = Dd::sum(*b, -*a);
+            sq_diff = sq_diff + d * Dd::sum(*b, *a);
+            diff.push(d);
+        }
+        let inv_c = Dd::ONE / Dd::from_f64(c);
+        let (x0, y0) = ((inv_c + n2x).sqrt(), (inv_c + n2y).sqrt());
+        let diff0 = sq_diff / (x0 + y0);
+        let (nx, ny) = (n2x.sqrt(), n2y.sqrt());
+        let sc = Dd::from_f64(c).sqrt();
+        let (h1, h2) = (
+            (Dd::ONE + n2x.mul_f64(c)).sqrt(),
+            (Dd::ONE + n2y.mul_f64(c)).sqrt(),
+        );
+        // sinh(√c (r_y - r_x)) = c (|y|^2 - |x|^2) / (√c (|x| h_y + h_x |y|)).
+        let den = sc * (nx * h2 + h1 * ny);
+        let sinh_dr = if den.hi > 0.0 {
+            sq_diff.mul_f64(c) / den
+        } else {
+            Dd::ZERO
+        };
+        let s2 = sinh_dr.sqr();
+        let radial = s2 / (Dd::ONE + (Dd::ONE + s2).sqrt());
+        let angular = if nx.hi > 0.0 && ny.hi > 0.0 {
+            // x̂ - ŷ = -(y - x)/|x| + y (|y| - |x|) / (|x||y|).
+            let k = (sq_diff / (nx + ny)) / (nx * ny);
+            let chord2 = xs
+                .iter()
+                .zip(ys)
+                .zip(&diff)
+                .fold(Dd::ZERO, |acc, ((_, b), d)| {
+                    let ch = k.mul_f64(*b) - *d / nx;
+                    acc + ch.sqr()
+                });
+            (nx * ny * chord2).mul_f64(0.5 * c)
+        } else {
+            Dd::ZERO
+        };
+        FarPair {
+            diff,
+            x0,
+            y0,
+            diff0,
+            delta: radial + angular,
+        }
+    }
+}
+
+impl Hyperboloid {
+    /// `log_x(y)` in `f64` with a bound on its error, or `None` when the
+    /// bound says the double-double path must take over.
+    fn log_fast(&self, x: &[f64], y: &[f64]) -> Option<Vec<f64>> {
+        let (xs, ys) = (&x[1..], &y[1..]);
+        let (delta, err_delta) = self.delta_fast(x, y);
+        let x0 = (1.0 / self.c + norm_sq(xs)).sqrt();
+        let y0 = (1.0 / self.c + norm_sq(ys)).sqrt();
+        let dsp: Vec<f64> = xs.iter().zip(ys).map(|(a, b)| b - a).collect();
+        let sq_diff: f64 = xs
+            .iter()
+            .zip(ys)
+            .zip(&dsp)
+            .map(|((a, b), d)| d * (a + b))
+            .sum();
+        let d0 = sq_diff / (x0 + y0);
+        let mut w = Vec::with_capacity(x.len());
+        w.push(d0 - delta * x0);
+        w.extend(dsp.iter().zip(xs).map(|(d, a)| d - delta * a));
+        let eps = f64::EPSILON;
+        let bound = (xs.len() as f64 + 6.0) * eps * (max_abs(&dsp) + delta * x0) + err_delta * x0;
+        if bound > FAST_PATH_TOLERANCE * max_abs(&w) {
+            return None;
+        }
+        let k = inv_sinhc(acosh1p(delta));
+        Some(scaled(&w, k))
+    }
+
+    fn log_far(&self, x: &[f64], y: &[f64]) -> Vec<f64> {
+        let p = FarPair::new(self.c, x, y);
+        let k = inv_sinhc(acosh1p(p.delta.to_f64()));
+        let mut v = Vec::with_capacity(x.len());
+        v.push(((p.diff0 - p.delta * p.x0).to_f64()) * k);
+        v.extend(
+            p.diff
+                .iter()
+                .zip(&x[1..])
+                .map(|(d, a)| (*d - p.delta.mul_f64(*a)).to_f64() * k),
+        );
+        v
+    }
+
+    /// `cosh θ x_s + (sinh θ / θ) v_s`, the spatial part of `exp_x(v)`;
+    /// `None` when cancellation leaves fewer digits than promised even in
+    /// double-double (a long step back towards the origin from far out).
+    fn exp_spatial(&self, x: &[f64], v: &[f64], theta: f64) -> Option<Vec<f64>> {
+        let (xs, vs) = (&x[1..], &v[1..]);
+        let (ch, sh) = (theta.cosh(), sinhc(theta));
+        let y = lin2(ch, xs, sh, vs);
+        let terms = ch * max_abs(xs) + sh * max_abs(vs);
+        // cosh θ and sinh θ / θ must agree with |v|_L: an error in θ moves
+        // the point off the geodesic by θ times it, amplified by cancellation.
+        let eps = f64::EPSILON;
+        if (8.0 + 4.0 * theta) * eps * terms <= FAST_PATH_TOLERANCE * max_abs(&y) {
+            return Some(y);
+        }
+        let theta = Tangent::new(self.c, xs, vs)
+            .norm_sq_dd()
+            .mul_f64(self.c)
+            .sqrt();
+        let (ch, sh) = cosh_sinhc_dd(theta);
+        let y: Vec<f64> = xs
+            .iter()
+            .zip(vs)
+            .map(|(a, b)| (ch.mul_f64(*a) + sh.mul_f64(*b)).to_f64())
+            .collect();
+        (1e-30 * (1.0 + theta.hi) * terms <= FAST_PATH_TOLERANCE * max_abs(&y)).then_some(y)
+    }
+
+    /// Parallel transport along the geodesic, in double-double:
+    /// `v + k (x + y)`, `k = c<y,v>_L / (2 + δ)`, with
+    /// `<y,v>_L = (a/c)((y_0 - x_0)/x_0 - δ) + <y_s - x_s, v_⊥>`
+    /// (`v_s = a x_s + v_⊥`), a form without cancellation.
+    fn transport_far(&self, x: &[f64], y: &[f64], v: &[f64]) -> Vec<f64> {
+        let c = self.c;
+        let p = FarPair::new(c, x, y);
+        let (xs, ys, vs) = (&x[1..], &y[1..], &v[1..]);
+        let n2 = dot_dd(xs, xs);
+        let xv = dot_dd(xs, vs);
+        let (a, v0) = if n2.hi > 0.0 {
+            (xv / n2, xv / p.x0)
+        } else {
+            (Dd::ZERO, Dd::ZERO)
+        };
+        let perp: Vec<Dd> = xs
+            .iter()
+            .zip(vs)
+            .map(|(s, q)| Dd::from_f64(*q) - a.mul_f64(*s))
+            .collect();
+        let yv = (a / Dd::from_f64(c)) * (p.diff0 / p.x0 - p.delta) + dot_dd_vec(&p.diff, &perp);
+        let k = yv.mul_f64(c) / (Dd::from_f64(2.0) + p.delta);
+        let mut out = Vec::with_capacity(x.len());
+        out.push((v0 + k * (p.x0 + p.y0)).to_f64());
+        out.extend(
+            vs.iter()
+                .zip(xs.iter().zip(ys))
+                .map(|(q, (s, t))| (Dd::from_f64(*q) + k * Dd::sum(*s, *t)).to_f64()),
+        );
+        out
     }
 }
 
@@ -178,35 +446,63 @@ impl Manifold for Hyperboloid {
     }
 
     /// `cosh(√c|v|) x + sinh(√c|v|) v / (√c|v|)`, then the time coordinate
-    /// is recomputed from the spatial ones.
+    /// is recomputed from the spatial ones (`v_0` is implied by tangency).
     fn exp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         self.check_tangent(x, v)?;
         let theta = self.c.sqrt() * self.tangent_norm_sq(x, v).sqrt();
+        if theta == 0.0 {
+            return Ok(x.to_vec());
+        }
         if theta > MAX_EXP_ARG {
             return Err(GeometryError::NotRepresentable {
                 operation: "exp",
+                reason: "cosh of the tangent vector's length overflows f64",
                 argument: theta,
             });
         }
-        let y = lin2(theta.cosh(), x, sinhc(theta), v);
-        finite_result(self.lift(&y[1..]), "exp")
+        let y = self
+            .exp_spatial(x, v, theta)
+            .ok_or(GeometryError::NotRepresentable {
+                operation: "exp",
+                reason: "the step cancels the base point beyond double-double precision",
+                argument: theta,
+            })?;
+        finite_result(self.lift(&y), "exp")
     }
 
     /// `d · (y + c<x,y>_L x) / |y + c<x,y>_L x|_L`, with
-    /// `y + c<x,y>_L x = (y - x) - δ x` and `|·|_L = sinh(√c d)/√c`.
+    /// `y + c<x,y>_L x = (y - x) - δ x` and `|·|_L = sinh(√c d)/√c`; far out
+    /// every difference is formed exactly in double-double.
     fn log(&self, x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
         self.check(x)?;
         self.check(y)?;
-        let delta = self.delta(x, y);
-        let t = acosh1p(delta); // √c d
-        let k = inv_sinhc(t);
-        finite_result(
-            x.iter()
-                .zip(y)
-                .map(|(a, b)| k * ((b - a) - delta * a))
-                .collect(),
-            "log",
-        )
+        let v = match self.log_fast(x, y) {
+            Some(v) => v,
+            None => self.log_far(x, y),
+        };
+        finite_result(v, "log")
+    }
+
+    /// For `0 ≤ t ≤ 1`, `(sinh((1-t)θ) x + sinh(tθ) y) / sinh θ` with
+    /// `θ = √c d(x, y)`: a combination with non-negative weights, so nothing
+    /// cancels and no tangent vector is rounded on the way (far out, a
+    /// tangent vector's coordinates are `cosh r` times its length, and
+    /// rounding them would cost digits). Other `t` go through `log` and `exp`.
+    fn geodesic(&self, x: &[f64], y: &[f64], t: f64) -> Result<Vec<f64>> {
+        if !(0.0..=1.0).contains(&t) {
+            let v = self.log(x, y)?;
+            return self.exp(x, &scaled(&v, t));
+        }
+        self.check(x)?;
+        self.check(y)?;
+        let theta = acosh1p(self.delta(x, y));
+        if theta == 0.0 {
+            return Ok(x.to_vec());
+        }
+        // sinh(u) / sinh(θ) = e^(u-θ) (1 - e^(-2u)) / (1 - e^(-2θ)), finite for every θ.
+        let ratio = |u: f64| (u - theta).exp() * (-2.0 * u).exp_m1() / (-2.0 * theta).exp_m1();
+        let (a, b) = (ratio((1.0 - t) * theta), ratio(t * theta));
+        finite_result(self.lift(&lin2(a, &x[1..], b, &y[1..])), "geodesic")
     }
 
     fn origin(&self) -> Vec<f64> {
@@ -222,10 +518,13 @@ impl Manifold for Hyperboloid {
         self.lift(&scaled(&v, sinhc(theta)))
     }
 
+    /// `<u,v>_L` with the time coordinates implied by tangency, computed as
+    /// `<u_⊥,v_⊥> + u_∥ v_∥ / (1 + c|x_s|^2)` in double-double (the plain
+    /// form cancels far out).
     fn inner(&self, x: &[f64], u: &[f64], v: &[f64]) -> Result<f64> {
         self.check_tangent(x, u)?;
         self.check_tangent(x, v)?;
-        Ok(minkowski(u, v))
+        Ok(self.tangent_inner(x, u, v))
     }
 
     fn norm(&self, x: &[f64], v: &[f64]) -> Result<f64> {
@@ -233,10 +532,15 @@ impl Manifold for Hyperboloid {
         Ok(self.tangent_norm_sq(x, v).sqrt())
     }
 
-    /// `v + c<y,v>_L / (1 - c<x,y>_L) · (x + y)`.
+    /// `v + c<y,v>_L / (1 - c<x,y>_L) · (x + y)`: in `f64` near the origin,
+    /// in a cancellation-free double-double form beyond `cosh r = 2`.
     fn parallel_transport(&self, x: &[f64], y: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         self.check_tangent(x, v)?;
         self.check(y)?;
+        let near = |p: &[f64]| self.c * norm_sq(&p[1..]) <= 3.0;
+        if !(near(x) && near(y)) {
+            return finite_result(self.transport_far(x, y, v), "parallel_transport");
+        }
         let k = self.c * minkowski(y, v) / (2.0 + self.delta(x, y));
         finite_result(
             v.iter()
@@ -255,6 +559,7 @@ impl Manifold for Hyperboloid {
         if theta > MAX_EXP_ARG {
             return Err(GeometryError::NotRepresentable {
                 operation: "exp0",
+                reason: "cosh of the vector's length overflows f64",
                 argument: theta,
             });
         }

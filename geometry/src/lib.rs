@@ -51,6 +51,7 @@
 //! Riemannian manifold here — the bridge from ordinary embeddings.
 
 mod any;
+mod dd;
 mod de_sitter;
 mod error;
 mod euclidean;

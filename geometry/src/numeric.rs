@@ -7,6 +7,7 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
+use crate::dd::{Dd, dot_dd};
 use crate::error::{GeometryError, Result};
 
 /// Relative tolerance of [`crate::Manifold::check`] and
@@ -31,6 +32,11 @@ pub(crate) fn norm(x: &[f64]) -> f64 {
 
 pub(crate) fn dist_sq(x: &[f64], y: &[f64]) -> f64 {
     x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum()
+}
+
+/// Largest `|a_i|` (0 for an empty slice).
+pub(crate) fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, a| m.max(a.abs()))
 }
 
 pub(crate) fn scaled(v: &[f64], s: f64) -> Vec<f64> {
@@ -73,60 +79,34 @@ pub(crate) fn inv_sinc(t: f64) -> f64 {
     if t.abs() < 1e-8 { 1.0 } else { t / t.sin() }
 }
 
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    let bb = s - a;
-    (s, (a - (s - bb)) + (b - bb))
-}
+/// Relative error accepted from a plain-`f64` fast path before the
+/// double-double path takes over: 2^-46 ≈ 1.4e-14, a hundred times below the
+/// 1e-12 the crate promises far from the origin.
+pub(crate) const FAST_PATH_TOLERANCE: f64 = 1.0 / 70_368_744_177_664.0;
 
-/// Dekker's split of `a` into two halves whose products are exact.
-fn split(a: f64) -> (f64, f64) {
-    let t = 134_217_729.0 * a; // 2^27 + 1
-    let hi = t - (t - a);
-    (hi, a - hi)
-}
-
-/// `a * b = p + e` exactly (Dekker's TwoProduct). Written without `fma`,
-/// which is a libm call unless the build targets FMA hardware. Exact while
-/// `|a|, |b| < 2^996` — coordinates that large are not points of any
-/// manifold here.
-fn two_prod(a: f64, b: f64) -> (f64, f64) {
-    let p = a * b;
-    let (ah, al) = split(a);
-    let (bh, bl) = split(b);
-    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
-}
-
-/// `Σ x_i y_i` as an unevaluated sum `hi + lo` carrying about twice the
-/// working precision (Ogita, Rump and Oishi's Dot2).
-pub(crate) fn dot2(x: &[f64], y: &[f64]) -> (f64, f64) {
-    let (mut hi, mut lo) = (0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
-        let (p, ep) = two_prod(*a, *b);
-        let (s, es) = two_sum(hi, p);
-        hi = s;
-        lo += es + ep;
-    }
-    (hi, lo)
-}
-
-/// `1 - c |x|^2`, accurate even when `x` is within 1e-12 of the ball's edge.
+/// `1 - c |x|^2`, to a few ulps relative at every point of the ball.
 ///
-/// The plain form's relative error is about `√dim · 2^-53 / (1 - c|x|^2)`:
-/// at most ~1e-9 while `1 - c|x|^2 > 1e-6` (hyperbolic radius below ~15),
-/// where it is used; closer to the edge the doubled-precision sum (about
-/// six times slower) takes over.
+/// The plain sum's error is at most `(n + 1) ε c|x|^2` (ε = 2^-53); when that
+/// is more than [`FAST_PATH_TOLERANCE`] of the gap (a hyperbolic radius of
+/// about 4 in dimension 12, 2 in dimension 128), `|x|^2` is summed in
+/// double-double instead (about six times slower).
 pub(crate) fn one_minus_c_norm_sq(x: &[f64], c: f64) -> f64 {
     let n = c * norm_sq(x);
-    if n < 1.0 - 1e-6 {
+    let bound = (x.len() as f64 + 2.0) * f64::EPSILON * 0.5 * n;
+    if bound <= FAST_PATH_TOLERANCE * (1.0 - n) {
         return 1.0 - n;
     }
-    let (hi, lo) = dot2(x, x);
+    gap_dd(x, c).to_f64()
+}
+
+/// `1 - c |x|^2` in double-double.
+pub(crate) fn gap_dd(x: &[f64], c: f64) -> Dd {
+    let n2 = dot_dd(x, x);
     if c == 1.0 {
-        return (1.0 - hi) - lo;
+        Dd::ONE - n2
+    } else {
+        Dd::ONE - n2.mul_f64(c)
     }
-    let (ch, cl) = two_prod(c, hi);
-    ((1.0 - ch) - cl) - c * lo
 }
 
 /// The Minkowski inner product `-x_0 y_0 + Σ_{i≥1} x_i y_i`.
@@ -176,6 +156,7 @@ pub(crate) fn finite_result(v: Vec<f64>, operation: &'static str) -> Result<Vec<
         None => Ok(v),
         Some(a) => Err(GeometryError::NotRepresentable {
             operation,
+            reason: "the result overflows f64",
             argument: *a,
         }),
     }

@@ -2,12 +2,13 @@
 
 use rand::RngCore;
 
+use crate::dd::{Dd, dot_dd, exp_dd};
 use crate::error::{GeometryError, Result};
 use crate::manifold::Manifold;
 use crate::mean::{self, FrechetMean, FrechetOptions};
 use crate::numeric::{
-    acosh1p, check_coords, check_curvature, check_dim, dist_sq, dot, finite_result, norm, norm_sq,
-    one_minus_c_norm_sq, scaled, standard_normal,
+    MAX_EXP_ARG, acosh1p, check_coords, check_curvature, check_dim, dist_sq, dot, finite_result,
+    gap_dd, norm, norm_sq, one_minus_c_norm_sq, scaled, standard_normal,
 };
 
 /// How far inside the boundary [`PoincareBall::project`] puts a point that
@@ -114,20 +115,6 @@ pub(crate) fn mobius_add(x: &[f64], y: &[f64], c: f64) -> Vec<f64> {
         .collect()
 }
 
-/// The gyration `gyr[u, v] w`, written out so that it applies to any vector
-/// `w` (tangent vectors need not lie in the ball).
-fn gyration(u: &[f64], v: &[f64], w: &[f64], c: f64) -> Vec<f64> {
-    let (u2, v2, uv, uw, vw) = (norm_sq(u), norm_sq(v), dot(u, v), dot(u, w), dot(v, w));
-    let c2 = c * c;
-    let a = -c2 * uw * v2 + c * vw + 2.0 * c2 * uv * vw;
-    let b = -c2 * vw * u2 - c * uw;
-    let d = (1.0 + 2.0 * c * uv + c2 * u2 * v2).max(1e-300);
-    w.iter()
-        .zip(u.iter().zip(v))
-        .map(|(wi, (ui, vi))| wi + 2.0 * (a * ui + b * vi) / d)
-        .collect()
-}
-
 impl Manifold for PoincareBall {
     fn name(&self) -> &'static str {
         "poincare"
@@ -180,30 +167,75 @@ impl Manifold for PoincareBall {
         acosh1p(delta) / c.sqrt()
     }
 
+    /// `x ⊕ tanh(√c λ_x |v| / 2) v / (√c|v|)`. A long step back towards the
+    /// origin cancels in the Möbius sum; it is then evaluated in
+    /// double-double in a form where only positive terms are added. A result
+    /// that rounds onto the boundary is refused (`NotRepresentable`), never
+    /// clamped.
     fn exp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         self.check_tangent(x, v)?;
         let vn = norm(v);
         if vn == 0.0 {
             return Ok(x.to_vec());
         }
-        let sc = self.c.sqrt();
-        let t = (0.5 * sc * self.lambda(x) * vn).tanh();
-        let step = scaled(v, t / (sc * vn));
-        let y = mobius_add(x, &step, self.c);
-        finite_result(self.clamp_into_ball(y), "exp")
+        let c = self.c;
+        let sc = c.sqrt();
+        let gx = one_minus_c_norm_sq(x, c);
+        // √c times the Riemannian length λ_x |v|.
+        let theta = 2.0 * sc * vn / gx;
+        if theta.is_nan() || theta > MAX_EXP_ARG {
+            return Err(GeometryError::NotRepresentable {
+                operation: "exp",
+                reason: "the step leaves the ball in f64 (its length overflows)",
+                argument: theta,
+            });
+        }
+        let b = scaled(v, (0.5 * theta).tanh() / (sc * vn));
+        let xb = dot(x, b.as_slice());
+        let (x2, b2) = (c * norm_sq(x), c * norm_sq(&b));
+        let a = 1.0 + 2.0 * c * xb + b2;
+        let d = 1.0 + 2.0 * c * xb + x2 * b2;
+        let y = if a >= 0.5 && d >= 0.5 {
+            x.iter()
+                .zip(&b)
+                .map(|(p, q)| (a * p + gx * q) / d)
+                .collect()
+        } else {
+            self.exp_far(x, v)
+        };
+        self.representable(y, "exp", theta / sc)
     }
 
+    /// `(d(x, y) / λ_x) w / |w|` with `w = (1 - c|x|^2)(y - x) - c|y - x|^2 x`,
+    /// the numerator of `(-x) ⊕ y` rewritten so that nothing cancels: the
+    /// direction keeps its digits however close the points and however near
+    /// the boundary.
     fn log(&self, x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
         self.check(x)?;
         self.check(y)?;
-        let u = mobius_add(&scaled(x, -1.0), y, self.c);
-        let un = norm(&u);
-        if un == 0.0 {
+        let c = self.c;
+        let e: Vec<f64> = x.iter().zip(y).map(|(a, b)| b - a).collect();
+        let e2 = norm_sq(&e);
+        if e2 == 0.0 {
             return Ok(vec![0.0; self.dim]);
         }
-        // (2 / (√c λ_x)) artanh(√c |u|) = d(x, y) / λ_x, and d is computed accurately.
+        let gx = one_minus_c_norm_sq(x, c);
+        let w: Vec<f64> = e
+            .iter()
+            .zip(x)
+            .map(|(ei, xi)| gx * ei - c * e2 * xi)
+            .collect();
+        let wn = norm(&w);
         let d = self.distance_unchecked(x, y);
-        finite_result(scaled(&u, d / (self.lambda(x) * un)), "log")
+        let v = scaled(&w, 0.5 * d * gx / wn);
+        if wn.is_nan() || wn == 0.0 || v.iter().all(|a| *a == 0.0) {
+            return Err(GeometryError::NotRepresentable {
+                operation: "log",
+                reason: "the tangent vector underflows f64",
+                argument: d,
+            });
+        }
+        finite_result(v, "log")
     }
 
     fn origin(&self) -> Vec<f64> {
@@ -222,20 +254,55 @@ impl Manifold for PoincareBall {
         Ok(self.lambda(x).powi(2) * dot(u, v))
     }
 
-    /// `P_{x→y}(v) = (λ_x / λ_y) gyr[y, -x] v`.
+    /// `P_{x→y}(v) = (λ_x / λ_y) gyr[y, -x] v`, with the gyration written in
+    /// `e = y - x` so that its terms do not cancel for nearby points near the
+    /// boundary: `gyr = v + α x + β e`,
+    /// `α = 2c(<e,v> g_x - c<x,v>|e|^2) / D`,
+    /// `β = 2c(2c<x,e><x,v> - g_x<x,v> - c|x|^2<e,v>) / D`,
+    /// `D = ((g_x + g_y)/2 + c|e|^2/2)^2 + c^2 |x|^2 |e_⊥|^2`
+    /// (`g = 1 - c|·|^2`, `e_⊥` the part of `e` across `x`).
     fn parallel_transport(&self, x: &[f64], y: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         self.check_tangent(x, v)?;
         self.check(y)?;
-        let g = gyration(y, &scaled(x, -1.0), v, self.c);
+        let c = self.c;
+        let e: Vec<f64> = x.iter().zip(y).map(|(a, b)| b - a).collect();
+        let (gx, gy) = (one_minus_c_norm_sq(x, c), one_minus_c_norm_sq(y, c));
+        let (x2, e2) = (norm_sq(x), norm_sq(&e));
+        let ev = dot_dd(&e, v).to_f64();
+        let xv = dot_dd(x, v).to_f64();
+        let xe_dd = dot_dd(x, &e);
+        let xe = xe_dd.to_f64();
+        let x2_dd = dot_dd(x, x);
+        let ep2: f64 = if x2 > 0.0 {
+            let k = xe_dd / x2_dd;
+            e.iter()
+                .zip(x)
+                .map(|(ei, xi)| (Dd::from_f64(*ei) - k.mul_f64(*xi)).hi.powi(2))
+                .sum()
+        } else {
+            e2
+        };
+        let half = 0.5 * (gx + gy) + 0.5 * c * e2;
+        let den = half * half + c * c * x2 * ep2;
+        let alpha = 2.0 * c * (ev * gx - c * xv * e2) / den;
+        let beta = 2.0 * c * (2.0 * c * xe * xv - gx * xv - c * x2 * ev) / den;
+        let s = gy / gx;
         finite_result(
-            scaled(&g, self.lambda(x) / self.lambda(y)),
+            v.iter()
+                .zip(x.iter().zip(&e))
+                .map(|(vi, (xi, ei))| s * (vi + alpha * xi + beta * ei))
+                .collect(),
             "parallel_transport",
         )
     }
 
+    /// Refuses (`NotRepresentable`) a vector so long that its image rounds
+    /// onto the boundary (`√c|v|` beyond about 38): `d(0, exp0(v)) = |v|` to
+    /// the resolution of the coordinates, never a clamp.
     fn exp0(&self, v: &[f64]) -> Result<Vec<f64>> {
         check_coords(v, self.dim)?;
-        Ok(self.exp0_unchecked(v))
+        let y = self.exp0_unchecked(v);
+        self.representable(y, "exp0", norm(v))
     }
 
     fn log0(&self, x: &[f64]) -> Result<Vec<f64>> {
@@ -274,6 +341,51 @@ impl PoincareBall {
             return v.to_vec();
         }
         let sc = self.c.sqrt();
-        self.clamp_into_ball(scaled(v, (0.5 * sc * vn).tanh() / (sc * vn)))
+        scaled(v, (0.5 * sc * vn).tanh() / (sc * vn))
+    }
+
+    /// `y` if it is a point of the ball, else `NotRepresentable` (the exact
+    /// result lies inside, but its coordinates round onto the boundary).
+    fn representable(&self, y: Vec<f64>, operation: &'static str, length: f64) -> Result<Vec<f64>> {
+        let y = finite_result(y, operation)?;
+        if one_minus_c_norm_sq(&y, self.c) > 0.0 {
+            Ok(y)
+        } else {
+            Err(GeometryError::NotRepresentable {
+                operation,
+                reason: "the point rounds onto the boundary of the ball",
+                argument: length,
+            })
+        }
+    }
+
+    /// `exp_x(v)` in double-double, in the form
+    /// `y = (A x + B v) / D` with `τ = tanh(θ/2)`, `m = √c<x,v>/|v|`,
+    /// `A = (1-τ)^2 + 2τ(1+m)`, `D = (1-τ + τ(1+m))^2 + τ^2 c|x_⊥|^2`,
+    /// `B = (1 - c|x|^2) τ / (√c|v|)`: every sum is of non-negative terms.
+    fn exp_far(&self, x: &[f64], v: &[f64]) -> Vec<f64> {
+        let c = self.c;
+        let sc = Dd::from_f64(c).sqrt();
+        let nv2 = dot_dd(v, v);
+        let nv = nv2.sqrt();
+        let xv = dot_dd(x, v);
+        let gx = gap_dd(x, c);
+        let theta = (sc * nv).mul_f64(2.0) / gx;
+        let e = exp_dd(theta);
+        let om_tau = Dd::from_f64(2.0) / (e + Dd::ONE);
+        let tau = Dd::ONE - om_tau;
+        let one_plus_m = (nv + sc * xv) / nv;
+        let a = om_tau.sqr() + (tau * one_plus_m).mul_f64(2.0);
+        let k = xv / nv2;
+        let xp2 = x.iter().zip(v).fold(Dd::ZERO, |acc, (p, q)| {
+            acc + (Dd::from_f64(*p) - k.mul_f64(*q)).sqr()
+        });
+        let one_plus_tm = om_tau + tau * one_plus_m;
+        let d = one_plus_tm.sqr() + (tau.sqr() * xp2).mul_f64(c);
+        let b = gx * tau / (sc * nv);
+        x.iter()
+            .zip(v)
+            .map(|(p, q)| ((a.mul_f64(*p) + b.mul_f64(*q)) / d).to_f64())
+            .collect()
     }
 }

@@ -240,7 +240,7 @@ fn off_manifold_points_are_refused_with_the_reason() {
 }
 
 #[test]
-fn overflow_is_refused_or_clamped() {
+fn overflow_is_refused_never_clamped() {
     let h = Hyperboloid::new(2, 1.0).unwrap();
     assert!(matches!(
         h.exp(&h.origin(), &[0.0, 1000.0, 0.0]),
@@ -250,10 +250,24 @@ fn overflow_is_refused_or_clamped() {
         h.exp0(&[800.0, 0.0]),
         Err(GeometryError::NotRepresentable { .. })
     ));
-    // The ball has no room past its edge: a huge step lands at the margin.
+    // The ball has no room past its edge: a step whose end rounds onto the
+    // boundary is refused, not clamped to a point at the wrong distance.
     let b = PoincareBall::new(2, 1.0).unwrap();
-    let p = b.exp(&[0.1, 0.0], &[1e6, 1e6]).unwrap();
-    b.check(&p).unwrap();
+    for (x, v) in [([0.1, 0.0], [1e6, 1e6]), ([0.0, 0.0], [20.0, 0.0])] {
+        match b.exp(&x, &v) {
+            Err(e) => assert_eq!(e.code(), "not_representable", "{e}"),
+            Ok(p) => panic!("exp({x:?}, {v:?}) = {p:?}"),
+        }
+    }
+    // exp0: |v| = 36 still fits (d(0, exp0 v) = 36 to the resolution there,
+    // about 0.1), |v| = 40 does not: refused, where it used to be clamped
+    // to a point at distance 23.7.
+    let p = b.exp0(&[36.0, 0.0]).unwrap();
+    assert!((b.distance(&b.origin(), &p).unwrap() - 36.0).abs() < 0.2);
+    assert!(matches!(
+        b.exp0(&[40.0, 0.0]),
+        Err(GeometryError::NotRepresentable { argument, .. }) if argument == 40.0
+    ));
     // Enormous but finite coordinates in Euclidean space overflow on the sum.
     let e = Euclidean::new(1).unwrap();
     assert!(e.exp(&[f64::MAX], &[f64::MAX]).is_err());

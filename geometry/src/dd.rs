@@ -1,0 +1,268 @@
+//! Double-double arithmetic: an unevaluated sum `hi + lo` with `|lo| ≤ ulp(hi)/2`,
+//! carrying about 106 bits (relative error ~1e-32).
+//!
+//! Used only inside the formulas that cancel far from the origin of the
+//! hyperbolic models (see `docs/GEOMETRY.md`, "Far from the origin"); the
+//! fast paths near the origin stay in plain `f64`. The error-free
+//! transformations are Knuth's TwoSum and Dekker's TwoProduct, written
+//! without `fma` (a libm call unless the build targets FMA hardware).
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Dd {
+    pub(crate) hi: f64,
+    pub(crate) lo: f64,
+}
+
+/// `a + b = s + e` exactly.
+pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+/// `a + b = s + e` exactly, given `|a| ≥ |b|` (or `a = 0`).
+fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    (s, b - (s - a))
+}
+
+/// Dekker's split of `a` into two halves whose products are exact.
+fn split(a: f64) -> (f64, f64) {
+    let t = 134_217_729.0 * a; // 2^27 + 1
+    let hi = t - (t - a);
+    (hi, a - hi)
+}
+
+/// `a * b = p + e` exactly (Dekker's TwoProduct), while `|a|, |b| < 2^996`.
+pub(crate) fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    let p = a * b;
+    let (ah, al) = split(a);
+    let (bh, bl) = split(b);
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
+}
+
+impl Dd {
+    pub(crate) const ZERO: Dd = Dd { hi: 0.0, lo: 0.0 };
+    pub(crate) const ONE: Dd = Dd { hi: 1.0, lo: 0.0 };
+
+    pub(crate) fn new(hi: f64, lo: f64) -> Dd {
+        let (h, l) = fast_two_sum(hi, lo);
+        Dd { hi: h, lo: l }
+    }
+
+    pub(crate) fn from_f64(x: f64) -> Dd {
+        Dd { hi: x, lo: 0.0 }
+    }
+
+    /// `a + b`, exactly.
+    pub(crate) fn sum(a: f64, b: f64) -> Dd {
+        let (hi, lo) = two_sum(a, b);
+        Dd { hi, lo }
+    }
+
+    /// `a * b`, exactly.
+    pub(crate) fn prod(a: f64, b: f64) -> Dd {
+        let (hi, lo) = two_prod(a, b);
+        Dd { hi, lo }
+    }
+
+    pub(crate) fn to_f64(self) -> f64 {
+        self.hi + self.lo
+    }
+
+    pub(crate) fn mul_f64(self, b: f64) -> Dd {
+        let (p, e) = two_prod(self.hi, b);
+        Dd::new(p, e + self.lo * b)
+    }
+
+    pub(crate) fn sqr(self) -> Dd {
+        self * self
+    }
+
+    /// Square root; 0 for non-positive input.
+    pub(crate) fn sqrt(self) -> Dd {
+        if self.hi <= 0.0 {
+            return Dd::ZERO;
+        }
+        let s = self.hi.sqrt();
+        let r = self - Dd::prod(s, s);
+        Dd::new(s, r.hi / (2.0 * s))
+    }
+}
+
+impl Add for Dd {
+    type Output = Dd;
+    fn add(self, o: Dd) -> Dd {
+        let (s, e) = two_sum(self.hi, o.hi);
+        let (t, f) = two_sum(self.lo, o.lo);
+        let (s, e) = fast_two_sum(s, e + t);
+        Dd::new(s, e + f)
+    }
+}
+
+impl Sub for Dd {
+    type Output = Dd;
+    fn sub(self, o: Dd) -> Dd {
+        self + (-o)
+    }
+}
+
+impl Neg for Dd {
+    type Output = Dd;
+    fn neg(self) -> Dd {
+        Dd {
+            hi: -self.hi,
+            lo: -self.lo,
+        }
+    }
+}
+
+impl Mul for Dd {
+    type Output = Dd;
+    fn mul(self, o: Dd) -> Dd {
+        let (p, e) = two_prod(self.hi, o.hi);
+        Dd::new(p, e + (self.hi * o.lo + self.lo * o.hi))
+    }
+}
+
+impl Div for Dd {
+    type Output = Dd;
+    fn div(self, o: Dd) -> Dd {
+        let q1 = self.hi / o.hi;
+        let r = self - o.mul_f64(q1);
+        let q2 = r.hi / o.hi;
+        let r = r - o.mul_f64(q2);
+        let q3 = r.hi / o.hi;
+        Dd::new(q1, q2) + Dd::from_f64(q3)
+    }
+}
+
+/// `Σ x_i y_i` in double-double (Ogita, Rump and Oishi's Dot2, kept as `hi + lo`).
+pub(crate) fn dot_dd(x: &[f64], y: &[f64]) -> Dd {
+    let (mut hi, mut lo) = (0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (p, ep) = two_prod(*a, *b);
+        let (s, es) = two_sum(hi, p);
+        hi = s;
+        lo += es + ep;
+    }
+    Dd::new(hi, lo)
+}
+
+/// `Σ x_i y_i` of double-double vectors.
+pub(crate) fn dot_dd_vec(x: &[Dd], y: &[Dd]) -> Dd {
+    x.iter().zip(y).fold(Dd::ZERO, |acc, (a, b)| acc + *a * *b)
+}
+
+const LN2: Dd = Dd {
+    hi: std::f64::consts::LN_2,
+    lo: 2.319_046_813_846_299_6e-17,
+};
+
+/// `e^x - 1` for `|x| ≤ ln 2 / 2`, to about 1e-32 relative: the argument is
+/// halved ten times, the Taylor series summed, and the halvings undone with
+/// `(e^{2s} - 1) = m (m + 2)`, `m = e^s - 1`.
+fn expm1_small(x: Dd) -> Dd {
+    let s = Dd {
+        hi: x.hi / 1024.0,
+        lo: x.lo / 1024.0,
+    };
+    let mut term = s;
+    let mut m = s;
+    for k in 2..=12 {
+        term = term * s / Dd::from_f64(k as f64);
+        m = m + term;
+        if term.hi.abs() < 1e-36 * m.hi.abs() {
+            break;
+        }
+    }
+    for _ in 0..10 {
+        m = m * (m + Dd::from_f64(2.0));
+    }
+    m
+}
+
+/// `e^x` in double-double for `|x| ≤ 709`; infinite beyond.
+pub(crate) fn exp_dd(x: Dd) -> Dd {
+    if x.hi > 709.0 {
+        return Dd::from_f64(f64::INFINITY);
+    }
+    if x.hi < -745.0 {
+        return Dd::ZERO;
+    }
+    let k = (x.hi / std::f64::consts::LN_2).round();
+    let r = x - LN2.mul_f64(k);
+    let e = expm1_small(r) + Dd::ONE;
+    let scale = 2f64.powi(k as i32);
+    Dd {
+        hi: e.hi * scale,
+        lo: e.lo * scale,
+    }
+}
+
+/// `(cosh t, sinh t / t)` in double-double, for `0 ≤ t ≤ 709`.
+pub(crate) fn cosh_sinhc_dd(t: Dd) -> (Dd, Dd) {
+    if t.hi < 0.3 {
+        // Taylor series of both: no cancellation in sinh t / t near 0.
+        let t2 = t.sqr();
+        let (mut c, mut s) = (Dd::ONE, Dd::ONE);
+        let (mut tc, mut ts) = (Dd::ONE, Dd::ONE);
+        for k in 1..=20 {
+            let k = k as f64;
+            tc = tc * t2 / Dd::from_f64((2.0 * k - 1.0) * (2.0 * k));
+            ts = ts * t2 / Dd::from_f64((2.0 * k) * (2.0 * k + 1.0));
+            c = c + tc;
+            s = s + ts;
+            if tc.hi < 1e-36 {
+                break;
+            }
+        }
+        return (c, s);
+    }
+    let e = exp_dd(t);
+    let inv = Dd::ONE / e;
+    let half = |d: Dd| Dd {
+        hi: d.hi * 0.5,
+        lo: d.lo * 0.5,
+    };
+    (half(e + inv), half(e - inv) / t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(hi, lo)` of each value, from 50-digit mpmath results for the same
+    /// f64 arguments.
+    fn assert_dd(got: Dd, hi: f64, lo: f64) {
+        let err = (got - Dd::new(hi, lo)).to_f64().abs();
+        assert!(err <= 1e-30 * hi.abs(), "{got:?} vs ({hi}, {lo}): {err:e}");
+    }
+
+    #[test]
+    fn double_double_exp_matches_known_digits() {
+        assert_dd(exp_dd(Dd::ONE), std::f64::consts::E, 1.4456468917292502e-16);
+        assert_dd(
+            exp_dd(Dd::from_f64(30.0)),
+            10686474581524.463,
+            -0.0007436345313492586,
+        );
+        let (c, s) = cosh_sinhc_dd(Dd::from_f64(0.1));
+        assert_dd(c, 1.0050041680558035, 9.55546062395436e-17);
+        assert_dd(s, 1.0016675001984403, -4.9745330414899006e-17);
+        let (c, s) = cosh_sinhc_dd(Dd::from_f64(12.5));
+        assert_dd(c, 134168.64326230055, 2.031150791614586e-12);
+        assert_dd(s, 10733.491460685913, -7.466671304595582e-13);
+    }
+
+    #[test]
+    fn double_double_division_and_sqrt_are_accurate() {
+        let third = Dd::ONE / Dd::from_f64(3.0);
+        let back = third * Dd::from_f64(3.0) - Dd::ONE;
+        assert!(back.to_f64().abs() < 1e-31);
+        let r2 = Dd::from_f64(2.0).sqrt();
+        assert!((r2.sqr() - Dd::from_f64(2.0)).to_f64().abs() < 1e-31);
+    }
+}

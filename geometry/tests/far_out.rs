@@ -1,0 +1,163 @@
+//! Far from the origin: the Poincaré ball and the hyperboloid against
+//! references computed at 80 digits from the same `f64` inputs
+//! (`reference/far_out.py` wrote `reference/far_out.txt`), at hyperbolic
+//! radius 5, 10, 15, 20 and 30 and separations 1e-10, 1e-6, 0.1, 1 and 10.
+//!
+//! What "agrees" means (docs/GEOMETRY.md, "Far from the origin"):
+//! - a distance: to 1e-12 relative;
+//! - a tangent vector (`log`, parallel transport): its coordinates to 1e-12
+//!   of the vector's norm;
+//! - a point (`exp`, `geodesic`): within `1e-12 · step + 8 ρ` of the exact
+//!   point, in hyperbolic distance, where `ρ` is the resolution of `f64`
+//!   coordinates there (one ulp of the coordinates, in hyperbolic length).
+
+use hvs_geometry::{GeometryError, Hyperboloid, Manifold, PoincareBall};
+
+const TOL: f64 = 1e-12;
+
+struct Case {
+    model: String,
+    r: f64,
+    s: f64,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    distance: f64,
+    log: Vec<f64>,
+    v: Vec<f64>,
+    exp: Vec<f64>,
+    geodesic: Vec<f64>,
+    u: Vec<f64>,
+    transport: Vec<f64>,
+}
+
+fn cases() -> Vec<Case> {
+    let vec = |f: &str| -> Vec<f64> {
+        f.split_whitespace()
+            .map(|a| a.parse().expect("a number"))
+            .collect()
+    };
+    include_str!("reference/far_out.txt")
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(';').collect();
+            Case {
+                model: f[0].to_string(),
+                r: f[1].parse().unwrap(),
+                s: f[2].parse().unwrap(),
+                x: vec(f[3]),
+                y: vec(f[4]),
+                distance: vec(f[5])[0],
+                log: vec(f[6]),
+                v: vec(f[7]),
+                exp: vec(f[8]),
+                geodesic: vec(f[9]),
+                u: vec(f[10]),
+                transport: vec(f[11]),
+            }
+        })
+        .collect()
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|a| a * a).sum::<f64>().sqrt()
+}
+
+fn diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q) * (p - q))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Relative error of a vector, normwise (0 when both are zero).
+fn vec_err(got: &[f64], want: &[f64]) -> f64 {
+    let d = diff(got, want);
+    if d == 0.0 { 0.0 } else { d / norm(want) }
+}
+
+/// Hyperbolic length of the small displacement `got - want` at `want`, and
+/// the resolution there (one ulp of the largest coordinate, in hyperbolic
+/// length), in the model's coordinates.
+fn point_err(model: &str, got: &[f64], want: &[f64]) -> (f64, f64) {
+    let eps = f64::EPSILON;
+    if model == "ball" {
+        let lam = 2.0 / (1.0 - want.iter().map(|a| a * a).sum::<f64>());
+        (
+            lam * diff(got, want),
+            lam * eps * norm(want).max(f64::MIN_POSITIVE),
+        )
+    } else {
+        // A spatial step δ at y has length² |δ_⊥|² + |δ_∥|² / cosh² r
+        // (`∥` along y_s): radial coordinates are `cosh r` times finer.
+        let (g, w) = (&got[1..], &want[1..]);
+        let d: Vec<f64> = g.iter().zip(w).map(|(a, b)| a - b).collect();
+        let nw = norm(w);
+        if nw == 0.0 {
+            return (norm(&d), eps);
+        }
+        let par = d.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / nw;
+        let perp2 = (d.iter().map(|a| a * a).sum::<f64>() - par * par).max(0.0);
+        let len = (perp2 + par * par / (1.0 + nw * nw)).sqrt();
+        (len, eps * nw.max(1.0))
+    }
+}
+
+fn manifold(model: &str, dim: usize) -> Box<dyn Manifold> {
+    if model == "ball" {
+        Box::new(PoincareBall::new(dim, 1.0).unwrap())
+    } else {
+        Box::new(Hyperboloid::new(dim, 1.0).unwrap())
+    }
+}
+
+fn check_case(c: &Case, failures: &mut Vec<String>) {
+    let m = manifold(&c.model, c.x.len() - usize::from(c.model != "ball"));
+    let label = format!("{} r={} s={:e}", c.model, c.r, c.s);
+    // Each check gives (error, tolerance) or the error the crate returned.
+    let mut record = |what: &str, outcome: Result<(f64, f64), GeometryError>| match outcome {
+        Ok((err, tol)) if err <= tol => {}
+        Ok((err, tol)) => failures.push(format!("{label} {what}: {err:e} > {tol:e}")),
+        Err(e) => failures.push(format!("{label} {what}: {e}")),
+    };
+    record(
+        "distance",
+        m.distance(&c.x, &c.y).map(|d| {
+            let err = (d - c.distance).abs() / c.distance.max(f64::MIN_POSITIVE);
+            (err, TOL)
+        }),
+    );
+    record("log", m.log(&c.x, &c.y).map(|l| (vec_err(&l, &c.log), TOL)));
+    let step = c.distance;
+    let point = |p: Vec<f64>, want: &[f64], len: f64| {
+        let (err, rho) = point_err(&c.model, &p, want);
+        (err, TOL * len + 8.0 * rho)
+    };
+    record("exp", m.exp(&c.x, &c.v).map(|p| point(p, &c.exp, step)));
+    record(
+        "geodesic",
+        m.geodesic(&c.x, &c.y, 0.3)
+            .map(|p| point(p, &c.geodesic, 0.3 * step)),
+    );
+    record(
+        "transport",
+        m.parallel_transport(&c.x, &c.y, &c.u)
+            .map(|t| (vec_err(&t, &c.transport), TOL)),
+    );
+}
+
+#[test]
+fn far_out_maps_agree_with_80_digit_references() {
+    let cases = cases();
+    assert_eq!(cases.len(), 100);
+    let mut failures = Vec::new();
+    for c in &cases {
+        check_case(c, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
