@@ -52,7 +52,8 @@ def run(me: str, server: str, contract: str, script: Dict[str, Any]) -> None:
     lines: List[Dict[str, Any]] = script["lines"]
     others = [m for m in models if m != me]
 
-    with hvs_client.connect(contract, address=server, timeout=30.0) as c:
+    # Lists, not numpy arrays: every vector here goes out as JSON.
+    with hvs_client.connect(contract, address=server, timeout=30.0, numpy=False) as c:
         if c.model != me:
             raise Failed(f"the contract is for {c.model!r}, not {me!r}")
         own = c.namespace_info(c.namespace)
