@@ -9,16 +9,11 @@ and target/debug/hvs under the repository root. Run with
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
-import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest

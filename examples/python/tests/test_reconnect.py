@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 from pathlib import Path
-from typing import Any, List, Optional, Set
+from typing import Any, List, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -6,7 +6,6 @@ fail with `unknown_op`; they are not skipped."""
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 import unittest
 from pathlib import Path
