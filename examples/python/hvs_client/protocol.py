@@ -273,8 +273,9 @@ def list_namespaces() -> Call[List[t.NamespaceSummary]]:
 
 def delete_namespace(name: str) -> Call[bool]:
     """Deletes a namespace and its vectors (owner only; a model's home
-    namespace cannot be deleted)."""
-    return Call("delete_namespace", {"name": name}, _field("deleted", bool), Retry.NEVER)
+    namespace cannot be deleted); whether it was there. Resent after a lost
+    answer, so ``False`` may mean the lost attempt deleted it."""
+    return Call("delete_namespace", {"name": name}, _field("deleted", bool), Retry.ALWAYS)
 
 
 # ---- vectors ---------------------------------------------------------------

@@ -140,13 +140,13 @@ class RetryTest(unittest.TestCase):
         "check_access", "list_namespaces", "retrieve_vector", "retrieve_vectors", "delete_vector",
         "delete_vectors", "delete_by_filter", "search", "range_search", "batch_search", "count", "scroll",
         "join", "query_shared", "consensus", "register_state", "get_state", "find_similar_states",
-        "query_blocks", "get_block", "delete_block", "list_blocks",
+        "query_blocks", "get_block", "delete_block", "list_blocks", "delete_namespace",
     }  # fmt: skip
     AT_LEAST_ONCE = {
         "send", "send_batch", "broadcast", "store_vector", "batch_store_vectors", "update_vector",
         "contribute", "update_state", "update_block",
     }  # fmt: skip
-    NEVER = {"release", "create_namespace", "delete_namespace", "store_block"}
+    NEVER = {"release", "create_namespace", "store_block"}
 
     def sample(self, build: object) -> protocol.Call:  # type: ignore[type-arg]
         args = {

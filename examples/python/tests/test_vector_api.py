@@ -328,6 +328,7 @@ class VectorApiTest(unittest.TestCase):
         with self.assertRaises(HvsError):
             alice.delete_namespace(alice.namespace)
         self.assertTrue(alice.delete_namespace(ns))
+        self.assertFalse(alice.delete_namespace(ns))
         self.assertNotIn(ns, {n.name for n in alice.list_namespaces()})
         with self.assertRaises(HvsError) as gone:
             alice.count(ns)
