@@ -174,6 +174,12 @@ pub struct Block {
     pub id: Uuid,
     /// Unique name.
     pub name: String,
+    /// The actor that created it: it may always read, update, delete and
+    /// change the permissions of the block, whatever the lists say. Empty
+    /// for blocks written before owners existed: for them the lists alone
+    /// decide.
+    #[serde(default)]
+    pub owner: String,
     /// Class.
     pub class: BlockClass,
     /// Current content.
@@ -200,6 +206,32 @@ impl Block {
     pub(crate) fn expired(&self, now_ms: u64) -> bool {
         self.expires_ms.is_some_and(|t| now_ms >= t)
     }
+
+    /// Whether `actor` owns the block (never for a block without owner).
+    pub fn owned_by(&self, actor: &str) -> bool {
+        !self.owner.is_empty() && self.owner == actor
+    }
+
+    /// Whether `actor` may read it: its owner, or an actor the read list names.
+    pub fn readable_by(&self, actor: &str) -> bool {
+        self.owned_by(actor) || self.permissions.can_read(actor)
+    }
+
+    /// Whether `actor` may update or delete it (read-only aside): its
+    /// owner, or an actor the write list names.
+    pub fn writable_by(&self, actor: &str) -> bool {
+        self.owned_by(actor) || self.permissions.can_write(actor)
+    }
+
+    /// Whether `actor` may change its permissions: its owner; for a block
+    /// without owner (written before owners existed), the write list.
+    pub fn permissions_settable_by(&self, actor: &str) -> bool {
+        if self.owner.is_empty() {
+            self.permissions.can_write(actor)
+        } else {
+            self.owned_by(actor)
+        }
+    }
 }
 
 /// What an audit entry records.
@@ -214,6 +246,8 @@ pub enum AuditAction {
     UpdateBlock,
     /// `delete_block`.
     DeleteBlock,
+    /// `set_block_permissions`.
+    SetPermissions,
     /// An expired block removed from the file by the store itself (actor
     /// `"hvs"`).
     Expire,
@@ -319,6 +353,7 @@ mod tests {
         Block {
             id: Uuid::nil(),
             name: "d".into(),
+            owner: String::new(),
             class: BlockClass::Documentation,
             content: BlockContent::Text(text.into()),
             readonly: false,

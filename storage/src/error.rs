@@ -34,6 +34,26 @@ pub enum StorageError {
     /// No vector with that id exists.
     #[error("vector {0} does not exist")]
     VectorNotFound(Uuid),
+    /// A compare-and-set update found another version than the one it
+    /// was conditioned on (`VectorUpdate::if_version`); nothing changed.
+    #[error("vector {id} is at version {current}, not {expected}: re-read it and retry")]
+    VersionConflict {
+        /// The vector.
+        id: Uuid,
+        /// The version the update asked for.
+        expected: u64,
+        /// The version stored when the update was committed.
+        current: u64,
+    },
+    /// A namespace that messages still have their vectors in cannot be
+    /// deleted (their rows would be orphaned).
+    #[error("namespace {namespace:?} holds {messages} message(s); it cannot be deleted")]
+    NamespaceInUse {
+        /// The namespace.
+        namespace: String,
+        /// Stored messages whose vectors are in it.
+        messages: usize,
+    },
     /// A search parameter is out of range.
     #[error("invalid search: {0}")]
     InvalidQuery(String),
@@ -77,7 +97,7 @@ pub enum StorageError {
     PermissionDenied {
         /// Who asked.
         actor: String,
-        /// `read` or `write`.
+        /// `read`, `write` or `change the permissions of`.
         action: &'static str,
         /// The block's name.
         block: String,
@@ -112,6 +132,8 @@ impl StorageError {
                 | Self::NamespaceExists(_)
                 | Self::InvalidNamespaceName(_)
                 | Self::VectorNotFound(_)
+                | Self::VersionConflict { .. }
+                | Self::NamespaceInUse { .. }
                 | Self::InvalidQuery(_)
                 | Self::InvalidMetadata(_)
                 | Self::ReadOnlyBlock(_)
@@ -132,6 +154,8 @@ impl StorageError {
             Self::NamespaceExists(_) => "namespace_exists",
             Self::InvalidNamespaceName(_) => "invalid_namespace_name",
             Self::VectorNotFound(_) => "vector_not_found",
+            Self::VersionConflict { .. } => "version_conflict",
+            Self::NamespaceInUse { .. } => "namespace_in_use",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidMetadata(_) => "invalid_metadata",
             Self::NewerFormat { .. } => "newer_format",

@@ -784,6 +784,19 @@ impl SpaceIndex {
             .map(|e| e.metadata.as_ref().clone())
     }
 
+    /// How many of `ids` are entries whose metadata matches `filter`
+    /// (one look at the entries for all of them).
+    pub(crate) fn count_matching<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a Uuid>,
+        filter: &Filter,
+    ) -> usize {
+        let st = read!(self.state);
+        ids.filter_map(|id| st.keys.get(id).and_then(|k| st.entries.get(k)))
+            .filter(|e| filter.matches(&e.metadata))
+            .count()
+    }
+
     pub(crate) fn ids(&self) -> HashSet<Uuid> {
         read!(self.state).keys.keys().copied().collect()
     }

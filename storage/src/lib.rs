@@ -34,6 +34,8 @@
 //! - [`Filter`] (`filter.rs`): metadata predicates evaluated during search.
 //! - `record.rs`: [`VectorRecord`], [`SpaceConfig`], [`GeometrySpec`],
 //!   [`Change`] and their msgpack encoding.
+//! - `vectors.rs`: operations over many vectors of a namespace (delete by
+//!   ids or filter, count, scroll in id order, delete the namespace).
 //! - `disk.rs`: the database file under redb, and how reads go on while
 //!   the disk refuses writes ([`StorageError::WriteFailed`]).
 //!
@@ -50,6 +52,7 @@ mod index;
 mod messages;
 mod record;
 mod store;
+mod vectors;
 mod writer;
 
 pub use backup::{BackupProgress, BackupSummary, restore_backup};
@@ -66,6 +69,7 @@ pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
     Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION, MAX_METADATA_DEPTH,
     Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate, decode_stored_rows,
+    try_decode_stored_rows,
 };
 pub use store::{
     ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,

@@ -192,6 +192,9 @@ pub struct VectorUpdate {
     pub region: Option<Option<String>>,
     /// New metadata (replaces the old).
     pub metadata: Option<Metadata>,
+    /// Compare and set: apply only if the stored version is this one,
+    /// checked inside the commit (else [`StorageError::VersionConflict`]).
+    pub if_version: Option<u64>,
 }
 
 /// The kind of a change-feed entry.
@@ -206,6 +209,9 @@ pub enum ChangeKind {
     Update,
     /// A vector was deleted.
     Delete,
+    /// A namespace was deleted (after one `Delete` per vector of it, in
+    /// the same commit).
+    DeleteNamespace,
 }
 
 /// One entry of the change feed: a monotonically numbered log of every
@@ -249,11 +255,22 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Res
 /// of the stored-record decoder. Never panics.
 #[doc(hidden)]
 pub fn decode_stored_rows(bytes: &[u8]) {
-    let _ = decode::<VectorRecord>(bytes, "vector record");
-    let _ = decode::<crate::MessageRecord>(bytes, "message");
-    let _ = decode::<crate::Block>(bytes, "block");
-    let _ = decode::<SpaceConfig>(bytes, "namespace");
-    let _ = decode::<(crate::Settlement, u64)>(bytes, "settlement");
+    let _ = try_decode_stored_rows(bytes);
+}
+
+/// What decoding `bytes` as each kind of stored row answers (vector
+/// record, message, block, namespace, settlement, in that order), the
+/// decoded value dropped: for tests that a damaged row is refused with
+/// [`StorageError::Corrupt`].
+#[doc(hidden)]
+pub fn try_decode_stored_rows(bytes: &[u8]) -> [Result<()>; 5] {
+    [
+        decode::<VectorRecord>(bytes, "vector record").map(drop),
+        decode::<crate::MessageRecord>(bytes, "message").map(drop),
+        decode::<crate::Block>(bytes, "block").map(drop),
+        decode::<SpaceConfig>(bytes, "namespace").map(drop),
+        decode::<(crate::Settlement, u64)>(bytes, "settlement").map(drop),
+    ]
 }
 
 /// Refuses metadata nested deeper than [`MAX_METADATA_DEPTH`] (which would

@@ -1,6 +1,6 @@
 //! [`Store`]: the redb database, the group-commit writer and the indexes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -213,6 +213,44 @@ pub(crate) struct Space {
     pub(crate) index: SpaceIndex,
     /// Vectors whose graph node came from the dump at open.
     restored: AtomicUsize,
+    /// Ids of the namespace's stored vectors (not messages), in id order:
+    /// the rows as of the last commit applied. Only the writer changes it,
+    /// after each commit, beside the index (see `Shared::apply`), so every
+    /// id the index holds is a vector here or a message.
+    pub(crate) vectors: RwLock<BTreeSet<Uuid>>,
+}
+
+impl Space {
+    /// The ids of the stored vectors, in order.
+    pub(crate) fn vector_ids(&self) -> Vec<Uuid> {
+        self.read_vectors().iter().copied().collect()
+    }
+
+    /// Up to `n` vector ids after `after` (from the first without), in order.
+    pub(crate) fn vector_ids_after(&self, after: Option<Uuid>, n: usize) -> Vec<Uuid> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let set = self.read_vectors();
+        set.range((from, Bound::Unbounded))
+            .take(n)
+            .copied()
+            .collect()
+    }
+
+    /// Messages whose vectors the index holds: every entry that is not a
+    /// stored vector is one.
+    pub(crate) fn message_count(&self) -> usize {
+        let vectors = self.read_vectors().len();
+        self.index.len().saturating_sub(vectors)
+    }
+
+    pub(crate) fn read_vectors(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<Uuid>> {
+        self.vectors.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_vectors(&self) -> std::sync::RwLockWriteGuard<'_, BTreeSet<Uuid>> {
+        self.vectors.write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 pub(crate) struct Request {
@@ -640,7 +678,11 @@ impl Store {
             .collect()
     }
 
-    /// Changes a vector; its version grows by one.
+    /// Changes a vector; its version grows by one. A missing vector is
+    /// [`StorageError::VectorNotFound`]; with `update.if_version` set, a
+    /// stored version other than it is [`StorageError::VersionConflict`],
+    /// checked inside the commit (so of two updates conditioned on the
+    /// same version, one wins).
     pub fn update_vector(&self, id: Uuid, mut update: VectorUpdate) -> Result<VectorRecord> {
         let current = self
             .retrieve_vector(id)?
@@ -694,13 +736,7 @@ impl Store {
                 q.k.saturating_add(q.offset)
             )));
         }
-        if let Some(f) = &q.filter
-            && f.depth() > 32
-        {
-            return Err(StorageError::InvalidQuery(
-                "filter nested deeper than 32".into(),
-            ));
-        }
+        crate::vectors::check_filter(q.filter.as_ref())?;
         let v = Self::admit(&space, q.vector.clone())?;
         Ok((space, v))
     }
@@ -887,6 +923,7 @@ impl Store {
         let block = Block {
             id: Uuid::now_v7(),
             name: name.to_string(),
+            owner: actor.to_string(),
             class,
             content,
             readonly: options.readonly,
@@ -902,7 +939,7 @@ impl Store {
             actor: actor.to_string(),
             block,
         })? {
-            Reply::Block(b) => Ok(b),
+            Reply::Block(b) => Ok(*b),
             _ => Err(StorageError::Io("unexpected writer reply".into())),
         }
     }
@@ -911,7 +948,7 @@ impl Store {
         let Some(b) = b.filter(|b| !b.expired(now_ms())) else {
             return Ok(None);
         };
-        if b.permissions.can_read(actor) {
+        if b.readable_by(actor) {
             return Ok(Some(b));
         }
         let e = StorageError::PermissionDenied {
@@ -986,7 +1023,7 @@ impl Store {
             id,
             content,
         })? {
-            Reply::Block(b) => Ok(b),
+            Reply::Block(b) => Ok(*b),
             _ => Err(StorageError::Io("unexpected writer reply".into())),
         }
     }
@@ -1002,7 +1039,30 @@ impl Store {
         }
     }
 
-    /// The live blocks `actor` may read, of one class or all, by name.
+    /// Replaces the permissions of a block: only its owner may (for a
+    /// block written before owners existed, its writers), whatever the
+    /// lists say, read-only or not; anyone else is refused with
+    /// [`StorageError::PermissionDenied`], audited. Version and history
+    /// (the content's) stay as they are.
+    pub fn set_block_permissions(
+        &self,
+        actor: &str,
+        id: Uuid,
+        permissions: crate::blocks::BlockPermissions,
+    ) -> Result<Block> {
+        let op = Op::SetBlockPermissions {
+            actor: actor.to_string(),
+            id,
+            permissions,
+        };
+        match self.submit(op)? {
+            Reply::Block(b) => Ok(*b),
+            _ => Err(StorageError::Io("unexpected writer reply".into())),
+        }
+    }
+
+    /// The live blocks `actor` may read (its own and those the read lists
+    /// name it in), of one class or all, by name.
     pub fn list_blocks(&self, actor: &str, class: Option<&BlockClass>) -> Result<Vec<Block>> {
         contain("listing blocks", || {
             let txn = self.shared.begin_read()?;
@@ -1012,10 +1072,7 @@ impl Store {
             for row in t.iter()? {
                 let (_, v) = row?;
                 let b: Block = decode(v.value(), "block")?;
-                if !b.expired(now)
-                    && b.permissions.can_read(actor)
-                    && class.is_none_or(|c| *c == b.class)
-                {
+                if !b.expired(now) && b.readable_by(actor) && class.is_none_or(|c| *c == b.class) {
                     out.push(b);
                 }
             }
@@ -1080,7 +1137,7 @@ impl Store {
                 let Some(b) = b else {
                     continue;
                 };
-                if b.expired(now) || !b.permissions.can_read(actor) {
+                if b.expired(now) || !b.readable_by(actor) {
                     continue;
                 }
                 out.push(BlockHit {
@@ -1209,6 +1266,7 @@ impl Shared {
             index: SpaceIndex::new(m, self.index_params)?,
             config,
             restored: AtomicUsize::new(0),
+            vectors: RwLock::new(BTreeSet::new()),
         }))
     }
 
@@ -1258,6 +1316,7 @@ impl Shared {
                     r.id, r.namespace
                 )));
             }
+            spaces[&r.namespace].write_vectors().insert(r.id);
             per_space
                 .entry(r.namespace.clone())
                 .or_default()
@@ -1454,7 +1513,7 @@ impl Shared {
         let outcome = contain("writing", || -> Result<Attempt> {
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
-            let mut tables = Tables::open(&txn, seq_before, audit_before)?;
+            let mut tables = Tables::open(&txn, seq_before, audit_before, &self.spaces)?;
             let results = batch
                 .iter()
                 .map(|req| tables.apply(&req.op))
@@ -1725,7 +1784,9 @@ impl Shared {
                     .get(&r.namespace)
                     .cloned();
                 if let Some(s) = space {
+                    let id = r.id;
                     s.index.upsert(entry_of(r));
+                    s.write_vectors().insert(id);
                 }
                 true
             }
@@ -1762,9 +1823,27 @@ impl Shared {
                     .cloned();
                 if let Some(s) = space {
                     s.index.remove(id);
+                    s.write_vectors().remove(&id);
                 }
                 false
             }
+            Applied::DropSpace(name) => {
+                self.drop_space(&name);
+                false
+            }
+        }
+    }
+
+    /// Forgets a deleted namespace: its index, and its graph dump (a
+    /// cache: one left behind by a crash or a concurrent `save_index` is
+    /// checked against the database like any other).
+    fn drop_space(&self, name: &str) {
+        self.spaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(dir) = &self.dumps {
+            let _ = std::fs::remove_file(crate::dump::file_of(dir, name));
         }
     }
 

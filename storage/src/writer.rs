@@ -7,14 +7,18 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 use uuid::Uuid;
 
-use crate::blocks::{AuditAction, AuditEntry, Block, BlockContent, BlockVersion};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use crate::blocks::{AuditAction, AuditEntry, Block, BlockContent, BlockPermissions, BlockVersion};
 use crate::error::{Result, StorageError};
+use crate::filter::Filter;
 use crate::messages::{MessageRecord, Settled};
 use crate::record::{
     Change, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
 };
 use crate::store::{
-    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, VECTORS,
+    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, Space, VECTORS,
 };
 
 /// Who the audit log names for what the store does by itself.
@@ -33,6 +37,16 @@ pub(crate) enum Op {
         update: VectorUpdate,
     },
     Delete(Uuid),
+    /// Deletes each id (one commit); answers one bool per id.
+    DeleteMany(Vec<Uuid>),
+    /// Deletes the namespace's vectors whose metadata matches, as of the
+    /// commit.
+    DeleteByFilter {
+        namespace: String,
+        filter: Filter,
+    },
+    /// Deletes a namespace: config, vectors, index, graph dump.
+    DeleteSpace(String),
     CreateBlock {
         actor: String,
         block: Block,
@@ -45,6 +59,11 @@ pub(crate) enum Op {
     DeleteBlock {
         actor: String,
         id: Uuid,
+    },
+    SetBlockPermissions {
+        actor: String,
+        id: Uuid,
+        permissions: BlockPermissions,
     },
     /// A refused read, recorded.
     Audit {
@@ -77,7 +96,10 @@ pub(crate) enum Reply {
     Done,
     Records(Vec<VectorRecord>),
     Deleted(bool),
-    Block(Block),
+    DeletedEach(Vec<bool>),
+    Count(usize),
+    /// Boxed: a block is much larger than the other answers.
+    Block(Box<Block>),
     /// Blocks purged, and the earliest expiry among those left.
     Purged {
         count: usize,
@@ -88,6 +110,8 @@ pub(crate) enum Reply {
 /// A change made in a transaction, applied to memory after its commit.
 pub(crate) enum Applied {
     Space(SpaceConfig),
+    /// A namespace deleted: its index and graph dump go.
+    DropSpace(String),
     Upsert(VectorRecord),
     Remove {
         namespace: String,
@@ -134,10 +158,26 @@ pub(crate) struct Tables<'t> {
     pub(crate) seq: u64,
     /// Last audit sequence number written.
     pub(crate) audit_seq: u64,
+    /// The namespaces in memory, as of the last commit (the writer applies
+    /// each commit before it starts the next transaction).
+    memory: &'t RwLock<HashMap<String, Arc<Space>>>,
+    /// Ids of the vectors inserted by this transaction: with the ids in
+    /// memory, every vector a namespace may hold now.
+    inserted: Vec<Uuid>,
+    /// Messages stored by this transaction (not in memory yet).
+    messages_put: Vec<Arc<MessageRecord>>,
+    /// Namespaces found in `spaces` by this transaction (forgotten when one
+    /// is deleted).
+    known_spaces: HashSet<String>,
 }
 
 impl<'t> Tables<'t> {
-    pub(crate) fn open(txn: &'t WriteTransaction, seq: u64, audit_seq: u64) -> Result<Self> {
+    pub(crate) fn open(
+        txn: &'t WriteTransaction,
+        seq: u64,
+        audit_seq: u64,
+        memory: &'t RwLock<HashMap<String, Arc<Space>>>,
+    ) -> Result<Self> {
         Ok(Self {
             spaces: txn.open_table(SPACES)?,
             vectors: txn.open_table(VECTORS)?,
@@ -150,6 +190,10 @@ impl<'t> Tables<'t> {
             catalog: txn.open_table(CATALOG)?,
             seq,
             audit_seq,
+            memory,
+            inserted: Vec::new(),
+            messages_put: Vec::new(),
+            known_spaces: HashSet::new(),
         })
     }
 
@@ -163,9 +207,17 @@ impl<'t> Tables<'t> {
             Op::Insert(records) => self.insert(records),
             Op::Update { id, update } => self.update(*id, update),
             Op::Delete(id) => self.delete(*id),
+            Op::DeleteMany(ids) => self.delete_many(ids),
+            Op::DeleteByFilter { namespace, filter } => self.delete_by_filter(namespace, filter),
+            Op::DeleteSpace(name) => self.delete_space(name),
             Op::CreateBlock { actor, block } => self.create_block(actor, block),
             Op::UpdateBlock { actor, id, content } => self.update_block(actor, *id, content),
             Op::DeleteBlock { actor, id } => self.delete_block(actor, *id),
+            Op::SetBlockPermissions {
+                actor,
+                id,
+                permissions,
+            } => self.set_block_permissions(actor, *id, permissions),
             Op::Audit {
                 actor,
                 action,
@@ -197,6 +249,14 @@ impl<'t> Tables<'t> {
 
     /// One row per message: payload, vector and recipients together.
     fn put_messages(&mut self, records: &[std::sync::Arc<MessageRecord>]) -> Step {
+        // A namespace deleted since the messages were checked: refused, or
+        // their rows would outlive it.
+        for m in records {
+            if !self.space_exists(&m.namespace)? {
+                return Ok(Err(StorageError::NamespaceNotFound(m.namespace.clone())));
+            }
+        }
+        self.messages_put.extend(records.iter().cloned());
         for m in records {
             self.messages
                 .insert(m.id.as_u128(), encode(m.as_ref())?.as_slice())?;
@@ -334,8 +394,16 @@ impl<'t> Tables<'t> {
     }
 
     fn insert(&mut self, records: &[VectorRecord]) -> Step {
+        // All or none, and never into a namespace deleted since the
+        // records were built.
+        for r in records {
+            if !self.space_exists(&r.namespace)? {
+                return Ok(Err(StorageError::NamespaceNotFound(r.namespace.clone())));
+            }
+        }
         let mut applied = Vec::with_capacity(records.len());
         for r in records {
+            self.inserted.push(r.id);
             self.vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
             self.log(ChangeKind::Insert, &r.namespace, Some(r.id), r.version)?;
             applied.push(Applied::Upsert(r.clone()));
@@ -349,6 +417,15 @@ impl<'t> Tables<'t> {
             return Ok(Err(StorageError::VectorNotFound(id)));
         };
         let mut r: VectorRecord = decode(&bytes, "vector record")?;
+        if let Some(expected) = update.if_version
+            && expected != r.version
+        {
+            return Ok(Err(StorageError::VersionConflict {
+                id,
+                expected,
+                current: r.version,
+            }));
+        }
         if let Some(d) = &update.data {
             r.data = d.clone();
         }
@@ -366,21 +443,133 @@ impl<'t> Tables<'t> {
     }
 
     fn delete(&mut self, id: Uuid) -> Step {
+        match self.delete_row(id)? {
+            Some(a) => done(Reply::Deleted(true), vec![a]),
+            None => done(Reply::Deleted(false), vec![]),
+        }
+    }
+
+    /// Deletes the vector `id` and logs it; what memory must forget, or
+    /// `None` if there was no such vector.
+    fn delete_row(&mut self, id: Uuid) -> Result<Option<Applied>> {
         let old = self
             .vectors
             .remove(id.as_u128())?
             .map(|b| b.value().to_vec());
         let Some(bytes) = old else {
-            return done(Reply::Deleted(false), vec![]);
+            return Ok(None);
         };
         let r: VectorRecord = decode(&bytes, "vector record")?;
         self.log(ChangeKind::Delete, &r.namespace, Some(id), 0)?;
+        Ok(Some(Applied::Remove {
+            namespace: r.namespace,
+            id,
+        }))
+    }
+
+    /// Deletes each id; an id asked twice is `false` the second time.
+    fn delete_many(&mut self, ids: &[Uuid]) -> Step {
+        let mut applied = Vec::new();
+        let mut each = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let a = self.delete_row(id)?;
+            each.push(a.is_some());
+            applied.extend(a);
+        }
+        done(Reply::DeletedEach(each), applied)
+    }
+
+    /// Whether the namespace `name` exists in this transaction.
+    fn space_exists(&mut self, name: &str) -> Result<bool> {
+        if self.known_spaces.contains(name) {
+            return Ok(true);
+        }
+        let found = self.spaces.get(name)?.is_some();
+        if found {
+            self.known_spaces.insert(name.to_string());
+        }
+        Ok(found)
+    }
+
+    /// The stored vectors of `namespace` as this transaction sees them, by
+    /// id: those in memory (every commit before this one) plus those this
+    /// transaction inserted, less those it deleted.
+    fn vectors_of(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
+        let mut ids: Vec<Uuid> = match self
+            .memory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+        {
+            Some(space) => space.vector_ids(),
+            None => Vec::new(),
+        };
+        ids.extend(&self.inserted);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(bytes) = self.vectors.get(id.as_u128())? else {
+                continue;
+            };
+            let r: VectorRecord = decode(bytes.value(), "vector record")?;
+            if r.namespace == namespace {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_by_filter(&mut self, namespace: &str, filter: &Filter) -> Step {
+        if !self.space_exists(namespace)? {
+            return Ok(Err(StorageError::NamespaceNotFound(namespace.to_string())));
+        }
+        let mut applied = Vec::new();
+        for r in self.vectors_of(namespace)? {
+            if filter.matches(&r.metadata) {
+                applied.extend(self.delete_row(r.id)?);
+            }
+        }
+        done(Reply::Count(applied.len()), applied)
+    }
+
+    /// Messages stored with their vectors in `namespace`.
+    fn messages_in(&self, namespace: &str) -> usize {
+        let in_memory = self
+            .memory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+            .map_or(0, |s| s.message_count());
+        let here = self
+            .messages_put
+            .iter()
+            .filter(|m| m.namespace == namespace);
+        in_memory + here.count()
+    }
+
+    /// Deletes a namespace with all its vectors, unless messages are in
+    /// it: one `Delete` change per vector, then `DeleteNamespace`.
+    fn delete_space(&mut self, name: &str) -> Step {
+        if !self.space_exists(name)? {
+            return done(Reply::Deleted(false), vec![]);
+        }
+        let messages = self.messages_in(name);
+        if messages > 0 {
+            return Ok(Err(StorageError::NamespaceInUse {
+                namespace: name.to_string(),
+                messages,
+            }));
+        }
+        for r in self.vectors_of(name)? {
+            self.delete_row(r.id)?;
+        }
+        self.spaces.remove(name)?;
+        self.known_spaces.remove(name);
+        self.log(ChangeKind::DeleteNamespace, name, None, 0)?;
         done(
             Reply::Deleted(true),
-            vec![Applied::Remove {
-                namespace: r.namespace,
-                id,
-            }],
+            vec![Applied::DropSpace(name.to_string())],
         )
     }
 
@@ -423,7 +612,7 @@ impl<'t> Tables<'t> {
             "ok".into(),
         )?;
         applied.push(Applied::IndexBlock(block.clone()));
-        done(Reply::Block(block.clone()), applied)
+        done(Reply::Block(Box::new(block.clone())), applied)
     }
 
     fn update_block(&mut self, actor: &str, id: Uuid, content: &BlockContent) -> Step {
@@ -449,7 +638,10 @@ impl<'t> Tables<'t> {
         b.updated_ms = now_ms();
         self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
-        done(Reply::Block(b.clone()), vec![Applied::IndexBlock(b)])
+        done(
+            Reply::Block(Box::new(b.clone())),
+            vec![Applied::IndexBlock(b)],
+        )
     }
 
     fn delete_block(&mut self, actor: &str, id: Uuid) -> Step {
@@ -464,6 +656,34 @@ impl<'t> Tables<'t> {
         self.names.remove(b.name.as_str())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
         done(Reply::Deleted(true), vec![Applied::UnindexBlock(b.id)])
+    }
+
+    /// Replaces a block's permissions: its owner only (for a block without
+    /// owner, its writers), read-only or not; every refusal audited. The
+    /// version and history are the content's and do not change.
+    fn set_block_permissions(
+        &mut self,
+        actor: &str,
+        id: Uuid,
+        permissions: &BlockPermissions,
+    ) -> Step {
+        let action = AuditAction::SetPermissions;
+        let Some(mut b) = self.live_block(id)? else {
+            let e = StorageError::BlockNotFound(id.to_string());
+            return self.refuse(actor, action, Some(id), None, e);
+        };
+        if !b.permissions_settable_by(actor) {
+            let e = StorageError::PermissionDenied {
+                actor: actor.to_string(),
+                action: "change the permissions of",
+                block: b.name.clone(),
+            };
+            return self.refuse(actor, action, Some(b.id), Some(&b.name), e);
+        }
+        b.permissions = permissions.clone();
+        self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
+        self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
+        done(Reply::Block(Box::new(b)), vec![])
     }
 
     fn purge_expired(&mut self) -> Step {
@@ -519,7 +739,7 @@ pub(crate) fn live_block(
 fn block_write_refusal(b: &Block, actor: &str) -> Option<StorageError> {
     if b.readonly {
         Some(StorageError::ReadOnlyBlock(b.id))
-    } else if !b.permissions.can_write(actor) {
+    } else if !b.writable_by(actor) {
         Some(StorageError::PermissionDenied {
             actor: actor.to_string(),
             action: "write",

@@ -376,3 +376,190 @@ fn expired_cache_blocks_are_purged_from_the_file() {
     assert_eq!(left[0].id, keep.id);
     assert_eq!(expired(&s), 20);
 }
+
+#[test]
+fn the_owner_may_always_read_write_and_set_permissions() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    // The lists leave alice, who creates it, out.
+    let only_bob = BlockPermissions {
+        read: vec!["bob".into()],
+        write: vec!["bob".into()],
+    };
+    let options = BlockOptions {
+        permissions: only_bob,
+        ..BlockOptions::default()
+    };
+    let b = s
+        .create_block(
+            "alice",
+            "plan",
+            BlockClass::ProgramState,
+            text("v1"),
+            options,
+        )
+        .unwrap();
+    assert_eq!(b.owner, "alice");
+    assert_eq!(s.get_block("alice", b.id).unwrap().unwrap().owner, "alice");
+    assert_eq!(s.list_blocks("alice", None).unwrap().len(), 1);
+    assert!(s.list_blocks("carol", None).unwrap().is_empty());
+    s.update_block("alice", b.id, text("v2")).unwrap();
+    s.update_block("bob", b.id, text("v3")).unwrap();
+    // Only the owner changes permissions; a writer may not.
+    let to_carol = BlockPermissions {
+        read: vec!["carol".into()],
+        write: vec![],
+    };
+    let e = s
+        .set_block_permissions("bob", b.id, to_carol.clone())
+        .unwrap_err();
+    assert!(
+        matches!(&e, StorageError::PermissionDenied { actor, block, .. } if actor == "bob" && block == "plan"),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "permission_denied");
+    let changed = s.set_block_permissions("alice", b.id, to_carol).unwrap();
+    assert_eq!(changed.permissions.read, vec!["carol".to_string()]);
+    assert_eq!(changed.version, 3, "the content's version does not move");
+    assert!(s.get_block("carol", b.id).unwrap().is_some());
+    assert_eq!(s.list_blocks("carol", None).unwrap().len(), 1);
+    assert!(matches!(
+        s.get_block("bob", b.id),
+        Err(StorageError::PermissionDenied { action: "read", .. })
+    ));
+    assert!(s.update_block("bob", b.id, text("v4")).is_err());
+    let e = s
+        .set_block_permissions("alice", uuid::Uuid::now_v7(), BlockPermissions::default())
+        .unwrap_err();
+    assert_eq!(e.code(), "block_not_found");
+    let rows: Vec<(String, AuditAction, bool)> = s
+        .audit_log(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::SetPermissions)
+        .map(|e| (e.actor, e.action, e.outcome == "ok"))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("bob".into(), AuditAction::SetPermissions, false),
+            ("alice".into(), AuditAction::SetPermissions, true),
+            ("alice".into(), AuditAction::SetPermissions, false),
+        ]
+    );
+    assert!(s.delete_block("alice", b.id).unwrap());
+}
+
+#[test]
+fn the_owner_of_a_read_only_block_sets_its_permissions_but_not_its_content() {
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    let options = BlockOptions {
+        readonly: true,
+        ..BlockOptions::default()
+    };
+    let b = s
+        .create_block(
+            "ops",
+            "rules",
+            BlockClass::Documentation,
+            text("# R"),
+            options,
+        )
+        .unwrap();
+    assert!(matches!(
+        s.update_block("ops", b.id, text("new")),
+        Err(StorageError::ReadOnlyBlock(_))
+    ));
+    let mine = BlockPermissions {
+        read: vec![],
+        write: vec![],
+    };
+    let b = s.set_block_permissions("ops", b.id, mine).unwrap();
+    assert!(b.readonly && b.permissions.read.is_empty());
+    assert!(s.get_block("ops", b.id).unwrap().is_some());
+    assert!(s.get_block("anyone", b.id).is_err());
+}
+
+/// A block row written before blocks had owners reads back without one,
+/// and its lists alone decide, including who may change its permissions.
+#[test]
+fn blocks_written_before_owners_keep_the_write_list_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.redb");
+    let perms = BlockPermissions {
+        read: vec!["bob".into()],
+        write: vec!["bob".into()],
+    };
+    let id = {
+        let s = Store::open(StoreConfig::file(&path, Durability::Sync)).unwrap();
+        let options = BlockOptions {
+            permissions: perms,
+            ..BlockOptions::default()
+        };
+        s.create_block("alice", "old", BlockClass::ProgramState, text("x"), options)
+            .unwrap()
+            .id
+    };
+    strip_owner(&path, id);
+    let s = Store::open(StoreConfig::file(&path, Durability::Sync)).unwrap();
+    let b = s.get_block("bob", id).unwrap().unwrap();
+    assert_eq!(b.owner, "");
+    assert!(s.get_block("alice", id).is_err(), "no longer the owner");
+    assert!(s.update_block("alice", id, text("y")).is_err());
+    assert!(
+        s.set_block_permissions("alice", id, BlockPermissions::default())
+            .is_err()
+    );
+    let b = s
+        .set_block_permissions("bob", id, BlockPermissions::default())
+        .unwrap();
+    assert_eq!(b.permissions, BlockPermissions::default());
+    assert!(s.get_block("alice", id).unwrap().is_some());
+}
+
+/// Rewrites a block row without its `owner` field, as rows were written
+/// before it existed.
+fn strip_owner(path: &std::path::Path, id: uuid::Uuid) {
+    use redb::ReadableTable;
+    /// `Block` as it was stored before owners.
+    #[derive(serde::Serialize)]
+    struct Legacy {
+        id: uuid::Uuid,
+        name: String,
+        class: BlockClass,
+        content: BlockContent,
+        readonly: bool,
+        permissions: BlockPermissions,
+        version: u64,
+        created_ms: u64,
+        updated_ms: u64,
+        expires_ms: Option<u64>,
+        history_limit: usize,
+        history: Vec<hvs_storage::BlockVersion>,
+    }
+    const BLOCKS: redb::TableDefinition<'_, u128, &[u8]> = redb::TableDefinition::new("blocks");
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(BLOCKS).unwrap();
+        let row = t.get(id.as_u128()).unwrap().unwrap().value().to_vec();
+        let b: hvs_storage::Block = rmp_serde::from_slice(&row).unwrap();
+        let legacy = Legacy {
+            id: b.id,
+            name: b.name,
+            class: b.class,
+            content: b.content,
+            readonly: b.readonly,
+            permissions: b.permissions,
+            version: b.version,
+            created_ms: b.created_ms,
+            updated_ms: b.updated_ms,
+            expires_ms: b.expires_ms,
+            history_limit: b.history_limit,
+            history: b.history,
+        };
+        let bytes = rmp_serde::to_vec_named(&legacy).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("owner"));
+        t.insert(id.as_u128(), bytes.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
