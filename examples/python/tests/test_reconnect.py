@@ -33,8 +33,9 @@ from hvs_client import ConnectionLost, RequestTimeout  # noqa: E402
 
 class FlakyProxy:
     """A TCP proxy to the server that can drop every connection through it
-    (`cut`), or drop one right after it forwarded a request with a given
-    op, before the answer comes back (`cut_after`)."""
+    (`cut`), drop one right after it forwarded a request with a given op,
+    before the answer comes back (`cut_after`), or hold back what the
+    server sends (`flowing` cleared)."""
 
     def __init__(self, target: str) -> None:
         host, port = target.rsplit(":", 1)
@@ -49,6 +50,8 @@ class FlakyProxy:
         self.armed: Optional[str] = None
         self.cuts_after: List[str] = []
         self.closed = False
+        self.flowing = threading.Event()
+        self.flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -89,6 +92,7 @@ class FlakyProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                self.flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -120,6 +124,7 @@ class FlakyProxy:
 
     def close(self) -> None:
         self.closed = True
+        self.flowing.set()
         self.listener.close()
         self.cut()
 
@@ -254,8 +259,10 @@ class ReconnectTest(unittest.TestCase):
 
     def test_a_request_timeout_is_not_a_loss(self) -> None:
         alice = self.connect("alice")
+        self.proxy.flowing.clear()  # answers held back
         with self.assertRaises(RequestTimeout):
-            alice.request("receive", {"max": 1}, timeout=0.0)
+            alice.request("receive", {"max": 1}, timeout=0.2)
+        self.proxy.flowing.set()
         self.assertGreater(alice.ping(), 0)
         self.assertEqual(alice.reconnects, 0)
 
