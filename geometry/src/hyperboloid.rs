@@ -347,6 +347,44 @@ impl Hyperboloid {
         (1e-30 * (1.0 + theta.hi) * terms <= FAST_PATH_TOLERANCE * max_abs(&y)).then_some(y)
     }
 
+    /// Orthonormal coordinates of a tangent vector at `p`: the part of `u_s`
+    /// across `p_s` as it is, the part along `p_s` divided by `cosh r`
+    /// (`ũ = u_⊥ + (a / cosh r) p_s` for `u_s = a p_s + u_⊥`), split in
+    /// double-double because far out `u_s` is mostly its radial part.
+    fn frame_coords(&self, p: &[f64], u: &[f64]) -> Vec<f64> {
+        let (ps, us) = (&p[1..], &u[1..]);
+        let n2 = dot_dd(ps, ps);
+        if n2.hi == 0.0 {
+            return us.to_vec();
+        }
+        let a = dot_dd(ps, us) / n2;
+        let k = (a / (Dd::ONE + n2.mul_f64(self.c)).sqrt()).to_f64();
+        ps.iter()
+            .zip(us)
+            .map(|(s, q)| (Dd::from_f64(*q) - a.mul_f64(*s)).to_f64() + k * s)
+            .collect()
+    }
+
+    /// The inverse of [`Self::frame_coords`]: `u_s = ũ + (<p_s,ũ>/|p_s|^2)(cosh r - 1) p_s`,
+    /// with `u_0` implied by tangency.
+    fn tangent_from_frame(&self, p: &[f64], v: &[f64]) -> Vec<f64> {
+        let ps = &p[1..];
+        let n2 = norm_sq(ps);
+        let mut u = Vec::with_capacity(p.len());
+        u.push(0.0);
+        if n2 == 0.0 {
+            u.extend_from_slice(v);
+        } else {
+            let cn2 = self.c * n2;
+            let ch_m1 = cn2 / (1.0 + (1.0 + cn2).sqrt());
+            let k = dot(ps, v) / n2 * ch_m1;
+            u.extend(v.iter().zip(ps).map(|(a, s)| a + k * s));
+        }
+        let x0 = (1.0 / self.c + n2).sqrt();
+        u[0] = dot(ps, &u[1..]) / x0;
+        u
+    }
+
     /// Parallel transport along the geodesic, in double-double:
     /// `v + k (x + y)`, `k = c<y,v>_L / (2 + δ)`, with
     /// `<y,v>_L = (a/c)((y_0 - x_0)/x_0 - δ) + <y_s - x_s, v_⊥>`
@@ -594,15 +632,15 @@ impl Manifold for Hyperboloid {
         } else {
             wp.points[0].to_vec()
         };
-        let lower = |_: &[f64], u: &[f64]| {
-            let mut l = u.to_vec();
-            l[0] = -l[0];
-            l
-        };
+        let to_frame = |p: &[f64], u: &[f64]| self.frame_coords(p, u);
+        let from_frame = |p: &[f64], v: &[f64]| self.tangent_from_frame(p, v);
+        let resolution = |p: &[f64]| f64::EPSILON * norm(&p[1..]).max(1.0 / self.c.sqrt());
         let model = mean::CurvatureModel {
             curvature: -self.c,
-            lower: &lower,
+            to_frame: &to_frame,
+            from_frame: &from_frame,
+            resolution: &resolution,
         };
-        mean::karcher_flow(self, &wp, start, Some(&model), options)
+        mean::karcher_flow(self, &wp, start, &model, options)
     }
 }

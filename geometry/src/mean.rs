@@ -23,10 +23,6 @@ use crate::error::{GeometryError, Result};
 use crate::manifold::Manifold;
 use crate::numeric::scaled;
 
-/// A stalled line search counts as converged when the gradient norm is at
-/// most this fraction of the points' RMS distance.
-const STALL_ACCEPT: f64 = 1e-6;
-
 /// How a Fréchet mean is computed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrechetOptions {
@@ -35,7 +31,8 @@ pub struct FrechetOptions {
     pub max_iterations: usize,
     /// Stop when the gradient norm falls to `tolerance` times the root mean
     /// square distance of the points from the current estimate — a scale-free
-    /// measure of how balanced the points are around it. Default 1e-10.
+    /// measure of how balanced the points are around it — or to the
+    /// resolution floor of [`FrechetMean::converged`]. Default 1e-10.
     pub tolerance: f64,
     /// Where to start; `None` uses the manifold's closed-form guess.
     pub initial: Option<Vec<f64>>,
@@ -58,11 +55,13 @@ pub struct FrechetMean {
     pub mean: Vec<f64>,
     /// Iterations of the Karcher flow used (0 for closed forms).
     pub iterations: usize,
-    /// Whether the mean was found to the requested tolerance, or to working
-    /// precision (no step, however short, lowers the objective while the
-    /// gradient is below 1e-6 of the RMS distance). `false` means the
-    /// iteration budget ran out or the descent stalled with a large
-    /// gradient; `mean` is then the best point found.
+    /// Whether `mean` meets the tolerance: `gradient_norm ≤ max(tolerance ·
+    /// √variance, 4 (n + 4) ρ)`, where `ρ` is the resolution of `f64`
+    /// coordinates at the mean (docs/GEOMETRY.md; below it no `f64` point is
+    /// measurably closer to the exact mean). Copies of a single point are
+    /// their own mean at once. `false` means the iteration budget ran out or
+    /// no step lowered the objective before the tolerance was met; `mean` is
+    /// then the best point found.
     pub converged: bool,
     /// `|Σ w_i log_mean(x_i)| / Σ w_i` at the answer: half the norm of the
     /// Riemannian gradient of the objective.
@@ -147,41 +146,63 @@ fn variance<M: Manifold + ?Sized>(m: &M, wp: &WeightedPoints<'_>, p: &[f64]) -> 
         .sum()
 }
 
-/// `lower(p, u)`: the covector of the tangent vector `u` at `p`.
-pub(crate) type LowerFn<'a> = dyn Fn(&[f64], &[f64]) -> Vec<f64> + 'a;
+/// Maps a tangent vector at `p` to or from frame coordinates.
+pub(crate) type FrameFn<'a> = dyn Fn(&[f64], &[f64]) -> Vec<f64> + 'a;
 
-/// The constant sectional curvature and the metric at a point, which the
-/// Newton step needs.
+/// What the Newton step needs of a manifold of constant curvature: the
+/// curvature, a frame of each tangent space in which the metric is the
+/// Euclidean dot product, and the resolution of the coordinates.
+///
+/// The frame matters far out: on the hyperboloid at radius `r` a tangent
+/// vector's ambient coordinates are up to `cosh r` times its length, so a
+/// Newton system written in them is ill-conditioned by `cosh^2 r`; in an
+/// orthonormal frame it is as well-conditioned as at the origin.
 pub(crate) struct CurvatureModel<'a> {
     /// Sectional curvature `K` (negative for hyperbolic spaces).
     pub(crate) curvature: f64,
-    /// Lowers a tangent vector at `p` with the metric: `<u, v>_p = lower(p, u) · v`.
-    pub(crate) lower: &'a LowerFn<'a>,
+    /// Coordinates of a tangent vector at `p` in which `<u, v>_p = ũ · ṽ`.
+    pub(crate) to_frame: &'a FrameFn<'a>,
+    /// The inverse of `to_frame`: a tangent vector at `p` in ambient coordinates.
+    pub(crate) from_frame: &'a FrameFn<'a>,
+    /// The metric length of one ulp of `p`'s coordinates: no `f64` point is
+    /// closer than about this to the exact mean.
+    pub(crate) resolution: &'a dyn Fn(&[f64]) -> f64,
 }
 
-/// The logs of every point at `p` and their weighted sum `g` (projected on
-/// the tangent space: near the mean its terms cancel, and what is left would
-/// otherwise be dominated by rounding normal to the manifold).
-fn logs_at<M: Manifold + ?Sized>(
+/// The logs of every point at `p` in frame coordinates, and their weighted
+/// sum `g` (half the negative gradient of the objective).
+fn frame_logs<M: Manifold + ?Sized>(
     m: &M,
     wp: &WeightedPoints<'_>,
+    model: &CurvatureModel<'_>,
     p: &[f64],
 ) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
-    let mut g = vec![0.0; p.len()];
+    let mut g: Vec<f64> = Vec::new();
     let mut logs = Vec::with_capacity(wp.points.len());
     for (x, w) in wp.points.iter().zip(&wp.weights) {
-        let l = m.log(p, x)?;
+        let l = (model.to_frame)(p, &m.log(p, x)?);
+        if g.is_empty() {
+            g = vec![0.0; l.len()];
+        }
         for (a, b) in g.iter_mut().zip(&l) {
             *a += w * b;
         }
         logs.push(l);
     }
-    Ok((logs, m.project_tangent(p, &g)?))
+    Ok((logs, g))
 }
 
-/// `Σ w_i log_p(x_i)`, the descent direction.
+/// `Σ w_i log_p(x_i)` projected on the tangent space (near the mean its
+/// terms cancel, and what is left would otherwise be dominated by rounding
+/// normal to the manifold).
 fn mean_log<M: Manifold + ?Sized>(m: &M, wp: &WeightedPoints<'_>, p: &[f64]) -> Result<Vec<f64>> {
-    Ok(logs_at(m, wp, p)?.1)
+    let mut g = vec![0.0; p.len()];
+    for (x, w) in wp.points.iter().zip(&wp.weights) {
+        for (a, b) in g.iter_mut().zip(&m.log(p, x)?) {
+            *a += w * b;
+        }
+    }
+    m.project_tangent(p, &g)
 }
 
 /// `κ(d) = s coth s` (K < 0) or `s cot s` (K > 0), `s = √|K| d`: the
@@ -198,22 +219,20 @@ fn kappa(curvature: f64, d: f64) -> f64 {
     }
 }
 
-/// Solves `H v = g` for the Newton direction, `H = K̄ I + Σ α_i u_i lower(u_i)^T`
-/// with `K̄ = Σ w_i κ_i` and `α_i = w_i (1 - κ_i) / d_i^2`. `H` maps the
-/// tangent space to itself (and the normal by `K̄`), so `v` is tangent.
-fn newton_direction<M: Manifold + ?Sized>(
-    m: &M,
+/// Solves `H v = g` for the Newton direction in frame coordinates,
+/// `H = K̄ I + Σ α_i u_i u_i^T` with `K̄ = Σ w_i κ_i` and
+/// `α_i = w_i (1 - κ_i) / d_i^2`.
+fn newton_direction(
     wp: &WeightedPoints<'_>,
     model: &CurvatureModel<'_>,
-    p: &[f64],
     logs: &[Vec<f64>],
     g: &[f64],
 ) -> Option<Vec<f64>> {
-    let n = p.len();
+    let n = g.len();
     let mut h = nalgebra::DMatrix::<f64>::zeros(n, n);
     let mut k_bar = 0.0;
-    for ((x, w), u) in wp.points.iter().zip(&wp.weights).zip(logs) {
-        let d = m.distance_unchecked(p, x);
+    for (w, u) in wp.weights.iter().zip(logs) {
+        let d = crate::numeric::norm(u);
         let k = kappa(model.curvature, d);
         if !(k.is_finite() && k > 0.0) {
             return None; // beyond the conjugate radius: no Newton step
@@ -221,10 +240,9 @@ fn newton_direction<M: Manifold + ?Sized>(
         k_bar += w * k;
         if d > 0.0 {
             let alpha = w * (1.0 - k) / (d * d);
-            let lu = (model.lower)(p, u);
             for (r, ur) in u.iter().enumerate() {
-                for (c, lc) in lu.iter().enumerate() {
-                    h[(r, c)] += alpha * ur * lc;
+                for (c, uc) in u.iter().enumerate() {
+                    h[(r, c)] += alpha * ur * uc;
                 }
             }
         }
@@ -253,22 +271,32 @@ pub(crate) fn closed_form<M: Manifold + ?Sized>(
     })
 }
 
-/// Runs the Newton / Karcher iteration from `initial` (or `options.initial`);
-/// without a curvature model, only gradient steps are taken.
+/// Runs the Newton / Karcher iteration from `initial` (or `options.initial`).
+///
+/// Converged means `|Σ w_i log_p(x_i)| ≤ max(tolerance · RMS distance,
+/// 4 (n + 4) ρ(p))`, where `ρ(p)` is the resolution of the coordinates at
+/// `p`: below that floor no `f64` point is measurably closer to the mean.
 pub(crate) fn karcher_flow<M: Manifold + ?Sized>(
     m: &M,
     wp: &WeightedPoints<'_>,
     initial: Vec<f64>,
-    model: Option<&CurvatureModel<'_>>,
+    model: &CurvatureModel<'_>,
     options: &FrechetOptions,
 ) -> Result<FrechetMean> {
-    let mut p = match &options.initial {
-        Some(start) => {
-            m.check(start)?;
-            start.clone()
-        }
-        None => initial,
-    };
+    if let Some(start) = &options.initial {
+        m.check(start)?;
+    }
+    // Copies of one point: that point is their mean, exactly and at once.
+    if wp.points.windows(2).all(|w| w[0] == w[1]) {
+        return Ok(FrechetMean {
+            mean: wp.points[0].to_vec(),
+            iterations: 0,
+            converged: true,
+            gradient_norm: 0.0,
+            variance: 0.0,
+        });
+    }
+    let mut p = options.initial.clone().unwrap_or(initial);
     let mut f = variance(m, wp, &p);
     let mut step = 1.0_f64;
     let mut iterations = 0;
@@ -276,25 +304,23 @@ pub(crate) fn karcher_flow<M: Manifold + ?Sized>(
     // near the mean, changes of `f` fall below it.
     let no_worse = |fc: f64, f: f64| fc <= f * (1.0 + 8.0 * f64::EPSILON);
     loop {
-        let (logs, g) = logs_at(m, wp, &p)?;
-        let gradient_norm = m.norm(&p, &g)?;
-        // Relative criterion, plus an absolute floor at the resolution of
-        // the coordinates (reached when all points coincide).
-        let floor = 16.0 * f64::EPSILON * (1.0 + crate::numeric::norm(&p));
-        let converged = gradient_norm <= options.tolerance * f.sqrt() || gradient_norm <= floor;
+        let (logs, g) = frame_logs(m, wp, model, &p)?;
+        let gradient_norm = crate::numeric::norm(&g);
+        let floor = 4.0 * (g.len() as f64 + 4.0) * (model.resolution)(&p);
+        let converged = gradient_norm <= (options.tolerance * f.sqrt()).max(floor);
+        let report = |p: Vec<f64>, iterations, f| FrechetMean {
+            mean: p,
+            iterations,
+            converged,
+            gradient_norm,
+            variance: f,
+        };
         if converged || iterations >= options.max_iterations {
-            return Ok(FrechetMean {
-                mean: p,
-                iterations,
-                converged,
-                gradient_norm,
-                variance: f,
-            });
+            return Ok(report(p, iterations, f));
         }
         iterations += 1;
-        let newton = model
-            .and_then(|md| newton_direction(m, wp, md, &p, &logs, &g))
-            .and_then(|v| m.exp(&p, &v).ok())
+        let newton = newton_direction(wp, model, &logs, &g)
+            .and_then(|v| m.exp(&p, &(model.from_frame)(&p, &v)).ok())
             .map(|candidate| (variance(m, wp, &candidate), candidate));
         if let Some((fc, candidate)) = newton
             && no_worse(fc, f)
@@ -304,7 +330,7 @@ pub(crate) fn karcher_flow<M: Manifold + ?Sized>(
             continue;
         }
         loop {
-            let candidate = m.exp(&p, &scaled(&g, step))?;
+            let candidate = m.exp(&p, &(model.from_frame)(&p, &scaled(&g, step)))?;
             let fc = variance(m, wp, &candidate);
             if no_worse(fc, f) {
                 p = candidate;
@@ -314,16 +340,10 @@ pub(crate) fn karcher_flow<M: Manifold + ?Sized>(
             }
             step *= 0.5;
             if step < 1e-12 {
-                // No step, however short, lowers the objective: `p` is a
-                // minimum to working precision, unless the gradient is still
-                // far from zero (then something is wrong and we say so).
-                return Ok(FrechetMean {
-                    mean: p,
-                    iterations,
-                    converged: gradient_norm <= STALL_ACCEPT * f.sqrt(),
-                    gradient_norm,
-                    variance: f,
-                });
+                // No step, however short, lowers the objective: `p` is as
+                // close as the arithmetic gets; `converged` says whether
+                // that meets the tolerance.
+                return Ok(report(p, iterations, f));
             }
         }
     }

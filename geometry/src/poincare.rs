@@ -323,12 +323,17 @@ impl Manifold for PoincareBall {
     ) -> Result<FrechetMean> {
         let wp = mean::prepare(self, points, weights)?;
         let start = self.gyromidpoint_of(&wp);
-        let lower = |p: &[f64], u: &[f64]| scaled(u, self.lambda(p).powi(2));
+        // λ_p u is orthonormal: the ball is conformal.
+        let to_frame = |p: &[f64], u: &[f64]| scaled(u, self.lambda(p));
+        let from_frame = |p: &[f64], v: &[f64]| scaled(v, 1.0 / self.lambda(p));
+        let resolution = |p: &[f64]| f64::EPSILON * self.lambda(p) * norm(p);
         let model = mean::CurvatureModel {
             curvature: -self.c,
-            lower: &lower,
+            to_frame: &to_frame,
+            from_frame: &from_frame,
+            resolution: &resolution,
         };
-        mean::karcher_flow(self, &wp, start, Some(&model), options)
+        mean::karcher_flow(self, &wp, start, &model, options)
     }
 }
 

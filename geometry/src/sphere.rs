@@ -266,12 +266,18 @@ impl Manifold for Sphere {
             });
         }
         let start = self.project(&s)?;
-        let lower = |_: &[f64], u: &[f64]| u.to_vec();
+        // Ambient coordinates, whose dot product is the metric; the Newton
+        // step is projected back on the tangent space.
+        let to_frame = |_: &[f64], u: &[f64]| u.to_vec();
+        let from_frame = |p: &[f64], v: &[f64]| lin2(1.0, v, -dot(p, v) * self.c, p);
+        let resolution = |_: &[f64]| f64::EPSILON * self.radius();
         let model = mean::CurvatureModel {
             curvature: self.c,
-            lower: &lower,
+            to_frame: &to_frame,
+            from_frame: &from_frame,
+            resolution: &resolution,
         };
-        let result = mean::karcher_flow(self, &wp, start, Some(&model), options)?;
+        let result = mean::karcher_flow(self, &wp, start, &model, options)?;
         // Uniqueness holds when all points lie in an open ball of radius
         // π R / 2 (Afsari 2011). Try two centres: the mean itself, and the
         // midpoint of the two points farthest apart from it (which settles

@@ -11,7 +11,7 @@
 //!   point, in hyperbolic distance, where `ρ` is the resolution of `f64`
 //!   coordinates there (one ulp of the coordinates, in hyperbolic length).
 
-use hvs_geometry::{GeometryError, Hyperboloid, Manifold, PoincareBall};
+use hvs_geometry::{FrechetOptions, GeometryError, Hyperboloid, Manifold, PoincareBall};
 
 const TOL: f64 = 1e-12;
 
@@ -160,4 +160,58 @@ fn far_out_maps_agree_with_80_digit_references() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+struct MeanCase {
+    model: String,
+    r: f64,
+    weights: Vec<f64>,
+    mean: Vec<f64>,
+    points: Vec<Vec<f64>>,
+}
+
+fn mean_cases() -> Vec<MeanCase> {
+    let vec = |f: &str| -> Vec<f64> {
+        f.split_whitespace()
+            .map(|a| a.parse().expect("a number"))
+            .collect()
+    };
+    include_str!("reference/far_out_means.txt")
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(';').collect();
+            MeanCase {
+                model: f[0].to_string(),
+                r: f[1].parse().unwrap(),
+                weights: vec(f[2]),
+                mean: vec(f[3]),
+                points: f[4..].iter().map(|p| vec(p)).collect(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn weighted_means_of_deep_clusters_are_accurate_and_converged() {
+    let mut failures = Vec::new();
+    for c in mean_cases() {
+        let m = manifold(&c.model, c.mean.len() - usize::from(c.model != "ball"));
+        let refs: Vec<&[f64]> = c.points.iter().map(Vec::as_slice).collect();
+        let got = m
+            .frechet_mean(&refs, Some(&c.weights), &FrechetOptions::default())
+            .unwrap();
+        let (err, rho) = point_err(&c.model, &got.mean, &c.mean);
+        let tol = 1e-9 + 8.0 * rho;
+        println!(
+            "{} r={}: error {err:e} (resolution {rho:e}), {} iterations, converged {}",
+            c.model, c.r, got.iterations, got.converged
+        );
+        if !(err <= tol && got.converged) {
+            failures.push(format!(
+                "{} r={}: error {err:e} > {tol:e} or not converged ({got:?})",
+                c.model, c.r
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -385,3 +385,35 @@ fn frechet_mean_of_1000_spread_hyperbolic_points_converges_quickly() {
     assert!(r.iterations <= 64, "{} iterations", r.iterations);
     assert!(r.gradient_norm <= 1e-10 * r.variance.sqrt());
 }
+
+#[test]
+fn a_single_point_is_its_own_mean_at_once_and_near_copies_converge() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let opts = FrechetOptions::default();
+    for dim in [12, 128] {
+        let ms: [AnyManifold; 2] = [
+            PoincareBall::new(dim, 1.0).unwrap().into(),
+            Hyperboloid::new(dim, 1.0).unwrap().into(),
+        ];
+        for m in ms {
+            for _ in 0..20 {
+                let x = m.random_point(&mut rng);
+                let r = m.frechet_mean(&[&x], None, &opts).unwrap();
+                assert!(r.converged && r.iterations == 0 && r.mean == x, "{r:?}");
+                // Two copies an ulp apart in one coordinate: converged within
+                // a few iterations, as close as f64 allows.
+                let mut z = x.clone();
+                let last = z.len() - 1;
+                z[last] = z[last].next_up();
+                let z = m.project(&z).unwrap();
+                assert_ne!(z, x);
+                let r = m.frechet_mean(&[&x, &z], Some(&[1.0, 3.0]), &opts).unwrap();
+                assert!(
+                    r.converged && r.iterations <= 3,
+                    "{} dim {dim}: {r:?}",
+                    m.name()
+                );
+            }
+        }
+    }
+}
