@@ -163,8 +163,10 @@ class _AsyncConnection:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
-            self._waiters.pop(rid, None)
             raise RequestTimeout(f"no answer to {op!r} within {timeout} s") from None
+        finally:
+            # Answered, timed out or cancelled: a late answer is dropped.
+            self._waiters.pop(rid, None)
 
     async def close(self, timeout: float, say_bye: bool) -> None:
         """Says ``bye`` (when asked and still up), then closes."""

@@ -115,6 +115,19 @@ class AsyncClientTest(unittest.TestCase):
 
         self.run_with(["alice"], body, numpy=False)
 
+    def test_a_cancelled_call_leaves_the_client_usable(self) -> None:
+        async def body(alice: hvs_client.AsyncClient) -> None:
+            task = asyncio.ensure_future(alice.receive(1))
+            await asyncio.sleep(0)  # let it send
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            results = await asyncio.gather(alice.ping(), alice.receive(1), alice.mailbox())
+            self.assertGreater(results[0], 0)
+            self.assertEqual(results[1], [])
+
+        self.run_with(["alice"], body)
+
     def test_after_close_calls_are_refused(self) -> None:
         async def body(alice: hvs_client.AsyncClient) -> None:
             await alice.close()
