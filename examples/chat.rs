@@ -493,6 +493,7 @@ async fn search(
                 filter: Some(Filter::Eq("hvs_kind".into(), json!("message"))),
                 region: None,
                 exact: false,
+                with_vector: false,
             })
             .await?;
         for hit in hits {
@@ -549,6 +550,7 @@ async fn consensus(
         space: script.room.clone(),
         vector: c.mean.clone(),
         k: script.models.len(),
+        with_vector: false,
     };
     let nearest: Hits = client.call("query_shared", &query).await?;
     let nearest: Vec<Value> = nearest

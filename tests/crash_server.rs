@@ -331,6 +331,9 @@ async fn block_loop(c: Client, me: String, shared: Arc<Shared>, seed: u64) {
             name: name.clone(),
             content: BlockContent::Text(text.clone()),
             persist: true,
+            readonly: false,
+            read: None,
+            write: None,
         };
         match c.call::<_, p::WireBlock>("store_block", &args).await {
             Ok(_) => {
@@ -618,6 +621,7 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
             filter: None,
             region: None,
             exact: true,
+            with_vector: false,
         };
         let found = |hits: &[p::WireHit]| hits.iter().any(|h| h.id == v.id && h.distance < 1e-6);
         let exact = c.search_with(&search).await.unwrap();

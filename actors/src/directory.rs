@@ -237,8 +237,14 @@ impl Handler<Connect> for Directory {
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
             let (profile, info) = r?;
-            if let Some(i) = info {
-                act.start_namespace(i);
+            match info {
+                Some(i) => act.start_namespace(i),
+                // Created before by another model: it is this model's now.
+                None => {
+                    if let Ok(ns) = act.registry.namespace(&profile.namespace) {
+                        ns.do_send(namespace::ClaimHome(profile.id.clone()));
+                    }
+                }
             }
             let profile = Arc::new(profile);
             Ok(match existing {
@@ -384,4 +390,57 @@ pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Deletes a namespace: only its owner may, never a model's home, and not
+/// while messages keep their vectors in it.
+#[derive(Message)]
+#[rtype(result = "Result<bool>")]
+pub(crate) struct DeleteNamespace {
+    pub(crate) name: String,
+    pub(crate) by: String,
+}
+
+impl Handler<DeleteNamespace> for Directory {
+    type Result = AtomicResponse<Self, Result<bool>>;
+
+    fn handle(&mut self, msg: DeleteNamespace, _: &mut Self::Context) -> Self::Result {
+        let Some(addr) = self.registry.namespaces.get(&msg.name).map(|e| e.clone()) else {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(false))));
+        };
+        let home = self.registry.is_home(&msg.name);
+        let store = self.store.clone();
+        let work = async move {
+            let info = addr.send(namespace::Info).await?;
+            if info.owner != msg.by {
+                return Err(ActorError::PermissionDenied {
+                    model: msg.by,
+                    action: "delete",
+                    namespace: msg.name,
+                    reason: format!("only its owner {:?} deletes it", info.owner),
+                });
+            }
+            if home {
+                return Err(ActorError::InvalidRequest(format!(
+                    "namespace {:?} is a model's home namespace and cannot be deleted",
+                    msg.name
+                )));
+            }
+            let name = msg.name.clone();
+            blocking(move || {
+                let deleted = store.delete_namespace(&name)?;
+                store.catalog_delete(namespace::CATALOG_KIND, &name)?;
+                Ok(deleted)
+            })
+            .await
+            .map(|d| (d, msg.name))
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(|r, act, _| {
+            let (deleted, name) = r?;
+            if let Some((_, addr)) = act.registry.namespaces.remove(&name) {
+                addr.do_send(namespace::Stop);
+            }
+            Ok(deleted)
+        })))
+    }
 }

@@ -91,7 +91,7 @@ impl ActorError {
             Self::AlreadyConnected(_) => "already_connected",
             Self::Disconnected(_) => "disconnected",
             Self::PermissionDenied { .. } => "permission_denied",
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) => "bad_request",
             Self::Stopped => "stopped",
         }
     }

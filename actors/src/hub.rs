@@ -11,9 +11,9 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use hvs_contracts::{Contract, TextEncoder};
 use hvs_storage::{
-    Block, BlockClass, BlockContent, BlockHit, BlockOptions, ConsistencyReport, Filter,
-    GeometrySpec, MessageRecord, NewVector, SearchHit, SearchQuery, SpaceConfig, StorageError,
-    Store, VectorRecord, VectorUpdate,
+    Block, BlockContent, BlockHit, ConsistencyReport, Filter, GeometrySpec, MessageRecord,
+    NewVector, SearchHit, SearchQuery, SpaceConfig, StorageError, Store, VectorRecord,
+    VectorUpdate,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -61,9 +61,9 @@ impl Default for HubConfig {
     }
 }
 
-struct HubInner {
-    store: Arc<Store>,
-    registry: Arc<Registry>,
+pub(crate) struct HubInner {
+    pub(crate) store: Arc<Store>,
+    pub(crate) registry: Arc<Registry>,
     directory: Addr<Directory>,
     system: System,
     /// Taken (stopped and joined) by `shutdown`.
@@ -72,7 +72,7 @@ struct HubInner {
     /// Each model's state vector.
     states: DashMap<String, Uuid>,
     text: TextEncoder,
-    cache_ttl_ms: u64,
+    pub(crate) cache_ttl_ms: u64,
 }
 
 impl Drop for HubInner {
@@ -94,7 +94,7 @@ impl Drop for HubInner {
 /// namespace, spread over one arbiter per core. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
-    inner: Arc<HubInner>,
+    pub(crate) inner: Arc<HubInner>,
 }
 
 impl Hub {
@@ -309,7 +309,18 @@ impl Hub {
         }
     }
 
-    fn ns(&self, name: &str) -> Result<Addr<crate::namespace::NamespaceActor>> {
+    /// Deletes a namespace owned by `by` (see [`ModelRef::delete_namespace`]).
+    pub(crate) async fn delete_namespace(&self, name: &str, by: &str) -> Result<bool> {
+        self.inner
+            .directory
+            .send(directory::DeleteNamespace {
+                name: name.to_string(),
+                by: by.to_string(),
+            })
+            .await?
+    }
+
+    pub(crate) fn ns(&self, name: &str) -> Result<Addr<crate::namespace::NamespaceActor>> {
         self.inner.registry.namespace(name)
     }
 }
@@ -383,8 +394,8 @@ pub struct ModelState {
 /// A connected model: everything it does goes through here. Cheap to clone.
 #[derive(Clone)]
 pub struct ModelRef {
-    hub: Hub,
-    entry: Arc<ModelEntry>,
+    pub(crate) hub: Hub,
+    pub(crate) entry: Arc<ModelEntry>,
 }
 
 impl ModelRef {
@@ -403,7 +414,7 @@ impl ModelRef {
         &self.entry.profile.contract
     }
 
-    fn live(&self) -> Result<&Addr<crate::model::ModelActor>> {
+    pub(crate) fn live(&self) -> Result<&Addr<crate::model::ModelActor>> {
         let current = self.hub.inner.registry.model(self.id())?;
         if !Arc::ptr_eq(&current, &self.entry) || !current.connected.load(Ordering::SeqCst) {
             return Err(ActorError::Disconnected(self.id().to_string()));
@@ -411,7 +422,7 @@ impl ModelRef {
         Ok(&self.entry.addr)
     }
 
-    fn me(&self) -> Caller {
+    pub(crate) fn me(&self) -> Caller {
         Caller::Model(self.entry.profile.clone())
     }
 
@@ -509,6 +520,7 @@ impl ModelRef {
 
     /// The mailbox's counts and its most recent dead letters.
     pub async fn mailbox(&self) -> Result<(MailboxStats, Vec<DeadLetterInfo>)> {
+        self.live()?;
         Ok(self.entry.addr.send(Inspect).await?)
     }
 
@@ -521,6 +533,7 @@ impl ModelRef {
     /// A stored message this model sent or received, or whose namespace it
     /// may read.
     pub async fn get_message(&self, id: Uuid) -> Result<Option<Arc<MessageRecord>>> {
+        self.live()?;
         let store = self.hub.inner.store.clone();
         let Some(m) = blocking(move || Ok(store.get_message(id)?)).await? else {
             return Ok(None);
@@ -554,6 +567,22 @@ impl ModelRef {
         geometry: GeometrySpec,
     ) -> Result<NamespaceInfo> {
         self.live()?;
+        if !self.contract().permissions.can_write(name) {
+            return Err(ActorError::PermissionDenied {
+                model: self.id().to_string(),
+                action: "create",
+                namespace: name.to_string(),
+                reason: "the contract's write_namespaces do not match it".into(),
+            });
+        }
+        if self.hub.inner.registry.is_home_of_other(name, self.id()) {
+            return Err(ActorError::PermissionDenied {
+                model: self.id().to_string(),
+                action: "create",
+                namespace: name.to_string(),
+                reason: "it is another model's home namespace".into(),
+            });
+        }
         self.hub
             .create_namespace(name, self.id(), visibility, geometry)
             .await
@@ -562,6 +591,7 @@ impl ModelRef {
     /// A namespace's access list (members included), if this model may
     /// read the namespace.
     pub async fn namespace_info(&self, namespace: &str) -> Result<NamespaceInfo> {
+        self.live()?;
         let ns = self.hub.ns(namespace)?;
         ns.send(Check(self.me(), AccessKind::Read)).await??;
         Ok(ns.send(Info).await?)
@@ -582,6 +612,7 @@ impl ModelRef {
 
     /// Whether this model may read or write `namespace`.
     pub async fn check_access(&self, namespace: &str, kind: AccessKind) -> Result<()> {
+        self.live()?;
         self.hub.ns(namespace)?.send(Check(self.me(), kind)).await?
     }
 
@@ -726,6 +757,7 @@ impl ModelRef {
 
     /// A model's current state, if it has one.
     pub async fn get_state(&self, model: &str) -> Result<Option<ModelState>> {
+        self.live()?;
         let Some(id) = self.hub.inner.states.get(model).map(|e| *e.value()) else {
             return Ok(None);
         };
@@ -744,6 +776,7 @@ impl ModelRef {
         state: &serde_json::Value,
         k: usize,
     ) -> Result<Vec<(ModelState, f64)>> {
+        self.live()?;
         self.entry
             .profile
             .limiter
@@ -779,27 +812,16 @@ impl ModelRef {
     /// knowledge when `persist`, else as a cache block that expires; its
     /// text is indexed for [`query`](Self::query).
     pub async fn store(&self, name: &str, content: BlockContent, persist: bool) -> Result<Block> {
-        self.live()?;
-        let store = self.hub.inner.store.clone();
-        let (actor, name) = (self.id().to_string(), name.to_string());
-        let ttl = self.hub.inner.cache_ttl_ms;
-        blocking(move || {
-            let (class, ttl_ms) = if persist {
-                (BlockClass::SharedKnowledge, None)
-            } else {
-                (BlockClass::Cache, Some(ttl))
-            };
-            let options = BlockOptions {
-                ttl_ms,
-                ..BlockOptions::default()
-            };
-            Ok(store.create_block(&actor, &name, class, content, options)?)
-        })
-        .await
+        let settings = crate::BlockSettings {
+            persist,
+            ..crate::BlockSettings::default()
+        };
+        self.store_block(name, content, settings).await
     }
 
     /// Blocks whose text is nearest in meaning to `text`, with scores.
     pub async fn query(&self, text: &str, k: usize) -> Result<Vec<BlockHit>> {
+        self.live()?;
         self.entry
             .profile
             .limiter

@@ -53,13 +53,16 @@
 //!
 //! The delivery guarantees are written down in `docs/SEMANTICS.md`.
 
+mod blocks;
 mod directory;
 mod error;
 mod hub;
 mod model;
 mod namespace;
 mod registry;
+mod vectors;
 
+pub use blocks::BlockSettings;
 pub use directory::MailboxDefaults;
 pub use error::{ActorError, Result};
 pub use hub::{
@@ -72,3 +75,4 @@ pub use model::{
 };
 pub use namespace::{AccessKind, ConsensusReport, Grant, NamespaceInfo, SharedHit, Visibility};
 pub use registry::IsolationPolicy;
+pub use vectors::RecordHits;

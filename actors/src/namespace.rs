@@ -102,6 +102,8 @@ pub struct SharedHit {
     pub distance: f64,
     /// `1 / (1 + distance)`.
     pub score: f64,
+    /// The contribution's point.
+    pub vector: Vec<f64>,
 }
 
 /// The weighted Fréchet mean of a shared space's contributions.
@@ -498,6 +500,7 @@ impl Handler<QueryShared> for NamespaceActor {
                             value,
                             distance: h.distance,
                             score: h.score,
+                            vector: r.data,
                         })
                     })
                     .collect())
@@ -607,5 +610,43 @@ impl Handler<Search> for NamespaceActor {
             ready?;
             blocking(move || Ok(store.semantic_search(&msg.1)?)).await
         })
+    }
+}
+
+/// Stops the actor (its namespace was deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Stop;
+
+impl Handler<Stop> for NamespaceActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// A model connects whose contract binds this namespace as its home: the
+/// namespace is its own, whoever created it first.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub(crate) struct ClaimHome(pub(crate) String);
+
+impl Handler<ClaimHome> for NamespaceActor {
+    type Result = ResponseFuture<Result<()>>;
+
+    fn handle(&mut self, msg: ClaimHome, _: &mut Self::Context) -> Self::Result {
+        if self.info.owner == msg.0 || self.registry.is_home_of_other(&self.info.name, &msg.0) {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        tracing::warn!(
+            namespace = %self.info.name,
+            from = %self.info.owner,
+            to = %msg.0,
+            "a model's home namespace was created by another model; it goes to the model whose contract binds it"
+        );
+        self.info.owner = msg.0;
+        self.info.grants.clear();
+        Box::pin(self.persist())
     }
 }

@@ -170,3 +170,28 @@ pub(crate) fn geometry_of(contract: &Contract) -> Result<GeometrySpec> {
         .collect::<Result<Vec<_>>>()?;
     Ok(GeometrySpec::Product { components })
 }
+
+impl Registry {
+    /// Every namespace's name, sorted.
+    pub(crate) fn namespace_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.namespaces.iter().map(|e| e.key().clone()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Whether a known model's contract binds `namespace` as its home.
+    pub(crate) fn is_home(&self, namespace: &str) -> bool {
+        self.models
+            .iter()
+            .any(|e| e.value().profile.namespace == namespace)
+    }
+}
+
+impl Registry {
+    /// Whether a known model other than `model` binds `namespace` as home.
+    pub(crate) fn is_home_of_other(&self, namespace: &str, model: &str) -> bool {
+        self.models
+            .iter()
+            .any(|e| e.key() != model && e.value().profile.namespace == namespace)
+    }
+}

@@ -218,7 +218,8 @@ impl Client {
         *slot = Some(c.clone());
         drop(slot);
         if self.inner.subscribed.load(Ordering::SeqCst) {
-            self.call_on(&c, "subscribe", rmpv::Value::Nil).await?;
+            self.call_on(&c, frame_of(p::Request::Subscribe(p::Empty {})))
+                .await?;
         }
         Ok(c)
     }
@@ -240,16 +241,14 @@ impl Client {
         let mut writer = FramedWrite::new(wr, codec);
 
         // The handshake, before anything else runs on the connection.
-        let hello = p::Request {
+        let hello = p::RequestFrame {
             id: 0,
-            op: "hello".into(),
-            args: p::value(&p::Hello {
+            request: p::Request::Hello(p::Hello {
                 versions: p::PROTOCOL_VERSIONS.to_vec(),
                 contract: cfg.contract.clone(),
                 token: cfg.token.clone(),
                 client: Some(format!("hvs-runtime/{}", env!("CARGO_PKG_VERSION"))),
-            })
-            .map_err(ClientError::Server)?,
+            }),
         };
         let bytes = p::encode(&hello).map_err(ClientError::Server)?;
         writer
@@ -300,34 +299,8 @@ impl Client {
                     Some(Err(e)) => break e.to_string(),
                     Some(Ok(b)) => b,
                 };
-                let head: FrameHead = match p::decode(&b) {
-                    Ok(h) => h,
-                    Err(e) => break format!("unreadable frame: {e}"),
-                };
-                match head {
-                    FrameHead { push: Some(_), .. } => match p::decode::<Push>(&b) {
-                        Ok(Push::Delivery { delivery }) => {
-                            let _ = pushes.send(delivery);
-                        }
-                        Ok(Push::Closing { code, reason }) => break format!("{code}: {reason}"),
-                        Err(e) => break format!("unreadable push: {e}"),
-                    },
-                    FrameHead {
-                        id: Some(id),
-                        error: Some(error),
-                        ..
-                    } => answer(&w, id, Err(ClientError::Server(error))),
-                    FrameHead {
-                        id: None,
-                        error: Some(error),
-                        ..
-                    } => tracing::warn!(%error, "the server could not read a request"),
-                    FrameHead {
-                        id: Some(id),
-                        error: None,
-                        ..
-                    } => answer(&w, id, Ok(b.freeze())),
-                    FrameHead { id: None, .. } => break "a frame with no id".to_string(),
+                if let Err(why) = route_frame(b.freeze(), &w, &pushes) {
+                    break why;
                 }
             };
             a.store(false, Ordering::SeqCst);
@@ -352,10 +325,9 @@ impl Client {
                 }
                 // Ping ids count down from the top; nobody waits for them.
                 n -= 1;
-                let ping = p::Request {
+                let ping = p::RequestFrame {
                     id: n,
-                    op: "ping".into(),
-                    args: rmpv::Value::Nil,
+                    request: p::Request::Ping(p::Empty {}),
                 };
                 let Ok(bytes) = p::encode(&ping) else { return };
                 if ping_tx.send(Bytes::from(bytes)).await.is_err() {
@@ -372,18 +344,18 @@ impl Client {
         })
     }
 
-    async fn call_on(&self, c: &Conn, op: &str, args: rmpv::Value) -> Result<Bytes, ClientError> {
+    async fn call_on<R: Serialize>(
+        &self,
+        c: &Conn,
+        frame: impl FnOnce(u64) -> R,
+    ) -> Result<Bytes, ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         c.waiters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
-        let req = p::Request {
-            id,
-            op: op.into(),
-            args,
-        };
+        let req = frame(id);
         let bytes = p::encode(&req).map_err(ClientError::Server)?;
         if c.tx.send(Bytes::from(bytes)).await.is_err() {
             c.waiters
@@ -407,8 +379,22 @@ impl Client {
         }
     }
 
-    /// Any operation by name, with arguments and answer of your types (see
-    /// `docs/PROTOCOL.md`). The typed methods below are this.
+    /// Any operation, with its answer read as `T` (the typed methods below
+    /// are this; the answer types are in [`crate::protocol`]).
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        request: p::Request,
+    ) -> Result<T, ClientError> {
+        let op = request.op();
+        let c = self.conn().await?;
+        let frame = self.call_on(&c, frame_of(request)).await?;
+        p::decode::<OkOnly<T>>(&frame)
+            .map(|o| o.ok)
+            .map_err(|e| ClientError::Protocol(format!("{op}: {e}")))
+    }
+
+    /// Any operation by name, with arguments and answer of your own types
+    /// (for operations this client does not know yet).
     pub async fn call<A: Serialize, T: DeserializeOwned>(
         &self,
         op: &str,
@@ -416,10 +402,27 @@ impl Client {
     ) -> Result<T, ClientError> {
         let args = p::value(args).map_err(ClientError::Server)?;
         let c = self.conn().await?;
-        let frame = self.call_on(&c, op, args).await?;
+        let op = op.to_string();
+        let frame = self
+            .call_on(&c, |id| p::RawRequest {
+                id,
+                op: op.clone(),
+                args,
+            })
+            .await?;
         p::decode::<OkOnly<T>>(&frame)
             .map(|o| o.ok)
             .map_err(|e| ClientError::Protocol(format!("{op}: {e}")))
+    }
+
+    /// Round trip to the server.
+    pub async fn ping(&self) -> Result<p::Pong, ClientError> {
+        self.request(p::Request::Ping(p::Empty {})).await
+    }
+
+    /// Server, storage and mailbox figures.
+    pub async fn stats(&self) -> Result<p::WireStats, ClientError> {
+        self.request(p::Request::Stats(p::Empty {})).await
     }
 
     /// Sends `payload` to `to`; its vector is `vector` (a point of this
@@ -442,7 +445,7 @@ impl Client {
 
     /// Sends a message with every option (embedding, metadata, TTL).
     pub async fn send_message(&self, message: p::WireOutgoing) -> Result<String, ClientError> {
-        let r: p::IdArg = self.call("send", &message).await?;
+        let r: p::IdArg = self.request(p::Request::Send(message)).await?;
         Ok(r.id)
     }
 
@@ -451,22 +454,22 @@ impl Client {
         &self,
         messages: Vec<p::WireOutgoing>,
     ) -> Result<Vec<String>, ClientError> {
-        let r: p::Ids = self.call("send_batch", &p::SendBatch { messages }).await?;
+        let r: p::Ids = self
+            .request(p::Request::SendBatch(p::SendBatch { messages }))
+            .await?;
         Ok(r.ids)
     }
 
     /// Broadcasts to every connected model or a namespace's members.
-    pub async fn broadcast(&self, b: p::WireBroadcast) -> Result<BroadcastAnswer, ClientError> {
-        self.call("broadcast", &b).await
+    pub async fn broadcast(&self, b: p::WireBroadcast) -> Result<p::BroadcastAnswer, ClientError> {
+        self.request(p::Request::Broadcast(b)).await
     }
 
     /// Up to `max` waiting messages; ack each before its deadline.
     pub async fn receive(&self, max: usize) -> Result<Vec<p::WireDelivery>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct R {
-            deliveries: Vec<p::WireDelivery>,
-        }
-        let r: R = self.call("receive", &p::Receive { max }).await?;
+        let r: p::Deliveries = self
+            .request(p::Request::Receive(p::Receive { max }))
+            .await?;
         Ok(r.deliveries)
     }
 
@@ -474,7 +477,14 @@ impl Client {
     /// [`next_delivery`](Self::next_delivery). Kept across reconnects.
     pub async fn subscribe(&self) -> Result<(), ClientError> {
         self.inner.subscribed.store(true, Ordering::SeqCst);
-        let _: rmpv::Value = self.call("subscribe", &Empty {}).await?;
+        let _: p::Empty = self.request(p::Request::Subscribe(p::Empty {})).await?;
+        Ok(())
+    }
+
+    /// Stops the pushes.
+    pub async fn unsubscribe(&self) -> Result<(), ClientError> {
+        self.inner.subscribed.store(false, Ordering::SeqCst);
+        let _: p::Empty = self.request(p::Request::Unsubscribe(p::Empty {})).await?;
         Ok(())
     }
 
@@ -493,12 +503,29 @@ impl Client {
 
     /// Acknowledges messages by id; returns the ids acked now.
     pub async fn ack(&self, ids: &[String]) -> Result<Vec<String>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct R {
-            acked: Vec<String>,
-        }
-        let r: R = self.call("ack", &p::Ids { ids: ids.to_vec() }).await?;
+        let r: p::AckAnswer = self
+            .request(p::Request::Ack(p::Ids { ids: ids.to_vec() }))
+            .await?;
         Ok(r.acked)
+    }
+
+    /// Gives received messages back for redelivery now; returns how many.
+    pub async fn release(&self, ids: &[String]) -> Result<u64, ClientError> {
+        let r: p::Released = self
+            .request(p::Request::Release(p::Ids { ids: ids.to_vec() }))
+            .await?;
+        Ok(r.released)
+    }
+
+    /// The mailbox's counts and latest dead letters.
+    pub async fn mailbox(&self) -> Result<p::MailboxAnswer, ClientError> {
+        self.request(p::Request::Mailbox(p::Empty {})).await
+    }
+
+    /// A message this model sent or received (or whose namespace it reads).
+    pub async fn get_message(&self, id: &str) -> Result<Option<p::WireMessage>, ClientError> {
+        self.request(p::Request::GetMessage(p::IdArg { id: id.into() }))
+            .await
     }
 
     /// Creates a namespace this model owns.
@@ -506,12 +533,126 @@ impl Client {
         &self,
         args: &p::CreateNamespace,
     ) -> Result<p::WireNamespace, ClientError> {
-        self.call("create_namespace", args).await
+        self.request(p::Request::CreateNamespace(args.clone()))
+            .await
+    }
+
+    /// A namespace's access list.
+    pub async fn namespace_info(&self, name: &str) -> Result<p::WireNamespace, ClientError> {
+        self.request(p::Request::NamespaceInfo(p::NameArg { name: name.into() }))
+            .await
+    }
+
+    /// The namespaces this model may read.
+    pub async fn list_namespaces(&self) -> Result<Vec<p::WireNamespaceSummary>, ClientError> {
+        let r: p::NamespaceList = self
+            .request(p::Request::ListNamespaces(p::Empty {}))
+            .await?;
+        Ok(r.namespaces)
+    }
+
+    /// Deletes a namespace this model owns, with its vectors.
+    pub async fn delete_namespace(&self, name: &str) -> Result<bool, ClientError> {
+        let r: p::Deleted = self
+            .request(p::Request::DeleteNamespace(p::NameArg {
+                name: name.into(),
+            }))
+            .await?;
+        Ok(r.deleted)
+    }
+
+    /// Grants another model access to a namespace this model owns.
+    pub async fn grant_access(&self, args: p::GrantArgs) -> Result<(), ClientError> {
+        let _: p::Empty = self.request(p::Request::GrantAccess(args)).await?;
+        Ok(())
+    }
+
+    /// Whether this model may `kind` (`read` or `write`) a namespace.
+    pub async fn check_access(
+        &self,
+        namespace: &str,
+        kind: &str,
+    ) -> Result<p::AccessAnswer, ClientError> {
+        let args = p::CheckAccess {
+            namespace: namespace.into(),
+            kind: kind.into(),
+        };
+        self.request(p::Request::CheckAccess(args)).await
     }
 
     /// Stores a vector.
     pub async fn store_vector(&self, v: &p::StoreVector) -> Result<p::WireVector, ClientError> {
-        self.call("store_vector", v).await
+        self.request(p::Request::StoreVector(v.clone())).await
+    }
+
+    /// Stores many vectors in one namespace, all or none; their ids in order.
+    pub async fn batch_store_vectors(
+        &self,
+        namespace: &str,
+        vectors: Vec<p::NewWireVector>,
+    ) -> Result<Vec<String>, ClientError> {
+        let args = p::BatchStoreVectors {
+            namespace: namespace.into(),
+            vectors,
+        };
+        let r: p::Ids = self.request(p::Request::BatchStoreVectors(args)).await?;
+        Ok(r.ids)
+    }
+
+    /// A stored vector with its coordinates, or `None`.
+    pub async fn retrieve_vector(&self, id: &str) -> Result<Option<p::WireVector>, ClientError> {
+        let args = p::RetrieveVector {
+            id: id.into(),
+            with_vector: true,
+        };
+        self.request(p::Request::RetrieveVector(args)).await
+    }
+
+    /// Many stored vectors, and the ids not found.
+    pub async fn retrieve_vectors(
+        &self,
+        ids: &[String],
+        with_vector: bool,
+    ) -> Result<p::VectorsFound, ClientError> {
+        let args = p::RetrieveVectors {
+            ids: ids.to_vec(),
+            with_vector,
+        };
+        self.request(p::Request::RetrieveVectors(args)).await
+    }
+
+    /// Changes a vector (see [`p::UpdateVector`]; `if_version` makes it a
+    /// compare-and-set refused with `version_conflict`).
+    pub async fn update_vector(&self, u: p::UpdateVector) -> Result<p::WireVector, ClientError> {
+        self.request(p::Request::UpdateVector(u)).await
+    }
+
+    /// Deletes a vector; `false` if it was not there.
+    pub async fn delete_vector(&self, id: &str) -> Result<bool, ClientError> {
+        let r: p::Deleted = self
+            .request(p::Request::DeleteVector(p::IdArg { id: id.into() }))
+            .await?;
+        Ok(r.deleted)
+    }
+
+    /// Deletes vectors: which were deleted and which were not there.
+    pub async fn delete_vectors(&self, ids: &[String]) -> Result<p::DeletedIds, ClientError> {
+        self.request(p::Request::DeleteVectors(p::Ids { ids: ids.to_vec() }))
+            .await
+    }
+
+    /// Deletes every vector of `namespace` the filter matches; how many.
+    pub async fn delete_by_filter(
+        &self,
+        namespace: &str,
+        filter: crate::Filter,
+    ) -> Result<u64, ClientError> {
+        let args = p::DeleteByFilter {
+            namespace: namespace.into(),
+            filter,
+        };
+        let r: p::DeletedCount = self.request(p::Request::DeleteByFilter(args)).await?;
+        Ok(r.deleted)
     }
 
     /// The `k` nearest vectors of `namespace` to `vector`.
@@ -521,39 +662,60 @@ impl Client {
         vector: Vec<f64>,
         k: usize,
     ) -> Result<Vec<p::WireHit>, ClientError> {
-        self.search_with(&p::Search {
-            namespace: namespace.into(),
-            vector,
-            k,
-            offset: 0,
-            filter: None,
-            region: None,
-            exact: false,
-        })
-        .await
+        self.search_with(&p::Search::new(namespace, vector, k))
+            .await
     }
 
-    /// A search with every option (offset, filter, region, exact).
+    /// A search with every option (offset, filter, region, exact,
+    /// with_vector).
     pub async fn search_with(&self, s: &p::Search) -> Result<Vec<p::WireHit>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct R {
-            hits: Vec<p::WireHit>,
-        }
-        let r: R = self.call("search", s).await?;
+        let r: p::Hits = self.request(p::Request::Search(s.clone())).await?;
         Ok(r.hits)
+    }
+
+    /// Every vector within a radius, nearest first.
+    pub async fn range_search(&self, s: p::RangeSearch) -> Result<Vec<p::WireHit>, ClientError> {
+        let r: p::Hits = self.request(p::Request::RangeSearch(s)).await?;
+        Ok(r.hits)
+    }
+
+    /// Many searches in one request, answered in order.
+    pub async fn batch_search(
+        &self,
+        searches: Vec<p::Search>,
+    ) -> Result<Vec<Vec<p::WireHit>>, ClientError> {
+        let r: p::BatchHits = self
+            .request(p::Request::BatchSearch(p::BatchSearch { searches }))
+            .await?;
+        Ok(r.results)
+    }
+
+    /// How many vectors `namespace` holds (that `filter` matches).
+    pub async fn count(
+        &self,
+        namespace: &str,
+        filter: Option<crate::Filter>,
+    ) -> Result<u64, ClientError> {
+        let args = p::Count {
+            namespace: namespace.into(),
+            filter,
+        };
+        let r: p::Counted = self.request(p::Request::Count(args)).await?;
+        Ok(r.count)
+    }
+
+    /// One page of a namespace in id order; pass its `next` as `after`.
+    pub async fn scroll(&self, s: p::Scroll) -> Result<p::ScrollPage, ClientError> {
+        self.request(p::Request::Scroll(s)).await
     }
 
     /// Joins a shared space.
     pub async fn join(&self, space: &str, capabilities: &[&str]) -> Result<(), ClientError> {
-        let _: rmpv::Value = self
-            .call(
-                "join",
-                &p::Join {
-                    space: space.into(),
-                    capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
-                },
-            )
-            .await?;
+        let args = p::Join {
+            space: space.into(),
+            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+        };
+        let _: p::Empty = self.request(p::Request::Join(args)).await?;
         Ok(())
     }
 
@@ -565,18 +727,23 @@ impl Client {
         vector: Vec<f64>,
         value: serde_json::Value,
     ) -> Result<String, ClientError> {
-        let r: p::IdArg = self
-            .call(
-                "contribute",
-                &p::Contribute {
-                    space: space.into(),
-                    key: key.into(),
-                    vector,
-                    value,
-                },
-            )
-            .await?;
+        let args = p::Contribute {
+            space: space.into(),
+            key: key.into(),
+            vector,
+            value,
+        };
+        let r: p::IdArg = self.request(p::Request::Contribute(args)).await?;
         Ok(r.id)
+    }
+
+    /// The `k` contributions nearest to `vector`.
+    pub async fn query_shared(
+        &self,
+        q: p::QueryShared,
+    ) -> Result<Vec<p::WireSharedHit>, ClientError> {
+        let r: p::SharedHits = self.request(p::Request::QueryShared(q)).await?;
+        Ok(r.hits)
     }
 
     /// The weighted Fréchet mean of a shared space's contributions.
@@ -585,31 +752,101 @@ impl Client {
         space: &str,
         weights: Option<HashMap<String, f64>>,
     ) -> Result<p::WireConsensus, ClientError> {
-        self.call(
-            "consensus",
-            &p::ConsensusArgs {
-                space: space.into(),
-                weights,
-            },
-        )
-        .await
+        let args = p::ConsensusArgs {
+            space: space.into(),
+            weights,
+        };
+        self.request(p::Request::Consensus(args)).await
     }
 
-    /// Server, storage and mailbox figures.
-    pub async fn stats(&self) -> Result<p::WireStats, ClientError> {
-        self.call("stats", &Empty {}).await
+    /// Registers the schema of this model's state.
+    pub async fn register_state(&self, schema: serde_json::Value) -> Result<(), ClientError> {
+        let args = p::RegisterState { schema };
+        let _: p::Empty = self.request(p::Request::RegisterState(args)).await?;
+        Ok(())
     }
 
-    /// Round trip to the server.
-    pub async fn ping(&self) -> Result<p::Pong, ClientError> {
-        self.call("ping", &Empty {}).await
+    /// Replaces this model's state; its version now.
+    pub async fn update_state(&self, state: serde_json::Value) -> Result<u64, ClientError> {
+        let args = p::UpdateState { state };
+        let r: p::StateVersion = self.request(p::Request::UpdateState(args)).await?;
+        Ok(r.version)
+    }
+
+    /// A model's state, if it has one.
+    pub async fn get_state(&self, model: &str) -> Result<Option<p::WireState>, ClientError> {
+        let args = p::GetState {
+            model: model.into(),
+        };
+        self.request(p::Request::GetState(args)).await
+    }
+
+    /// The models whose states are most similar to `state`.
+    pub async fn find_similar_states(
+        &self,
+        state: serde_json::Value,
+        k: usize,
+    ) -> Result<Vec<p::WireState>, ClientError> {
+        let args = p::SimilarStates { state, k };
+        let r: p::States = self.request(p::Request::FindSimilarStates(args)).await?;
+        Ok(r.states)
+    }
+
+    /// Stores a block owned by this model.
+    pub async fn store_block(&self, b: p::StoreBlock) -> Result<p::WireBlock, ClientError> {
+        self.request(p::Request::StoreBlock(b)).await
+    }
+
+    /// Block sections nearest in meaning to `text`.
+    pub async fn query_blocks(
+        &self,
+        text: &str,
+        k: usize,
+    ) -> Result<Vec<p::WireBlockHit>, ClientError> {
+        let args = p::QueryBlocks {
+            text: text.into(),
+            k,
+        };
+        let r: p::BlockHits = self.request(p::Request::QueryBlocks(args)).await?;
+        Ok(r.hits)
+    }
+
+    /// A block by name, if this model may read it.
+    pub async fn get_block(&self, name: &str) -> Result<Option<p::WireBlock>, ClientError> {
+        self.request(p::Request::GetBlock(p::NameArg { name: name.into() }))
+            .await
+    }
+
+    /// Changes a block's content and/or permissions.
+    pub async fn update_block(&self, u: p::UpdateBlock) -> Result<p::WireBlock, ClientError> {
+        self.request(p::Request::UpdateBlock(u)).await
+    }
+
+    /// Deletes a block; `false` when there was none.
+    pub async fn delete_block(&self, name: &str) -> Result<bool, ClientError> {
+        let r: p::Deleted = self
+            .request(p::Request::DeleteBlock(p::NameArg { name: name.into() }))
+            .await?;
+        Ok(r.deleted)
+    }
+
+    /// The blocks this model may read (of one class).
+    pub async fn list_blocks(&self, class: Option<&str>) -> Result<Vec<p::WireBlock>, ClientError> {
+        let args = p::ListBlocks {
+            class: class.map(Into::into),
+        };
+        let r: p::BlockList = self.request(p::Request::ListBlocks(args)).await?;
+        Ok(r.blocks)
     }
 
     /// Says goodbye (the model is marked disconnected; its mailbox keeps
     /// its messages) and closes the connection.
     pub async fn close(&self) -> Result<(), ClientError> {
         let c = self.conn().await?;
-        let r = self.call_on(&c, "bye", rmpv::Value::Nil).await.map(|_| ());
+        let r = self
+            .call_on(&c, frame_of(p::Request::Bye(p::Empty {})))
+            .await
+            .map(|_| ());
         self.inner.closed.store(true, Ordering::SeqCst);
         c.alive.store(false, Ordering::SeqCst);
         *self.inner.conn.lock().await = None;
@@ -617,19 +854,56 @@ impl Client {
     }
 }
 
-/// `broadcast`'s answer.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct BroadcastAnswer {
-    /// The message id.
-    pub id: String,
-    /// Who it was queued for.
-    pub recipients: Vec<String>,
-    /// Who refused it, with the code.
-    pub refused: Vec<(String, String)>,
+/// A request frame with the id the client picks.
+fn frame_of(request: p::Request) -> impl FnOnce(u64) -> p::RequestFrame {
+    move |id| p::RequestFrame { id, request }
 }
 
-#[derive(Serialize)]
-struct Empty {}
+/// Routes one frame from the server: an answer to its waiter, a push to the
+/// deliveries. `Err`: the connection is over, and why.
+fn route_frame(
+    b: Bytes,
+    w: &Waiters,
+    pushes: &mpsc::UnboundedSender<p::WireDelivery>,
+) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct ErrorOnly {
+        error: WireError,
+    }
+    let kind = match p::peek_frame(&b) {
+        Some(k) => k,
+        // Keys in another order than this server writes them.
+        None => match p::decode::<FrameHead>(&b) {
+            Ok(FrameHead { push: Some(_), .. }) => p::FrameKind::Push,
+            Ok(FrameHead {
+                id, error: Some(_), ..
+            }) => p::FrameKind::Error(id),
+            Ok(FrameHead { id: Some(id), .. }) => p::FrameKind::Ok(id),
+            Ok(_) => return Err("a frame with no id".into()),
+            Err(e) => return Err(format!("unreadable frame: {e}")),
+        },
+    };
+    match kind {
+        p::FrameKind::Ok(id) => answer(w, id, Ok(b)),
+        p::FrameKind::Error(id) => {
+            let error = p::decode::<ErrorOnly>(&b)
+                .map_err(|e| format!("unreadable error: {e}"))?
+                .error;
+            match id {
+                Some(id) => answer(w, id, Err(ClientError::Server(error))),
+                None => tracing::warn!(%error, "the server could not read a request"),
+            }
+        }
+        p::FrameKind::Push => match p::decode::<Push>(&b) {
+            Ok(Push::Delivery { delivery }) => {
+                let _ = pushes.send(delivery);
+            }
+            Ok(Push::Closing { code, reason }) => return Err(format!("{code}: {reason}")),
+            Err(e) => return Err(format!("unreadable push: {e}")),
+        },
+    }
+    Ok(())
+}
 
 fn answer(w: &Waiters, id: u64, r: Result<Bytes, ClientError>) {
     let waiter = w.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

@@ -32,8 +32,8 @@
 mod admin;
 pub mod auth;
 pub mod client;
+mod cmd;
 mod metrics;
-mod ops;
 pub mod protocol;
 pub mod server;
 

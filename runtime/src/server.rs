@@ -26,8 +26,8 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
 use crate::auth::TokenStore;
+use crate::cmd::{self, Ctx, Route, wire_delivery};
 use crate::metrics::Metrics;
-use crate::ops::{self, wire_delivery};
 use crate::protocol::{self as p, Push, ServerFrame, WireError, codes};
 use crate::{Contract, ModelHandle, Runtime};
 use hvs_storage::AuditAction;
@@ -448,16 +448,21 @@ async fn greet(
         Ok(Some(Err(e))) => return Err(read_error(&e)),
         Ok(Some(Ok(bytes))) => bytes,
     };
-    let req: p::RequestHead = p::decode_head(&first)?;
-    *hello_id = Some(req.id);
-    if req.op != "hello" {
+    let frame = p::decode_request(&first).map_err(|(id, e)| {
+        *hello_id = id;
+        e
+    })?;
+    *hello_id = Some(frame.id);
+    let id = frame.id;
+    let p::Request::Hello(hello) = frame.request else {
         return Err(WireError::new(
             codes::HANDSHAKE_REQUIRED,
-            format!("the first request must be hello, not {:?}", req.op),
+            format!(
+                "the first request must be hello, not {:?}",
+                frame.request.op()
+            ),
         ));
-    }
-    let id = req.id;
-    let hello: p::Hello = p::args_of(&first)?;
+    };
     let Some(version) = hello
         .versions
         .iter()
@@ -523,8 +528,9 @@ async fn greet(
         max_frame_bytes: shared.config.max_frame_bytes as u64,
         max_in_flight: shared.config.max_in_flight as u64,
     };
-    let ok = p::value(&welcome)?;
-    let _ = tx.send(frame(&ServerFrame::Ok { id, ok })).await;
+    let _ = tx
+        .send(Bytes::from(p::ok_frame(id, &p::encode(&welcome)?)))
+        .await;
     Ok((model, session, heartbeat + timeout))
 }
 
@@ -616,41 +622,27 @@ async fn session_loop(
             }
             Ok(Some(Ok(b))) => b,
         };
-        let req: p::RequestHead = match p::decode_head(&bytes) {
-            Ok(r) => r,
-            Err(e) => {
+        let (id, request) = match p::decode_request(&bytes) {
+            Ok(f) => (f.id, f.request),
+            Err((id, e)) => {
                 // The frame's length was right, so the next frame starts
                 // where it should: answer and go on.
-                shared.metrics.error(&e.code);
-                if tx.send(error_frame(None, e)).await.is_err() {
+                if tx.send(respond(shared, id, "?", Err(e))).await.is_err() {
                     break ("writer gone", None);
                 }
                 continue;
             }
         };
-        let id = req.id;
-        match req.op.as_str() {
-            "send" => {
-                // Pipelined sends that have already arrived go to the actor
-                // as one batch: one actor message and one storage write for
-                // all of them, each still accepted or refused on its own.
-                let mut batch = vec![(id, bytes)];
-                while batch.len() < SEND_BATCH.min(shared.config.max_in_flight) {
-                    match reader.next().now_or_never() {
-                        Some(Some(Ok(b))) => match p::decode_head(&b) {
-                            Ok(h) if h.op == "send" => batch.push((h.id, b)),
-                            _ => {
-                                carry = Some(Ok(b));
-                                break;
-                            }
-                        },
-                        Some(Some(Err(e))) => {
-                            carry = Some(Err(e));
-                            break;
-                        }
-                        _ => break,
-                    }
-                }
+        let op = request.op();
+        let ctx = Ctx {
+            runtime: &shared.runtime,
+            model,
+            connections: shared.connections.load(Ordering::Relaxed),
+        };
+        let pending = match cmd::route(&ctx, request) {
+            Route::Run(pending) => pending,
+            Route::Send(first) => {
+                let batch = gather_sends(reader, &mut carry, id, first, shared);
                 let Ok(permit) = in_flight
                     .clone()
                     .acquire_many_owned(batch.len() as u32)
@@ -658,115 +650,64 @@ async fn session_loop(
                 else {
                     break ("stopped", None);
                 };
-                let mut ids = Vec::with_capacity(batch.len());
-                let mut messages = Vec::with_capacity(batch.len());
-                for (id, b) in batch {
-                    match p::args_of(&b).and_then(ops::outgoing) {
-                        Ok(m) => {
-                            ids.push(id);
-                            messages.push(m);
-                        }
-                        Err(e) => {
-                            let _ = tx.send(respond(shared, id, "send", Err(e))).await;
-                        }
-                    }
-                }
-                let sent = model.send_each(messages);
-                let (tx, shared2) = (tx.clone(), shared.clone());
-                tokio::spawn(async move {
-                    let answers = ops::each_answer(sent.await, ids.len());
-                    let accepted = answers.iter().filter(|a| a.is_ok()).count();
-                    shared2.metrics.sent(accepted as u64);
-                    for (id, answer) in ids.into_iter().zip(answers) {
-                        if tx
-                            .send(respond(&shared2, id, "send", answer))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    drop(shared2);
-                    drop(permit);
-                });
+                serve_sends(shared, tx, model, batch, permit).await;
                 continue;
             }
-            "hello" => {
+            Route::Hello => {
                 let e = WireError::new(codes::ALREADY_GREETED, "hello was already sent");
-                let _ = tx.send(error_frame(Some(id), e)).await;
+                let _ = tx.send(respond(shared, Some(id), op, Err(e))).await;
                 continue;
             }
-            "bye" => {
+            Route::Bye => {
                 let _ = model.disconnect().await;
-                let ok = ops::rmpv_map(vec![]);
-                let _ = tx.send(frame(&ServerFrame::Ok { id, ok })).await;
+                let _ = tx.send(empty_ok(shared, id, op)).await;
                 break ("bye", None);
             }
-            "subscribe" => {
+            Route::Subscribe => {
                 if let Some(old) = push.take() {
                     old.abort();
                 }
                 let answer = match model.deliveries().await {
                     Ok(stream) => {
-                        push = Some(tokio::spawn(push_loop(
-                            stream,
-                            tx.clone(),
-                            shared.metrics.clone(),
-                        )));
-                        Ok(ops::rmpv_map(vec![]))
+                        let metrics = shared.metrics.clone();
+                        push = Some(tokio::spawn(push_loop(stream, tx.clone(), metrics)));
+                        Ok(())
                     }
                     Err(e) => Err(WireError::from(e)),
                 };
-                let _ = tx.send(respond(shared, id, "subscribe", answer)).await;
+                let reply = match answer {
+                    Ok(()) => empty_ok(shared, id, op),
+                    Err(e) => respond(shared, Some(id), op, Err(e)),
+                };
+                let _ = tx.send(reply).await;
                 continue;
             }
-            "unsubscribe" => {
+            Route::Unsubscribe => {
                 if let Some(old) = push.take() {
                     old.abort();
                 }
-                let ok = ops::rmpv_map(vec![]);
-                let _ = tx.send(frame(&ServerFrame::Ok { id, ok })).await;
+                let _ = tx.send(empty_ok(shared, id, op)).await;
                 continue;
             }
-            "stats" => {
-                let answer = stats(shared, model).await;
-                let _ = tx.send(respond(shared, id, "stats", answer)).await;
-                continue;
-            }
-            _ => {}
-        }
+        };
         // Read no further than max_in_flight requests ahead.
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break ("stopped", None);
         };
-        let (pending, effects) = ops::dispatch(&shared.runtime, model, &req.op, &bytes);
-        let (tx, shared2, op) = (tx.clone(), shared.clone(), req.op);
+        let (tx, shared2) = (tx.clone(), shared.clone());
         let model_id = model.id().to_string();
         tokio::spawn(async move {
             let started = Instant::now();
             let answer = pending.await;
-            if answer.is_ok() {
-                shared2.metrics.sent(effects.sent);
-            }
             if op == "search" {
                 shared2.metrics.search(started.elapsed());
-            }
-            if let Ok(v) = &answer
-                && op == "receive"
-                && let Some(n) = v.as_map().and_then(|m| {
-                    m.iter()
-                        .find(|(k, _)| k.as_str() == Some("deliveries"))
-                        .and_then(|(_, v)| v.as_array().map(Vec::len))
-                })
-            {
-                shared2.metrics.delivered(n as u64);
             }
             if let Err(e) = &answer
                 && REFUSALS_AUDITED.contains(&e.code.as_str())
             {
-                audit(&shared2, &model_id, AuditAction::Request, &op, e).await;
+                audit(&shared2, &model_id, AuditAction::Request, op, e).await;
             }
-            let _ = tx.send(respond(&shared2, id, &op, answer)).await;
+            let _ = tx.send(respond(&shared2, Some(id), op, answer)).await;
             // `shared` before the permit: shutdown unwraps it once every
             // permit is back.
             drop(shared2);
@@ -786,6 +727,90 @@ async fn session_loop(
 /// The most pipelined `send` requests served as one batch.
 const SEND_BATCH: usize = 512;
 
+/// Pipelined sends that have already arrived behind the first go to the
+/// actor as one batch: one actor message and one storage write for all of
+/// them, each still accepted or refused on its own. The first frame that is
+/// not a send is carried over to be served next (read again then: once per
+/// batch, not per request).
+fn gather_sends(
+    reader: &mut Reader,
+    carry: &mut Option<Result<BytesMut, std::io::Error>>,
+    id: u64,
+    first: p::WireOutgoing,
+    shared: &Shared,
+) -> Vec<(u64, p::WireOutgoing)> {
+    let mut batch = vec![(id, first)];
+    while batch.len() < SEND_BATCH.min(shared.config.max_in_flight) {
+        match reader.next().now_or_never() {
+            Some(Some(Ok(b))) => match p::decode_request(&b) {
+                Ok(p::RequestFrame {
+                    id,
+                    request: p::Request::Send(m),
+                }) => batch.push((id, m)),
+                _ => {
+                    *carry = Some(Ok(b));
+                    break;
+                }
+            },
+            Some(Some(Err(e))) => {
+                *carry = Some(Err(e));
+                break;
+            }
+            _ => break,
+        }
+    }
+    batch
+}
+
+/// Sends a batch of pipelined sends and answers each, in order, when the
+/// batch is stored; the permit holds their places in flight until then.
+async fn serve_sends(
+    shared: &Arc<Shared>,
+    tx: &mpsc::Sender<Bytes>,
+    model: &ModelHandle,
+    batch: Vec<(u64, p::WireOutgoing)>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut messages = Vec::with_capacity(batch.len());
+    for (id, m) in batch {
+        match cmd::addressed(m) {
+            Ok(m) => {
+                ids.push(id);
+                messages.push(m);
+            }
+            Err(e) => {
+                let _ = tx.send(respond(shared, Some(id), "send", Err(e))).await;
+            }
+        }
+    }
+    let sent = model.send_each(messages);
+    let (tx, shared) = (tx.clone(), shared.clone());
+    tokio::spawn(async move {
+        let answers = cmd::send_answers(sent.await, ids.len());
+        for (id, answer) in ids.into_iter().zip(answers) {
+            let reply = answer.and_then(|ok| {
+                Ok(cmd::Reply {
+                    body: p::encode(&ok)?,
+                    counts: cmd::Counts {
+                        sent: 1,
+                        delivered: 0,
+                    },
+                })
+            });
+            if tx
+                .send(respond(&shared, Some(id), "send", reply))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        drop(shared);
+        drop(permit);
+    });
+}
+
 /// Refusals written to the audit log here: a model reaching for what its
 /// contract or a namespace's access list does not allow. (Storage audits
 /// refused block reads and writes itself.)
@@ -804,15 +829,49 @@ async fn audit(shared: &Shared, model: &str, action: AuditAction, what: &str, e:
     }
 }
 
-fn respond(shared: &Shared, id: u64, op: &str, answer: ops::Answer) -> Bytes {
-    shared.metrics.request(op);
+/// The frame answering request `id`, counted in the metrics (requests by
+/// operation, errors by code, messages sent and delivered).
+fn respond(
+    shared: &Shared,
+    id: Option<u64>,
+    op: &str,
+    answer: Result<cmd::Reply, WireError>,
+) -> Bytes {
     match answer {
-        Ok(ok) => frame(&ServerFrame::Ok { id, ok }),
+        Ok(reply) => {
+            shared.metrics.request(op);
+            shared.metrics.sent(reply.counts.sent);
+            shared.metrics.delivered(reply.counts.delivered);
+            match id {
+                Some(id) => Bytes::from(p::ok_frame(id, &reply.body)),
+                None => error_frame(
+                    None,
+                    WireError::new(codes::INTERNAL, "an answer without id"),
+                ),
+            }
+        }
         Err(e) => {
+            if id.is_some() {
+                shared.metrics.request(op);
+            }
             shared.metrics.error(&e.code);
-            error_frame(Some(id), e)
+            error_frame(id, e)
         }
     }
+}
+
+/// `{}` answering request `id`.
+fn empty_ok(shared: &Shared, id: u64, op: &str) -> Bytes {
+    let body = p::encode(&p::Empty {}).unwrap_or_else(|_| vec![0x80]);
+    respond(
+        shared,
+        Some(id),
+        op,
+        Ok(cmd::Reply {
+            body,
+            counts: cmd::Counts::default(),
+        }),
+    )
 }
 
 /// Forwards pushed deliveries to the writer; stops when the stream ends or
@@ -828,38 +887,4 @@ async fn push_loop(mut stream: crate::DeliveryStream, tx: mpsc::Sender<Bytes>, m
         }
         metrics.delivered(1);
     }
-}
-
-async fn stats(shared: &Arc<Shared>, model: &ModelHandle) -> ops::Answer {
-    let store = shared.runtime.storage().clone();
-    let s = tokio::task::spawn_blocking(move || store.get_stats())
-        .await
-        .map_err(|e| WireError::new(codes::INTERNAL, e.to_string()))?
-        .map_err(|e| WireError::from(crate::Error::from(e)))?;
-    let (mb, _) = model.mailbox().await?;
-    p::value(&p::WireStats {
-        namespaces: s
-            .namespaces
-            .into_iter()
-            .map(|(n, st)| {
-                (
-                    n,
-                    p::WireNamespaceStats {
-                        vectors: st.vectors,
-                        in_graph: st.in_graph,
-                        fresh: st.fresh,
-                        unreachable: st.unreachable,
-                    },
-                )
-            })
-            .collect(),
-        bytes_on_disk: s.bytes_on_disk,
-        last_change: s.last_change,
-        commits: s.commits,
-        commit_requests: s.commit_requests,
-        connections: shared.connections.load(Ordering::Relaxed),
-        models: shared.runtime.models().into_iter().collect(),
-        mailbox_pending: mb.pending,
-        mailbox_in_flight: mb.in_flight,
-    })
 }

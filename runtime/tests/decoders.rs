@@ -7,34 +7,13 @@ use hvs_runtime::Contract;
 use hvs_runtime::protocol::{self as p, ServerFrame};
 use proptest::prelude::*;
 
-/// Every argument type a request can carry, decoded from `frame`.
+/// A request frame, every operation's arguments among them, and the
+/// client's view of server frames, decoded from `frame`.
 fn decode_every_op(frame: &[u8]) {
     let _ = p::decode::<p::RequestHead>(frame);
     let _ = p::decode_head(frame);
-    let _ = p::args_of::<p::Hello>(frame);
-    let _ = p::args_of::<p::WireOutgoing>(frame);
-    let _ = p::args_of::<p::SendBatch>(frame);
-    let _ = p::args_of::<p::WireBroadcast>(frame);
-    let _ = p::args_of::<p::Receive>(frame);
-    let _ = p::args_of::<p::Ids>(frame);
-    let _ = p::args_of::<p::IdArg>(frame);
-    let _ = p::args_of::<p::NameArg>(frame);
-    let _ = p::args_of::<p::CreateNamespace>(frame);
-    let _ = p::args_of::<p::GrantArgs>(frame);
-    let _ = p::args_of::<p::CheckAccess>(frame);
-    let _ = p::args_of::<p::StoreVector>(frame);
-    let _ = p::args_of::<p::Search>(frame);
-    let _ = p::args_of::<p::Join>(frame);
-    let _ = p::args_of::<p::Contribute>(frame);
-    let _ = p::args_of::<p::QueryShared>(frame);
-    let _ = p::args_of::<p::ConsensusArgs>(frame);
-    let _ = p::args_of::<p::RegisterState>(frame);
-    let _ = p::args_of::<p::UpdateState>(frame);
-    let _ = p::args_of::<p::GetState>(frame);
-    let _ = p::args_of::<p::SimilarStates>(frame);
-    let _ = p::args_of::<p::StoreBlock>(frame);
-    let _ = p::args_of::<p::UpdateBlock>(frame);
-    let _ = p::args_of::<p::QueryBlocks>(frame);
+    let _ = p::decode_request(frame);
+    let _ = p::peek_frame(frame);
     let _ = p::decode::<ServerFrame>(frame);
     let _ = p::decode::<p::Welcome>(frame);
 }
@@ -44,7 +23,7 @@ fn decode_every_op(frame: &[u8]) {
 fn mangled_request() -> impl Strategy<Value = Vec<u8>> {
     (
         any::<u64>(),
-        prop::sample::select(vec!["send", "search", "store_block", "hello", "ack"]),
+        prop::sample::select(p::Request::OPS.to_vec()),
         prop::collection::vec(any::<(usize, u8)>(), 0..8),
         0usize..200,
     )
@@ -55,7 +34,7 @@ fn mangled_request() -> impl Strategy<Value = Vec<u8>> {
                 "content": {"text": "t"}, "versions": [1], "contract": "{}"
             }))
             .unwrap();
-            let mut b = p::encode(&p::Request {
+            let mut b = p::encode(&p::RawRequest {
                 id,
                 op: op.into(),
                 args,
@@ -99,7 +78,7 @@ fn huge_length_fields_are_refused_without_allocating() {
         &b"\x83\xa2id\x01\xa2op\xa4send\xa4args\x81\xa7payload\xc6\xff\xff\xff\xff"[..],
     ] {
         decode_every_op(frame);
-        assert!(p::args_of::<p::WireOutgoing>(frame).is_err());
+        assert!(p::decode_request(frame).is_err());
     }
 }
 
@@ -111,6 +90,6 @@ fn deeply_nested_values_are_refused() {
         b"\x83\xa2id\x01\xa2op\xa4send\xa4args\x82\xa2to\xa1b\xa8metadata\x81\xa1k".to_vec();
     frame.extend(std::iter::repeat_n(0x91u8, 100_000));
     frame.push(0xc0);
-    let e = p::args_of::<p::WireOutgoing>(&frame).unwrap_err();
-    assert_eq!(e.code, "bad_request");
+    let (id, e) = p::decode_request(&frame).unwrap_err();
+    assert_eq!((id, e.code.as_str()), (Some(1), "bad_request"));
 }

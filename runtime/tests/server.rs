@@ -51,7 +51,7 @@ async fn raw(server: &Server) -> Raw {
 
 async fn send_req(c: &mut Raw, id: u64, op: &str, args: serde_json::Value) {
     let args = p::value(&args).unwrap();
-    let bytes = p::encode(&p::Request {
+    let bytes = p::encode(&p::RawRequest {
         id,
         op: op.into(),
         args,
@@ -284,6 +284,11 @@ async fn bad_frames_unknown_ops_and_wrong_versions_get_stable_codes() {
     assert_eq!(error_code(&f), "unknown_op");
     send_req(&mut c, 3, "receive", json!({"max": "lots"})).await;
     assert_eq!(error_code(&next(&mut c).await.unwrap()), "bad_request");
+    // A send to nobody is malformed, not a message to an unknown model.
+    send_req(&mut c, 5, "send", json!({"payload": "hi"})).await;
+    let f = next(&mut c).await.unwrap();
+    assert!(matches!(&f, ServerFrame::Error { id: Some(5), .. }));
+    assert_eq!(error_code(&f), "bad_request");
     send_req(&mut c, 4, "ping", json!({})).await;
     assert!(matches!(
         next(&mut c).await.unwrap(),
@@ -515,7 +520,7 @@ async fn pipelined_sends_keep_their_order_and_are_refused_one_by_one() {
     for i in 0..20u64 {
         let to = if i == 6 { "nobody" } else { "b" };
         let args = p::value(&json!({"to": to, "payload": format!("m{i}")})).unwrap();
-        let bytes = p::encode(&p::Request {
+        let bytes = p::encode(&p::RawRequest {
             id: 100 + i,
             op: "send".into(),
             args,

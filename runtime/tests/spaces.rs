@@ -250,7 +250,7 @@ async fn consensus_is_the_weighted_frechet_mean_of_the_contributions() {
         .await
         .unwrap();
     let err = rt.consensus("team-empty", None).await.unwrap_err();
-    assert_eq!(err.code(), "invalid_request");
+    assert_eq!(err.code(), "bad_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

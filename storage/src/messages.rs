@@ -56,7 +56,7 @@ pub struct MessageRecord {
 impl MessageRecord {
     /// What the index (and its filters) see of the message: its metadata
     /// plus `hvs_kind: "message"`, `from` and `to`.
-    pub(crate) fn index_metadata(&self) -> Metadata {
+    pub fn index_metadata(&self) -> Metadata {
         let mut metadata = self.metadata.clone();
         metadata.insert("hvs_kind".into(), serde_json::json!("message"));
         metadata.insert("from".into(), serde_json::json!(self.from));

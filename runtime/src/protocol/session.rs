@@ -1,0 +1,84 @@
+//! The handshake, `ping` and `stats`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `hello`'s arguments: the first request on a connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol versions the client speaks.
+    pub versions: Vec<u32>,
+    /// The model's contract, as the text of `model_contract_hvs.json`.
+    pub contract: String,
+    /// The operator's token (required when the server has a tokens file).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The client's name and version, for logs.
+    #[serde(default)]
+    pub client: Option<String>,
+}
+
+/// `hello`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The version chosen.
+    pub version: u32,
+    /// The server's name and version.
+    pub server: String,
+    /// The model this connection acts as.
+    pub model: String,
+    /// Its home namespace.
+    pub namespace: String,
+    /// Send something (a `ping` if nothing else) at least this often.
+    pub heartbeat_interval_ms: u64,
+    /// Silent this long, the model is marked disconnected.
+    pub heartbeat_timeout_ms: u64,
+    /// The largest frame the server accepts.
+    pub max_frame_bytes: u64,
+    /// Requests the server reads ahead per connection before it waits.
+    pub max_in_flight: u64,
+}
+
+/// `ping`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The server's clock, ms since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// `stats`' answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireStats {
+    /// Per namespace: vectors, in_graph, fresh, unreachable.
+    pub namespaces: BTreeMap<String, WireNamespaceStats>,
+    /// Database file size.
+    pub bytes_on_disk: u64,
+    /// Last change-feed number.
+    pub last_change: u64,
+    /// Commits since the server started.
+    pub commits: u64,
+    /// Requests those commits carried.
+    pub commit_requests: u64,
+    /// Open connections.
+    pub connections: u64,
+    /// Known models and whether each is connected.
+    pub models: BTreeMap<String, bool>,
+    /// The caller's mailbox: waiting.
+    pub mailbox_pending: usize,
+    /// Received and not acked.
+    pub mailbox_in_flight: usize,
+}
+
+/// One namespace in [`WireStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WireNamespaceStats {
+    /// Vectors stored.
+    pub vectors: usize,
+    /// In the HNSW graph.
+    pub in_graph: usize,
+    /// In the exact fresh buffer.
+    pub fresh: usize,
+    /// Graph nodes found only by the overflow graph or exact scan.
+    pub unreachable: usize,
+}
