@@ -41,7 +41,8 @@
 //! - [`lorentzian_cost_distance`], [`Interval`]: the cost space
 //!   (`de_sitter.rs`).
 //! - `numeric.rs`: cancellation-free helpers (`acosh(1 + d)`, doubled
-//!   precision `1 - c|x|^2`).
+//!   precision `1 - c|x|^2`); `dd.rs`: the double-double arithmetic the
+//!   ball and the hyperboloid fall back to far from the origin.
 //!
 //! # Conventions
 //! Curvature is a positive parameter `c`: the Poincaré ball and the

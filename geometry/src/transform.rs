@@ -20,14 +20,24 @@ pub fn poincare_to_hyperboloid(p: &[f64], c: f64) -> Result<Vec<f64>> {
 }
 
 /// Hyperboloid `H^n_c` → Poincaré ball `B^n_c`, an isometry:
-/// `p = x_s / (1 + √c x_0)`.
+/// `p = x_s / (1 + √c x_0)`. A point so far out (beyond radius ≈ 37/√c)
+/// that its image rounds onto the ball's boundary is refused
+/// (`NotRepresentable`), not moved.
 pub fn hyperboloid_to_poincare(x: &[f64], c: f64) -> Result<Vec<f64>> {
     let h = Hyperboloid::new(x.len().saturating_sub(1).max(1), c)?;
     h.check(x)?;
     let xs = &x[1..];
     let x0 = (1.0 / c + norm_sq(xs)).sqrt();
-    let ball = PoincareBall::new(xs.len(), c)?;
-    ball.project(&scaled(xs, 1.0 / (1.0 + c.sqrt() * x0)))
+    let p = scaled(xs, 1.0 / (1.0 + c.sqrt() * x0));
+    if one_minus_c_norm_sq(&p, c) > 0.0 {
+        Ok(p)
+    } else {
+        Err(GeometryError::NotRepresentable {
+            operation: "hyperboloid_to_poincare",
+            reason: "the point rounds onto the boundary of the ball",
+            argument: (c.sqrt() * norm_sq(xs).sqrt()).asinh() / c.sqrt(),
+        })
+    }
 }
 
 /// Hyperboloid `H^n_c` → Beltrami–Klein ball `{k : c|k|^2 < 1}`:

@@ -268,6 +268,27 @@ fn overflow_is_refused_never_clamped() {
         b.exp0(&[40.0, 0.0]),
         Err(GeometryError::NotRepresentable { argument, .. }) if argument == 40.0
     ));
+    // A step straight back towards the origin from radius 30: exact to 15
+    // units, refused at 25 (cancellation beyond double-double), never wrong.
+    let h5 = Hyperboloid::new(1, 1.0).unwrap();
+    let x = h5.exp0(&[30.0]).unwrap();
+    let back = |len: f64| {
+        let v = h5.log(&x, &h5.origin()).unwrap();
+        h5.exp(&x, &v.iter().map(|a| a * len / 30.0).collect::<Vec<_>>())
+    };
+    let y = back(15.0).unwrap();
+    assert!((h5.distance(&h5.origin(), &y).unwrap() - 15.0).abs() < 1e-9);
+    assert!(matches!(
+        back(25.0),
+        Err(GeometryError::NotRepresentable { .. })
+    ));
+    // A hyperboloid point at radius 40 has no f64 image inside the ball.
+    let far = h.exp0(&[40.0, 0.0]).unwrap();
+    assert!(matches!(
+        hyperboloid_to_poincare(&far, 1.0),
+        Err(GeometryError::NotRepresentable { .. })
+    ));
+    assert!(transform(&far, &h.into(), &b.into()).is_err());
     // Enormous but finite coordinates in Euclidean space overflow on the sum.
     let e = Euclidean::new(1).unwrap();
     assert!(e.exp(&[f64::MAX], &[f64::MAX]).is_err());
