@@ -131,6 +131,13 @@ class ProtocolTest(unittest.TestCase):
             self.assertTrue(inspect.iscoroutinefunction(getattr(hvs_client.AsyncClient, build.__name__)))
 
 
+class PackageTest(unittest.TestCase):
+    def test_the_package_ships_its_type_marker_and_exports(self) -> None:
+        self.assertTrue((Path(hvs_client.__file__).parent / "py.typed").is_file())
+        for name in hvs_client.__all__:
+            self.assertTrue(hasattr(hvs_client, name), name)
+
+
 class RetryTest(unittest.TestCase):
     """The table in the README ("Reconnection"), as the protocol module
     declares it."""
