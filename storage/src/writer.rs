@@ -491,45 +491,49 @@ impl<'t> Tables<'t> {
         Ok(found)
     }
 
-    /// The stored vectors of `namespace` as this transaction sees them, by
-    /// id: those in memory (every commit before this one) plus those this
-    /// transaction inserted, less those it deleted.
-    fn vectors_of(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
-        let mut ids: Vec<Uuid> = match self
-            .memory
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+    /// Ids that may be vectors of `namespace` in this transaction, in
+    /// order: those in memory (every commit before this one) plus those
+    /// this transaction inserted (of any namespace). Deleted ones are
+    /// among them; their rows are gone.
+    fn candidates(&self, namespace: &str) -> Vec<Uuid> {
+        let spaces = self.memory.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids = spaces
             .get(namespace)
-        {
-            Some(space) => space.vector_ids(),
-            None => Vec::new(),
-        };
+            .map_or_else(Vec::new, |s| s.vector_ids());
+        drop(spaces);
         ids.extend(&self.inserted);
         ids.sort_unstable();
         ids.dedup();
-        let mut out = Vec::new();
-        for id in ids {
-            let Some(bytes) = self.vectors.get(id.as_u128())? else {
-                continue;
+        ids
+    }
+
+    /// Deletes the vectors of `namespace` that `filter` matches (all if
+    /// `None`) as this transaction sees them, one row at a time; what
+    /// memory must forget.
+    fn delete_in(&mut self, namespace: &str, filter: Option<&Filter>) -> Result<Vec<Applied>> {
+        let mut applied = Vec::new();
+        for id in self.candidates(namespace) {
+            let r: VectorRecord = match self.vectors.get(id.as_u128())? {
+                Some(bytes) => decode(bytes.value(), "vector record")?,
+                None => continue,
             };
-            let r: VectorRecord = decode(bytes.value(), "vector record")?;
-            if r.namespace == namespace {
-                out.push(r);
+            if r.namespace == namespace && filter.is_none_or(|f| f.matches(&r.metadata)) {
+                self.vectors.remove(id.as_u128())?;
+                self.log(ChangeKind::Delete, namespace, Some(id), 0)?;
+                applied.push(Applied::Remove {
+                    namespace: r.namespace,
+                    id,
+                });
             }
         }
-        Ok(out)
+        Ok(applied)
     }
 
     fn delete_by_filter(&mut self, namespace: &str, filter: &Filter) -> Step {
         if !self.space_exists(namespace)? {
             return Ok(Err(StorageError::NamespaceNotFound(namespace.to_string())));
         }
-        let mut applied = Vec::new();
-        for r in self.vectors_of(namespace)? {
-            if filter.matches(&r.metadata) {
-                applied.extend(self.delete_row(r.id)?);
-            }
-        }
+        let applied = self.delete_in(namespace, Some(filter))?;
         done(Reply::Count(applied.len()), applied)
     }
 
@@ -561,9 +565,8 @@ impl<'t> Tables<'t> {
                 messages,
             }));
         }
-        for r in self.vectors_of(name)? {
-            self.delete_row(r.id)?;
-        }
+        // The whole index goes with `DropSpace`: no `Remove` each.
+        self.delete_in(name, None)?;
         self.spaces.remove(name)?;
         self.known_spaces.remove(name);
         self.log(ChangeKind::DeleteNamespace, name, None, 0)?;

@@ -42,6 +42,15 @@ fn put(s: &Store, ns: &str, n: u64) -> VectorRecord {
     s.store_vector(v).unwrap()
 }
 
+/// Polls until `ns` holds at least `n` vectors (a minute at most).
+fn wait_for_count(s: &Store, ns: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.count(ns, None).unwrap() < n {
+        assert!(std::time::Instant::now() < deadline, "{ns} never held {n}");
+        std::thread::yield_now();
+    }
+}
+
 fn even() -> Filter {
     Filter::Eq("even".into(), json!(true))
 }
@@ -283,13 +292,9 @@ fn delete_by_filter_takes_what_matches_when_it_commits() {
             })
         })
         .collect();
-    while s.count("a", None).unwrap() < 200 {
-        std::thread::yield_now();
-    }
+    wait_for_count(&s, "a", 200);
     let deleted = s.delete_by_filter("a", &even()).unwrap();
-    while s.count("a", None).unwrap() < 50 {
-        std::thread::yield_now();
-    }
+    wait_for_count(&s, "a", 50);
     stop.store(true, Ordering::Relaxed);
     for h in inserters {
         h.join().unwrap();
@@ -596,9 +601,7 @@ fn writes_racing_a_namespace_deletion_leave_no_orphans() {
                 })
             })
             .collect();
-        while s.count("a", None).unwrap() < 50 {
-            std::thread::yield_now();
-        }
+        wait_for_count(&s, "a", 50);
         assert!(s.delete_namespace("a").unwrap());
         for w in writers {
             w.join().unwrap();
