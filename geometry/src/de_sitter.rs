@@ -7,8 +7,8 @@ use crate::manifold::Manifold;
 use crate::mean::{FrechetMean, FrechetOptions};
 use crate::numeric::{
     CHECK_TOLERANCE, MAX_EXP_ARG, acosh1p, check_coords, check_curvature, check_dim, finite_result,
-    inv_sinc, inv_sinhc, lin2, minkowski, norm, norm_sq, scaled, sinc, sinhc, standard_normal,
-    tangent_residual,
+    inv_sinc, inv_sinhc, lin2, minkowski, nan_to_inf, norm, norm_sq, scaled, sinc, sinhc,
+    standard_normal, tangent_residual,
 };
 
 /// How two events are separated in a Lorentzian space.
@@ -268,7 +268,7 @@ impl Manifold for DeSitter {
         match (x.split_first(), y.split_first()) {
             (Some((x0, xs)), Some((y0, ys))) => {
                 let s: f64 = xs.iter().zip(ys).map(|(a, b)| (a - b).powi(2)).sum();
-                (s - (x0 - y0).powi(2)).abs().sqrt()
+                nan_to_inf((s - (x0 - y0).powi(2)).abs().sqrt())
             }
             _ => 0.0,
         }

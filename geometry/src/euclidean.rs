@@ -5,7 +5,9 @@ use rand::RngCore;
 use crate::error::Result;
 use crate::manifold::Manifold;
 use crate::mean::{self, FrechetMean, FrechetOptions};
-use crate::numeric::{check_coords, check_dim, dist_sq, dot, finite_result, standard_normal};
+use crate::numeric::{
+    check_coords, check_dim, dist_sq, dot, finite_result, nan_to_inf, standard_normal,
+};
 
 /// Euclidean space `E^n`: curvature 0, distance `|x - y|`, `exp_x(v) = x + v`.
 ///
@@ -57,7 +59,7 @@ impl Manifold for Euclidean {
     }
 
     fn distance_unchecked(&self, x: &[f64], y: &[f64]) -> f64 {
-        dist_sq(x, y).sqrt()
+        nan_to_inf(dist_sq(x, y).sqrt())
     }
 
     fn exp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>> {

@@ -485,7 +485,11 @@ impl Manifold for Hyperboloid {
         finite_result(lin2(1.0, v, self.c * minkowski(x, v), x), "project_tangent")
     }
 
+    /// Reads spatial parts only, but a NaN time coordinate still gives `+∞`.
     fn distance_unchecked(&self, x: &[f64], y: &[f64]) -> f64 {
+        if x.first().is_some_and(|a| a.is_nan()) || y.first().is_some_and(|a| a.is_nan()) {
+            return f64::INFINITY;
+        }
         acosh1p(self.delta(x, y)) / self.c.sqrt()
     }
 

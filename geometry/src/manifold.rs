@@ -52,8 +52,9 @@ pub trait Manifold {
     }
 
     /// Geodesic distance between two points the caller has already checked.
-    /// Never panics; on unchecked garbage the value is unspecified (but
-    /// finite or infinite, never a panic).
+    /// Never panics and never returns NaN: a NaN coordinate gives `+∞` (so
+    /// a corrupted point is nobody's near neighbour); on other unchecked
+    /// garbage the value is unspecified (finite or infinite).
     fn distance_unchecked(&self, x: &[f64], y: &[f64]) -> f64;
 
     /// Exponential map: the point reached after unit time along the geodesic

@@ -50,6 +50,9 @@ pub(crate) fn lin2(a: f64, x: &[f64], b: f64, y: &[f64]) -> Vec<f64> {
 
 /// `acosh(1 + d)` for `d >= 0`: accurate for tiny `d`, finite for huge `d`.
 pub(crate) fn acosh1p(d: f64) -> f64 {
+    if d.is_nan() {
+        return f64::INFINITY; // see `nan_to_inf`
+    }
     let d = if d > 0.0 { d } else { 0.0 };
     if d > 1e8 {
         // acosh(z) = ln(2z) - 1/(4z^2) - ...; the tail is below 1e-17 here.
@@ -57,6 +60,26 @@ pub(crate) fn acosh1p(d: f64) -> f64 {
     } else {
         (d + (d * (d + 2.0)).sqrt()).ln_1p()
     }
+}
+
+/// What `distance_unchecked` answers for NaN input: `+∞`, never NaN, so a
+/// corrupted point is never anyone's near neighbour (and no NaN leaves the
+/// crate).
+pub(crate) fn nan_to_inf(d: f64) -> f64 {
+    if d.is_nan() { f64::INFINITY } else { d }
+}
+
+/// `|v|` without overflow or underflow in the squares (for vectors whose
+/// coordinates may be as large as 1e300).
+pub(crate) fn norm_scaled(v: &[f64]) -> f64 {
+    let m = max_abs(v);
+    if m == 0.0 || !m.is_finite() {
+        return m;
+    }
+    if (1e-150..=1e150).contains(&m) {
+        return norm(v);
+    }
+    m * v.iter().map(|a| (a / m) * (a / m)).sum::<f64>().sqrt()
 }
 
 /// `sinh(t) / t`, equal to 1 at 0.
@@ -128,8 +151,8 @@ pub(crate) fn standard_normal(rng: &mut dyn RngCore, n: usize) -> Vec<f64> {
 /// so that rounding noise (the sum of tangent vectors that cancel) is
 /// accepted as the zero vector it stands for.
 pub(crate) fn tangent_residual(ip: f64, x: &[f64], v: &[f64]) -> f64 {
-    let nx = norm(x);
-    let scale = nx * norm(v).max(1e-12 * nx);
+    let nx = norm_scaled(x);
+    let scale = nx * norm_scaled(v).max(1e-12 * nx);
     if scale > 0.0 { ip.abs() / scale } else { 0.0 }
 }
 
@@ -193,6 +216,9 @@ mod tests {
         assert!((acosh1p(d) - (2.0 * d).sqrt()).abs() < 1e-25);
         assert_eq!(acosh1p(-1e-17), 0.0);
         assert!(acosh1p(1e300).is_finite());
+        assert_eq!(acosh1p(f64::NAN), f64::INFINITY);
+        assert_eq!(norm_scaled(&[3e300, 4e300]), 5e300);
+        assert_eq!(norm_scaled(&[3e-300, 4e-300]), 5e-300);
     }
 
     #[test]

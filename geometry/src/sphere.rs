@@ -7,7 +7,7 @@ use crate::manifold::Manifold;
 use crate::mean::{self, FrechetMean, FrechetOptions};
 use crate::numeric::{
     CHECK_TOLERANCE, check_coords, check_curvature, check_dim, dist_sq, dot, finite_result,
-    inv_sinc, lin2, norm, scaled, sinc, standard_normal, tangent_residual,
+    inv_sinc, lin2, nan_to_inf, norm, norm_scaled, scaled, standard_normal, tangent_residual,
 };
 
 /// The round sphere `{x ∈ R^{n+1} : |x| = R}`, `R = 1/√c`, curvature `c`.
@@ -160,14 +160,23 @@ impl Manifold for Sphere {
             .map(|(a, b)| (a + b).powi(2))
             .sum::<f64>()
             .sqrt();
-        2.0 * self.radius() * diff.atan2(sum)
+        nan_to_inf(2.0 * self.radius() * diff.atan2(sum))
     }
 
     /// `cos(|v|/R) x + R sin(|v|/R) v / |v|`, renormalised onto the sphere.
+    /// Any finite `v` works: `|v|` is computed without overflow and the
+    /// angle is reduced modulo 2π by the platform's `sin`/`cos` (exactly, for
+    /// arguments as large as 1e300).
     fn exp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         self.check_tangent(x, v)?;
-        let theta = norm(v) / self.radius();
-        self.project(&lin2(theta.cos(), x, sinc(theta), v))
+        let vn = norm_scaled(v);
+        if vn == 0.0 {
+            return Ok(x.to_vec());
+        }
+        let r = self.radius();
+        let theta = vn / r;
+        let dir: Vec<f64> = v.iter().map(|a| a / vn).collect();
+        self.project(&lin2(theta.cos(), x, r * theta.sin(), &dir))
     }
 
     fn log(&self, x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
@@ -227,10 +236,15 @@ impl Manifold for Sphere {
     fn exp0(&self, v: &[f64]) -> Result<Vec<f64>> {
         check_coords(v, self.dim)?;
         let r = self.radius();
-        let theta = norm(v) / r;
+        let vn = norm_scaled(v);
+        if vn == 0.0 {
+            return Ok(self.origin());
+        }
+        let theta = vn / r;
         let mut x = Vec::with_capacity(self.dim + 1);
         x.push(r * theta.cos());
-        x.extend(v.iter().map(|a| a * sinc(theta)));
+        let s = r * theta.sin() / vn;
+        x.extend(v.iter().map(|a| a * s));
         self.project(&x)
     }
 
@@ -277,7 +291,19 @@ impl Manifold for Sphere {
             from_frame: &from_frame,
             resolution: &resolution,
         };
-        let result = mean::karcher_flow(self, &wp, start, &model, options)?;
+        // Antipodal points (with any weights) have a whole circle of means:
+        // the flow meets them as a `log` with no unique geodesic.
+        let result = match mean::karcher_flow(self, &wp, start, &model, options) {
+            Err(GeometryError::NoGeodesic { .. }) => {
+                return Err(GeometryError::NoUniqueMean {
+                    manifold: self.name(),
+                    reason: "two of the points are antipodal, so a whole circle of points \
+                             are means"
+                        .into(),
+                });
+            }
+            other => other?,
+        };
         // Uniqueness holds when all points lie in an open ball of radius
         // π R / 2 (Afsari 2011). Try two centres: the mean itself, and the
         // midpoint of the two points farthest apart from it (which settles

@@ -438,3 +438,38 @@ fn a_single_point_is_its_own_mean_at_once_and_near_copies_converge() {
         }
     }
 }
+
+#[test]
+fn distance_unchecked_answers_infinity_never_nan_on_nan_input() {
+    for m in all_manifolds() {
+        let o = m.origin();
+        let mut bad = o.clone();
+        bad[0] = f64::NAN;
+        for (x, y) in [(&o, &bad), (&bad, &o), (&bad, &bad)] {
+            assert_eq!(m.distance_unchecked(x, y), f64::INFINITY, "{}", m.name());
+        }
+    }
+}
+
+#[test]
+fn sphere_edge_cases_have_the_documented_answers() {
+    let s = Sphere::new(2, 1.0).unwrap();
+    let (n, south) = ([0.0, 0.0, 1.0], [0.0, 0.0, -1.0]);
+    // A weighted antipodal pair: a whole circle of means.
+    assert!(matches!(
+        s.frechet_mean(&[&n, &south], Some(&[2.0, 1.0]), &FrechetOptions::default()),
+        Err(GeometryError::NoUniqueMean { .. })
+    ));
+    // A finite tangent vector of norm 1e300: the angle is reduced exactly.
+    // cos(1e300) and sin(1e300) from mpmath at 400 digits.
+    let p = s.exp(&[1.0, 0.0, 0.0], &[0.0, 1e300, 0.0]).unwrap();
+    let want = [-0.5753861119575491, -0.8178819121159085, 0.0];
+    for (a, b) in p.iter().zip(want) {
+        assert!((a - b).abs() < 1e-15, "{p:?}");
+    }
+    let q = s.exp0(&[-1e300, 0.0]).unwrap();
+    assert!(
+        (q[0] - want[0]).abs() < 1e-15 && (q[1] + want[1]).abs() < 1e-15,
+        "{q:?}"
+    );
+}
