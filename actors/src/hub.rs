@@ -26,8 +26,8 @@ use crate::model::{
 };
 use crate::namespace::{
     AccessKind, Caller, Check, Consensus, ConsensusReport, Contribute, Grant, GrantAccess, Info,
-    Join, Members, NamespaceInfo, QueryShared, Search, SharedHit, StoreVector, Visibility,
-    blocking, search_records,
+    Join, Members, NamespaceInfo, QueryShared, Search, SharedHit, Visibility, blocking,
+    search_records,
 };
 use crate::registry::{IsolationPolicy, ModelEntry, Registry};
 
@@ -618,9 +618,8 @@ impl ModelRef {
 
     /// Stores a vector in a namespace this model may write.
     pub async fn store_vector(&self, vector: NewVector) -> Result<VectorRecord> {
-        self.live()?;
-        let ns = self.hub.ns(&vector.namespace)?;
-        ns.send(StoreVector(self.me(), vector)).await?
+        let ns = vector.namespace.clone();
+        Ok(self.batch_store_vectors(&ns, vec![vector]).await?.remove(0))
     }
 
     /// Searches a namespace this model may read.

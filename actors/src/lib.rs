@@ -53,6 +53,7 @@
 //!
 //! The delivery guarantees are written down in `docs/SEMANTICS.md`.
 
+mod admission;
 mod blocks;
 mod directory;
 mod error;

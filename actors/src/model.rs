@@ -4,14 +4,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use hvs_mailbox::{DeadLetter, DeadReason, Gauge, Mailbox, letter_of};
+use hvs_mailbox::{DeadLetter, DeadReason, Mailbox, letter_of};
 use hvs_storage::{Durability, MessageRecord, Metadata, Settled, Settlement, Store};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::error::{ActorError, Result};
 use crate::registry::{MAILBOX_CAPACITY, Profile, Registry};
 
@@ -156,6 +157,11 @@ fn reason_of(r: &DeadReason) -> &'static str {
     }
 }
 
+/// What a message costs its sender's storage quota: payload and vector.
+fn size_of(record: &MessageRecord) -> u64 {
+    (record.payload.len() + 8 * record.vector.len()) as u64
+}
+
 /// Hands stored messages to their recipients' actors, one message per
 /// recipient actor.
 fn hand_over(registry: &Registry, stored: &[Arc<MessageRecord>]) {
@@ -168,17 +174,6 @@ fn hand_over(registry: &Registry, stored: &[Arc<MessageRecord>]) {
     for (to, ms) in per {
         if let Ok(e) = registry.model(to) {
             e.addr.do_send(Deliver(ms));
-        }
-    }
-}
-
-/// Reservations made in recipients' mailboxes for messages not yet stored.
-struct Reservations(Vec<Arc<Gauge>>);
-
-impl Reservations {
-    fn release(self) {
-        for g in self.0 {
-            g.release();
         }
     }
 }
@@ -222,12 +217,13 @@ impl ModelActor {
         })
     }
 
-    /// Stores `records` (reservations already made) and, once committed,
-    /// hands them to their recipients; the answer comes after the commit.
+    /// Stores `records` (admitted: tokens, quota and mailbox slots held)
+    /// and, once committed, hands them to their recipients; the answer
+    /// comes after the commit. A failed write gives the admission back.
     fn store_and_hand_over(
         &self,
         records: Vec<MessageRecord>,
-        reservations: Reservations,
+        admission: Admission,
     ) -> oneshot::Receiver<Result<Vec<Arc<MessageRecord>>>> {
         let (tx, rx) = oneshot::channel();
         let registry = self.registry.clone();
@@ -236,26 +232,16 @@ impl ModelActor {
             Box::new(move |r| {
                 let answer = match r {
                     Ok(stored) => {
+                        admission.commit();
                         hand_over(&registry, &stored);
                         Ok(stored)
                     }
-                    Err(e) => {
-                        reservations.release();
-                        Err(e.into())
-                    }
+                    Err(e) => Err(e.into()),
                 };
                 let _ = tx.send(answer);
             }),
         );
         rx
-    }
-
-    fn charge(&self, records: &[MessageRecord]) -> Result<()> {
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.payload.len() + 8 * r.vector.len())
-            .sum();
-        self.profile.charge_storage(bytes as u64)
     }
 
     /// Records settlements; failures are logged (the message stays
@@ -368,28 +354,20 @@ impl Handler<Post> for ModelActor {
     fn handle(&mut self, msg: Post, _: &mut Self::Context) -> Self::Result {
         let prepared = (|| -> Result<_> {
             self.own_write_check()?;
-            self.profile
-                .limiter
-                .acquire_vectors(msg.0.len() as u64, Instant::now())?;
+            let mut admission = Admission::new(self.profile.clone());
+            admission.take_vectors(msg.0.len() as u64)?;
             let now = now_ms();
-            let mut gauges = Vec::with_capacity(msg.0.len());
             let mut records = Vec::with_capacity(msg.0.len());
             for (to, out) in msg.0 {
-                gauges.push(self.registry.model(&to)?.gauge.clone());
-                records.push(self.record(out, vec![to], now)?);
+                let recipient = self.registry.model(&to)?;
+                let record = self.record(out, vec![to], now)?;
+                admission.charge(size_of(&record))?;
+                admission.reserve(&recipient.gauge)?;
+                records.push(record);
             }
-            self.charge(&records)?;
-            let mut reserved = Reservations(Vec::with_capacity(gauges.len()));
-            for g in gauges {
-                if let Err(e) = g.try_reserve() {
-                    reserved.release();
-                    return Err(ActorError::from(e));
-                }
-                reserved.0.push(g);
-            }
-            Ok((records, reserved))
+            Ok((records, admission))
         })();
-        let rx = prepared.map(|(records, reserved)| self.store_and_hand_over(records, reserved));
+        let rx = prepared.map(|(records, admission)| self.store_and_hand_over(records, admission));
         Box::pin(async move {
             let stored = rx?.await.map_err(|_| ActorError::Stopped)??;
             Ok(stored.iter().map(|m| m.id).collect())
@@ -424,20 +402,23 @@ impl Handler<PostEach> for ModelActor {
         let now = now_ms();
         let mut refused = Vec::with_capacity(msg.0.len());
         let mut records = Vec::new();
-        let mut reserved = Reservations(Vec::new());
+        let mut admitted = Admission::new(self.profile.clone());
         for (to, out) in msg.0 {
-            let one = (|| -> Result<(MessageRecord, Arc<Gauge>)> {
-                self.profile.limiter.acquire_vectors(1, Instant::now())?;
-                let gauge = self.registry.model(&to)?.gauge.clone();
+            // Each message is admitted on its own: a refused one gives back
+            // what it took and does not hold the others back.
+            let one = (|| -> Result<(MessageRecord, Admission)> {
+                let mut admission = Admission::new(self.profile.clone());
+                admission.take_vectors(1)?;
+                let recipient = self.registry.model(&to)?;
                 let record = self.record(out, vec![to], now)?;
-                self.charge(std::slice::from_ref(&record))?;
-                gauge.try_reserve()?;
-                Ok((record, gauge))
+                admission.charge(size_of(&record))?;
+                admission.reserve(&recipient.gauge)?;
+                Ok((record, admission))
             })();
             match one {
-                Ok((record, gauge)) => {
+                Ok((record, admission)) => {
                     records.push(record);
-                    reserved.0.push(gauge);
+                    admitted.absorb(admission);
                     refused.push(None);
                 }
                 Err(e) => refused.push(Some(e)),
@@ -449,7 +430,7 @@ impl Handler<PostEach> for ModelActor {
                 stored: Ok(Vec::new()),
             })));
         }
-        let rx = self.store_and_hand_over(records, reserved);
+        let rx = self.store_and_hand_over(records, admitted);
         Box::pin(async move {
             let stored = match rx.await {
                 Ok(Ok(stored)) => Ok(stored.iter().map(|m| m.id).collect()),
@@ -484,35 +465,23 @@ impl Handler<Broadcast> for ModelActor {
                 });
             }
             self.own_write_check()?;
-            self.profile.limiter.acquire_vectors(1, Instant::now())?;
-            let mut reserved = Reservations(Vec::new());
+            let mut admission = Admission::new(self.profile.clone());
+            admission.take_vectors(1)?;
             let (mut recipients, mut refused) = (Vec::new(), Vec::new());
             for to in msg.recipients {
                 let Ok(e) = self.registry.model(&to) else {
                     refused.push((to, "unknown_model".to_string()));
                     continue;
                 };
-                match e.gauge.try_reserve() {
-                    Ok(()) => {
-                        reserved.0.push(e.gauge.clone());
-                        recipients.push(to);
-                    }
+                match admission.reserve(&e.gauge) {
+                    Ok(()) => recipients.push(to),
                     Err(err) => refused.push((to, err.code().to_string())),
                 }
             }
-            let record = match self.record(msg.message, recipients.clone(), now_ms()) {
-                Ok(r) => r,
-                Err(e) => {
-                    reserved.release();
-                    return Err(e);
-                }
-            };
-            if let Err(e) = self.charge(std::slice::from_ref(&record)) {
-                reserved.release();
-                return Err(e);
-            }
+            let record = self.record(msg.message, recipients.clone(), now_ms())?;
+            admission.charge(size_of(&record))?;
             let id = record.id;
-            let rx = self.store_and_hand_over(vec![record], reserved);
+            let rx = self.store_and_hand_over(vec![record], admission);
             Ok((
                 rx,
                 BroadcastReport {

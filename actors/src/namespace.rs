@@ -16,6 +16,7 @@ use hvs_storage::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::error::{ActorError, Result};
 use crate::registry::{IsolationPolicy, MAILBOX_CAPACITY, Profile, Registry};
 
@@ -249,14 +250,6 @@ impl NamespaceActor {
         Ok(())
     }
 
-    fn vector_limit(caller: &Caller, bytes: u64) -> Result<()> {
-        if let Caller::Model(p) = caller {
-            p.limiter.acquire_vectors(1, Instant::now())?;
-            p.charge_storage(bytes)?;
-        }
-        Ok(())
-    }
-
     /// Writes the access list to the catalog; on failure the in-memory
     /// change is undone by the caller.
     fn persist(&self) -> impl Future<Output = Result<()>> + use<> {
@@ -402,11 +395,15 @@ impl Handler<Contribute> for NamespaceActor {
         let who = msg.caller.id.clone();
         let ready = self.check(&caller, AccessKind::Write).and_then(|()| {
             let bytes = 8 * msg.point.len() + msg.value.to_string().len();
-            Self::vector_limit(&caller, bytes as u64)
+            let mut admission = Admission::new(msg.caller.clone());
+            admission.take_vectors(1)?;
+            admission.charge(bytes as u64)?;
+            Ok(admission)
         });
-        if let Err(e) = ready {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
-        }
+        let admission = match ready {
+            Ok(a) => a,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
         let (store, ns) = (self.store.clone(), self.info.name.clone());
         let known = self.contributions.clone();
         let key = msg.key.clone();
@@ -439,6 +436,7 @@ impl Handler<Contribute> for NamespaceActor {
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
             let (mut known, id) = r?;
+            admission.commit();
             known.insert((who, key), id);
             act.contributions = Some(known);
             Ok(id)
@@ -565,28 +563,6 @@ impl Handler<Consensus> for NamespaceActor {
                 })
             })
             .await
-        })
-    }
-}
-
-/// Stores a vector in the namespace.
-#[derive(Message)]
-#[rtype(result = "Result<VectorRecord>")]
-pub(crate) struct StoreVector(pub(crate) Caller, pub(crate) NewVector);
-
-impl Handler<StoreVector> for NamespaceActor {
-    type Result = ResponseFuture<Result<VectorRecord>>;
-
-    fn handle(&mut self, mut msg: StoreVector, _: &mut Self::Context) -> Self::Result {
-        msg.1.namespace = self.info.name.clone();
-        let ready = self.check(&msg.0, AccessKind::Write).and_then(|()| {
-            let bytes = 8 * msg.1.data.len();
-            Self::vector_limit(&msg.0, bytes as u64)
-        });
-        let store = self.store.clone();
-        Box::pin(async move {
-            ready?;
-            blocking(move || Ok(store.store_vector(msg.1)?)).await
         })
     }
 }

@@ -46,6 +46,15 @@ impl Profile {
         self.stored_bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
+
+    /// Gives back a charge whose write did not happen.
+    pub(crate) fn refund_storage(&self, bytes: u64) {
+        let _ = self
+            .stored_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
 }
 
 /// A known model: its actor, its mailbox's admission gauge, its profile.

@@ -12,6 +12,7 @@ use hvs_storage::{
 };
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::error::Result;
 use crate::hub::ModelRef;
 use crate::namespace::{AccessKind, Caller, Check, Info, NamespaceActor, NamespaceInfo, blocking};
@@ -51,24 +52,35 @@ impl<T: Send + 'static> Handler<InNamespace<T>> for NamespaceActor {
         let (store, name) = (self.store.clone(), self.info.name.clone());
         let work = msg.work;
         Box::pin(async move {
-            ready?;
-            blocking(move || work(&store, &name)).await
+            let admission = ready?;
+            let done = blocking(move || work(&store, &name)).await?;
+            // Written: what it cost is spent (dropped on failure, it is
+            // given back).
+            if let Some(a) = admission {
+                a.commit();
+            }
+            Ok(done)
         })
     }
 }
 
-fn pay(caller: &Caller, cost: Cost) -> Result<()> {
+/// Takes what `cost` asks of a model's limits, held until the work commits.
+fn pay(caller: &Caller, cost: Cost) -> Result<Option<Admission>> {
     let Caller::Model(p) = caller else {
-        return Ok(());
+        return Ok(None);
     };
     match cost {
-        Cost::Query => p.limiter.acquire_queries(1, Instant::now())?,
+        Cost::Query => {
+            p.limiter.acquire_queries(1, Instant::now())?;
+            Ok(None)
+        }
         Cost::Vectors { n, bytes } => {
-            p.limiter.acquire_vectors(n, Instant::now())?;
-            p.charge_storage(bytes)?;
+            let mut admission = Admission::new(p.clone());
+            admission.take_vectors(n)?;
+            admission.charge(bytes)?;
+            Ok(Some(admission))
         }
     }
-    Ok(())
 }
 
 /// A search's hits with their records (hits whose record went meanwhile

@@ -51,6 +51,12 @@ impl RateLimiter {
             })
     }
 
+    /// Gives back `n` vectors taken by [`acquire_vectors`](Self::acquire_vectors)
+    /// for work that was then refused (a bucket never holds more than full).
+    pub fn release_vectors(&self, n: u64) {
+        self.vectors.give_back(n);
+    }
+
     /// Takes `n` queries from the queries-per-second budget, or refuses
     /// (taking nothing) like [`acquire_vectors`](RateLimiter::acquire_vectors).
     pub fn acquire_queries(&self, n: u64, now: Instant) -> Result<(), ContractError> {
@@ -166,9 +172,38 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// Returns `n` tokens taken before: the arrival time moves back by
+    /// their cost. Moving it before `now` changes nothing, since a request
+    /// starts from `max(tat, now)`: a bucket never holds more than full.
+    fn give_back(&self, n: u64) {
+        let cost = n.saturating_mul(self.cost_ns);
+        let _ = self
+            .tat
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
+                Some(tat.saturating_sub(cost))
+            });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_given_back_can_be_taken_again_but_never_past_a_full_bucket() {
+        let t0 = Instant::now();
+        let b = TokenBucket::new(10, t0);
+        assert_eq!(b.try_acquire(10, t0), Ok(()));
+        assert!(b.try_acquire(4, t0).is_err());
+        b.give_back(4);
+        assert_eq!(b.try_acquire(4, t0), Ok(()));
+        assert!(b.try_acquire(1, t0).is_err());
+        // Giving back more than was taken leaves a full bucket, no more.
+        b.give_back(100);
+        assert_eq!(b.try_acquire(10, t0), Ok(()));
+        assert!(b.try_acquire(1, t0).is_err());
+    }
 
     #[test]
     fn a_full_burst_of_an_uneven_rate_is_allowed() {

@@ -206,11 +206,24 @@ async fn models_message_search_share_and_agree_over_tcp() {
     assert_eq!(stats.connections, 2);
     assert!(stats.namespaces["alice"].vectors >= 6);
 
+    // A broadcast to the one other connected model counts once.
+    let b = bob
+        .broadcast(p::WireBroadcast {
+            message: p::WireOutgoing {
+                payload: b"all hands".to_vec(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.recipients, ["alice"]);
+
     // The admin pages.
     let admin = server.admin_addr().unwrap();
     let metrics = http_get(admin, "/metrics").await;
     assert!(metrics.contains("hvs_connections 2"), "{metrics}");
-    assert!(metrics.contains("hvs_messages_in_total 6"), "{metrics}");
+    assert!(metrics.contains("hvs_messages_in_total 7"), "{metrics}");
     assert!(
         metrics.contains("hvs_requests_total{op=\"send\"} 1"),
         "{metrics}"
