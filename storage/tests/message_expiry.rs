@@ -89,20 +89,25 @@ fn open(durability: Durability, path: &std::path::Path) -> Store {
     s
 }
 
-/// Waits (up to a generous deadline) until none of `ids` is stored.
+/// Waits (up to a generous deadline) until none of `ids` is stored or
+/// searchable. (The writer drops index entries right after the commit that
+/// deleted their rows; a read in between sees the rows gone and the
+/// entries still there.)
 fn wait_until_purged(s: &Store, ids: &[Uuid]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let left = ids
+        let stored = ids
             .iter()
             .filter(|id| s.get_message(**id).unwrap().is_some())
             .count();
+        let indexed = searchable(s, true);
+        let left = stored + ids.iter().filter(|id| indexed.contains(id)).count();
         if left == 0 {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{left} expired messages still stored"
+            "{left} expired messages still stored or indexed"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
