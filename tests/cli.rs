@@ -122,6 +122,34 @@ fn every_shipped_contract_validates() {
 }
 
 #[test]
+fn the_specifications_example_contract_validates_with_a_warning() {
+    // Run from the repository root, as README.md shows it.
+    let out = Command::new(env!("CARGO_BIN_EXE_hvs"))
+        .args([
+            "contract",
+            "validate",
+            "examples/contracts/spec_example.json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("ok: examples/contracts/spec_example.json (model-unique-id"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning: vector_spec.encoder.weights: is absent"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("encoder_unavailable"), "{stdout}");
+}
+
+#[test]
 fn a_bad_contract_lists_every_problem_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.json");

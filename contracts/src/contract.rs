@@ -217,6 +217,8 @@ pub struct EncoderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// `mlp`: the weights file, relative to the contract's directory.
+    /// Without one the contract is valid (with a warning) but its encoder
+    /// refuses embeddings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
     /// `mlp`: the hidden layers' widths; when given, the weights file must
@@ -423,7 +425,8 @@ impl Contract {
     }
 
     /// Things that are allowed but probably unintended: every unknown field
-    /// (with its path), and a model that may not write its own namespace.
+    /// (with its path), a model that may not write its own namespace, and an
+    /// `mlp` encoder without a weights file (embeddings will be refused).
     pub fn warnings(&self) -> Vec<Problem> {
         let mut w = Vec::new();
         let mut unknown = |path: &str, extra: &Extra| {
@@ -453,6 +456,16 @@ impl Contract {
         unknown("resource_limits", &self.resource_limits.extra);
         if let Some(h) = &self.health_check {
             unknown("health_check", &h.extra);
+        }
+        if let Some(e) = &self.vector_spec.encoder
+            && e.kind == EncoderKind::Mlp
+            && e.weights.is_none()
+        {
+            w.push(Problem::new(
+                "vector_spec.encoder.weights",
+                "is absent, so the mlp encoder cannot run: messages must carry a point of the \
+                 space (`vector`) or text alone; an `embedding` is refused (encoder_unavailable)",
+            ));
         }
         if !self.permissions.can_write(&self.hvs_binding.namespace) {
             w.push(Problem::new(
@@ -503,7 +516,9 @@ impl Contract {
     /// directory the contract came from: an `mlp` encoder's weights file is
     /// read relative to it, and a missing or mis-shaped file is a
     /// [`ContractError::Invalid`] naming `vector_spec.encoder.weights`, the
-    /// file, and the expected and found shapes.
+    /// file, and the expected and found shapes. An `mlp` encoder that names
+    /// no weights file gives an encoder that places points and text but
+    /// refuses embeddings ([`ContractError::EncoderUnavailable`]).
     pub fn encoder(&self, base_dir: &Path) -> Result<MessageEncoder, ContractError> {
         // Contracts edited in code get the same checks (and the size cap on
         // projection matrices) as parsed ones.
@@ -517,14 +532,19 @@ impl Contract {
                 EncoderKind::RandomProjection => {
                     Encoder::random_projection(input, dim, self.projection_seed())
                 }
-                EncoderKind::Mlp => encoder::load_mlp(
-                    &base_dir.join(e.weights.as_deref().unwrap_or_default()),
-                    input,
-                    dim,
-                    e.hidden_dims.as_deref(),
-                    e.activation.unwrap_or(Activation::Relu),
-                    e.output_activation.unwrap_or(Activation::Identity),
-                )?,
+                EncoderKind::Mlp => match &e.weights {
+                    // The specification's own example names no weights: the
+                    // contract still connects, for vectors and text.
+                    None => Encoder::mlp_without_weights(input, dim),
+                    Some(weights) => encoder::load_mlp(
+                        &base_dir.join(weights),
+                        input,
+                        dim,
+                        e.hidden_dims.as_deref(),
+                        e.activation.unwrap_or(Activation::Relu),
+                        e.output_activation.unwrap_or(Activation::Identity),
+                    )?,
+                },
             },
         };
         MessageEncoder::new(manifold, encoder)

@@ -56,6 +56,12 @@ enum Map {
         activation: Activation,
         output_activation: Activation,
     },
+    /// An encoder the contract declares but HVS cannot run (an `mlp` with
+    /// no weights file): the contract's dimensions, every embedding refused.
+    Unavailable {
+        encoder: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// A dense layer with its matrix flattened (row-major, `outputs × inputs`).
@@ -196,6 +202,26 @@ impl Encoder {
         })
     }
 
+    /// The `mlp` encoder of a contract that names no weights file: it has
+    /// the contract's dimensions, but [`apply`](Encoder::apply) refuses
+    /// every embedding with [`ContractError::EncoderUnavailable`].
+    pub(crate) fn mlp_without_weights(input_dim: usize, output_dim: usize) -> Self {
+        Self {
+            input_dim,
+            output_dim,
+            map: Map::Unavailable {
+                encoder: "mlp",
+                reason: "the contract names no weights file (vector_spec.encoder.weights)",
+            },
+        }
+    }
+
+    /// Whether it can encode embeddings: false only for an `mlp` encoder
+    /// whose contract names no weights file.
+    pub fn is_available(&self) -> bool {
+        !matches!(self.map, Map::Unavailable { .. })
+    }
+
     /// Coordinates of the embeddings it takes.
     pub fn input_dim(&self) -> usize {
         self.input_dim
@@ -217,10 +243,14 @@ impl Encoder {
         }
     }
 
-    /// The tangent vector of `embedding`. Wrong length and NaN or infinite
-    /// coordinates (in the input or, for an overflowing network, the
-    /// output) are typed errors.
+    /// The tangent vector of `embedding`. An encoder that cannot run,
+    /// wrong length and NaN or infinite coordinates (in the input or, for
+    /// an overflowing network, the output) are typed errors, in that order.
     pub fn apply(&self, embedding: &[f64]) -> Result<Vec<f64>, ContractError> {
+        // First: no embedding, of any length, could help.
+        if let Map::Unavailable { encoder, reason } = self.map {
+            return Err(ContractError::EncoderUnavailable { encoder, reason });
+        }
         if embedding.len() != self.input_dim {
             return Err(ContractError::DimensionMismatch {
                 what: "embedding",
@@ -250,6 +280,10 @@ impl Encoder {
                     x = layer.apply(&x, f);
                 }
                 x
+            }
+            // Refused above already; repeated rather than a panic.
+            &Map::Unavailable { encoder, reason } => {
+                return Err(ContractError::EncoderUnavailable { encoder, reason });
             }
         };
         check_finite("encoder output", &out)?;

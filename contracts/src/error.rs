@@ -127,6 +127,18 @@ pub enum ContractError {
         /// Index of the first offending coordinate.
         index: usize,
     },
+    /// The contract's encoder cannot run, so an embedding cannot become a
+    /// point: an `mlp` encoder whose contract names no weights file. The
+    /// model can still send a point of its space (`vector`) or text.
+    #[error(
+        "the {encoder} encoder cannot encode an embedding: {reason}; send a point of the space (`vector`) or text instead"
+    )]
+    EncoderUnavailable {
+        /// Which encoder (`"mlp"`).
+        encoder: &'static str,
+        /// Why it cannot run.
+        reason: &'static str,
+    },
     /// The geometry refused a point (off the manifold, wrong length, …).
     #[error(transparent)]
     Geometry(#[from] GeometryError),
@@ -143,6 +155,7 @@ impl ContractError {
             Self::LimitExceeded { .. } => "limit_exceeded",
             Self::DimensionMismatch { .. } => "dimension_mismatch",
             Self::NonFinite { .. } => "non_finite",
+            Self::EncoderUnavailable { .. } => "encoder_unavailable",
             Self::Geometry(e) => e.code(),
         }
     }

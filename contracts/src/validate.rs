@@ -277,7 +277,10 @@ impl Checker {
             )
         });
         self.uint(e, p, "seed", false, 0..=u64::MAX);
-        let weights = self.string(e, p, "weights", kind == Some(EncoderKind::Mlp));
+        // Optional even for `mlp`: without it the encoder refuses embeddings
+        // (a warning, see `Contract::warnings`), as in the specification's
+        // own example.
+        let weights = self.string(e, p, "weights", false);
         if let Some(w) = weights {
             self.weights_path("vector_spec.encoder.weights", w);
         }

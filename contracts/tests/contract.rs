@@ -85,19 +85,21 @@ fn has(problems: &[Problem], path: &str, fragment: &str) -> bool {
 }
 
 #[test]
-fn the_spec_example_parses_once_its_mlp_names_weights() {
-    // Verbatim, its mlp encoder names no weights: exactly that one problem.
-    let err = Contract::from_json(SPEC_EXAMPLE).unwrap_err();
-    assert_eq!(
-        err.problems(),
-        [Problem::new("vector_spec.encoder.weights", "is required")],
-        "{err}"
-    );
-    assert_eq!(err.code(), "invalid_contract");
+fn the_spec_example_validates_verbatim_with_one_warning() {
+    // The shipped file is the specification's text, byte for byte.
+    let shipped = std::fs::read_to_string(examples_dir().join("spec_example.json")).unwrap();
+    assert_eq!(shipped, format!("{SPEC_EXAMPLE}\n"));
 
-    let mut v: Value = serde_json::from_str(SPEC_EXAMPLE).unwrap();
-    set(&mut v, "vector_spec.encoder.weights", "weights.json".into());
-    let c = Contract::from_value(v).unwrap();
+    // Its mlp encoder names no weights file: valid, with that one warning.
+    let c = Contract::from_json(SPEC_EXAMPLE).unwrap();
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].path, "vector_spec.encoder.weights");
+    assert!(
+        warnings[0].message.contains("encoder_unavailable"),
+        "{warnings:?}"
+    );
+
     assert_eq!(c.model.id, "model-unique-id");
     assert_eq!(c.model.kind, "llm");
     assert_eq!(c.model.capabilities.len(), 3);
@@ -106,6 +108,7 @@ fn the_spec_example_parses_once_its_mlp_names_weights() {
     assert_eq!(c.vector_spec.input_dimension, 2048);
     let enc = c.vector_spec.encoder.as_ref().unwrap();
     assert_eq!(enc.hidden_dims.as_deref(), Some(&[1024, 512, 256][..]));
+    assert_eq!(enc.weights, None);
     assert_eq!(c.vector_spec.decoder.as_ref().unwrap()["type"], "mlp");
     assert_eq!(c.communication_protocol.retry.backoff_ms, [100, 500, 2000]);
     assert_eq!(
@@ -120,12 +123,54 @@ fn the_spec_example_parses_once_its_mlp_names_weights() {
         c.schema.as_deref(),
         Some("https://hypersync.ai/schemas/model_contract_hvs_v1.json")
     );
-    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // Serialised and read back, it is still without weights.
+    let again = Contract::from_json(&c.to_json_pretty()).unwrap();
+    assert_eq!(again.warnings(), warnings);
+
+    // A weights file that is named must exist: that is still an error.
+    let mut v: Value = serde_json::from_str(SPEC_EXAMPLE).unwrap();
+    set(&mut v, "vector_spec.encoder.weights", "absent.json".into());
+    let named = Contract::from_value(v).unwrap();
+    assert!(named.warnings().is_empty(), "{:?}", named.warnings());
+    let err = named.encoder(&examples_dir()).unwrap_err();
+    assert_eq!(err.code(), "invalid_contract");
+    assert_eq!(err.problems()[0].path, "vector_spec.encoder.weights");
+}
+
+#[test]
+fn the_spec_example_places_points_and_text_but_refuses_embeddings() {
+    let c = Contract::load(&examples_dir().join("spec_example.json")).unwrap();
+    let enc = c.encoder(&examples_dir()).unwrap();
+    assert!(!enc.encoder().is_available());
+    assert_eq!(enc.encoder().shape(), [2048, 12]);
+    let m = c.manifold().unwrap();
+
+    // A vector already in the output space (H^12, 13 coordinates) is taken.
+    let mut point = m.origin();
+    (point[0], point[1]) = (0.5f64.cosh(), 0.5f64.sinh());
+    assert_eq!(enc.place_point(&point).unwrap(), point);
+    m.check(&enc.encode_text("no vector at all").unwrap())
+        .unwrap();
+
+    // An embedding, of the right length or not, needs the missing weights.
+    for len in [2048, 12, 0] {
+        let err = enc.encode_embedding(&vec![0.1; len]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ContractError::EncoderUnavailable { encoder: "mlp", .. }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), "encoder_unavailable");
+        assert!(err.to_string().contains("no weights file"), "{err}");
+        assert!(err.to_string().contains("`vector`"), "{err}");
+    }
 }
 
 #[test]
 fn every_mistake_is_listed_with_its_path() {
-    let mut v = example("spec_example.json");
+    let mut v = example("spec_example_with_weights.json");
     set(&mut v, "hvs_binding.geometry", "hyperbolic".into());
     set(&mut v, "model.id", "my model!".into());
     set(&mut v, "permissions.broadcast", "yes".into());
@@ -192,7 +237,7 @@ fn every_mistake_is_listed_with_its_path() {
 
 #[test]
 fn cross_field_rules_are_checked() {
-    let mut v = example("spec_example.json");
+    let mut v = example("spec_example_with_weights.json");
     set(&mut v, "vector_spec.output_dimension", 13.into());
     set(&mut v, "hvs_binding.curvature", (-1.0).into());
     set(&mut v, "hvs_binding.factors", json!([]));
@@ -359,7 +404,11 @@ fn contracts_edited_in_code_are_validated_by_the_same_rules() {
 fn every_example_validates_clean_and_encodes() {
     let files = example_files();
     assert!(files.len() >= 5, "{files:?}");
-    for file in files {
+    // The specification's example names no weights file: it has its own
+    // tests above (one warning, embeddings refused).
+    let verbatim = examples_dir().join("spec_example.json");
+    assert!(files.contains(&verbatim));
+    for file in files.into_iter().filter(|f| *f != verbatim) {
         let c = Contract::load(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(
             c.warnings().is_empty(),
@@ -387,7 +436,7 @@ fn the_binding_dimension_is_intrinsic() {
             .manifold()
             .unwrap()
     };
-    let h = load("spec_example.json");
+    let h = load("spec_example_with_weights.json");
     assert_eq!(
         (h.name(), h.dim(), h.ambient_dim()),
         ("hyperboloid", 12, 13)
@@ -422,7 +471,7 @@ fn the_schema_is_json_and_requires_what_the_validator_requires() {
     // Remove each field of the fullest example in turn (top level and one
     // level down): the validator says "is required" exactly for the fields
     // the schema lists as required.
-    let full = example("spec_example.json");
+    let full = example("spec_example_with_weights.json");
     let required_in = |s: &Value| -> BTreeSet<String> {
         s["required"]
             .as_array()

@@ -237,7 +237,7 @@ fn missing_or_misshaped_weights_are_invalid_with_shapes() {
 
 #[test]
 fn the_spec_examples_mlp_loads_from_its_directory() {
-    let c = Contract::from_value(example("spec_example.json")).unwrap();
+    let c = Contract::from_value(example("spec_example_with_weights.json")).unwrap();
     let enc = c.encoder(&examples_dir()).unwrap();
     assert_eq!(enc.encoder().shape(), [64, 32, 16, 12]);
     // tanh output: each coordinate in (-1, 1).

@@ -135,7 +135,8 @@ proptest! {
         at in any::<Index>(),
         new in prop::option::weighted(0.85, json_value()),
     ) {
-        let names = ["spec_example.json", "product_space_model.json", "rust_agent.json",
+        let names = ["spec_example.json", "spec_example_with_weights.json",
+                     "product_space_model.json", "rust_agent.json",
                      "random_projection_model.json", "lorentzian_planner.json"];
         let mut v = example(names[which.index(names.len())]);
         let mut all = Vec::new();
