@@ -248,7 +248,21 @@ impl Space {
         self.vectors.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_vectors(&self) -> std::sync::RwLockWriteGuard<'_, BTreeSet<Uuid>> {
+    /// Compares the ids in memory with the namespace's rows: how many rows
+    /// are not listed (a scroll would miss them) and how many listed ids
+    /// have no row; with `repair`, the rows' ids replace the list.
+    fn verify_ids(&self, rows: BTreeSet<Uuid>, repair: bool) -> (usize, usize) {
+        let listed = self.read_vectors();
+        let unlisted = rows.difference(&listed).count();
+        let unstored = listed.difference(&rows).count();
+        drop(listed);
+        if repair && unlisted + unstored > 0 {
+            *self.write_vectors() = rows;
+        }
+        (unlisted, unstored)
+    }
+
+    pub(crate) fn write_vectors(&self) -> std::sync::RwLockWriteGuard<'_, BTreeSet<Uuid>> {
         self.vectors.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -1965,11 +1979,14 @@ impl Shared {
         let txn = self.begin_read()?;
         let table = txn.open_table(VECTORS)?;
         let mut stored: HashMap<String, HashMap<Uuid, VectorRecord>> = HashMap::new();
+        // The rows of `vectors` alone (no messages), per namespace.
+        let mut rows: HashMap<String, BTreeSet<Uuid>> = HashMap::new();
         let mut vectors = 0;
         for row in table.iter()? {
             let (_, v) = row?;
             let r: VectorRecord = decode(v.value(), "vector record")?;
             vectors += 1;
+            rows.entry(r.namespace.clone()).or_default().insert(r.id);
             stored
                 .entry(r.namespace.clone())
                 .or_default()
@@ -2030,8 +2047,10 @@ impl Shared {
                 .filter(|r| !ids.contains(&r.id) || unreachable.contains(&r.id))
                 .collect();
             indexed += truth.len() - ns_missing.len();
-            missing += ns_missing.len();
-            orphaned += ns_orphans.len() + stale;
+            let (unlisted, unstored) =
+                space.verify_ids(rows.remove(&name).unwrap_or_default(), repair);
+            missing += ns_missing.len() + unlisted;
+            orphaned += ns_orphans.len() + stale + unstored;
             if repair {
                 for id in &ns_orphans {
                     space.index.remove(*id);

@@ -155,3 +155,30 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{GeometrySpec, NewVector, SpaceConfig, Store, StoreConfig};
+
+    /// The ordered ids behind `count` and `scroll` are checked, and
+    /// repaired, by `verify_consistency` and `repair_index` like the index.
+    #[test]
+    fn the_ids_in_memory_are_verified_and_repaired_from_the_rows() {
+        let s = Store::open(StoreConfig::memory()).unwrap();
+        let geometry = GeometrySpec::Euclidean { dim: 2 };
+        s.create_namespace(SpaceConfig::new("a", geometry)).unwrap();
+        let a = s.store_vector(NewVector::new("a", vec![0.0, 1.0])).unwrap();
+        s.store_vector(NewVector::new("a", vec![1.0, 0.0])).unwrap();
+        let space = s.space("a").unwrap();
+        space.write_vectors().remove(&a.id);
+        space.write_vectors().insert(uuid::Uuid::now_v7());
+        let report = s.verify_consistency().unwrap();
+        assert_eq!(
+            (report.consistent, report.missing, report.orphaned),
+            (false, 1, 1)
+        );
+        assert!(s.repair_index().unwrap().consistent);
+        assert_eq!(s.count("a", None).unwrap(), 2);
+        assert_eq!(s.scroll("a", None, 10, None).unwrap().0[0].id, a.id);
+    }
+}
