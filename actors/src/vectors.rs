@@ -13,7 +13,7 @@ use hvs_storage::{
 use uuid::Uuid;
 
 use crate::admission::Admission;
-use crate::error::Result;
+use crate::error::{ActorError, Result};
 use crate::hub::ModelRef;
 use crate::namespace::{AccessKind, Caller, Check, Info, NamespaceActor, NamespaceInfo, blocking};
 
@@ -33,7 +33,9 @@ type Work<T> = Box<dyn FnOnce(&Store, &str) -> Result<T> + Send>;
 /// paid `cost`.
 pub(crate) struct InNamespace<T> {
     pub(crate) caller: Caller,
-    pub(crate) kind: AccessKind,
+    /// `None`: work that restricts itself to what the caller holds anyway
+    /// (its own messages).
+    pub(crate) kind: Option<AccessKind>,
     pub(crate) cost: Cost,
     pub(crate) work: Work<T>,
 }
@@ -46,9 +48,11 @@ impl<T: Send + 'static> Handler<InNamespace<T>> for NamespaceActor {
     type Result = ResponseFuture<Result<T>>;
 
     fn handle(&mut self, msg: InNamespace<T>, _: &mut Self::Context) -> Self::Result {
-        let ready = self
-            .check(&msg.caller, msg.kind)
-            .and_then(|()| pay(&msg.caller, msg.cost));
+        let checked = match msg.kind {
+            Some(kind) => self.check(&msg.caller, kind),
+            None => Ok(()),
+        };
+        let ready = checked.and_then(|()| pay(&msg.caller, msg.cost));
         let (store, name) = (self.store.clone(), self.info.name.clone());
         let work = msg.work;
         Box::pin(async move {
@@ -116,6 +120,23 @@ fn with_records(store: &Store, hits: Vec<SearchHit>) -> Result<RecordHits> {
     Ok(out)
 }
 
+/// `query` narrowed to the messages `model` sent or received.
+fn own_messages(model: &str, query: &SearchQuery) -> SearchQuery {
+    let mine = Filter::And(vec![
+        Filter::Eq("hvs_kind".into(), serde_json::json!("message")),
+        Filter::Or(vec![
+            Filter::Eq("from".into(), serde_json::json!(model)),
+            Filter::Contains("to".into(), serde_json::json!(model)),
+        ]),
+    ]);
+    let mut q = query.clone();
+    q.filter = Some(match query.filter.clone() {
+        Some(f) => Filter::And(vec![mine, f]),
+        None => mine,
+    });
+    q
+}
+
 fn vector_bytes(vectors: &[NewVector]) -> u64 {
     vectors.iter().map(|v| 8 * v.data.len() as u64).sum()
 }
@@ -131,7 +152,7 @@ impl ModelRef {
         self.live()?;
         let msg = InNamespace {
             caller: self.me(),
-            kind,
+            kind: Some(kind),
             cost,
             work: Box::new(work),
         };
@@ -259,15 +280,39 @@ impl ModelRef {
     }
 
     /// A search whose hits come with their records (metadata, region,
-    /// coordinates).
+    /// coordinates). In a namespace this model may not read, the search
+    /// still finds the messages it sent or received there (it holds them
+    /// already), and nothing else; when it finds none of those, the
+    /// refusal stands.
     pub async fn search_records(&self, query: SearchQuery) -> Result<RecordHits> {
         let ns = query.namespace.clone();
-        self.in_namespace(&ns, AccessKind::Read, Cost::Query, move |store, ns| {
-            let mut q = query;
-            q.namespace = ns.to_string();
-            with_records(store, store.semantic_search(&q)?)
-        })
-        .await
+        let own = own_messages(self.id(), &query);
+        let work = |q: SearchQuery| {
+            move |store: &Store, ns: &str| {
+                let mut q = q;
+                q.namespace = ns.to_string();
+                with_records(store, store.semantic_search(&q)?)
+            }
+        };
+        match self
+            .in_namespace(&ns, AccessKind::Read, Cost::Query, work(query))
+            .await
+        {
+            Err(denied @ ActorError::PermissionDenied { .. }) => {
+                let msg = InNamespace {
+                    caller: self.me(),
+                    kind: None,
+                    cost: Cost::Query,
+                    work: Box::new(work(own)),
+                };
+                // None of its own: the refusal stands.
+                match self.hub.ns(&ns)?.send(msg).await?? {
+                    hits if hits.is_empty() => Err(denied),
+                    hits => Ok(hits),
+                }
+            }
+            r => r,
+        }
     }
 
     /// Every vector within `radius` of the query point, nearest first, at

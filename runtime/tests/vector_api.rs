@@ -404,3 +404,40 @@ async fn non_finite_metadata_is_refused() {
     assert_eq!(code(e), "bad_request");
     assert_eq!(a.count("alice", None).await.unwrap(), 0);
 }
+
+/// PROTOCOL.md's example: `{"eq": ["from", "alice"]}` finds what alice
+/// said, for the model she said it to, without a grant on her namespace;
+/// what she said to others stays hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_searches_the_messages_it_received_without_a_grant() {
+    let server = start().await;
+    let alice = connect(&server, contract("alice")).await;
+    let bob = connect(&server, contract("bob")).await;
+    let _carol = connect(&server, contract("carol")).await;
+    let to_bob = alice
+        .send("bob", b"for bob".to_vec(), Some(h2(0.2, 0.0)))
+        .await
+        .unwrap();
+    alice
+        .send("carol", b"for carol".to_vec(), Some(h2(0.2, 0.1)))
+        .await
+        .unwrap();
+    let mut s = p::Search::new("alice", h2(0.2, 0.0), 10);
+    s.filter = Some(Filter::Eq("from".into(), json!("alice")));
+    let hits = bob.search_with(&s).await.unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, [to_bob.as_str()]);
+    assert_eq!(hits[0].metadata["hvs_kind"], json!("message"));
+    // Nothing else of alice's private namespace shows.
+    alice
+        .store_vector(&point("alice", 0.2, "private"))
+        .await
+        .unwrap();
+    let all = bob
+        .search_with(&p::Search::new("alice", h2(0.2, 0.0), 10))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    // The sender finds both.
+    assert_eq!(alice.search_with(&s).await.unwrap().len(), 2);
+}

@@ -17,6 +17,8 @@ pub enum Filter {
     Eq(String, Value),
     /// `metadata[key]` is one of the values.
     In(String, Vec<Value>),
+    /// `metadata[key]` is an array holding the value (or is the value).
+    Contains(String, Value),
     /// `min <= metadata[key] <= max` for a numeric value (either bound optional).
     Range {
         /// The key.
@@ -49,6 +51,10 @@ impl Filter {
             Self::In(k, vs) => metadata
                 .get(k)
                 .is_some_and(|x| vs.iter().any(|v| same(x, v))),
+            Self::Contains(k, v) => metadata.get(k).is_some_and(|x| match x {
+                Value::Array(items) => items.iter().any(|i| same(i, v)),
+                x => same(x, v),
+            }),
             Self::Range { key, min, max } => metadata
                 .get(key)
                 .and_then(Value::as_f64)
@@ -104,5 +110,16 @@ mod tests {
         assert!(both.matches(&m));
         assert!(!Filter::Not(Box::new(both.clone())).matches(&m));
         assert!(Filter::Or(vec![Filter::Eq("n".into(), json!(4)), both]).matches(&m));
+    }
+
+    #[test]
+    fn contains_looks_inside_arrays() {
+        let m = meta(json!({"to": ["bob", "carol"], "from": "alice"}));
+        assert!(Filter::Contains("to".into(), json!("carol")).matches(&m));
+        assert!(!Filter::Contains("to".into(), json!("dave")).matches(&m));
+        assert!(Filter::Contains("from".into(), json!("alice")).matches(&m));
+        assert!(!Filter::Contains("missing".into(), json!("alice")).matches(&m));
+        let wire: Filter = serde_json::from_value(json!({"contains": ["to", "bob"]})).unwrap();
+        assert!(wire.matches(&m));
     }
 }
