@@ -77,6 +77,23 @@ pub(crate) fn file_of(dir: &Path, namespace: &str) -> PathBuf {
     dir.join(format!("{h:016x}.graph"))
 }
 
+/// Removes the dumps in `dir` of namespaces not in `names` (best effort):
+/// those of a namespace deleted just before a crash, or saved by a
+/// `save_index` racing its deletion. They would only cost disk: a dump is
+/// checked against the database before it is used.
+pub(crate) fn remove_stale(dir: &Path, names: impl Iterator<Item = impl AsRef<str>>) {
+    let keep: std::collections::HashSet<PathBuf> =
+        names.map(|n| file_of(dir, n.as_ref())).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_some_and(|x| x == "graph") && !keep.contains(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Writes a dump atomically: a temporary file, fsync, rename, fsync of the
 /// folder. A crash leaves either the old dump or the new one.
 pub(crate) fn write(path: &Path, meta: &DumpMeta, graph: &[u8]) -> Result<()> {

@@ -1354,6 +1354,9 @@ impl Shared {
         for (name, entries) in per_space {
             self.build_index(&spaces[&name], entries)?;
         }
+        if let Some(dir) = &self.dumps {
+            crate::dump::remove_stale(dir, spaces.keys());
+        }
         let changes = txn.open_table(CHANGES)?;
         *lock(&self.last_seq) = changes.last()?.map_or(0, |(k, _)| k.value());
         *lock(&self.last_audit) = txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value());

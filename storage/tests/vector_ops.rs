@@ -528,7 +528,7 @@ fn graph_files(db: &Path) -> Vec<PathBuf> {
 fn a_deleted_namespace_is_gone_with_its_vectors_index_and_dump_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.redb");
-    let (gone, kept);
+    let (gone, kept, stale);
     {
         let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
         s.create_namespace(SpaceConfig::new("a", h2())).unwrap();
@@ -536,11 +536,16 @@ fn a_deleted_namespace_is_gone_with_its_vectors_index_and_dump_after_reopen() {
         gone = ids(&(0..30).map(|n| put(&s, "a", n)).collect::<Vec<_>>());
         kept = ids(&(0..5).map(|n| put(&s, "b", n)).collect::<Vec<_>>());
         s.save_index().unwrap();
-        assert_eq!(graph_files(&path).len(), 2);
+        let dumps = graph_files(&path);
+        assert_eq!(dumps.len(), 2);
+        let saved: Vec<Vec<u8>> = dumps.iter().map(|f| std::fs::read(f).unwrap()).collect();
         let from = s.get_stats().unwrap().last_change;
         assert!(s.delete_namespace("a").unwrap());
         assert!(!s.delete_namespace("a").unwrap());
-        assert_eq!(graph_files(&path).len(), 1, "its graph dump is gone");
+        let left = graph_files(&path);
+        assert_eq!(left.len(), 1, "its graph dump is gone");
+        let i = usize::from(dumps[0] == left[0]);
+        stale = (dumps[i].clone(), saved[i].clone());
         let feed = s.changes_since(from, 100).unwrap();
         assert_eq!(feed.len(), 31);
         assert!(feed[..30].iter().all(|c| c.kind == ChangeKind::Delete));
@@ -555,7 +560,15 @@ fn a_deleted_namespace_is_gone_with_its_vectors_index_and_dump_after_reopen() {
         assert!(s.verify_consistency().unwrap().consistent);
         assert!(!s.get_stats().unwrap().namespaces.contains_key("a"));
     }
+    // As if the process had died between the commit and the removal of the
+    // dump: the next open removes it.
+    std::fs::write(&stale.0, &stale.1).unwrap();
     let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    assert_eq!(
+        graph_files(&path).len(),
+        1,
+        "a stale dump is removed on open"
+    );
     let names: Vec<String> = s.namespaces().into_iter().map(|c| c.name).collect();
     assert_eq!(names, vec!["b".to_string()]);
     assert!(
