@@ -1,6 +1,9 @@
 //! Criterion benchmarks of the geometry crate: nanoseconds per distance at
 //! dimension 12 and 128 on each manifold, and the time of a weighted Fréchet
-//! mean of 1,000 points in dimension 12.
+//! mean of 1,000 points in dimension 12; far from the origin (`far_out`),
+//! nanoseconds per distance, `log` and `exp` at hyperbolic radius 5 and 30
+//! and the mean of 1,000 points clustered at radius 5 and 25, on the
+//! Poincaré ball and the hyperboloid.
 //!
 //! Run: `cargo bench -p hvs-geometry` (figures in docs/BENCHMARKS.md).
 
@@ -100,11 +103,101 @@ fn means(c: &mut Criterion) {
     group.finish();
 }
 
+/// A tangent vector at `x` of length `len` in a random direction.
+fn random_tangent(m: &AnyManifold, x: &[f64], len: f64, rng: &mut rand::rngs::StdRng) -> Vec<f64> {
+    let w = Euclidean::new(m.ambient_dim()).unwrap().random_point(rng);
+    let v = m.project_tangent(x, &w).unwrap();
+    let n = m.norm(x, &v).unwrap();
+    v.iter().map(|a| a * len / n).collect()
+}
+
+/// A point at hyperbolic radius `r` in a random direction.
+fn point_at(m: &AnyManifold, r: f64, rng: &mut rand::rngs::StdRng) -> Vec<f64> {
+    let u = Euclidean::new(m.dim()).unwrap().random_point(rng);
+    let n = u.iter().map(|a| a * a).sum::<f64>().sqrt();
+    m.exp0(&u.iter().map(|a| a * r / n).collect::<Vec<_>>())
+        .unwrap()
+}
+
+fn far_out(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let models: [(&str, AnyManifold); 2] = [
+        ("poincare", PoincareBall::new(12, 1.0).unwrap().into()),
+        ("hyperboloid", Hyperboloid::new(12, 1.0).unwrap().into()),
+    ];
+    let mut group = c.benchmark_group("far_out");
+    for (name, m) in &models {
+        for r in [5.0, 30.0] {
+            // 64 pairs one unit apart at radius r, and the tangent vector
+            // that joins them.
+            let pairs: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = (0..64)
+                .map(|_| {
+                    let x = point_at(m, r, &mut rng);
+                    let v = random_tangent(m, &x, 1.0, &mut rng);
+                    let y = m.exp(&x, &v).unwrap();
+                    (x, y, v)
+                })
+                .collect();
+            let mut i = 0;
+            group.bench_function(BenchmarkId::new(format!("{name}_distance"), r), |b| {
+                b.iter(|| {
+                    i = (i + 1) % 64;
+                    let (x, y, _) = &pairs[i];
+                    black_box(m.distance_unchecked(black_box(x), black_box(y)))
+                })
+            });
+            group.bench_function(BenchmarkId::new(format!("{name}_log"), r), |b| {
+                b.iter(|| {
+                    i = (i + 1) % 64;
+                    let (x, y, _) = &pairs[i];
+                    black_box(m.log(black_box(x), black_box(y)).ok())
+                })
+            });
+            group.bench_function(BenchmarkId::new(format!("{name}_exp"), r), |b| {
+                b.iter(|| {
+                    i = (i + 1) % 64;
+                    let (x, _, v) = &pairs[i];
+                    black_box(m.exp(black_box(x), black_box(v)).ok())
+                })
+            });
+        }
+        for r in [5.0, 25.0] {
+            // 1,000 points about 1 apart around a centre at radius r.
+            let centre = point_at(m, r, &mut rng);
+            let pts: Vec<Vec<f64>> = (0..1000)
+                .map(|_| {
+                    let len =
+                        0.5 * Euclidean::new(1).unwrap().random_point(&mut rng)[0].abs() + 0.5;
+                    let v = random_tangent(m, &centre, len, &mut rng);
+                    m.exp(&centre, &v).unwrap()
+                })
+                .collect();
+            let refs: Vec<&[f64]> = pts.iter().map(Vec::as_slice).collect();
+            let weights: Vec<f64> = (0..1000).map(|i| 1.0 + (i % 7) as f64).collect();
+            let opts = FrechetOptions::default();
+            match m.frechet_mean(&refs, Some(&weights), &opts) {
+                Ok(r2) => println!(
+                    "{name} mean at radius {r}: {} iterations, converged {}, gradient {:e}, \
+                     variance {:e}",
+                    r2.iterations, r2.converged, r2.gradient_norm, r2.variance
+                ),
+                Err(e) => println!("{name} mean at radius {r}: {e}"),
+            }
+            group.sample_size(10);
+            group.bench_function(BenchmarkId::new(format!("{name}_mean_1000"), r), |b| {
+                b.iter(|| black_box(m.frechet_mean(&refs, Some(&weights), &opts).ok()))
+            });
+            group.sample_size(100);
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = distances, means
+    targets = distances, means, far_out
 }
 criterion_main!(benches);

@@ -88,40 +88,47 @@ impl Hyperboloid {
     }
 
     /// The radial + angular form in `f64`, and a bound on its absolute error.
+    /// Differences are formed from `y - x` (exact for nearby points), so the
+    /// bound is about `ε cosh r` relative, not `ε sinh^2 r`.
     fn delta_fast(&self, x: &[f64], y: &[f64]) -> (f64, f64) {
         let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
-        let (nx, ny) = (norm(xs), norm(ys));
-        let sc = self.c.sqrt();
-        let (s1, s2) = (sc * nx, sc * ny);
-        let (h1, h2) = ((1.0 + s1 * s1).sqrt(), (1.0 + s2 * s2).sqrt());
-        let den = s1 * h2 + h1 * s2;
-        // sinh(√c (r1 - r2)) = (s1^2 - s2^2) / (s1 h2 + h1 s2).
-        let sinh_dr = if den > 0.0 {
-            (s1 - s2) * (s1 + s2) / den
+        let c = self.c;
+        let (mut nx2, mut ny2, mut sq_diff, mut sq_abs) = (0.0, 0.0, 0.0, 0.0);
+        for (a, b) in xs.iter().zip(ys) {
+            let (d, s) = (b - a, b + a);
+            nx2 += a * a;
+            ny2 += b * b;
+            sq_diff += d * s;
+            sq_abs += (d * s).abs();
+        }
+        let (nx, ny) = (nx2.sqrt(), ny2.sqrt());
+        let (h1, h2) = ((1.0 + c * nx2).sqrt(), (1.0 + c * ny2).sqrt());
+        let eps = f64::EPSILON;
+        let en = (xs.len() as f64 + 6.0) * eps;
+        let e_sq = en * sq_abs;
+        // sinh(√c (r_y - r_x)) = c (|y|^2 - |x|^2) / (√c (|x| h_y + h_x |y|)).
+        let den = c.sqrt() * (nx * h2 + h1 * ny);
+        let (sinh_dr, err_sdr) = if den > 0.0 {
+            let sdr = c * sq_diff / den;
+            (sdr, c * e_sq / den + en * sdr.abs())
         } else {
-            0.0
+            (0.0, 0.0)
         };
         let radial = sinh_dr * sinh_dr / (1.0 + (1.0 + sinh_dr * sinh_dr).sqrt());
-        let eps = f64::EPSILON;
-        // Relative error of a norm summed plainly (and of √c times it).
-        let en = (xs.len() as f64 + 6.0) * eps;
-        let err_sdr = if den > 0.0 {
-            en * (s1 + s2) * (s1 + s2) / den + 4.0 * eps * sinh_dr.abs()
-        } else {
-            0.0
-        };
         let err_radial = sinh_dr.abs() * err_sdr + err_sdr * err_sdr + 4.0 * eps * radial;
         let (angular, err_angular) = if nx > 0.0 && ny > 0.0 {
-            let (ix, iy) = (1.0 / nx, 1.0 / ny);
-            let chord2: f64 = xs
-                .iter()
-                .zip(ys)
-                .map(|(a, b)| (a * ix - b * iy).powi(2))
-                .sum();
-            let ec = 2.0 * (en + 2.0 * eps);
-            let k = 0.5 * s1 * s2;
-            let err = k * (2.0 * chord2.sqrt() * ec + ec * ec) + en * k * chord2;
-            (k * chord2, err)
+            // x̂ - ŷ = -(y - x)/|x| + y (|y| - |x|) / (|x||y|).
+            let k = sq_diff / (nx + ny) / (nx * ny);
+            let (mut chord2, mut d_abs2) = (0.0, 0.0);
+            for (a, b) in xs.iter().zip(ys) {
+                let d = b - a;
+                chord2 += (k * b - d / nx).powi(2);
+                d_abs2 += d * d;
+            }
+            let e_ch = e_sq / ((nx + ny) * nx) + en * (k.abs() * ny + d_abs2.sqrt() / nx);
+            let kk = 0.5 * c * nx * ny;
+            let err = kk * (2.0 * chord2.sqrt() * e_ch + e_ch * e_ch) + en * kk * chord2;
+            (kk * chord2, err)
         } else {
             (0.0, 0.0)
         };
@@ -336,8 +343,11 @@ impl Hyperboloid {
         let terms = ch * max_abs(xs) + sh * max_abs(vs);
         // cosh θ and sinh θ / θ must agree with |v|_L: an error in θ moves
         // the point off the geodesic by θ times it, amplified by cancellation.
+        // A coordinate error `e` moves the point by at most `e`; accepted up
+        // to the promise's share of the step plus a few ulps of the result.
         let eps = f64::EPSILON;
-        if (8.0 + 4.0 * theta) * eps * terms <= FAST_PATH_TOLERANCE * max_abs(&y) {
+        let allowed = |y: &[f64], theta: f64| FAST_PATH_TOLERANCE * theta + 8.0 * eps * max_abs(y);
+        if (8.0 + 4.0 * theta) * eps * terms <= allowed(&y, theta) {
             return Some(y);
         }
         let theta = Tangent::new(self.c, xs, vs)
@@ -350,7 +360,7 @@ impl Hyperboloid {
             .zip(vs)
             .map(|(a, b)| (ch.mul_f64(*a) + sh.mul_f64(*b)).to_f64())
             .collect();
-        (1e-30 * (1.0 + theta.hi) * terms <= FAST_PATH_TOLERANCE * max_abs(&y)).then_some(y)
+        (1e-30 * (1.0 + theta.hi) * terms <= allowed(&y, theta.hi)).then_some(y)
     }
 
     /// Orthonormal coordinates of a tangent vector at `p`: the part of `u_s`

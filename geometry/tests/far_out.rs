@@ -111,13 +111,22 @@ fn manifold(model: &str, dim: usize) -> Box<dyn Manifold> {
     }
 }
 
-fn check_case(c: &Case, failures: &mut Vec<String>) {
+fn check_case(
+    c: &Case,
+    failures: &mut Vec<String>,
+    worst: &mut std::collections::BTreeMap<String, f64>,
+) {
     let m = manifold(&c.model, c.x.len() - usize::from(c.model != "ball"));
     let label = format!("{} r={} s={:e}", c.model, c.r, c.s);
     // Each check gives (error, tolerance) or the error the crate returned.
     let mut record = |what: &str, outcome: Result<(f64, f64), GeometryError>| match outcome {
-        Ok((err, tol)) if err <= tol => {}
-        Ok((err, tol)) => failures.push(format!("{label} {what}: {err:e} > {tol:e}")),
+        Ok((err, tol)) => {
+            let w = worst.entry(format!("{} {what}", c.model)).or_insert(0.0);
+            *w = w.max(err / tol);
+            if !(err <= tol) {
+                failures.push(format!("{label} {what}: {err:e} > {tol:e}"));
+            }
+        }
         Err(e) => failures.push(format!("{label} {what}: {e}")),
     };
     record(
@@ -151,8 +160,12 @@ fn far_out_maps_agree_with_80_digit_references() {
     let cases = cases();
     assert_eq!(cases.len(), 100);
     let mut failures = Vec::new();
+    let mut worst = std::collections::BTreeMap::new();
     for c in &cases {
-        check_case(c, &mut failures);
+        check_case(c, &mut failures, &mut worst);
+    }
+    for (what, ratio) in &worst {
+        println!("{what}: worst error / tolerance = {ratio:.3}");
     }
     assert!(
         failures.is_empty(),
