@@ -123,7 +123,7 @@ fn check_case(
         Ok((err, tol)) => {
             let w = worst.entry(format!("{} {what}", c.model)).or_insert(0.0);
             *w = w.max(err / tol);
-            if !(err <= tol) {
+            if err.is_nan() || err > tol {
                 failures.push(format!("{label} {what}: {err:e} > {tol:e}"));
             }
         }
