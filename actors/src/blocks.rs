@@ -1,14 +1,13 @@
 //! Blocks as a model sees them: stored with an owner (the model) and
 //! read/write lists, read, changed and deleted by name. Storage enforces
-//! the lists and audits every refusal; reads pay a query token.
-
-use std::time::Instant;
+//! the lists and audits every refusal. Everything goes through the model's
+//! actor; reads pay a query token.
 
 use hvs_storage::{Block, BlockClass, BlockContent, BlockOptions, BlockPermissions, StorageError};
 
 use crate::error::Result;
 use crate::hub::ModelRef;
-use crate::namespace::blocking;
+use crate::vectors::Cost;
 
 /// How a block is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +42,10 @@ impl ModelRef {
         content: BlockContent,
         settings: BlockSettings,
     ) -> Result<Block> {
-        self.live()?;
         let store = self.hub.inner.store.clone();
         let (actor, name) = (self.id().to_string(), name.to_string());
         let ttl = self.hub.inner.cache_ttl_ms;
-        blocking(move || {
+        self.as_model(None, move || {
             let (class, ttl_ms) = if settings.persist {
                 (BlockClass::SharedKnowledge, None)
             } else {
@@ -66,11 +64,12 @@ impl ModelRef {
 
     /// The block named `name`, if it exists and this model may read it.
     pub async fn get_block(&self, name: &str) -> Result<Option<Block>> {
-        self.live()?;
-        self.pay_query()?;
         let store = self.hub.inner.store.clone();
         let (actor, name) = (self.id().to_string(), name.to_string());
-        blocking(move || Ok(store.get_block_by_name(&actor, &name)?)).await
+        self.as_model(Some(Cost::Query), move || {
+            Ok(store.get_block_by_name(&actor, &name)?)
+        })
+        .await
     }
 
     /// Replaces a block's content (one version on) and, when given, its
@@ -81,10 +80,9 @@ impl ModelRef {
         content: Option<BlockContent>,
         permissions: Option<BlockPermissions>,
     ) -> Result<Block> {
-        self.live()?;
         let store = self.hub.inner.store.clone();
         let (actor, name) = (self.id().to_string(), name.to_string());
-        blocking(move || {
+        self.as_model(None, move || {
             let mut block = match store.get_block_by_name(&actor, &name)? {
                 Some(b) => b,
                 None => return Err(StorageError::BlockNotFound(name).into()),
@@ -102,27 +100,24 @@ impl ModelRef {
 
     /// Deletes a block this model may write; `false` when there is none.
     pub async fn delete_block(&self, name: &str) -> Result<bool> {
-        self.live()?;
         let store = self.hub.inner.store.clone();
         let (actor, name) = (self.id().to_string(), name.to_string());
-        blocking(move || match store.get_block_by_name(&actor, &name)? {
-            Some(b) => Ok(store.delete_block(&actor, b.id)?),
-            None => Ok(false),
+        self.as_model(None, move || {
+            match store.get_block_by_name(&actor, &name)? {
+                Some(b) => Ok(store.delete_block(&actor, b.id)?),
+                None => Ok(false),
+            }
         })
         .await
     }
 
     /// The blocks this model may read (of one class, when given), by name.
     pub async fn list_blocks(&self, class: Option<BlockClass>) -> Result<Vec<Block>> {
-        self.live()?;
-        self.pay_query()?;
         let store = self.hub.inner.store.clone();
         let actor = self.id().to_string();
-        blocking(move || Ok(store.list_blocks(&actor, class.as_ref())?)).await
-    }
-
-    fn pay_query(&self) -> Result<()> {
-        let limiter = &self.entry.profile.limiter;
-        Ok(limiter.acquire_queries(1, Instant::now())?)
+        self.as_model(Some(Cost::Query), move || {
+            Ok(store.list_blocks(&actor, class.as_ref())?)
+        })
+        .await
     }
 }

@@ -11,9 +11,8 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use hvs_contracts::{Contract, TextEncoder};
 use hvs_storage::{
-    Block, BlockContent, BlockHit, ConsistencyReport, Filter, GeometrySpec, MessageRecord,
-    NewVector, SearchHit, SearchQuery, SpaceConfig, StorageError, Store, VectorRecord,
-    VectorUpdate,
+    Block, BlockContent, BlockHit, ConsistencyReport, GeometrySpec, MessageRecord, NewVector,
+    SearchHit, SearchQuery, SpaceConfig, StorageError, Store, VectorRecord,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -27,7 +26,6 @@ use crate::model::{
 use crate::namespace::{
     AccessKind, Caller, Check, Consensus, ConsensusReport, Contribute, Grant, GrantAccess, Info,
     Join, Members, NamespaceInfo, QueryShared, Search, SharedHit, Visibility, blocking,
-    search_records,
 };
 use crate::registry::{IsolationPolicy, ModelEntry, Registry};
 
@@ -35,7 +33,7 @@ use crate::registry::{IsolationPolicy, ModelEntry, Registry};
 pub const STATES_NAMESPACE: &str = "hvs.states";
 /// Dimension of the text encoder's vectors (model states).
 const STATE_DIM: usize = 256;
-const STATE_SCHEMA: &str = "state_schema";
+pub(crate) const STATE_SCHEMA: &str = "state_schema";
 
 /// How the actor system runs.
 #[derive(Debug, Clone)]
@@ -70,8 +68,8 @@ pub(crate) struct HubInner {
     arbiters: Mutex<Vec<Arbiter>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Each model's state vector.
-    states: DashMap<String, Uuid>,
-    text: TextEncoder,
+    pub(crate) states: DashMap<String, Uuid>,
+    pub(crate) text: TextEncoder,
     pub(crate) cache_ttl_ms: u64,
 }
 
@@ -697,116 +695,6 @@ impl ModelRef {
             .await?
     }
 
-    /// Registers the schema of this model's state (any JSON); required
-    /// before [`update_state`](Self::update_state).
-    pub async fn register_state(&self, schema: serde_json::Value) -> Result<()> {
-        self.live()?;
-        let store = self.hub.inner.store.clone();
-        let id = self.id().to_string();
-        blocking(move || {
-            let bytes = serde_json::to_vec(&schema)
-                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-            Ok(store.catalog_put(STATE_SCHEMA, &id, bytes)?)
-        })
-        .await
-    }
-
-    /// Replaces this model's state; its vector (the text encoder's, of the
-    /// state's JSON) makes it findable by similarity. Returns the version.
-    pub async fn update_state(&self, state: serde_json::Value) -> Result<u64> {
-        self.live()?;
-        let hub = self.hub.clone();
-        let id = self.id().to_string();
-        blocking(move || {
-            let inner = &hub.inner;
-            let registered = inner
-                .store
-                .catalog_list(STATE_SCHEMA)?
-                .into_iter()
-                .any(|(k, _)| k == id);
-            if !registered {
-                return Err(ActorError::InvalidRequest(format!(
-                    "model {id:?} has no registered state schema: call register_state first"
-                )));
-            }
-            let data = inner.text.encode(&state.to_string());
-            let mut metadata = hvs_storage::Metadata::new();
-            metadata.insert("hvs_kind".into(), serde_json::json!("model_state"));
-            metadata.insert("model".into(), serde_json::json!(id));
-            metadata.insert("state".into(), state);
-            // The entry's lock orders concurrent updates of one model.
-            let mut slot = inner.states.entry(id.clone()).or_insert(Uuid::nil());
-            let r = if slot.is_nil() {
-                let mut v = NewVector::new(STATES_NAMESPACE, data);
-                v.metadata = metadata;
-                inner.store.store_vector(v)?
-            } else {
-                let update = VectorUpdate {
-                    data: Some(data),
-                    metadata: Some(metadata),
-                    ..VectorUpdate::default()
-                };
-                inner.store.update_vector(*slot, update)?
-            };
-            *slot = r.id;
-            Ok(r.version)
-        })
-        .await
-    }
-
-    /// A model's current state, if it has one.
-    pub async fn get_state(&self, model: &str) -> Result<Option<ModelState>> {
-        self.live()?;
-        let Some(id) = self.hub.inner.states.get(model).map(|e| *e.value()) else {
-            return Ok(None);
-        };
-        let store = self.hub.inner.store.clone();
-        let r = blocking(move || Ok(store.retrieve_vector(id)?)).await?;
-        Ok(r.map(|r| ModelState {
-            model: model.to_string(),
-            state: r.metadata.get("state").cloned().unwrap_or_default(),
-            version: r.version,
-        }))
-    }
-
-    /// The `k` models whose states are most similar to `state`.
-    pub async fn find_similar_states(
-        &self,
-        state: &serde_json::Value,
-        k: usize,
-    ) -> Result<Vec<(ModelState, f64)>> {
-        self.live()?;
-        self.entry
-            .profile
-            .limiter
-            .acquire_queries(1, std::time::Instant::now())?;
-        let store = self.hub.inner.store.clone();
-        let data = self.hub.inner.text.encode(&state.to_string());
-        blocking(move || {
-            let mut q = SearchQuery::new(STATES_NAMESPACE, data, k);
-            q.filter = Some(Filter::Eq(
-                "hvs_kind".into(),
-                serde_json::json!("model_state"),
-            ));
-            Ok(search_records(&store, &q)?
-                .into_iter()
-                .filter_map(|(h, r)| {
-                    let model = r.metadata.get("model")?.as_str()?.to_string();
-                    let state = r.metadata.get("state").cloned().unwrap_or_default();
-                    Some((
-                        ModelState {
-                            model,
-                            state,
-                            version: r.version,
-                        },
-                        h.score,
-                    ))
-                })
-                .collect())
-        })
-        .await
-    }
-
     /// Stores content as a block (the HVS–NVM integration): kept as shared
     /// knowledge when `persist`, else as a cache block that expires; its
     /// text is indexed for [`query`](Self::query).
@@ -820,13 +708,11 @@ impl ModelRef {
 
     /// Blocks whose text is nearest in meaning to `text`, with scores.
     pub async fn query(&self, text: &str, k: usize) -> Result<Vec<BlockHit>> {
-        self.live()?;
-        self.entry
-            .profile
-            .limiter
-            .acquire_queries(1, std::time::Instant::now())?;
         let store = self.hub.inner.store.clone();
         let (actor, text) = (self.id().to_string(), text.to_string());
-        blocking(move || Ok(store.semantic_query(&actor, &text, k, None)?)).await
+        self.as_model(Some(crate::vectors::Cost::Query), move || {
+            Ok(store.semantic_query(&actor, &text, k, None)?)
+        })
+        .await
     }
 }

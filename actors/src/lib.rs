@@ -61,6 +61,7 @@ mod hub;
 mod model;
 mod namespace;
 mod registry;
+mod state;
 mod vectors;
 
 pub use blocks::BlockSettings;

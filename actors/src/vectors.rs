@@ -69,7 +69,7 @@ impl<T: Send + 'static> Handler<InNamespace<T>> for NamespaceActor {
 }
 
 /// Takes what `cost` asks of a model's limits, held until the work commits.
-fn pay(caller: &Caller, cost: Cost) -> Result<Option<Admission>> {
+pub(crate) fn pay(caller: &Caller, cost: Cost) -> Result<Option<Admission>> {
     let Caller::Model(p) = caller else {
         return Ok(None);
     };
