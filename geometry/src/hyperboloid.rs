@@ -7,9 +7,9 @@ use crate::error::{GeometryError, Result};
 use crate::manifold::Manifold;
 use crate::mean::{self, FrechetMean, FrechetOptions};
 use crate::numeric::{
-    CHECK_TOLERANCE, FAST_PATH_TOLERANCE, MAX_EXP_ARG, acosh1p, check_coords, check_curvature,
-    check_dim, dot, finite_result, inv_sinhc, lin2, max_abs, minkowski, norm, norm_sq, scaled,
-    sinhc, standard_normal, tangent_residual,
+    CHECK_TOLERANCE, FAST_PATH_TOLERANCE, MAX_EXP_ARG, UNIT_ROUNDOFF, acosh1p, check_coords,
+    check_curvature, check_dim, dot, finite_result, inv_sinhc, lin2, max_abs, minkowski, norm,
+    norm_sq, scaled, sinhc, standard_normal, tangent_residual,
 };
 
 /// The hyperboloid of curvature `-c`:
@@ -103,7 +103,7 @@ impl Hyperboloid {
         }
         let (nx, ny) = (nx2.sqrt(), ny2.sqrt());
         let (h1, h2) = ((1.0 + c * nx2).sqrt(), (1.0 + c * ny2).sqrt());
-        let eps = f64::EPSILON;
+        let eps = UNIT_ROUNDOFF;
         let en = (xs.len() as f64 + 6.0) * eps;
         let e_sq = en * sq_abs;
         // sinh(√c (r_y - r_x)) = c (|y|^2 - |x|^2) / (√c (|x| h_y + h_x |y|)).
@@ -150,7 +150,7 @@ impl Hyperboloid {
         // The perpendicular part is a difference: its error is about
         // 4ε|v_s| per coordinate, which far out (where |v_s| ≫ |v|_L) is
         // more than the answer can take.
-        let eps = f64::EPSILON;
+        let eps = UNIT_ROUNDOFF;
         let e_perp = 4.0 * eps * norm(vs);
         let bound = 2.0 * perp2.sqrt() * e_perp
             + (xs.len() as f64) * e_perp * e_perp
@@ -310,7 +310,7 @@ impl Hyperboloid {
         let mut w = Vec::with_capacity(x.len());
         w.push(d0 - delta * x0);
         w.extend(dsp.iter().zip(xs).map(|(d, a)| d - delta * a));
-        let eps = f64::EPSILON;
+        let eps = UNIT_ROUNDOFF;
         let bound = (xs.len() as f64 + 6.0) * eps * (max_abs(&dsp) + delta * x0) + err_delta * x0;
         if bound > FAST_PATH_TOLERANCE * max_abs(&w) {
             return None;
@@ -345,7 +345,7 @@ impl Hyperboloid {
         // the point off the geodesic by θ times it, amplified by cancellation.
         // A coordinate error `e` moves the point by at most `e`; accepted up
         // to the promise's share of the step plus a few ulps of the result.
-        let eps = f64::EPSILON;
+        let eps = UNIT_ROUNDOFF;
         let allowed = |y: &[f64], theta: f64| FAST_PATH_TOLERANCE * theta + 8.0 * eps * max_abs(y);
         if (8.0 + 4.0 * theta) * eps * terms <= allowed(&y, theta) {
             return Some(y);

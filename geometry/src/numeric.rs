@@ -102,6 +102,10 @@ pub(crate) fn inv_sinc(t: f64) -> f64 {
     if t.abs() < 1e-8 { 1.0 } else { t / t.sin() }
 }
 
+/// `2^-53`, the largest relative error of one rounding (half of
+/// `f64::EPSILON`): the unit of the error bounds of the fast paths.
+pub(crate) const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
+
 /// Relative error accepted from a plain-`f64` fast path before the
 /// double-double path takes over: 2^-42 ≈ 2.3e-13, a quarter of the 1e-12
 /// the crate promises far from the origin (the bounds are worst cases; the
@@ -116,7 +120,7 @@ pub(crate) const FAST_PATH_TOLERANCE: f64 = 1.0 / 4_398_046_511_104.0;
 /// summed in double-double instead (about six times slower).
 pub(crate) fn one_minus_c_norm_sq(x: &[f64], c: f64) -> f64 {
     let n = c * norm_sq(x);
-    let bound = (x.len() as f64 + 2.0) * f64::EPSILON * 0.5 * n;
+    let bound = (x.len() as f64 + 2.0) * UNIT_ROUNDOFF * n;
     if bound <= FAST_PATH_TOLERANCE * (1.0 - n) {
         return 1.0 - n;
     }
