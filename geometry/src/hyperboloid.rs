@@ -83,7 +83,7 @@ impl Hyperboloid {
         if err <= FAST_PATH_TOLERANCE * d {
             d
         } else {
-            FarPair::new(self.c, x, y).delta.to_f64()
+            delta_dd(self.c, x, y).to_f64()
         }
     }
 
@@ -251,44 +251,56 @@ impl FarPair {
         let inv_c = Dd::ONE / Dd::from_f64(c);
         let (x0, y0) = ((inv_c + n2x).sqrt(), (inv_c + n2y).sqrt());
         let diff0 = sq_diff / (x0 + y0);
-        let (nx, ny) = (n2x.sqrt(), n2y.sqrt());
-        let sc = Dd::from_f64(c).sqrt();
-        let (h1, h2) = (
-            (Dd::ONE + n2x.mul_f64(c)).sqrt(),
-            (Dd::ONE + n2y.mul_f64(c)).sqrt(),
-        );
-        // sinh(√c (r_y - r_x)) = c (|y|^2 - |x|^2) / (√c (|x| h_y + h_x |y|)).
-        let den = sc * (nx * h2 + h1 * ny);
-        let sinh_dr = if den.hi > 0.0 {
-            sq_diff.mul_f64(c) / den
-        } else {
-            Dd::ZERO
-        };
-        let s2 = sinh_dr.sqr();
-        let radial = s2 / (Dd::ONE + (Dd::ONE + s2).sqrt());
-        let angular = if nx.hi > 0.0 && ny.hi > 0.0 {
-            // x̂ - ŷ = -(y - x)/|x| + y (|y| - |x|) / (|x||y|).
-            let k = (sq_diff / (nx + ny)) / (nx * ny);
-            let chord2 = xs
-                .iter()
-                .zip(ys)
-                .zip(&diff)
-                .fold(Dd::ZERO, |acc, ((_, b), d)| {
-                    let ch = k.mul_f64(*b) - *d / nx;
-                    acc + ch.sqr()
-                });
-            (nx * ny * chord2).mul_f64(0.5 * c)
-        } else {
-            Dd::ZERO
-        };
+        let delta = delta_from_parts(c, xs, ys, n2x, n2y, sq_diff);
         FarPair {
             diff,
             x0,
             y0,
             diff0,
-            delta: radial + angular,
+            delta,
         }
     }
+}
+
+/// `-c<x,y>_L - 1` in double-double, without allocating.
+fn delta_dd(c: f64, x: &[f64], y: &[f64]) -> Dd {
+    let (xs, ys) = (&x[1..], &y[1..]);
+    let (n2x, n2y) = (dot_dd(xs, xs), dot_dd(ys, ys));
+    let sq_diff = xs.iter().zip(ys).fold(Dd::ZERO, |acc, (a, b)| {
+        acc + Dd::sum(*b, -*a) * Dd::sum(*b, *a)
+    });
+    delta_from_parts(c, xs, ys, n2x, n2y, sq_diff)
+}
+
+/// The radial and angular parts of `-c<x,y>_L - 1`, given `|x_s|^2`,
+/// `|y_s|^2` and their exact difference `Σ (y_i - x_i)(y_i + x_i)`.
+fn delta_from_parts(c: f64, xs: &[f64], ys: &[f64], n2x: Dd, n2y: Dd, sq_diff: Dd) -> Dd {
+    let (nx, ny) = (n2x.sqrt(), n2y.sqrt());
+    let sc = Dd::from_f64(c).sqrt();
+    let (h1, h2) = (
+        (Dd::ONE + n2x.mul_f64(c)).sqrt(),
+        (Dd::ONE + n2y.mul_f64(c)).sqrt(),
+    );
+    // sinh(√c (r_y - r_x)) = c (|y|^2 - |x|^2) / (√c (|x| h_y + h_x |y|)).
+    let den = sc * (nx * h2 + h1 * ny);
+    let sinh_dr = if den.hi > 0.0 {
+        sq_diff.mul_f64(c) / den
+    } else {
+        Dd::ZERO
+    };
+    let s2 = sinh_dr.sqr();
+    let radial = s2 / (Dd::ONE + (Dd::ONE + s2).sqrt());
+    if nx.hi == 0.0 || ny.hi == 0.0 {
+        return radial;
+    }
+    // x̂ - ŷ = -(y - x)/|x| + y (|y| - |x|) / (|x||y|).
+    let k = (sq_diff / (nx + ny)) / (nx * ny);
+    let inv_nx = Dd::ONE / nx;
+    let chord2 = xs.iter().zip(ys).fold(Dd::ZERO, |acc, (a, b)| {
+        let ch = k.mul_f64(*b) - Dd::sum(*b, -*a) * inv_nx;
+        acc + ch.sqr()
+    });
+    radial + (nx * ny * chord2).mul_f64(0.5 * c)
 }
 
 impl Hyperboloid {
