@@ -328,14 +328,15 @@ class ClientTest(unittest.TestCase):
         self.assertAlmostEqual(hits[0].score, 1.0 / (1.0 + hits[0].distance))
         self.assertEqual([h.rank for h in hits], list(range(len(hits))))
         # Messages are indexed with their sender in the metadata. Alice's
-        # namespace is private: bob reads it once she grants him that.
-        with self.assertRaises(HvsError) as cm:
-            bob.search(alice.namespace, v, k=1)
-        self.assertEqual(cm.exception.code, "permission_denied")
-        alice.grant_access(alice.namespace, bob.model, read=True)
+        # namespace is private, yet bob finds there what she said to him
+        # without a grant (PROTOCOL.md); carol, who got nothing, is refused.
         hits = bob.search(alice.namespace, v, k=5, filter=F.eq("from", alice.model), exact=True)
         self.assertEqual(hits[0].id, mid)
         self.assertEqual(len(hits), 2)
+        carol = self.connect("carol")
+        with self.assertRaises(HvsError) as cm:
+            carol.search(alice.namespace, v, k=1)
+        self.assertEqual(cm.exception.code, "permission_denied")
 
     def test_stored_vectors_are_searched_with_filters(self) -> None:
         alice = self.connect("alice")
