@@ -361,7 +361,13 @@ impl Handler<SetIsolation> for Directory {
 /// (models disconnected, with their recovered mailboxes) and the isolation
 /// policies.
 pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
-    for (_, bytes) in dir.store.catalog_list(namespace::CATALOG_KIND)? {
+    for (name, bytes) in dir.store.catalog_list(namespace::CATALOG_KIND)? {
+        // A deletion commits the namespace's removal from storage, then its
+        // access list: one that stopped in between is finished here.
+        if let Err(StorageError::NamespaceNotFound(_)) = dir.store.namespace(&name) {
+            dir.store.catalog_delete(namespace::CATALOG_KIND, &name)?;
+            continue;
+        }
         let info: NamespaceInfo = serde_json::from_slice(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("namespace access list: {e}")))?;
         dir.start_namespace(info);

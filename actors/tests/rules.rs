@@ -193,3 +193,42 @@ async fn a_disconnected_handle_refuses_every_call() {
     gone(a.get_block("x").await.map(drop));
     hub.shutdown();
 }
+
+/// A namespace deletion that stopped between its two commits (the vectors
+/// gone from storage, the access list still in the catalog) is finished at
+/// the next start: the name is free and nothing refers to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_cut_short_is_finished_at_the_next_start() {
+    let store = Arc::new(Store::open(StoreConfig::memory()).unwrap());
+    let config = HubConfig {
+        arbiters: 1,
+        ..HubConfig::default()
+    };
+    let h2 = GeometrySpec::Hyperboloid {
+        dim: 2,
+        curvature: 1.0,
+    };
+    let hub = Hub::start(store.clone(), config.clone()).unwrap();
+    let a = connect(&hub, contract("a", roomy(), 4096)).await;
+    a.create_namespace("team-x", Visibility::Private, h2.clone())
+        .await
+        .unwrap();
+    hub.shutdown();
+    // The first of the deletion's two commits, alone.
+    assert!(store.delete_namespace("team-x").unwrap());
+
+    let hub = Hub::start(store, config).unwrap();
+    let a = connect(&hub, contract("a", roomy(), 4096)).await;
+    let names: Vec<String> = a
+        .list_namespaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n.name)
+        .collect();
+    assert!(!names.contains(&"team-x".to_string()), "{names:?}");
+    a.create_namespace("team-x", Visibility::Private, h2)
+        .await
+        .unwrap();
+    hub.shutdown();
+}
