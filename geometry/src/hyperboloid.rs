@@ -2,7 +2,7 @@
 
 use rand::RngCore;
 
-use crate::dd::{Dd, cosh_sinhc_dd, dot_dd, dot_dd_vec};
+use crate::dd::{Dd, cosh_sinhc_dd, dot_dd, dot_dd_vec, sum_sq_dd};
 use crate::error::{GeometryError, Result};
 use crate::manifold::Manifold;
 use crate::mean::{self, FrechetMean, FrechetOptions};
@@ -79,9 +79,9 @@ impl Hyperboloid {
     /// `-c<x,y>_L - 1 ≥ 0` (see the type's docs): the plain-`f64` form when
     /// its error bound allows, the double-double form otherwise.
     fn delta(&self, x: &[f64], y: &[f64]) -> f64 {
-        let (d, err) = self.delta_fast(x, y);
-        if err <= FAST_PATH_TOLERANCE * d {
-            d
+        let f = self.delta_fast(x, y);
+        if f.err <= FAST_PATH_TOLERANCE * f.delta {
+            f.delta
         } else {
             delta_dd(self.c, x, y).to_f64()
         }
@@ -90,16 +90,16 @@ impl Hyperboloid {
     /// The radial + angular form in `f64`, and a bound on its absolute error.
     /// Differences are formed from `y - x` (exact for nearby points), so the
     /// bound is about `ε cosh r` relative, not `ε sinh^2 r`.
-    fn delta_fast(&self, x: &[f64], y: &[f64]) -> (f64, f64) {
+    fn delta_fast(&self, x: &[f64], y: &[f64]) -> FastDelta {
         let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
         let c = self.c;
         let (mut nx2, mut ny2, mut sq_diff, mut sq_abs) = (0.0, 0.0, 0.0, 0.0);
         for (a, b) in xs.iter().zip(ys) {
-            let (d, s) = (b - a, b + a);
+            let t = (b - a) * (b + a);
             nx2 += a * a;
             ny2 += b * b;
-            sq_diff += d * s;
-            sq_abs += (d * s).abs();
+            sq_diff += t;
+            sq_abs += t.abs();
         }
         let (nx, ny) = (nx2.sqrt(), ny2.sqrt());
         let (h1, h2) = ((1.0 + c * nx2).sqrt(), (1.0 + c * ny2).sqrt());
@@ -119,20 +119,27 @@ impl Hyperboloid {
         let (angular, err_angular) = if nx > 0.0 && ny > 0.0 {
             // x̂ - ŷ = -(y - x)/|x| + y (|y| - |x|) / (|x||y|).
             let k = sq_diff / (nx + ny) / (nx * ny);
+            let inv_nx = 1.0 / nx;
             let (mut chord2, mut d_abs2) = (0.0, 0.0);
             for (a, b) in xs.iter().zip(ys) {
                 let d = b - a;
-                chord2 += (k * b - d / nx).powi(2);
+                chord2 += (k * b - d * inv_nx).powi(2);
                 d_abs2 += d * d;
             }
-            let e_ch = e_sq / ((nx + ny) * nx) + en * (k.abs() * ny + d_abs2.sqrt() / nx);
+            let e_ch = e_sq / ((nx + ny) * nx) + en * (k.abs() * ny + d_abs2.sqrt() * inv_nx);
             let kk = 0.5 * c * nx * ny;
             let err = kk * (2.0 * chord2.sqrt() * e_ch + e_ch * e_ch) + en * kk * chord2;
             (kk * chord2, err)
         } else {
             (0.0, 0.0)
         };
-        (radial + angular, err_radial + err_angular)
+        FastDelta {
+            delta: radial + angular,
+            err: err_radial + err_angular,
+            nx2,
+            ny2,
+            sq_diff,
+        }
     }
 
     /// `<v,v>_L` of a tangent vector at `x`, from spatial parts only
@@ -173,6 +180,17 @@ impl Hyperboloid {
     }
 }
 
+/// The plain-`f64` `-c<x,y>_L - 1`, its error bound, and the sums other
+/// maps reuse.
+struct FastDelta {
+    delta: f64,
+    err: f64,
+    nx2: f64,
+    ny2: f64,
+    /// `Σ (y_i - x_i)(y_i + x_i) = |y_s|^2 - |x_s|^2`.
+    sq_diff: f64,
+}
+
 /// A tangent vector at `x` split into its part along `x_s` and the rest, in
 /// double-double: `v_s = a x_s + v_⊥`.
 struct Tangent {
@@ -188,7 +206,7 @@ struct Tangent {
 
 impl Tangent {
     fn new(c: f64, xs: &[f64], vs: &[f64]) -> Tangent {
-        let n2 = dot_dd(xs, xs);
+        let n2 = sum_sq_dd(xs);
         if n2.hi == 0.0 {
             return Tangent {
                 perp: vs.iter().map(|b| Dd::from_f64(*b)).collect(),
@@ -239,7 +257,7 @@ struct FarPair {
 impl FarPair {
     fn new(c: f64, x: &[f64], y: &[f64]) -> FarPair {
         let (xs, ys) = (&x[1..], &y[1..]);
-        let (n2x, n2y) = (dot_dd(xs, xs), dot_dd(ys, ys));
+        let (n2x, n2y) = (sum_sq_dd(xs), sum_sq_dd(ys));
         let mut diff = Vec::with_capacity(xs.len());
         // |y|^2 - |x|^2 = Σ (y_i - x_i)(y_i + x_i), both factors exact.
         let mut sq_diff = Dd::ZERO;
@@ -265,7 +283,7 @@ impl FarPair {
 /// `-c<x,y>_L - 1` in double-double, without allocating.
 fn delta_dd(c: f64, x: &[f64], y: &[f64]) -> Dd {
     let (xs, ys) = (&x[1..], &y[1..]);
-    let (n2x, n2y) = (dot_dd(xs, xs), dot_dd(ys, ys));
+    let (n2x, n2y) = (sum_sq_dd(xs), sum_sq_dd(ys));
     let sq_diff = xs.iter().zip(ys).fold(Dd::ZERO, |acc, (a, b)| {
         acc + Dd::sum(*b, -*a) * Dd::sum(*b, *a)
     });
@@ -308,22 +326,20 @@ impl Hyperboloid {
     /// bound says the double-double path must take over.
     fn log_fast(&self, x: &[f64], y: &[f64]) -> Option<Vec<f64>> {
         let (xs, ys) = (&x[1..], &y[1..]);
-        let (delta, err_delta) = self.delta_fast(x, y);
-        let x0 = (1.0 / self.c + norm_sq(xs)).sqrt();
-        let y0 = (1.0 / self.c + norm_sq(ys)).sqrt();
-        let dsp: Vec<f64> = xs.iter().zip(ys).map(|(a, b)| b - a).collect();
-        let sq_diff: f64 = xs
-            .iter()
-            .zip(ys)
-            .zip(&dsp)
-            .map(|((a, b), d)| d * (a + b))
-            .sum();
-        let d0 = sq_diff / (x0 + y0);
+        let f = self.delta_fast(x, y);
+        let delta = f.delta;
+        let x0 = (1.0 / self.c + f.nx2).sqrt();
+        let y0 = (1.0 / self.c + f.ny2).sqrt();
         let mut w = Vec::with_capacity(x.len());
-        w.push(d0 - delta * x0);
-        w.extend(dsp.iter().zip(xs).map(|(d, a)| d - delta * a));
+        w.push(f.sq_diff / (x0 + y0) - delta * x0);
+        let mut max_d = 0.0f64;
+        w.extend(xs.iter().zip(ys).map(|(a, b)| {
+            let d = b - a;
+            max_d = max_d.max(d.abs());
+            d - delta * a
+        }));
         let eps = UNIT_ROUNDOFF;
-        let bound = (xs.len() as f64 + 6.0) * eps * (max_abs(&dsp) + delta * x0) + err_delta * x0;
+        let bound = (xs.len() as f64 + 6.0) * eps * (max_d + delta * x0) + f.err * x0;
         if bound > FAST_PATH_TOLERANCE * max_abs(&w) {
             return None;
         }
@@ -381,10 +397,22 @@ impl Hyperboloid {
     /// double-double because far out `u_s` is mostly its radial part.
     fn frame_coords(&self, p: &[f64], u: &[f64]) -> Vec<f64> {
         let (ps, us) = (&p[1..], &u[1..]);
-        let n2 = dot_dd(ps, ps);
-        if n2.hi == 0.0 {
+        let n2_plain = norm_sq(ps);
+        if n2_plain == 0.0 {
             return us.to_vec();
         }
+        // Near the origin (cosh r ≤ 8) the plain split loses at most
+        // (n + 4) u cosh r of the vector's length: enough for a mean.
+        if self.c * n2_plain <= 63.0 {
+            let a = dot(ps, us) / n2_plain;
+            let k = a / (1.0 + self.c * n2_plain).sqrt();
+            return ps
+                .iter()
+                .zip(us)
+                .map(|(s, q)| (q - a * s) + k * s)
+                .collect();
+        }
+        let n2 = sum_sq_dd(ps);
         let a = dot_dd(ps, us) / n2;
         let k = (a / (Dd::ONE + n2.mul_f64(self.c)).sqrt()).to_f64();
         ps.iter()
@@ -421,7 +449,7 @@ impl Hyperboloid {
         let c = self.c;
         let p = FarPair::new(c, x, y);
         let (xs, ys, vs) = (&x[1..], &y[1..], &v[1..]);
-        let n2 = dot_dd(xs, xs);
+        let n2 = sum_sq_dd(xs);
         let xv = dot_dd(xs, vs);
         let (a, v0) = if n2.hi > 0.0 {
             (xv / n2, xv / p.x0)

@@ -7,7 +7,7 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
-use crate::dd::{Dd, dot_dd};
+use crate::dd::{Dd, sum_sq_dd};
 use crate::error::{GeometryError, Result};
 
 /// Relative tolerance of [`crate::Manifold::check`] and
@@ -129,7 +129,7 @@ pub(crate) fn one_minus_c_norm_sq(x: &[f64], c: f64) -> f64 {
 
 /// `1 - c |x|^2` in double-double.
 pub(crate) fn gap_dd(x: &[f64], c: f64) -> Dd {
-    let n2 = dot_dd(x, x);
+    let n2 = sum_sq_dd(x);
     if c == 1.0 {
         Dd::ONE - n2
     } else {
