@@ -93,13 +93,14 @@ impl Hyperboloid {
     fn delta_fast(&self, x: &[f64], y: &[f64]) -> FastDelta {
         let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
         let c = self.c;
-        let (mut nx2, mut ny2, mut sq_diff, mut sq_abs) = (0.0, 0.0, 0.0, 0.0);
+        let (mut nx2, mut ny2, mut sq_diff, mut sq_abs, mut d2) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (a, b) in xs.iter().zip(ys) {
-            let t = (b - a) * (b + a);
+            let (d, t) = (b - a, (b - a) * (b + a));
             nx2 += a * a;
             ny2 += b * b;
             sq_diff += t;
             sq_abs += t.abs();
+            d2 += d * d;
         }
         let (nx, ny) = (nx2.sqrt(), ny2.sqrt());
         let (h1, h2) = ((1.0 + c * nx2).sqrt(), (1.0 + c * ny2).sqrt());
@@ -115,18 +116,29 @@ impl Hyperboloid {
             (0.0, 0.0)
         };
         let radial = sinh_dr * sinh_dr / (1.0 + (1.0 + sinh_dr * sinh_dr).sqrt());
-        let err_radial = sinh_dr.abs() * err_sdr + err_sdr * err_sdr + 4.0 * eps * radial;
+        // radial = sqrt(1 + s^2) - 1, whose slope is s / sqrt(1 + s^2) ≤ 1.
+        let slope = sinh_dr.abs() / (1.0 + sinh_dr * sinh_dr).sqrt();
+        let err_radial = slope * err_sdr + err_sdr * err_sdr + 4.0 * eps * radial;
         let (angular, err_angular) = if nx > 0.0 && ny > 0.0 {
-            // x̂ - ŷ = -(y - x)/|x| + y (|y| - |x|) / (|x||y|).
+            // The chord x̂ - ŷ, either as it stands (error about 2 en per
+            // coordinate) or as -(y - x)/|x| + y (|y| - |x|) / (|x||y|), exact
+            // for nearby points: whichever bound is smaller.
             let k = sq_diff / (nx + ny) / (nx * ny);
-            let inv_nx = 1.0 / nx;
-            let (mut chord2, mut d_abs2) = (0.0, 0.0);
-            for (a, b) in xs.iter().zip(ys) {
-                let d = b - a;
-                chord2 += (k * b - d * inv_nx).powi(2);
-                d_abs2 += d * d;
-            }
-            let e_ch = e_sq / ((nx + ny) * nx) + en * (k.abs() * ny + d_abs2.sqrt() * inv_nx);
+            let (inv_nx, inv_ny) = (1.0 / nx, 1.0 / ny);
+            let e_direct = 2.0 * (en + 2.0 * eps);
+            let e_diff = e_sq / ((nx + ny) * nx) + en * (k.abs() * ny + d2.sqrt() * inv_nx);
+            let chord2: f64 = if e_direct < e_diff {
+                xs.iter()
+                    .zip(ys)
+                    .map(|(a, b)| (a * inv_nx - b * inv_ny).powi(2))
+                    .sum()
+            } else {
+                xs.iter()
+                    .zip(ys)
+                    .map(|(a, b)| (k * b - (b - a) * inv_nx).powi(2))
+                    .sum()
+            };
+            let e_ch = e_direct.min(e_diff);
             let kk = 0.5 * c * nx * ny;
             let err = kk * (2.0 * chord2.sqrt() * e_ch + e_ch * e_ch) + en * kk * chord2;
             (kk * chord2, err)
