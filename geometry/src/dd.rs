@@ -158,7 +158,11 @@ pub(crate) fn dot_dd(x: &[f64], y: &[f64]) -> Dd {
 /// the squares' rounding errors (Dekker) are summed plainly, where their
 /// error is below `n^2 2^-106` of the total.
 pub(crate) fn sum_sq_dd(x: &[f64]) -> Dd {
-    let plain: f64 = x.iter().map(|a| a * a).sum();
+    sum_sq_dd_near(x, x.iter().map(|a| a * a).sum())
+}
+
+/// [`sum_sq_dd`] given the plain sum (which only sets the binary point).
+pub(crate) fn sum_sq_dd_near(x: &[f64], plain: f64) -> Dd {
     if !(plain.is_normal() && plain < 1e300) {
         return dot_dd(x, x);
     }

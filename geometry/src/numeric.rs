@@ -7,7 +7,7 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
-use crate::dd::{Dd, sum_sq_dd};
+use crate::dd::{Dd, sum_sq_dd, sum_sq_dd_near};
 use crate::error::{GeometryError, Result};
 
 /// Relative tolerance of [`crate::Manifold::check`] and
@@ -119,17 +119,21 @@ pub(crate) const FAST_PATH_TOLERANCE: f64 = 1.0 / 4_398_046_511_104.0;
 /// radius of about 6.5 in dimension 12, 4 in dimension 128), `|x|^2` is
 /// summed in double-double instead (about six times slower).
 pub(crate) fn one_minus_c_norm_sq(x: &[f64], c: f64) -> f64 {
-    let n = c * norm_sq(x);
+    let s = norm_sq(x);
+    let n = c * s;
     let bound = (x.len() as f64 + 2.0) * UNIT_ROUNDOFF * n;
     if bound <= FAST_PATH_TOLERANCE * (1.0 - n) {
         return 1.0 - n;
     }
-    gap_dd(x, c).to_f64()
+    gap_from(sum_sq_dd_near(x, s), c).to_f64()
 }
 
 /// `1 - c |x|^2` in double-double.
 pub(crate) fn gap_dd(x: &[f64], c: f64) -> Dd {
-    let n2 = sum_sq_dd(x);
+    gap_from(sum_sq_dd(x), c)
+}
+
+fn gap_from(n2: Dd, c: f64) -> Dd {
     if c == 1.0 {
         Dd::ONE - n2
     } else {
