@@ -31,13 +31,11 @@
 
 mod admin;
 pub mod auth;
-pub mod client;
 mod cmd;
 mod metrics;
-pub mod protocol;
 pub mod server;
 
-pub use client::{Client, ClientConfig, ClientError};
+pub use hvs_wire::{Client, ClientConfig, ClientError, client, protocol};
 pub use server::{Server, ServerConfig, ServerError};
 
 use std::collections::HashMap;

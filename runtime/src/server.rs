@@ -549,7 +549,7 @@ async fn connect(shared: &Arc<Shared>, contract: Contract) -> Result<ModelHandle
             Err(crate::Error::AlreadyConnected(id)) => {
                 let old = shared.sessions.lock().await.get(&id).cloned();
                 let Some(old) = old else {
-                    return Err(crate::Error::AlreadyConnected(id).into());
+                    return Err(cmd::wire_error(crate::Error::AlreadyConnected(id)));
                 };
                 let gone = old.gone.notified();
                 old.replaced.notify_waiters();
@@ -557,7 +557,7 @@ async fn connect(shared: &Arc<Shared>, contract: Contract) -> Result<ModelHandle
                     let _ = tokio::time::timeout(Duration::from_secs(5), gone).await;
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(cmd::wire_error(e)),
         }
     }
     Err(WireError::new(
@@ -673,7 +673,7 @@ async fn session_loop(
                         push = Some(tokio::spawn(push_loop(stream, tx.clone(), metrics)));
                         Ok(())
                     }
-                    Err(e) => Err(WireError::from(e)),
+                    Err(e) => Err(cmd::wire_error(e)),
                 };
                 let reply = match answer {
                     Ok(()) => empty_ok(shared, id, op),
@@ -779,7 +779,7 @@ async fn serve_sends(
                 ids.push(id);
                 messages.push(m);
             }
-            Err(e) => {
+            Err(cmd::Refusal(e)) => {
                 let _ = tx.send(respond(shared, Some(id), "send", Err(e))).await;
             }
         }

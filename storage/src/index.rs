@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::dump::{Dump, DumpMeta};
 use crate::error::{Result, StorageError};
-use crate::filter::Filter;
 use crate::record::Metadata;
+use hvs_types::Filter;
 
 /// HNSW parameters of every space's graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,8 @@
 //! - [`MessageRecord`] (`messages.rs`): messages between models (one row
 //!   each, their vectors indexed in their namespace), their per-recipient
 //!   [`Settlement`]s, and a catalog of named records for the layers above.
-//! - [`Filter`] (`filter.rs`): metadata predicates evaluated during search.
+//! - [`Filter`], [`GeometrySpec`], [`BlockContent`], [`Metadata`]: the
+//!   vocabulary shared with the wire, from `hvs-types` (`storage/types/`).
 //! - `record.rs`: [`VectorRecord`], [`SpaceConfig`], [`GeometrySpec`],
 //!   [`Change`] and their msgpack encoding.
 //! - `vectors.rs`: operations over many vectors of a namespace (delete by
@@ -47,7 +48,6 @@ mod blocks;
 mod disk;
 mod dump;
 mod error;
-mod filter;
 mod index;
 mod messages;
 mod record;
@@ -63,7 +63,7 @@ pub use blocks::{
 #[doc(hidden)]
 pub use disk::FaultSwitch;
 pub use error::{Result, StorageError};
-pub use filter::Filter;
+pub use hvs_types::Filter;
 pub use index::IndexParams;
 pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{

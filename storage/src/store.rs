@@ -15,13 +15,13 @@ use crate::blocks::{
     AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions, sections,
 };
 use crate::error::{Result, StorageError};
-use crate::filter::Filter;
 use crate::index::{Entry, IndexParams, Query, SpaceIndex, all_cores};
 use crate::record::{
     Change, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate, check_metadata,
     decode, now_ms,
 };
 use crate::writer::{Applied, Op, OpOutcome, PURGE_BATCH, Reply, Tables};
+use hvs_types::Filter;
 
 /// The newest on-disk format this build reads and writes. A database with a
 /// larger number is refused with [`StorageError::NewerFormat`].

@@ -10,10 +10,10 @@
 use uuid::Uuid;
 
 use crate::error::{Result, StorageError};
-use crate::filter::Filter;
 use crate::record::{VectorRecord, decode};
 use crate::store::{MAX_RESULTS, Space, Store, VECTORS, contain};
 use crate::writer::{Op, Reply};
+use hvs_types::Filter;
 
 /// Ids read from memory at a time while a scroll fills its page.
 const SCROLL_CHUNK: usize = 1024;

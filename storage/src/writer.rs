@@ -12,7 +12,6 @@ use std::sync::{Arc, RwLock};
 
 use crate::blocks::{AuditAction, AuditEntry, Block, BlockContent, BlockPermissions, BlockVersion};
 use crate::error::{Result, StorageError};
-use crate::filter::Filter;
 use crate::messages::{MessageRecord, Settled};
 use crate::record::{
     Change, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
@@ -20,6 +19,7 @@ use crate::record::{
 use crate::store::{
     AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, Space, VECTORS,
 };
+use hvs_types::Filter;
 
 /// Who the audit log names for what the store does by itself.
 pub(crate) const SYSTEM_ACTOR: &str = "hvs";

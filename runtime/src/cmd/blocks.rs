@@ -3,8 +3,9 @@
 use hvs_actors::BlockSettings;
 use hvs_storage::{Block, BlockClass, BlockPermissions};
 
+use super::Refusal;
 use crate::ModelHandle;
-use crate::protocol::{self as p, WireError};
+use crate::protocol as p;
 
 fn class_name(class: &BlockClass) -> String {
     match serde_json::to_value(class) {
@@ -31,10 +32,7 @@ fn wire_block(b: Block) -> p::WireBlock {
     }
 }
 
-pub(super) async fn store_block(
-    m: ModelHandle,
-    a: p::StoreBlock,
-) -> Result<p::WireBlock, WireError> {
+pub(super) async fn store_block(m: ModelHandle, a: p::StoreBlock) -> Result<p::WireBlock, Refusal> {
     let defaults = BlockSettings::default();
     let settings = BlockSettings {
         persist: a.persist,
@@ -52,7 +50,7 @@ pub(super) async fn store_block(
 pub(super) async fn query_blocks(
     m: ModelHandle,
     a: p::QueryBlocks,
-) -> Result<p::BlockHits, WireError> {
+) -> Result<p::BlockHits, Refusal> {
     let hits = m
         .query(&a.text, a.k)
         .await?
@@ -73,14 +71,14 @@ pub(super) async fn query_blocks(
 pub(super) async fn get_block(
     m: ModelHandle,
     a: p::NameArg,
-) -> Result<Option<p::WireBlock>, WireError> {
+) -> Result<Option<p::WireBlock>, Refusal> {
     Ok(m.get_block(&a.name).await?.map(wire_block))
 }
 
 pub(super) async fn update_block(
     m: ModelHandle,
     a: p::UpdateBlock,
-) -> Result<p::WireBlock, WireError> {
+) -> Result<p::WireBlock, Refusal> {
     let permissions = match (a.read, a.write) {
         (None, None) => None,
         (read, write) => {
@@ -96,7 +94,7 @@ pub(super) async fn update_block(
         }
     };
     if a.content.is_none() && permissions.is_none() {
-        return Err(WireError::bad_request(
+        return Err(Refusal::bad_request(
             "update_block needs content, read or write",
         ));
     }
@@ -104,20 +102,17 @@ pub(super) async fn update_block(
     Ok(wire_block(b))
 }
 
-pub(super) async fn delete_block(m: ModelHandle, a: p::NameArg) -> Result<p::Deleted, WireError> {
+pub(super) async fn delete_block(m: ModelHandle, a: p::NameArg) -> Result<p::Deleted, Refusal> {
     Ok(p::Deleted {
         deleted: m.delete_block(&a.name).await?,
     })
 }
 
-pub(super) async fn list_blocks(
-    m: ModelHandle,
-    a: p::ListBlocks,
-) -> Result<p::BlockList, WireError> {
+pub(super) async fn list_blocks(m: ModelHandle, a: p::ListBlocks) -> Result<p::BlockList, Refusal> {
     let class = match a.class {
         Some(c) => Some(
             serde_json::from_value::<BlockClass>(serde_json::Value::String(c.clone()))
-                .map_err(|_| WireError::bad_request(format!("block class {c:?} is not known")))?,
+                .map_err(|_| Refusal::bad_request(format!("block class {c:?} is not known")))?,
         ),
         None => None,
     };

@@ -3,7 +3,7 @@
 use hvs_actors::{BroadcastScope, EachOutcome, Outgoing, VectorInput};
 use hvs_storage::MessageRecord;
 
-use super::{Answer, Counts, ids, uuid, uuids};
+use super::{Answer, Counts, Refusal, ids, uuid, uuids, wire_error};
 use crate::protocol::{self as p, WireError};
 use crate::{Error, ModelHandle};
 
@@ -36,10 +36,10 @@ impl Answer for p::Deliveries {
 }
 
 /// A wire message as the actors take it, with its recipient.
-pub(crate) fn outgoing(m: p::WireOutgoing) -> Result<(String, Outgoing), WireError> {
+pub(crate) fn outgoing(m: p::WireOutgoing) -> Result<(String, Outgoing), Refusal> {
     let vector = match (m.vector, m.embedding) {
         (Some(_), Some(_)) => {
-            return Err(WireError::bad_request(
+            return Err(Refusal::bad_request(
                 "give a vector or an embedding, not both",
             ));
         }
@@ -62,9 +62,9 @@ pub(crate) fn outgoing(m: p::WireOutgoing) -> Result<(String, Outgoing), WireErr
 pub(crate) type SendOutcome = Result<p::IdArg, WireError>;
 
 /// A message for `send` and `send_batch`, which need a recipient.
-pub(crate) fn addressed(m: p::WireOutgoing) -> Result<(String, Outgoing), WireError> {
+pub(crate) fn addressed(m: p::WireOutgoing) -> Result<(String, Outgoing), Refusal> {
     if m.to.is_empty() {
-        return Err(WireError::bad_request("a message to send needs `to`"));
+        return Err(Refusal::bad_request("a message to send needs `to`"));
     }
     outgoing(m)
 }
@@ -74,17 +74,17 @@ pub(crate) fn send_answers(outcome: Result<EachOutcome, Error>, n: usize) -> Vec
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            let e = WireError::from(e);
+            let e = wire_error(e);
             return (0..n).map(|_| Err(e.clone())).collect();
         }
     };
-    let stored = outcome.stored.map_err(WireError::from);
+    let stored = outcome.stored.map_err(wire_error);
     let mut ids = stored.as_ref().ok().map(|v| v.iter());
     outcome
         .refused
         .into_iter()
         .map(|refused| match (refused, &stored) {
-            (Some(e), _) => Err(WireError::from(e)),
+            (Some(e), _) => Err(wire_error(e)),
             (None, Err(e)) => Err(e.clone()),
             (None, Ok(_)) => match ids.as_mut().and_then(Iterator::next) {
                 Some(id) => Ok(p::IdArg { id: id.to_string() }),
@@ -121,7 +121,7 @@ pub(crate) fn wire_delivery(d: &crate::Delivery) -> p::WireDelivery {
     }
 }
 
-pub(super) async fn send_batch(m: ModelHandle, a: p::SendBatch) -> Result<p::Ids, WireError> {
+pub(super) async fn send_batch(m: ModelHandle, a: p::SendBatch) -> Result<p::Ids, Refusal> {
     let msgs = a
         .messages
         .into_iter()
@@ -134,7 +134,7 @@ pub(super) async fn send_batch(m: ModelHandle, a: p::SendBatch) -> Result<p::Ids
 pub(super) async fn broadcast(
     m: ModelHandle,
     a: p::WireBroadcast,
-) -> Result<p::BroadcastAnswer, WireError> {
+) -> Result<p::BroadcastAnswer, Refusal> {
     let (_, out) = outgoing(a.message)?;
     let scope = BroadcastScope {
         namespace: a.namespace,
@@ -148,14 +148,14 @@ pub(super) async fn broadcast(
     })
 }
 
-pub(super) async fn receive(m: ModelHandle, a: p::Receive) -> Result<p::Deliveries, WireError> {
+pub(super) async fn receive(m: ModelHandle, a: p::Receive) -> Result<p::Deliveries, Refusal> {
     let got = m.receive_messages(a.max).await?;
     Ok(p::Deliveries {
         deliveries: got.iter().map(wire_delivery).collect(),
     })
 }
 
-pub(super) async fn ack(m: ModelHandle, a: p::Ids) -> Result<p::AckAnswer, WireError> {
+pub(super) async fn ack(m: ModelHandle, a: p::Ids) -> Result<p::AckAnswer, Refusal> {
     let r = m.ack(&uuids(&a.ids)?).await?;
     Ok(p::AckAnswer {
         acked: ids(r.acked),
@@ -163,12 +163,12 @@ pub(super) async fn ack(m: ModelHandle, a: p::Ids) -> Result<p::AckAnswer, WireE
     })
 }
 
-pub(super) async fn release(m: ModelHandle, a: p::Ids) -> Result<p::Released, WireError> {
+pub(super) async fn release(m: ModelHandle, a: p::Ids) -> Result<p::Released, Refusal> {
     let n = m.release(&uuids(&a.ids)?).await?;
     Ok(p::Released { released: n as u64 })
 }
 
-pub(super) async fn mailbox(m: ModelHandle) -> Result<p::MailboxAnswer, WireError> {
+pub(super) async fn mailbox(m: ModelHandle) -> Result<p::MailboxAnswer, Refusal> {
     let (stats, dead) = m.mailbox().await?;
     let dead_letters = dead
         .into_iter()
@@ -190,7 +190,7 @@ pub(super) async fn mailbox(m: ModelHandle) -> Result<p::MailboxAnswer, WireErro
 pub(super) async fn get_message(
     m: ModelHandle,
     a: p::IdArg,
-) -> Result<Option<p::WireMessage>, WireError> {
+) -> Result<Option<p::WireMessage>, Refusal> {
     let r = m.get_message(uuid(&a.id)?).await?;
     Ok(r.map(|r| wire_message(&r)))
 }

@@ -57,10 +57,10 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Reply, WireError>> 
 fn run<T, F>(f: F) -> Pending
 where
     T: Answer,
-    F: Future<Output = Result<T, WireError>> + Send + 'static,
+    F: Future<Output = Result<T, Refusal>> + Send + 'static,
 {
     Box::pin(async move {
-        let answer = f.await?;
+        let answer = f.await.map_err(|r| r.0)?;
         let counts = answer.counts();
         Ok(Reply {
             body: p::encode(&answer)?,
@@ -149,26 +149,48 @@ pub(crate) fn route(ctx: &Ctx<'_>, request: Request) -> Route {
     Route::Run(pending)
 }
 
-impl From<Error> for WireError {
+/// Why an operation was not done: the error its answer carries.
+pub(crate) struct Refusal(pub(crate) WireError);
+
+impl Refusal {
+    /// Malformed arguments.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self(WireError::bad_request(message))
+    }
+}
+
+impl From<WireError> for Refusal {
+    fn from(e: WireError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
-        let retry_after_ms = match &e {
-            Error::Contract(hvs_contracts::ContractError::LimitExceeded {
-                retry_after, ..
-            }) => retry_after.map(|d| d.as_millis() as u64),
-            _ => None,
-        };
-        let current_version = match &e {
-            Error::Storage(hvs_storage::StorageError::VersionConflict { current, .. }) => {
-                Some(*current)
-            }
-            _ => None,
-        };
-        WireError {
-            code: e.code().to_string(),
-            message: e.to_string(),
-            retry_after_ms,
-            current_version,
+        Self(wire_error(e))
+    }
+}
+
+/// An error of the runtime as the wire carries it: its stable code, its
+/// message, and what the code needs (when to retry, the current version).
+pub(crate) fn wire_error(e: Error) -> WireError {
+    let retry_after_ms = match &e {
+        Error::Contract(hvs_contracts::ContractError::LimitExceeded { retry_after, .. }) => {
+            retry_after.map(|d| d.as_millis() as u64)
         }
+        _ => None,
+    };
+    let current_version = match &e {
+        Error::Storage(hvs_storage::StorageError::VersionConflict { current, .. }) => {
+            Some(*current)
+        }
+        _ => None,
+    };
+    WireError {
+        code: e.code().to_string(),
+        message: e.to_string(),
+        retry_after_ms,
+        current_version,
     }
 }
 

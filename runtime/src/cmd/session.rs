@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use super::{Refusal, wire_error};
 use crate::protocol::{self as p, WireError};
 use crate::{ModelHandle, Runtime};
 
-pub(super) async fn ping() -> Result<p::Pong, WireError> {
+pub(super) async fn ping() -> Result<p::Pong, Refusal> {
     Ok(p::Pong {
         now_ms: super::now_ms(),
     })
@@ -15,12 +16,12 @@ pub(super) async fn stats(
     runtime: Arc<Runtime>,
     model: ModelHandle,
     connections: u64,
-) -> Result<p::WireStats, WireError> {
+) -> Result<p::WireStats, Refusal> {
     let store = runtime.storage().clone();
     let s = tokio::task::spawn_blocking(move || store.get_stats())
         .await
         .map_err(|e| WireError::new(p::codes::INTERNAL, e.to_string()))?
-        .map_err(|e| WireError::from(crate::Error::from(e)))?;
+        .map_err(|e| wire_error(crate::Error::from(e)))?;
     let (mb, _) = model.mailbox().await?;
     let namespaces = s
         .namespaces

@@ -1,15 +1,16 @@
 //! Shared spaces, consensus and model state.
 
-use crate::protocol::{self as p, WireError};
+use super::Refusal;
+use crate::protocol as p;
 use crate::{ModelHandle, ModelState};
 
-pub(super) async fn join(m: ModelHandle, a: p::Join) -> Result<p::Empty, WireError> {
+pub(super) async fn join(m: ModelHandle, a: p::Join) -> Result<p::Empty, Refusal> {
     let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();
     m.join(&a.space, &caps).await?;
     Ok(p::Empty {})
 }
 
-pub(super) async fn contribute(m: ModelHandle, a: p::Contribute) -> Result<p::IdArg, WireError> {
+pub(super) async fn contribute(m: ModelHandle, a: p::Contribute) -> Result<p::IdArg, Refusal> {
     let id = m.contribute(&a.space, &a.key, a.vector, a.value).await?;
     Ok(p::IdArg { id: id.to_string() })
 }
@@ -17,7 +18,7 @@ pub(super) async fn contribute(m: ModelHandle, a: p::Contribute) -> Result<p::Id
 pub(super) async fn query_shared(
     m: ModelHandle,
     a: p::QueryShared,
-) -> Result<p::SharedHits, WireError> {
+) -> Result<p::SharedHits, Refusal> {
     let hits = m
         .query_shared(&a.space, a.vector, a.k)
         .await?
@@ -38,7 +39,7 @@ pub(super) async fn query_shared(
 pub(super) async fn consensus(
     m: ModelHandle,
     a: p::ConsensusArgs,
-) -> Result<p::WireConsensus, WireError> {
+) -> Result<p::WireConsensus, Refusal> {
     let r = m.consensus(&a.space, a.weights).await?;
     Ok(p::WireConsensus {
         mean: r.mean,
@@ -53,7 +54,7 @@ pub(super) async fn consensus(
 pub(super) async fn register_state(
     m: ModelHandle,
     a: p::RegisterState,
-) -> Result<p::Empty, WireError> {
+) -> Result<p::Empty, Refusal> {
     m.register_state(a.schema).await?;
     Ok(p::Empty {})
 }
@@ -61,7 +62,7 @@ pub(super) async fn register_state(
 pub(super) async fn update_state(
     m: ModelHandle,
     a: p::UpdateState,
-) -> Result<p::StateVersion, WireError> {
+) -> Result<p::StateVersion, Refusal> {
     Ok(p::StateVersion {
         version: m.update_state(a.state).await?,
     })
@@ -79,14 +80,14 @@ fn wire_state(s: ModelState, score: Option<f64>) -> p::WireState {
 pub(super) async fn get_state(
     m: ModelHandle,
     a: p::GetState,
-) -> Result<Option<p::WireState>, WireError> {
+) -> Result<Option<p::WireState>, Refusal> {
     Ok(m.get_state(&a.model).await?.map(|s| wire_state(s, None)))
 }
 
 pub(super) async fn find_similar_states(
     m: ModelHandle,
     a: p::SimilarStates,
-) -> Result<p::States, WireError> {
+) -> Result<p::States, Refusal> {
     let states = m
         .find_similar_states(&a.state, a.k)
         .await?

@@ -3,16 +3,17 @@
 use hvs_actors::{AccessKind, Grant, RecordHits, Visibility};
 use hvs_storage::{NewVector, SearchQuery, VectorRecord, VectorUpdate};
 
+use super::Refusal;
 use super::{ids, uuid, uuids};
-use crate::protocol::{self as p, WireError};
+use crate::protocol as p;
 use crate::{ModelHandle, NamespaceInfo};
 
-fn visibility(s: &str) -> Result<Visibility, WireError> {
+fn visibility(s: &str) -> Result<Visibility, Refusal> {
     match s {
         "private" => Ok(Visibility::Private),
         "shared" => Ok(Visibility::Shared),
         "public" => Ok(Visibility::Public),
-        other => Err(WireError::bad_request(format!(
+        other => Err(Refusal::bad_request(format!(
             "visibility {other:?} is not one of private, shared, public"
         ))),
     }
@@ -85,7 +86,7 @@ fn query(s: p::Search) -> (SearchQuery, bool) {
 pub(super) async fn create_namespace(
     m: ModelHandle,
     a: p::CreateNamespace,
-) -> Result<p::WireNamespace, WireError> {
+) -> Result<p::WireNamespace, Refusal> {
     let vis = visibility(&a.visibility)?;
     Ok(wire_namespace(
         m.create_namespace(&a.name, vis, a.geometry).await?,
@@ -95,11 +96,11 @@ pub(super) async fn create_namespace(
 pub(super) async fn namespace_info(
     m: ModelHandle,
     a: p::NameArg,
-) -> Result<p::WireNamespace, WireError> {
+) -> Result<p::WireNamespace, Refusal> {
     Ok(wire_namespace(m.namespace_info(&a.name).await?))
 }
 
-pub(super) async fn list_namespaces(m: ModelHandle) -> Result<p::NamespaceList, WireError> {
+pub(super) async fn list_namespaces(m: ModelHandle) -> Result<p::NamespaceList, Refusal> {
     let namespaces = m
         .list_namespaces()
         .await?
@@ -115,16 +116,13 @@ pub(super) async fn list_namespaces(m: ModelHandle) -> Result<p::NamespaceList, 
     Ok(p::NamespaceList { namespaces })
 }
 
-pub(super) async fn delete_namespace(
-    m: ModelHandle,
-    a: p::NameArg,
-) -> Result<p::Deleted, WireError> {
+pub(super) async fn delete_namespace(m: ModelHandle, a: p::NameArg) -> Result<p::Deleted, Refusal> {
     Ok(p::Deleted {
         deleted: m.delete_namespace(&a.name).await?,
     })
 }
 
-pub(super) async fn grant_access(m: ModelHandle, a: p::GrantArgs) -> Result<p::Empty, WireError> {
+pub(super) async fn grant_access(m: ModelHandle, a: p::GrantArgs) -> Result<p::Empty, Refusal> {
     let grant = Grant {
         read: a.read,
         write: a.write,
@@ -136,12 +134,12 @@ pub(super) async fn grant_access(m: ModelHandle, a: p::GrantArgs) -> Result<p::E
 pub(super) async fn check_access(
     m: ModelHandle,
     a: p::CheckAccess,
-) -> Result<p::AccessAnswer, WireError> {
+) -> Result<p::AccessAnswer, Refusal> {
     let kind = match a.kind.as_str() {
         "read" => AccessKind::Read,
         "write" => AccessKind::Write,
         other => {
-            return Err(WireError::bad_request(format!(
+            return Err(Refusal::bad_request(format!(
                 "kind {other:?} is not read or write"
             )));
         }
@@ -164,7 +162,7 @@ pub(super) async fn check_access(
 pub(super) async fn store_vector(
     m: ModelHandle,
     a: p::StoreVector,
-) -> Result<p::WireVector, WireError> {
+) -> Result<p::WireVector, Refusal> {
     let r = m
         .store_vector(NewVector {
             namespace: a.namespace,
@@ -179,7 +177,7 @@ pub(super) async fn store_vector(
 pub(super) async fn batch_store_vectors(
     m: ModelHandle,
     a: p::BatchStoreVectors,
-) -> Result<p::Ids, WireError> {
+) -> Result<p::Ids, Refusal> {
     let vectors = a
         .vectors
         .into_iter()
@@ -199,7 +197,7 @@ pub(super) async fn batch_store_vectors(
 pub(super) async fn retrieve_vector(
     m: ModelHandle,
     a: p::RetrieveVector,
-) -> Result<Option<p::WireVector>, WireError> {
+) -> Result<Option<p::WireVector>, Refusal> {
     let found = m.retrieve_vectors(&[uuid(&a.id)?]).await?;
     let record = found.into_iter().next().flatten();
     Ok(record.map(|r| wire_vector(r, a.with_vector)))
@@ -208,7 +206,7 @@ pub(super) async fn retrieve_vector(
 pub(super) async fn retrieve_vectors(
     m: ModelHandle,
     a: p::RetrieveVectors,
-) -> Result<p::VectorsFound, WireError> {
+) -> Result<p::VectorsFound, Refusal> {
     let found = m.retrieve_vectors(&uuids(&a.ids)?).await?;
     let (mut vectors, mut missing) = (Vec::new(), Vec::new());
     for (id, r) in a.ids.into_iter().zip(found) {
@@ -223,10 +221,10 @@ pub(super) async fn retrieve_vectors(
 pub(super) async fn update_vector(
     m: ModelHandle,
     a: p::UpdateVector,
-) -> Result<p::WireVector, WireError> {
+) -> Result<p::WireVector, Refusal> {
     let region = match (a.region, a.clear_region) {
         (Some(_), true) => {
-            return Err(WireError::bad_request(
+            return Err(Refusal::bad_request(
                 "give a region or clear_region, not both",
             ));
         }
@@ -244,14 +242,14 @@ pub(super) async fn update_vector(
     Ok(wire_vector(r, true))
 }
 
-pub(super) async fn delete_vector(m: ModelHandle, a: p::IdArg) -> Result<p::Deleted, WireError> {
+pub(super) async fn delete_vector(m: ModelHandle, a: p::IdArg) -> Result<p::Deleted, Refusal> {
     let deleted = m.delete_vectors(&[uuid(&a.id)?]).await?;
     Ok(p::Deleted {
         deleted: deleted.first().copied().unwrap_or(false),
     })
 }
 
-pub(super) async fn delete_vectors(m: ModelHandle, a: p::Ids) -> Result<p::DeletedIds, WireError> {
+pub(super) async fn delete_vectors(m: ModelHandle, a: p::Ids) -> Result<p::DeletedIds, Refusal> {
     let flags = m.delete_vectors(&uuids(&a.ids)?).await?;
     let (mut deleted, mut missing) = (Vec::new(), Vec::new());
     for (id, gone) in a.ids.into_iter().zip(flags) {
@@ -267,12 +265,12 @@ pub(super) async fn delete_vectors(m: ModelHandle, a: p::Ids) -> Result<p::Delet
 pub(super) async fn delete_by_filter(
     m: ModelHandle,
     a: p::DeleteByFilter,
-) -> Result<p::DeletedCount, WireError> {
+) -> Result<p::DeletedCount, Refusal> {
     let n = m.delete_by_filter(&a.namespace, a.filter).await?;
     Ok(p::DeletedCount { deleted: n as u64 })
 }
 
-pub(super) async fn search(m: ModelHandle, a: p::Search) -> Result<p::Hits, WireError> {
+pub(super) async fn search(m: ModelHandle, a: p::Search) -> Result<p::Hits, Refusal> {
     let (q, with_vector) = query(a);
     let hits = m.search_records(q).await?;
     Ok(p::Hits {
@@ -280,7 +278,7 @@ pub(super) async fn search(m: ModelHandle, a: p::Search) -> Result<p::Hits, Wire
     })
 }
 
-pub(super) async fn range_search(m: ModelHandle, a: p::RangeSearch) -> Result<p::Hits, WireError> {
+pub(super) async fn range_search(m: ModelHandle, a: p::RangeSearch) -> Result<p::Hits, Refusal> {
     let q = SearchQuery {
         namespace: a.namespace,
         vector: a.vector,
@@ -299,7 +297,7 @@ pub(super) async fn range_search(m: ModelHandle, a: p::RangeSearch) -> Result<p:
 pub(super) async fn batch_search(
     m: ModelHandle,
     a: p::BatchSearch,
-) -> Result<p::BatchHits, WireError> {
+) -> Result<p::BatchHits, Refusal> {
     let (queries, with): (Vec<_>, Vec<_>) = a.searches.into_iter().map(query).unzip();
     let results = m.batch_search(queries).await?;
     Ok(p::BatchHits {
@@ -311,12 +309,12 @@ pub(super) async fn batch_search(
     })
 }
 
-pub(super) async fn count(m: ModelHandle, a: p::Count) -> Result<p::Counted, WireError> {
+pub(super) async fn count(m: ModelHandle, a: p::Count) -> Result<p::Counted, Refusal> {
     let n = m.count(&a.namespace, a.filter).await?;
     Ok(p::Counted { count: n as u64 })
 }
 
-pub(super) async fn scroll(m: ModelHandle, a: p::Scroll) -> Result<p::ScrollPage, WireError> {
+pub(super) async fn scroll(m: ModelHandle, a: p::Scroll) -> Result<p::ScrollPage, Refusal> {
     let after = a.after.as_deref().map(uuid).transpose()?;
     let (page, next) = m.scroll(&a.namespace, after, a.limit, a.filter).await?;
     Ok(p::ScrollPage {

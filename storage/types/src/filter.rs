@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::record::Metadata;
+use crate::Metadata;
 
 /// A predicate on a vector's metadata, evaluated during the graph search.
 ///

@@ -3,8 +3,8 @@
 //! once), pushed deliveries, heartbeats, and reconnection.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), hvs_runtime::ClientError> {
-//! use hvs_runtime::{Client, ClientConfig};
+//! # async fn demo() -> Result<(), hvs_wire::ClientError> {
+//! use hvs_wire::{Client, ClientConfig};
 //! let contract = std::fs::read_to_string("examples/contracts/rust_agent.json").unwrap();
 //! let client = Client::connect(ClientConfig::new("127.0.0.1:7411", contract)).await?;
 //! let id = client.send("planner", b"hello".to_vec(), None).await?;

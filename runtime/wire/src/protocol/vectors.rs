@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use hvs_storage::{Filter, GeometrySpec, Metadata};
+use hvs_types::{Filter, GeometrySpec, Metadata};
 
 /// Arguments naming one thing (`namespace_info`, `get_block`, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

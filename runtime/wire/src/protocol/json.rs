@@ -8,7 +8,7 @@ use serde::Deserialize;
 /// NaN and infinities; JSON cannot, and they would come back as `nil`).
 pub(crate) fn finite_metadata<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<hvs_storage::Metadata, D::Error> {
+) -> Result<hvs_types::Metadata, D::Error> {
     let map: std::collections::BTreeMap<String, FiniteJson> = Deserialize::deserialize(d)?;
     Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
@@ -16,7 +16,7 @@ pub(crate) fn finite_metadata<'de, D: serde::Deserializer<'de>>(
 /// [`finite_metadata`], optional.
 pub(crate) fn finite_metadata_opt<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<Option<hvs_storage::Metadata>, D::Error> {
+) -> Result<Option<hvs_types::Metadata>, D::Error> {
     let map: Option<std::collections::BTreeMap<String, FiniteJson>> = Deserialize::deserialize(d)?;
     Ok(map.map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect()))
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use hvs_storage::Metadata;
+use hvs_types::Metadata;
 
 /// A message to send (`send`, `send_batch`, `broadcast`). At most one of
 /// `vector` (a point of the sender's space, projected onto it) and

@@ -21,9 +21,9 @@ use super::{ConsensusArgs, from_slice_to};
 /// `Empty` for those that take none.
 macro_rules! requests {
     ($( $(#[$doc:meta])* $op:literal => $variant:ident($args:ty), )*) => {
-        /// One request: an operation with its arguments.
+        /// One request: an operation with its arguments. (Exhaustive on
+        /// purpose: a new operation is a change the server must serve.)
         #[derive(Debug, Clone, PartialEq)]
-        #[non_exhaustive]
         pub enum Request {
             $( $(#[$doc])* $variant($args), )*
         }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use hvs_storage::BlockContent;
+use hvs_types::BlockContent;
 
 /// `store_block`'s arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,24 @@
+//! `hvs-types`: the vocabulary that storage and the wire share — a space's
+//! manifold ([`GeometrySpec`]), metadata and its filters ([`Filter`]), a
+//! block's content ([`BlockContent`]) — with no database, index or actor
+//! behind it, so a client of the wire links none of those.
+//!
+//! ```
+//! use hvs_geometry::Manifold;
+//! use hvs_types::{Filter, GeometrySpec, Metadata};
+//! let g: GeometrySpec = serde_json::from_str(r#"{"kind": "hyperboloid", "dim": 12, "curvature": 1.0}"#).unwrap();
+//! assert_eq!(g.build().unwrap().ambient_dim(), 13);
+//! let m: Metadata = serde_json::from_str(r#"{"from": "alice"}"#).unwrap();
+//! assert!(Filter::Eq("from".into(), "alice".into()).matches(&m));
+//! ```
+
+mod block;
+mod filter;
+mod geometry;
+
+pub use block::BlockContent;
+pub use filter::Filter;
+pub use geometry::{GeometrySpec, MAX_DIMENSION};
+
+/// Metadata of a vector or a message: string keys to JSON values.
+pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
