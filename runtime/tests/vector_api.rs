@@ -441,3 +441,47 @@ async fn a_model_searches_the_messages_it_received_without_a_grant() {
     // The sender finds both.
     assert_eq!(alice.search_with(&s).await.unwrap().len(), 2);
 }
+
+/// Every operation on vectors checks the namespace the vector lives in, by
+/// id too: another model's private vectors cannot be read, counted, paged
+/// through, changed or deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_by_id_and_by_namespace_keep_their_namespaces_rules() {
+    let server = start().await;
+    let alice = connect(&server, contract("alice")).await;
+    let bob = connect(&server, contract("bob")).await;
+    let v = alice
+        .store_vector(&point("alice", 0.4, "secret"))
+        .await
+        .unwrap();
+    let denied = |r: Result<(), ClientError>| match r {
+        Err(e) => assert_eq!(e.code(), "permission_denied"),
+        Ok(()) => panic!("allowed"),
+    };
+    denied(bob.retrieve_vector(&v.id).await.map(drop));
+    denied(bob.retrieve_vectors(&[v.id.clone()], true).await.map(drop));
+    denied(
+        bob.update_vector(p::UpdateVector {
+            id: v.id.clone(),
+            vector: Some(h2(0.1, 0.0)),
+            ..p::UpdateVector::default()
+        })
+        .await
+        .map(drop),
+    );
+    denied(bob.delete_vector(&v.id).await.map(drop));
+    denied(bob.delete_vectors(&[v.id.clone()]).await.map(drop));
+    let all = Filter::Eq("tag".into(), json!("secret"));
+    denied(bob.delete_by_filter("alice", all).await.map(drop));
+    denied(bob.count("alice", None).await.map(drop));
+    let scroll = p::Scroll {
+        namespace: "alice".into(),
+        after: None,
+        limit: 10,
+        filter: None,
+        with_vector: false,
+    };
+    denied(bob.scroll(scroll).await.map(drop));
+    // Nothing changed.
+    assert_eq!(alice.retrieve_vector(&v.id).await.unwrap(), Some(v));
+}
