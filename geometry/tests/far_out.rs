@@ -104,20 +104,45 @@ fn point_err(model: &str, got: &[f64], want: &[f64]) -> (f64, f64) {
 }
 
 fn manifold(model: &str, dim: usize) -> Box<dyn Manifold> {
+    curved(model, dim, 1.0)
+}
+
+fn curved(model: &str, dim: usize, curvature: f64) -> Box<dyn Manifold> {
     if model == "ball" {
-        Box::new(PoincareBall::new(dim, 1.0).unwrap())
+        Box::new(PoincareBall::new(dim, curvature).unwrap())
     } else {
-        Box::new(Hyperboloid::new(dim, 1.0).unwrap())
+        Box::new(Hyperboloid::new(dim, curvature).unwrap())
     }
 }
 
+/// `v` times a power of two (exact).
+fn times(v: &[f64], k: f64) -> Vec<f64> {
+    v.iter().map(|a| a * k).collect()
+}
+
+/// Checks one case on the model of curvature `-curvature`, a power of 4:
+/// `x ↦ x/√c` maps the model of curvature -1 onto it, scaling lengths by
+/// `1/√c` (exactly, in f64), so inputs are scaled down, results scaled back
+/// and compared with the same references.
 fn check_case(
     c: &Case,
+    curvature: f64,
     failures: &mut Vec<String>,
     worst: &mut std::collections::BTreeMap<String, f64>,
 ) {
-    let m = manifold(&c.model, c.x.len() - usize::from(c.model != "ball"));
-    let label = format!("{} r={} s={:e}", c.model, c.r, c.s);
+    let m = curved(
+        &c.model,
+        c.x.len() - usize::from(c.model != "ball"),
+        curvature,
+    );
+    let k = curvature.sqrt();
+    let (x, y, v, u) = (
+        times(&c.x, 1.0 / k),
+        times(&c.y, 1.0 / k),
+        times(&c.v, 1.0 / k),
+        times(&c.u, 1.0 / k),
+    );
+    let label = format!("{} c={curvature} r={} s={:e}", c.model, c.r, c.s);
     // Each check gives (error, tolerance) or the error the crate returned.
     let mut record = |what: &str, outcome: Result<(f64, f64), GeometryError>| match outcome {
         Ok((err, tol)) => {
@@ -131,27 +156,52 @@ fn check_case(
     };
     record(
         "distance",
-        m.distance(&c.x, &c.y).map(|d| {
-            let err = (d - c.distance).abs() / c.distance.max(f64::MIN_POSITIVE);
+        m.distance(&x, &y).map(|d| {
+            let err = (d * k - c.distance).abs() / c.distance.max(f64::MIN_POSITIVE);
             (err, TOL)
         }),
     );
-    record("log", m.log(&c.x, &c.y).map(|l| (vec_err(&l, &c.log), TOL)));
+    record(
+        "log",
+        m.log(&x, &y).map(|l| (vec_err(&times(&l, k), &c.log), TOL)),
+    );
     let step = c.distance;
     let point = |p: Vec<f64>, want: &[f64], len: f64| {
         let (err, rho) = point_err(&c.model, &p, want);
         (err, TOL * len + 8.0 * rho)
     };
-    record("exp", m.exp(&c.x, &c.v).map(|p| point(p, &c.exp, step)));
+    record(
+        "exp",
+        m.exp(&x, &v).map(|p| point(times(&p, k), &c.exp, step)),
+    );
     record(
         "geodesic",
-        m.geodesic(&c.x, &c.y, 0.3)
-            .map(|p| point(p, &c.geodesic, 0.3 * step)),
+        m.geodesic(&x, &y, 0.3)
+            .map(|p| point(times(&p, k), &c.geodesic, 0.3 * step)),
     );
     record(
         "transport",
-        m.parallel_transport(&c.x, &c.y, &c.u)
-            .map(|t| (vec_err(&t, &c.transport), TOL)),
+        m.parallel_transport(&x, &y, &u)
+            .map(|t| (vec_err(&times(&t, k), &c.transport), TOL)),
+    );
+}
+
+#[test]
+fn far_out_maps_scale_with_the_curvature() {
+    // Curvature -4 and -1/4: every formula's `c` is exercised, and the
+    // answers must be the curvature -1 ones scaled.
+    let mut failures = Vec::new();
+    let mut worst = std::collections::BTreeMap::new();
+    for c in &cases() {
+        for curvature in [4.0, 0.25] {
+            check_case(c, curvature, &mut failures, &mut worst);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }
 
@@ -162,7 +212,7 @@ fn far_out_maps_agree_with_80_digit_references() {
     let mut failures = Vec::new();
     let mut worst = std::collections::BTreeMap::new();
     for c in &cases {
-        check_case(c, &mut failures, &mut worst);
+        check_case(c, 1.0, &mut failures, &mut worst);
     }
     for (what, ratio) in &worst {
         println!("{what}: worst error / tolerance = {ratio:.3}");
