@@ -79,6 +79,10 @@ impl Hyperboloid {
     /// `-c<x,y>_L - 1 ≥ 0` (see the type's docs): the plain-`f64` form when
     /// its error bound allows, the double-double form otherwise.
     fn delta(&self, x: &[f64], y: &[f64]) -> f64 {
+        let (d, err) = self.delta_direct(x, y);
+        if err <= FAST_PATH_TOLERANCE * d {
+            return d;
+        }
         let f = self.delta_fast(x, y);
         if f.err <= FAST_PATH_TOLERANCE * f.delta {
             f.delta
@@ -87,9 +91,48 @@ impl Hyperboloid {
         }
     }
 
-    /// The radial + angular form in `f64`, and a bound on its absolute error.
-    /// Differences are formed from `y - x` (exact for nearby points), so the
-    /// bound is about `ε cosh r` relative, not `ε sinh^2 r`.
+    /// The radial + angular form straight from the norms and the directions,
+    /// and a bound on its absolute error: the cheapest form, good for points
+    /// near the origin or far apart.
+    fn delta_direct(&self, x: &[f64], y: &[f64]) -> (f64, f64) {
+        let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
+        let (nx, ny) = (norm(xs), norm(ys));
+        let sc = self.c.sqrt();
+        let (s1, s2) = (sc * nx, sc * ny);
+        let (h1, h2) = ((1.0 + s1 * s1).sqrt(), (1.0 + s2 * s2).sqrt());
+        let den = s1 * h2 + h1 * s2;
+        let eps = UNIT_ROUNDOFF;
+        let en = (xs.len() as f64 + 6.0) * eps;
+        // sinh(√c (r1 - r2)) = (s1^2 - s2^2) / (s1 h2 + h1 s2).
+        let (sinh_dr, err_sdr) = if den > 0.0 {
+            let sdr = (s1 - s2) * (s1 + s2) / den;
+            (
+                sdr,
+                en * (s1 + s2) * (s1 + s2) / den + 4.0 * eps * sdr.abs(),
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        let radial = sinh_dr * sinh_dr / (1.0 + (1.0 + sinh_dr * sinh_dr).sqrt());
+        let err_radial = sinh_dr.abs().min(1.0) * err_sdr + err_sdr * err_sdr + 4.0 * eps * radial;
+        if nx == 0.0 || ny == 0.0 {
+            return (radial, err_radial);
+        }
+        let (ix, iy) = (1.0 / nx, 1.0 / ny);
+        let chord2: f64 = xs
+            .iter()
+            .zip(ys)
+            .map(|(a, b)| (a * ix - b * iy).powi(2))
+            .sum();
+        let e_ch = 2.0 * (en + 2.0 * eps);
+        let k = 0.5 * s1 * s2;
+        let err_angular = k * (2.0 * chord2.sqrt() * e_ch + e_ch * e_ch) + en * k * chord2;
+        (radial + k * chord2, err_radial + err_angular)
+    }
+
+    /// The radial + angular form in `f64`, and a bound on its absolute error,
+    /// with differences formed from `y - x` (exact for nearby points), so the
+    /// bound for nearby points is about `ε cosh r` relative, not `ε sinh^2 r`.
     fn delta_fast(&self, x: &[f64], y: &[f64]) -> FastDelta {
         let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
         let c = self.c;
@@ -116,8 +159,9 @@ impl Hyperboloid {
             (0.0, 0.0)
         };
         let radial = sinh_dr * sinh_dr / (1.0 + (1.0 + sinh_dr * sinh_dr).sqrt());
-        // radial = sqrt(1 + s^2) - 1, whose slope is s / sqrt(1 + s^2) ≤ 1.
-        let slope = sinh_dr.abs() / (1.0 + sinh_dr * sinh_dr).sqrt();
+        // radial = sqrt(1 + s^2) - 1, whose slope s / sqrt(1 + s^2) is at
+        // most min(1, |s|).
+        let slope = sinh_dr.abs().min(1.0);
         let err_radial = slope * err_sdr + err_sdr * err_sdr + 4.0 * eps * radial;
         let (angular, err_angular) = if nx > 0.0 && ny > 0.0 {
             // The chord x̂ - ŷ, either as it stands (error about 2 en per
@@ -293,6 +337,8 @@ impl FarPair {
 }
 
 /// `-c<x,y>_L - 1` in double-double, without allocating.
+#[cold]
+#[inline(never)]
 fn delta_dd(c: f64, x: &[f64], y: &[f64]) -> Dd {
     let (xs, ys) = (&x[1..], &y[1..]);
     let (n2x, n2y) = (sum_sq_dd(xs), sum_sq_dd(ys));

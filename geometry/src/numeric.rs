@@ -125,6 +125,14 @@ pub(crate) fn one_minus_c_norm_sq(x: &[f64], c: f64) -> f64 {
     if bound <= FAST_PATH_TOLERANCE * (1.0 - n) {
         return 1.0 - n;
     }
+    gap_far(x, s, c)
+}
+
+/// The double-double branch of [`one_minus_c_norm_sq`], kept out of line so
+/// that the plain branch stays as small as it was.
+#[cold]
+#[inline(never)]
+fn gap_far(x: &[f64], s: f64, c: f64) -> f64 {
     gap_from(sum_sq_dd_near(x, s), c).to_f64()
 }
 
