@@ -459,9 +459,10 @@ impl Hyperboloid {
         if n2_plain == 0.0 {
             return us.to_vec();
         }
-        // Near the origin (cosh r ≤ 8) the plain split loses at most
-        // (n + 4) u cosh r of the vector's length: enough for a mean.
-        if self.c * n2_plain <= 63.0 {
+        // Up to cosh r = 1000 (r ≈ 7.6) the plain split loses at most
+        // (n + 4) u cosh r ≈ 2e-12 of the vector's length: a fiftieth of the
+        // mean's default tolerance, and about its resolution floor.
+        if self.c * n2_plain <= 1e6 {
             let a = dot(ps, us) / n2_plain;
             let k = a / (1.0 + self.c * n2_plain).sqrt();
             return ps
