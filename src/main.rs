@@ -13,6 +13,7 @@ mod bench;
 mod bench_nats;
 mod bench_soak;
 mod bench_tcp;
+mod bench_vectors;
 mod data;
 mod procstat;
 mod progress;
@@ -96,6 +97,10 @@ enum BenchCommand {
     /// A steady load at a fixed rate for a set time against a server
     /// process: throughput, latency and the server's memory per interval.
     Soak(bench_soak::SoakArgs),
+    /// Batch store of H^12 vectors into one namespace, then k-nearest
+    /// search QPS from many clients; `--over tcp` runs the same work in
+    /// this process and against a server process, side by side.
+    Vectors(bench_vectors::VectorsArgs),
 }
 
 #[derive(Subcommand)]
@@ -279,6 +284,21 @@ fn validate_contract(file: &std::path::Path) -> ExitCode {
     }
 }
 
+fn bench(cmd: BenchCommand) -> ExitCode {
+    let done = match cmd {
+        BenchCommand::Messaging(args) => bench::run(args),
+        BenchCommand::Soak(args) => bench_soak::run(args),
+        BenchCommand::Vectors(args) => bench_vectors::run(args),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cmd = match Cli::parse().command {
         Command::Serve(args) => return serve::serve(args),
@@ -290,24 +310,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => return token::run(cmd),
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),
-        Command::Bench(BenchCommand::Soak(args)) => {
-            return match bench_soak::run(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Command::Bench(BenchCommand::Messaging(args)) => {
-            return match bench::run(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Command::Bench(cmd) => return bench(cmd),
     };
     match run(cmd) {
         Ok(v) => {

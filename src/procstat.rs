@@ -22,6 +22,25 @@ pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / TICKS_PER_SECOND)
 }
 
+/// CPU seconds every process on the machine has used since boot (user,
+/// nice, system, irq, softirq and steal time from `/proc/stat`): on a shared
+/// machine, what others used during a run is this less the bench's own.
+pub(crate) fn machine_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum::<f64>();
+    Some(busy / TICKS_PER_SECOND)
+}
+
 /// Resident memory now and at its peak, in MiB.
 pub(crate) fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -39,6 +58,8 @@ pub(crate) struct Watch {
     cpu_before: Option<f64>,
     /// This process's CPU (the clients) at the start.
     clients_before: Option<f64>,
+    /// Every process's CPU at the start.
+    machine_before: Option<f64>,
     running: Arc<AtomicBool>,
     sampler: tokio::task::JoinHandle<f64>,
 }
@@ -61,6 +82,7 @@ impl Watch {
             pid,
             cpu_before: cpu_seconds(pid),
             clients_before: cpu_seconds(std::process::id()),
+            machine_before: machine_cpu_seconds(),
             running,
             sampler,
         }
@@ -82,9 +104,15 @@ impl Watch {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         };
+        let machine = match (self.machine_before, machine_cpu_seconds()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
         let v = serde_json::json!({"cpu_seconds": cpu, "cpu_cores_busy": cpu.map(|c| c / secs),
                        "rss_mib_max_sampled": rss_max, "rss_mib_peak": rss_peak,
-                       "clients_cpu_seconds": clients});
+                       "clients_cpu_seconds": clients,
+                       "machine_cpu_seconds": machine,
+                       "machine_cores_busy": machine.map(|m| m / secs)});
         Ok(v.as_object().cloned().unwrap_or_default())
     }
 }
@@ -103,5 +131,6 @@ mod tests {
         assert!(super::cpu_seconds(me).unwrap() > 0.0);
         let (now, peak) = super::rss_mib(me).unwrap();
         assert!(now > 0.0 && peak >= now);
+        assert!(super::machine_cpu_seconds().unwrap() >= super::cpu_seconds(me).unwrap());
     }
 }
