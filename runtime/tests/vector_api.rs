@@ -459,7 +459,11 @@ async fn vectors_by_id_and_by_namespace_keep_their_namespaces_rules() {
         Ok(()) => panic!("allowed"),
     };
     denied(bob.retrieve_vector(&v.id).await.map(drop));
-    denied(bob.retrieve_vectors(&[v.id.clone()], true).await.map(drop));
+    denied(
+        bob.retrieve_vectors(std::slice::from_ref(&v.id), true)
+            .await
+            .map(drop),
+    );
     denied(
         bob.update_vector(p::UpdateVector {
             id: v.id.clone(),
@@ -470,7 +474,11 @@ async fn vectors_by_id_and_by_namespace_keep_their_namespaces_rules() {
         .map(drop),
     );
     denied(bob.delete_vector(&v.id).await.map(drop));
-    denied(bob.delete_vectors(&[v.id.clone()]).await.map(drop));
+    denied(
+        bob.delete_vectors(std::slice::from_ref(&v.id))
+            .await
+            .map(drop),
+    );
     let all = Filter::Eq("tag".into(), json!("secret"));
     denied(bob.delete_by_filter("alice", all).await.map(drop));
     denied(bob.count("alice", None).await.map(drop));
