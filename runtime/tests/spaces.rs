@@ -347,3 +347,40 @@ async fn stored_blocks_are_found_by_meaning_and_everything_stays_consistent() {
     let report = rt.verify_consistency().await.unwrap();
     assert!(report.consistent, "{report:?}");
 }
+
+/// Far out, where hierarchies put their leaves (radius 20 on H^2: the
+/// coordinates are 2.4e8 and nearby points differ in their ninth digit),
+/// the consensus is still the geometry's mean of the contributions, and
+/// says it converged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consensus_far_from_the_origin_is_the_geometrys_mean() {
+    let ids = ["p", "q", "r"];
+    let rt = runtime_with(ids.iter().map(|i| contract(i)).collect()).await;
+    rt.create_namespace("team-deep", "p", Visibility::Shared, h2_space())
+        .await
+        .unwrap();
+    let points = [h2(20.0, 0.0), h2(20.5, 3e-9), h2(19.5, -4e-9)];
+    for (id, p) in ids.iter().zip(&points) {
+        rt.join(id, "team-deep", &[]).await.unwrap();
+        rt.contribute(id, "team-deep", "leaf", p.clone(), json!(id))
+            .await
+            .unwrap();
+    }
+    let m = Hyperboloid::new(2, 1.0).unwrap();
+    let refs: Vec<&[f64]> = points.iter().map(|p| p.as_slice()).collect();
+    let want = m
+        .frechet_mean(&refs, None, &FrechetOptions::default())
+        .unwrap();
+    assert!(want.converged);
+    let got = rt.consensus("team-deep", None).await.unwrap();
+    assert!(got.converged);
+    let origin = m.exp0(&[0.0, 0.0]).unwrap();
+    let radius = m.distance(&origin, &got.mean).unwrap();
+    assert!((19.5..20.5).contains(&radius), "mean at radius {radius}");
+    assert!(m.distance(&got.mean, &want.mean).unwrap() < 1e-6);
+    // Each point is about one unit from the others: the mean is near all.
+    for p in &points {
+        assert!(m.distance(&got.mean, p).unwrap() < 1.0);
+    }
+    rt.close().await.unwrap();
+}
