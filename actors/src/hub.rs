@@ -617,7 +617,8 @@ impl ModelRef {
     /// Stores a vector in a namespace this model may write.
     pub async fn store_vector(&self, vector: NewVector) -> Result<VectorRecord> {
         let ns = vector.namespace.clone();
-        Ok(self.batch_store_vectors(&ns, vec![vector]).await?.remove(0))
+        let mut stored = self.batch_store_vectors(&ns, vec![vector]).await?;
+        stored.pop().ok_or(ActorError::Stopped)
     }
 
     /// Searches a namespace this model may read.

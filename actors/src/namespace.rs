@@ -159,14 +159,7 @@ pub(crate) fn search_records(
     store: &Store,
     q: &SearchQuery,
 ) -> Result<Vec<(SearchHit, VectorRecord)>> {
-    let hits = store.semantic_search(q)?;
-    let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
-    let records = store.batch_retrieve_vectors(&ids)?;
-    Ok(hits
-        .into_iter()
-        .zip(records)
-        .filter_map(|(h, r)| Some((h, r?)))
-        .collect())
+    crate::vectors::with_records(store, store.semantic_search(q)?)
 }
 
 fn contribution_filter() -> Filter {

@@ -94,7 +94,7 @@ pub type RecordHits = Vec<(SearchHit, VectorRecord)>;
 /// The records of a search's hits. A message's vector is indexed in its
 /// namespace too: its hit carries what the index sees of it (its metadata
 /// with `hvs_kind: "message"`, `from` and `to`).
-fn with_records(store: &Store, hits: Vec<SearchHit>) -> Result<RecordHits> {
+pub(crate) fn with_records(store: &Store, hits: Vec<SearchHit>) -> Result<RecordHits> {
     let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
     let records = store.batch_retrieve_vectors(&ids)?;
     let mut out = Vec::with_capacity(hits.len());
@@ -182,6 +182,8 @@ impl ModelRef {
     /// in must be readable by this model.
     pub async fn retrieve_vectors(&self, ids: &[Uuid]) -> Result<Vec<Option<VectorRecord>>> {
         self.live()?;
+        let limiter = &self.entry.profile.limiter;
+        limiter.acquire_queries(1, Instant::now())?;
         let store = self.hub.inner.store.clone();
         let ids = ids.to_vec();
         let records = blocking(move || Ok(store.batch_retrieve_vectors(&ids)?)).await?;

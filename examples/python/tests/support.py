@@ -198,3 +198,26 @@ def eventually(f: Callable[[], T], limit: float = REQUEST_TIMEOUT, every: float 
         time.sleep(every)
 
 
+_shared: Optional[ServerProcess] = None
+
+
+def setUpModule() -> None:
+    """Starts the server the tests of a module share: a test module imports
+    this and `tearDownModule` as its own."""
+    global _shared
+    _shared = ServerProcess()
+
+
+def tearDownModule() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared.cleanup()
+        _shared = None
+
+
+def shared_server() -> ServerProcess:
+    """The module's server (started by `setUpModule`)."""
+    if _shared is None:
+        raise RuntimeError("setUpModule has not started the shared server")
+    return _shared

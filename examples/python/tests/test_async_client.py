@@ -8,39 +8,22 @@ import asyncio
 import sys
 import unittest
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List, Optional
+from typing import Any, Awaitable, Callable, List
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from support import AMBIENT, REQUEST_TIMEOUT, ServerProcess, contract, point  # noqa: E402
+from support import AMBIENT, REQUEST_TIMEOUT, contract, point, setUpModule, shared_server, tearDownModule  # noqa: E402,F401
 
 import hvs_client  # noqa: E402
 from hvs_client import ConnectionLost, HvsError  # noqa: E402
 from hvs_client import filters as F  # noqa: E402
 
-SERVER: Optional[ServerProcess] = None
-
-
-def setUpModule() -> None:
-    global SERVER
-    SERVER = ServerProcess()
-
-
-def tearDownModule() -> None:
-    global SERVER
-    if SERVER is not None:
-        SERVER.stop()
-        SERVER.cleanup()
-        SERVER = None
-
-
 class AsyncClientTest(unittest.TestCase):
     def run_with(self, roles: List[str], body: Callable[..., Awaitable[None]], **options: Any) -> None:
         """Connects one AsyncClient per role, runs `body(*clients)`, closes them."""
-        assert SERVER is not None
-        paths = [str(contract(SERVER, r)) for r in roles]
-        address = SERVER.address
+        paths = [str(contract(shared_server(), r)) for r in roles]
+        address = shared_server().address
 
         async def main() -> None:
             clients = [

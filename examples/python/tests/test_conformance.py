@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from support import REPO, REQUEST_TIMEOUT, ServerProcess  # noqa: E402
+from support import REPO, REQUEST_TIMEOUT, setUpModule, shared_server, tearDownModule  # noqa: E402,F401
 
 import hvs_client  # noqa: E402
 from hvs_client import HvsError  # noqa: E402
@@ -194,22 +194,6 @@ async def run_steps(scenario: Dict[str, Any], run: str, call: Caller) -> None:
             names[name] = follow(outcome[1], path)
 
 
-SERVER: Optional[ServerProcess] = None
-
-
-def setUpModule() -> None:
-    global SERVER
-    SERVER = ServerProcess()
-
-
-def tearDownModule() -> None:
-    global SERVER
-    if SERVER is not None:
-        SERVER.stop()
-        SERVER.cleanup()
-        SERVER = None
-
-
 class MatcherTest(unittest.TestCase):
     """The runner's own rules, as the README states them."""
 
@@ -252,10 +236,9 @@ class ConformanceTest(unittest.TestCase):
     operations of issue 11 these fail (unknown_op); that is expected."""
 
     def test_the_blocking_client_runs_the_scenario(self) -> None:
-        assert SERVER is not None
         scenario, run = load(), uuid.uuid4().hex[:8]
         clients = {
-            name: hvs_client.connect(c, address=SERVER.address, timeout=REQUEST_TIMEOUT)
+            name: hvs_client.connect(c, address=shared_server().address, timeout=REQUEST_TIMEOUT)
             for name, c in contracts(scenario, run).items()
         }
 
@@ -272,9 +255,8 @@ class ConformanceTest(unittest.TestCase):
                 c.close()
 
     def test_the_async_client_runs_the_scenario(self) -> None:
-        assert SERVER is not None
         scenario, run = load(), uuid.uuid4().hex[:8]
-        address = SERVER.address
+        address = shared_server().address
 
         async def main() -> None:
             clients = {

@@ -23,7 +23,7 @@ from typing import Any, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from support import REQUEST_TIMEOUT, ServerProcess, contract, eventually  # noqa: E402
+from support import REQUEST_TIMEOUT, ServerProcess, contract, eventually, setUpModule, shared_server, tearDownModule  # noqa: E402,F401
 
 import msgpack  # noqa: E402
 
@@ -139,26 +139,9 @@ def _exact(s: socket.socket, n: int) -> bytes:
     return buf
 
 
-SERVER: Optional[ServerProcess] = None
-
-
-def setUpModule() -> None:
-    global SERVER
-    SERVER = ServerProcess()
-
-
-def tearDownModule() -> None:
-    global SERVER
-    if SERVER is not None:
-        SERVER.stop()
-        SERVER.cleanup()
-        SERVER = None
-
-
 class ReconnectTest(unittest.TestCase):
     def setUp(self) -> None:
-        assert SERVER is not None
-        self.server = SERVER
+        self.server = shared_server()
         self.proxy = FlakyProxy(self.server.address)
         self.clients: List[hvs_client.Client] = []
 

@@ -9,12 +9,12 @@ import asyncio
 import sys
 import unittest
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from support import REQUEST_TIMEOUT, ServerProcess, _ids, contract, h2  # noqa: E402
+from support import REQUEST_TIMEOUT, _ids, contract, h2, setUpModule, shared_server, tearDownModule  # noqa: E402,F401
 
 import hvs_client  # noqa: E402
 from hvs_client import HvsError, VersionConflict  # noqa: E402
@@ -23,22 +23,6 @@ from hvs_client import filters as F  # noqa: E402
 MISSING = "00000000-0000-7000-8000-000000000000"
 E3 = {"kind": "euclidean", "dim": 3}
 
-SERVER: Optional[ServerProcess] = None
-
-
-def setUpModule() -> None:
-    global SERVER
-    SERVER = ServerProcess()
-
-
-def tearDownModule() -> None:
-    global SERVER
-    if SERVER is not None:
-        SERVER.stop()
-        SERVER.cleanup()
-        SERVER = None
-
-
 def floats(v: Any) -> List[float]:
     """A vector (list or numpy array) as a list of floats."""
     return [float(x) for x in v]
@@ -46,8 +30,7 @@ def floats(v: Any) -> List[float]:
 
 class VectorApiTest(unittest.TestCase):
     def setUp(self) -> None:
-        assert SERVER is not None
-        self.server = SERVER
+        self.server = shared_server()
         self.clients: List[hvs_client.Client] = []
 
     def tearDown(self) -> None:
@@ -393,9 +376,8 @@ class AsyncVectorApiTest(unittest.TestCase):
     """The same operations through the AsyncClient."""
 
     def test_the_async_client_covers_the_vector_api(self) -> None:
-        assert SERVER is not None
-        path = str(contract(SERVER, "async"))
-        address = SERVER.address
+        path = str(contract(shared_server(), "async"))
+        address = shared_server().address
 
         async def main() -> None:
             async with await hvs_client.connect_async(path, address=address, timeout=REQUEST_TIMEOUT) as c:
