@@ -1,6 +1,6 @@
 //! `hvs inspect`, `hvs export`, `hvs import` and `hvs reindex`: a data
 //! directory's contents and health, backups of it, and rebuilding its
-//! search indexes.
+//! search indexes. What `inspect --digest` hashes is in `digest.rs`.
 //!
 //! The database of a data directory is `DIR/hvs.redb`. A backup is the
 //! stream of [`Store::export`] (format in `docs/STORAGE.md`, "Backups");
@@ -19,7 +19,7 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use hvs::geometry::Manifold;
@@ -28,6 +28,7 @@ use hvs::storage::{
 };
 use serde_json::{Value, json};
 
+use crate::digest::digest_store;
 use crate::progress::{Counter, Spinner, TableProgress, in_graphs};
 
 /// The database file inside a data directory.
@@ -56,6 +57,12 @@ pub(crate) struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Print only an order-independent digest of the namespaces, vectors
+    /// and blocks (one line per kind with its rows, then `digest`), to
+    /// compare two data directories; what it covers: docs/STORAGE.md,
+    /// "Digests".
+    #[arg(long)]
+    digest: bool,
 }
 
 /// `hvs export`: write a backup of a data directory.
@@ -165,6 +172,9 @@ pub(crate) fn inspect(args: InspectArgs) -> ExitCode {
 fn inspect_inner(args: &InspectArgs) -> Result<(), Failure> {
     let db = args.dir.db();
     let store = open_existing(&args.dir)?;
+    if args.digest {
+        return print_digest(&store, &db, args.json);
+    }
     // The open leaves graph upkeep to a background thread; settle it first,
     // so the numbers are those of the settled index, not of a race with it.
     store.flush_index().map_err(|e| Failure::storage(&db, e))?;
@@ -177,6 +187,24 @@ fn inspect_inner(args: &InspectArgs) -> Result<(), Failure> {
         );
     } else {
         print_report(&report);
+    }
+    Ok(())
+}
+
+/// `inspect --digest`: no path or size in it, so the output of two data
+/// directories with the same contents is the same.
+fn print_digest(store: &Store, db: &Path, json: bool) -> Result<(), Failure> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let digest = digest_store(store, now_ms).map_err(|e| Failure::storage(db, e))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&digest.to_json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", digest.text());
     }
     Ok(())
 }

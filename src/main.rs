@@ -15,6 +15,7 @@ mod bench_soak;
 mod bench_tcp;
 mod bench_vectors;
 mod data;
+mod digest;
 mod procstat;
 mod progress;
 mod serve;
@@ -68,7 +69,8 @@ enum Command {
     /// claim (only hashes are stored).
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// A data directory: namespaces, counts, index health.
+    /// A data directory: namespaces, counts, index health; or, with
+    /// `--digest`, a digest of its contents to compare with another's.
     Inspect(data::InspectArgs),
     /// Write a backup of a data directory (every table, checksummed).
     Export(data::ExportArgs),
