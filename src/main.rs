@@ -5,8 +5,9 @@
 //! and `import` work on a data directory; `hvs bench` measures;
 //! `hvs geometry distance|mean|transform` compute on points given as JSON
 //! arrays and print JSON, so scripts can check their own embeddings against
-//! HVS's math; and `hvs contract validate FILE` lists every problem of a
-//! model contract with its JSON path.
+//! HVS's math; `hvs contract validate FILE` lists every problem of a
+//! model contract with its JSON path; and `hvs sync` manages a running
+//! server's sync jobs.
 
 mod bench;
 #[cfg(feature = "nats")]
@@ -19,6 +20,7 @@ mod digest;
 mod procstat;
 mod progress;
 mod serve;
+mod sync_cli;
 mod token;
 
 /// The message path allocates a few small objects per message on every
@@ -88,6 +90,10 @@ enum Command {
     /// close writes new dumps. A running server holds the database: stop it
     /// first. Exit 1 if the index still disagrees with storage.
     Reindex(data::ReindexArgs),
+    /// Sync jobs of a running server (operators only; `docs/SYNC.md`):
+    /// create, list, status, pause, resume, delete, conflicts. Connects as
+    /// the model `hvs-operator`.
+    Sync(sync_cli::SyncArgs),
 }
 
 #[derive(Subcommand)]
@@ -309,6 +315,7 @@ fn main() -> ExitCode {
         Command::Export(args) => return data::export(args),
         Command::Import(args) => return data::import(args),
         Command::Reindex(args) => return data::reindex(args),
+        Command::Sync(args) => return sync_cli::run(args),
         Command::Token(cmd) => return token::run(cmd),
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),

@@ -629,6 +629,126 @@ def list_blocks(block_class: Optional[str] = None) -> Call[List[t.Block]]:
     return Call("list_blocks", args, _many(t.Block, "blocks"), Retry.ALWAYS)
 
 
+# ---- sync jobs and the change feed (operators only; docs/SYNC.md) ---------
+#
+# Refused with ``permission_denied`` unless the server has no tokens or the
+# connection's token has the namespace glob ``"*"``; on an instance without
+# a cluster every one raises ``HvsError("no_cluster")``. Answers are the
+# server's maps as decoded (a job's status: ``{spec, state, applied,
+# unchanged, skipped, refused, conflicts: {kept_target, took_source,
+# combined}, position, pending, lag_ms, last_error}``).
+
+#: The conflict strategies a sync job may use (docs/SYNC.md).
+STRATEGIES = ("last_write_wins", "highest_version", "merge", "geometric_mean", "keep_target")
+
+
+def _names(names: Iterable[str]) -> List[str]:
+    # A lone string is one name, not its letters.
+    return [names] if isinstance(names, str) else [str(n) for n in names]
+
+
+def _sync_spec(name: str, source: str, mode: Dict[str, Any], strategy: str, follow: bool) -> Dict[str, Any]:
+    return {"name": name, "source": source, "mode": mode, "strategy": strategy, "follow": bool(follow)}
+
+
+def sync_create(spec: Mapping[str, Any]) -> Call[Dict[str, Any]]:
+    """Creates and starts a sync job on the server's instance from a spec
+    map ``{name, source, mode, strategy?, follow?}`` (``mode``:
+    ``{"kind": "full"}``, ``{"kind": "partial", "namespaces": [..],
+    "regions"?: [..]}`` or ``{"kind": "selective", "filter": filter,
+    "namespaces"?: [..]}``); returns the job's status map. A spec the
+    server cannot read or refuses (an unknown strategy, a partial sync
+    without namespaces, a name taken, this instance as the source) raises
+    ``HvsError("bad_request")``. Never resent after a lost answer: the
+    repeat would find the job it created."""
+    return Call("sync_create", dict(spec), _raw, Retry.NEVER)
+
+
+def sync_full(name: str, source: str, strategy: str = "last_write_wins", follow: bool = True) -> Call[Dict[str, Any]]:
+    """A sync job copying every namespace of instance ``source`` into this
+    one, deletions included; ``follow=False`` catches up once and stops.
+    Returns its status map (see :meth:`sync_create`)."""
+    return sync_create(_sync_spec(name, source, {"kind": "full"}, strategy, follow))
+
+
+def sync_partial(
+    name: str,
+    source: str,
+    namespaces: Iterable[str],
+    regions: Iterable[str] = (),
+    strategy: str = "last_write_wins",
+    follow: bool = True,
+) -> Call[Dict[str, Any]]:
+    """A sync job copying the named namespaces of ``source`` (at least
+    one), only vectors of ``regions`` when given. Returns its status map
+    (see :meth:`sync_create`)."""
+    mode: Dict[str, Any] = {"kind": "partial", "namespaces": _names(namespaces)}
+    if regions:
+        mode["regions"] = _names(regions)
+    return sync_create(_sync_spec(name, source, mode, strategy, follow))
+
+
+def sync_selective(
+    name: str,
+    source: str,
+    filter: Filter,  # noqa: A002
+    namespaces: Iterable[str] = (),
+    strategy: str = "last_write_wins",
+    follow: bool = True,
+) -> Call[Dict[str, Any]]:
+    """A sync job copying the vectors of ``source`` whose metadata matches
+    ``filter`` (:mod:`hvs_client.filters`), in ``namespaces`` when given,
+    else in all. Returns its status map (see :meth:`sync_create`)."""
+    mode: Dict[str, Any] = {"kind": "selective", "filter": dict(filter)}
+    if namespaces:
+        mode["namespaces"] = _names(namespaces)
+    return sync_create(_sync_spec(name, source, mode, strategy, follow))
+
+
+def sync_list() -> Call[List[Dict[str, Any]]]:
+    """Every sync job's status map on the instance, by name."""
+    return Call("sync_list", {}, lambda ok, vector: list(ok["jobs"]), Retry.ALWAYS)
+
+
+def sync_status(name: str) -> Call[Dict[str, Any]]:
+    """One job's status map; an unknown job raises
+    ``HvsError("unknown_sync_job")``."""
+    return Call("sync_status", {"name": name}, _raw, Retry.ALWAYS)
+
+
+def sync_pause(name: str) -> Call[Dict[str, Any]]:
+    """Pauses a job (it resumes where it stopped); its status map. Pausing
+    a paused job changes nothing."""
+    return Call("sync_pause", {"name": name}, _raw, Retry.ALWAYS)
+
+
+def sync_resume(name: str) -> Call[Dict[str, Any]]:
+    """Resumes a paused job; its status map. Resuming a running job
+    changes nothing."""
+    return Call("sync_resume", {"name": name}, _raw, Retry.ALWAYS)
+
+
+def sync_delete(name: str) -> Call[Dict[str, Any]]:
+    """Stops a job and forgets it; its status map from before. Never resent
+    after a lost answer: the repeat would raise ``unknown_sync_job``."""
+    return Call("sync_delete", {"name": name}, _raw, Retry.NEVER)
+
+
+def sync_conflicts(name: str, after: int = 0, limit: int = 100) -> Call[List[Dict[str, Any]]]:
+    """The conflicts a job met, oldest first, each ``{seq, at_ms, vector,
+    namespace, detail}``: those after audit sequence number ``after``, at
+    most ``limit`` (the server answers at most 10,000). Page with the last
+    one's ``seq``."""
+    args = {"name": name, "after": int(after), "limit": int(limit)}
+    return Call("sync_conflicts", args, lambda ok, vector: list(ok["conflicts"]), Retry.ALWAYS)
+
+
+def cluster_status() -> Call[Dict[str, Any]]:
+    """How far this instance's change feed is published: ``{instance,
+    stream, connected, published, last_change, lag, last_error}``."""
+    return Call("cluster_status", {}, _raw, Retry.ALWAYS)
+
+
 def call(op: str, args: Optional[Mapping[str, Any]] = None) -> Call[Any]:
     """Any operation by name; its answer's ``ok`` as decoded (dicts and
     lists). Never resent after a lost answer: the client cannot know what
@@ -636,7 +756,8 @@ def call(op: str, args: Optional[Mapping[str, Any]] = None) -> Call[Any]:
     return Call(op, dict(args) if args else {}, _raw, Retry.NEVER)
 
 
-#: Every operation above by its wire name, for the clients' method tables.
+#: Every operation above, for the clients' method tables (by its wire name;
+#: ``sync_full``, ``sync_partial`` and ``sync_selective`` send ``sync_create``).
 OPERATIONS = (
     ping, stats,
     send, send_batch, broadcast, receive, ack, release, mailbox, get_message,
@@ -646,4 +767,6 @@ OPERATIONS = (
     join, contribute, query_shared, consensus,
     register_state, update_state, get_state, find_similar_states,
     store_block, query_blocks, get_block, update_block, delete_block, list_blocks,
+    sync_create, sync_full, sync_partial, sync_selective, sync_list, sync_status, sync_pause, sync_resume,
+    sync_delete, sync_conflicts, cluster_status,
 )  # fmt: skip

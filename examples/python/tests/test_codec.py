@@ -111,6 +111,22 @@ class ProtocolTest(unittest.TestCase):
         items = protocol.batch_store_vectors("n", [[1], {"vector": [2], "region": "r"}], metadata=[{"a": 1}, None]).args
         self.assertEqual(items["vectors"], [{"vector": [1.0], "metadata": {"a": 1}}, {"vector": [2.0], "region": "r"}])
 
+    def test_sync_jobs_are_spec_maps(self) -> None:
+        full = protocol.sync_full("j", "b", follow=False)
+        self.assertEqual((full.op, full.retry), ("sync_create", Retry.NEVER))
+        spec = {"name": "j", "source": "b", "mode": {"kind": "full"}, "strategy": "last_write_wins", "follow": False}
+        self.assertEqual(full.args, spec)
+        self.assertEqual(protocol.sync_create(spec).args, spec)
+        partial = protocol.sync_partial("j", "b", "ns", regions=["r"], strategy="merge").args
+        self.assertEqual(partial["mode"], {"kind": "partial", "namespaces": ["ns"], "regions": ["r"]})
+        self.assertEqual((partial["strategy"], partial["follow"]), ("merge", True))
+        selective = protocol.sync_selective("j", "b", {"eq": ["a", 1]}).args
+        self.assertEqual(selective["mode"], {"kind": "selective", "filter": {"eq": ["a", 1]}})
+        self.assertEqual(protocol.sync_conflicts("j").args, {"name": "j", "after": 0, "limit": 100})
+        read = codec.vector_reader(False)
+        self.assertEqual(protocol.sync_list().read({"jobs": [{"spec": spec}]}, read), [{"spec": spec}])
+        self.assertEqual(protocol.sync_conflicts("j").read({"conflicts": []}, read), [])
+
     def test_answers_are_read_into_their_types(self) -> None:
         read = codec.vector_reader(False)
         got = protocol.retrieve_vectors(["a", "b"]).read({"vectors": [{"id": "a"}], "missing": ["b"]}, read)
@@ -148,18 +164,20 @@ class RetryTest(unittest.TestCase):
         "delete_vectors", "delete_by_filter", "search", "range_search", "batch_search", "count", "scroll",
         "join", "query_shared", "consensus", "register_state", "get_state", "find_similar_states",
         "query_blocks", "get_block", "delete_block", "list_blocks", "delete_namespace",
+        "sync_list", "sync_status", "sync_pause", "sync_resume", "sync_conflicts", "cluster_status",
     }  # fmt: skip
     AT_LEAST_ONCE = {
         "send", "send_batch", "broadcast", "store_vector", "batch_store_vectors", "update_vector",
         "contribute", "update_state", "update_block",
     }  # fmt: skip
-    NEVER = {"release", "create_namespace", "store_block"}
+    NEVER = {"release", "create_namespace", "store_block", "sync_create", "sync_delete"}
 
     def sample(self, build: object) -> protocol.Call:  # type: ignore[type-arg]
         args = {
             "namespace": "n", "vector": [0], "name": "n", "geometry": {}, "model": "m", "id": "i", "ids": ["i"],
             "payload": "p", "to": "m", "messages": [], "max": 1, "vectors": [], "searches": [], "filter": {},
             "radius": 1.0, "space": "s", "key": "k", "schema": {}, "state": {}, "text": "t", "metadata": {},
+            "spec": {}, "source": "b", "namespaces": ["n"],
         }  # fmt: skip
         params = inspect.signature(build).parameters  # type: ignore[arg-type]
         given = {k: args[k] for k, p in params.items() if p.default is inspect.Parameter.empty}
