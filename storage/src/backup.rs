@@ -32,7 +32,7 @@ use redb::{
 use crate::error::{Result, StorageError};
 use crate::store::{
     AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, Durability, FORMAT_VERSION, MESSAGES, META,
-    SETTLED, SPACES, Store, StoreConfig, VECTORS, contain,
+    SETTLED, SPACES, Store, StoreConfig, TOMBSTONES, VECTORS, contain,
 };
 
 const MAGIC: &[u8; 9] = b"HVSBACKUP";
@@ -44,7 +44,7 @@ const BACKUP_FORMAT: u32 = 1;
 /// Every table of the store, in the order a backup holds them. Export
 /// refuses a database holding any other table, so a table added to the
 /// store without being added here cannot be silently left out.
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "meta",
     "spaces",
     "vectors",
@@ -55,6 +55,7 @@ const TABLES: [&str; 10] = [
     "messages",
     "settled",
     "catalog",
+    "tombstones",
 ];
 
 /// Payload bytes a chunk is cut at when writing (a single larger row makes
@@ -127,6 +128,7 @@ fn visit_table(name: &str, visitor: &mut impl TableVisitor) -> Result<()> {
         "messages" => visitor.visit("messages", MESSAGES),
         "settled" => visitor.visit("settled", SETTLED),
         "catalog" => visitor.visit("catalog", CATALOG),
+        "tombstones" => visitor.visit("tombstones", TOMBSTONES),
         other => Err(StorageError::Corrupt(format!(
             "table {other:?} is unknown to this build"
         ))),

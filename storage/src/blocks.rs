@@ -198,6 +198,9 @@ pub enum AuditAction {
     Connect,
     /// Any other refused request, named in the entry's outcome.
     Request,
+    /// A sync job met a conflict (actor: the job; block: the vector; name:
+    /// its namespace; outcome: both versions and how it was settled).
+    SyncConflict,
 }
 
 /// One row of the audit log: every block mutation and every refused attempt.

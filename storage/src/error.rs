@@ -111,6 +111,19 @@ pub enum StorageError {
     /// A block that cannot be created as asked.
     #[error("invalid block: {0}")]
     InvalidBlock(String),
+    /// A change from another instance is for a namespace that has another
+    /// manifold here (moving between manifolds is a bridge's work).
+    #[error(
+        "namespace {namespace:?} is {here} here but {there} at the source; a sync job never changes a namespace's manifold"
+    )]
+    GeometryMismatch {
+        /// The namespace.
+        namespace: String,
+        /// Its manifold here.
+        here: String,
+        /// Its manifold at the source.
+        there: String,
+    },
     /// The search index refused an operation.
     #[error("index fault: {0}")]
     Index(String),
@@ -142,6 +155,7 @@ impl StorageError {
                 | Self::BlockNotFound(_)
                 | Self::InvalidBlock(_)
                 | Self::DatabaseExists(_)
+                | Self::GeometryMismatch { .. }
         )
     }
 
@@ -171,6 +185,7 @@ impl StorageError {
             Self::BlockNotFound(_) => "block_not_found",
             Self::InvalidBlock(_) => "invalid_block",
             Self::DatabaseExists(_) => "database_exists",
+            Self::GeometryMismatch { .. } => "geometry_mismatch",
         }
     }
 }

@@ -52,6 +52,7 @@ mod index;
 mod messages;
 mod record;
 mod store;
+mod sync;
 mod vectors;
 mod writer;
 
@@ -63,15 +64,17 @@ pub use blocks::{
 #[doc(hidden)]
 pub use disk::FaultSwitch;
 pub use error::{Result, StorageError};
+pub use hvs_types::ConflictStrategy;
 pub use hvs_types::Filter;
 pub use index::IndexParams;
 pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
-    Change, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION, MAX_METADATA_DEPTH,
-    Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate, decode_stored_rows,
-    try_decode_stored_rows,
+    Change, ChangeBody, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION,
+    MAX_METADATA_DEPTH, Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
+    decode_stored_rows, try_decode_stored_rows,
 };
 pub use store::{
     ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,
     SearchQuery, Stats, Store, StoreConfig,
 };
+pub use sync::{ApplyOutcome, Causality, Clock, Resolution, Tombstone, hlc_millis};

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Result, StorageError};
+use crate::messages::Settled;
+use crate::sync::{Clock, Tombstone};
 
 /// Deepest nesting of arrays and objects accepted in metadata.
 pub const MAX_METADATA_DEPTH: usize = 32;
@@ -60,6 +62,13 @@ pub struct VectorRecord {
     pub version: u64,
     /// Milliseconds since the Unix epoch of the last write.
     pub timestamp_ms: u64,
+    /// Hybrid-logical-clock timestamp of the last write (0 on versions
+    /// written before the store kept clocks).
+    #[serde(default)]
+    pub hlc: u64,
+    /// Which instance's writes this version includes (`docs/SYNC.md`).
+    #[serde(default, skip_serializing_if = "Clock::is_empty")]
+    pub clock: Clock,
 }
 
 /// A vector to store.
@@ -104,35 +113,90 @@ pub struct VectorUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
-    /// A namespace was created.
+    /// A namespace was created (body: its configuration).
     CreateNamespace,
-    /// A vector was stored.
+    /// A vector was stored (body: the record).
     Insert,
-    /// A vector was updated.
+    /// A vector was updated (body: the record after the change).
     Update,
-    /// A vector was deleted.
+    /// A vector was deleted (body: its tombstone).
     Delete,
     /// A namespace was deleted (after one `Delete` per vector of it, in
     /// the same commit).
     DeleteNamespace,
+    /// A message was stored (`id`: the message; the row is immutable, so
+    /// the feed does not copy it).
+    PutMessage,
+    /// A message was settled for one recipient (body: the settlement).
+    Settle,
+    /// An expired message was removed (`id`: the message).
+    ExpireMessage,
+    /// A block was created or changed (body: the block after the change).
+    PutBlock,
+    /// A block was deleted or expired (`id`: the block).
+    DeleteBlock,
+    /// A catalog record (namespace grants, model profiles, model states,
+    /// isolation policies) was written (body: kind, key, value).
+    CatalogPut,
+    /// A catalog record was removed (body: kind and key, no value).
+    CatalogDelete,
 }
 
-/// One entry of the change feed: a monotonically numbered log of every
-/// mutation, the input of every future sync mode.
+/// What a change carries beyond its head: enough to apply it elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeBody {
+    /// A new namespace's configuration.
+    Namespace(SpaceConfig),
+    /// A vector as the change left it.
+    Vector(VectorRecord),
+    /// A deleted vector's tombstone.
+    Tombstone(Tombstone),
+    /// A stored message: never in the stored feed (the row is immutable and
+    /// read by id); the feed's publisher attaches it to a `PutMessage`.
+    Message(Box<crate::MessageRecord>),
+    /// A settlement.
+    Settled(Settled),
+    /// A block as the change left it.
+    Block(Box<crate::Block>),
+    /// A catalog record (`value: None` when removed).
+    Catalog {
+        /// The record's kind.
+        kind: String,
+        /// Its key.
+        key: String,
+        /// Its bytes.
+        #[serde(with = "serde_bytes")]
+        value: Option<Vec<u8>>,
+    },
+}
+
+/// One entry of the change feed: a gapless, numbered log of every
+/// committed mutation, from which other instances are kept in sync
+/// (`docs/SYNC.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// Sequence number, from 1, without gaps.
     pub seq: u64,
     /// What happened.
     pub kind: ChangeKind,
-    /// The namespace.
+    /// The namespace (empty for blocks and catalog records, which belong to
+    /// no namespace).
     pub namespace: String,
-    /// The vector, for vector changes.
+    /// The vector, message or block.
     pub id: Option<Uuid>,
-    /// The vector's version after the change (0 for deletes and namespaces).
+    /// The vector's version after the change (0 for namespaces and others).
     pub version: u64,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The hybrid-logical-clock timestamp of the commit's change (0 in
+    /// entries written before the store kept clocks).
+    #[serde(default)]
+    pub hlc: u64,
+    /// What to apply elsewhere (`None` in entries written before the feed
+    /// carried bodies, and for kinds that need none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<ChangeBody>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -212,6 +276,8 @@ mod tests {
             metadata,
             version: 3,
             timestamp_ms: 42,
+            hlc: 42 << 16,
+            clock: Clock::default().with(7, 42 << 16),
         };
         let back: VectorRecord = decode(&encode(&r).unwrap(), "record").unwrap();
         assert_eq!(back, r);

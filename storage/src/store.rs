@@ -20,7 +20,7 @@ use crate::record::{
     Change, InvalidPointPolicy, NewVector, SpaceConfig, VectorRecord, VectorUpdate, check_metadata,
     decode, now_ms,
 };
-use crate::writer::{Applied, Op, OpOutcome, PURGE_BATCH, Reply, Tables};
+use crate::writer::{Applied, Op, OpOutcome, PURGE_BATCH, Positions, Reply, Tables};
 use hvs_types::Filter;
 
 /// The newest on-disk format this build reads and writes. A database with a
@@ -45,6 +45,10 @@ pub(crate) const SETTLED: TableDefinition<'_, (u128, &str), &[u8]> =
     TableDefinition::new("settled");
 pub(crate) const CATALOG: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("catalog");
+pub(crate) const TOMBSTONES: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("tombstones");
+/// The `meta` key of this store's instance id (its entry in version
+/// vectors), drawn at random when the file is created.
+const INSTANCE: &str = "instance";
 
 /// Coordinates of the text encoder's vectors for block sections.
 const TEXT_DIM: usize = 256;
@@ -330,8 +334,12 @@ pub(crate) struct Shared {
     dumps: Option<PathBuf>,
     spaces: RwLock<HashMap<String, Arc<Space>>>,
     index_params: IndexParams,
-    last_seq: Mutex<u64>,
+    pub(crate) last_seq: Mutex<u64>,
     last_audit: Mutex<u64>,
+    /// The last hybrid-logical-clock timestamp given out.
+    last_hlc: Mutex<u64>,
+    /// This store's instance id (see [`INSTANCE`]).
+    pub(crate) instance: AtomicU64,
     /// The earliest expiry among stored blocks: the writer purges expired
     /// blocks from the file once it has passed.
     next_expiry: Mutex<Option<u64>>,
@@ -410,6 +418,7 @@ struct Attempt {
     results: Vec<OpOutcome>,
     seq: u64,
     audit_seq: u64,
+    hlc: u64,
     committed: Result<()>,
 }
 
@@ -480,6 +489,8 @@ impl Store {
             index_params: config.index,
             last_seq: Mutex::new(0),
             last_audit: Mutex::new(0),
+            last_hlc: Mutex::new(0),
+            instance: AtomicU64::new(0),
             next_expiry: Mutex::new(None),
             blocks_index: SpaceIndex::new(
                 hvs_geometry::Sphere::new(TEXT_DIM - 1, 1.0)
@@ -634,6 +645,9 @@ impl Store {
             metadata: v.metadata,
             version: 1,
             timestamp_ms: now_ms(),
+            // The writer stamps the clock when it commits.
+            hlc: 0,
+            clock: Default::default(),
         })
     }
 
@@ -1257,6 +1271,17 @@ impl Shared {
                     meta.insert("format_version", FORMAT_VERSION)?;
                 }
             }
+            let found = meta.get(INSTANCE)?.map(|v| v.value());
+            let instance = match found {
+                Some(i) => i,
+                None => {
+                    // The random half of a UUID v7: 62 random bits.
+                    let i = Uuid::now_v7().as_u64_pair().1;
+                    meta.insert(INSTANCE, i)?;
+                    i
+                }
+            };
+            self.instance.store(instance, Ordering::Relaxed);
             txn.open_table(SPACES)?;
             txn.open_table(VECTORS)?;
             txn.open_table(CHANGES)?;
@@ -1266,6 +1291,7 @@ impl Shared {
             txn.open_table(MESSAGES)?;
             txn.open_table(SETTLED)?;
             txn.open_table(CATALOG)?;
+            txn.open_table(TOMBSTONES)?;
         }
         txn.commit()?;
         Ok(())
@@ -1359,6 +1385,7 @@ impl Shared {
         }
         let changes = txn.open_table(CHANGES)?;
         *lock(&self.last_seq) = changes.last()?.map_or(0, |(k, _)| k.value());
+        *lock(&self.last_hlc) = last_hlc(&changes)?;
         *lock(&self.last_audit) = txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value());
         let mut section_entries = Vec::new();
         for row in txn.open_table(BLOCKS)?.iter()? {
@@ -1530,12 +1557,18 @@ impl Shared {
         let outcome = contain("writing", || -> Result<Attempt> {
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
-            let mut tables = Tables::open(&txn, seq_before, audit_before, &self.spaces)?;
+            let positions = Positions {
+                seq: seq_before,
+                audit_seq: audit_before,
+                hlc: *lock(&self.last_hlc),
+                instance: self.instance.load(Ordering::Relaxed),
+            };
+            let mut tables = Tables::open(&txn, positions, &self.spaces)?;
             let results = batch
                 .iter()
                 .map(|req| tables.apply(&req.op))
                 .collect::<Result<Vec<_>>>()?;
-            let (seq, audit_seq) = (tables.seq, tables.audit_seq);
+            let (seq, audit_seq, hlc) = (tables.seq, tables.audit_seq, tables.hlc);
             drop(tables);
             if self.durability != Durability::Memory {
                 txn.open_table(META)?.insert(LAST_COMMIT, marker)?;
@@ -1545,6 +1578,7 @@ impl Shared {
                 results,
                 seq,
                 audit_seq,
+                hlc,
                 committed,
             })
         });
@@ -1558,10 +1592,12 @@ impl Shared {
                 results,
                 seq,
                 audit_seq,
+                hlc,
                 committed: Ok(()),
             }) => {
                 *lock(&self.last_seq) = seq;
                 *lock(&self.last_audit) = audit_seq;
+                *lock(&self.last_hlc) = hlc;
                 self.last_commit.store(marker, Ordering::Relaxed);
                 state.backoff = std::time::Duration::ZERO;
                 self.finish(batch, results, None);
@@ -1756,10 +1792,9 @@ impl Shared {
     fn reload_positions(&self) -> Result<u64> {
         contain("reading positions", || {
             let txn = self.begin_read()?;
-            let seq = txn
-                .open_table(CHANGES)?
-                .last()?
-                .map_or(0, |(k, _)| k.value());
+            let changes = txn.open_table(CHANGES)?;
+            let seq = changes.last()?.map_or(0, |(k, _)| k.value());
+            *lock(&self.last_hlc) = last_hlc(&changes)?;
             let audit = txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value());
             let commit = txn
                 .open_table(META)?
@@ -2006,6 +2041,8 @@ impl Shared {
                 metadata: e.metadata.as_ref().clone(),
                 version: 1,
                 timestamp_ms: m.sent_ms,
+                hlc: 0,
+                clock: Default::default(),
             }
         };
         let mut add = |r: VectorRecord| {
@@ -2078,6 +2115,20 @@ impl Shared {
 
 /// The block `id` unless it is absent or expired.
 /// Ranks `k` hits after skipping `offset`, with their scores.
+/// The clock of the last change in the feed (0 if none carries one).
+fn last_hlc(changes: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64> {
+    /// The part of a change the clock needs.
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        #[serde(default)]
+        hlc: u64,
+    }
+    match changes.last()? {
+        Some((_, v)) => Ok(decode::<Stamp>(v.value(), "change")?.hlc),
+        None => Ok(0),
+    }
+}
+
 fn page(hits: Vec<crate::index::Hit>, offset: usize, k: usize) -> Vec<SearchHit> {
     hits.into_iter()
         .enumerate()

@@ -14,12 +14,18 @@ use crate::blocks::{AuditAction, AuditEntry, Block, BlockContent, BlockPermissio
 use crate::error::{Result, StorageError};
 use crate::messages::{MessageRecord, Settled};
 use crate::record::{
-    Change, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
+    Change, ChangeBody, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
 };
 use crate::store::{
-    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, Space, VECTORS,
+    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, Space, TOMBSTONES,
+    VECTORS,
 };
-use hvs_types::Filter;
+use crate::sync::{Clock, Tombstone, next_hlc};
+use hvs_types::{ConflictStrategy, Filter};
+
+mod remote;
+
+pub use remote::ApplyOutcome;
 
 /// Who the audit log names for what the store does by itself.
 pub(crate) const SYSTEM_ACTOR: &str = "hvs";
@@ -89,6 +95,20 @@ pub(crate) enum Op {
         kind: String,
         key: String,
     },
+    /// Applies changes from another instance's feed (`remote.rs`).
+    ApplyRemote {
+        /// Who the audit log names for conflicts: the sync job.
+        job: String,
+        strategy: ConflictStrategy,
+        changes: Vec<Change>,
+    },
+    /// Sets a number in the `meta` table (positions kept for the layers
+    /// above, such as the last change the feed's publisher had
+    /// acknowledged); never in the change feed.
+    SetMark {
+        key: String,
+        value: u64,
+    },
 }
 
 /// The answer to an operation.
@@ -105,6 +125,8 @@ pub(crate) enum Reply {
         count: usize,
         next_expiry: Option<u64>,
     },
+    /// One outcome per remote change.
+    Outcomes(Vec<ApplyOutcome>),
 }
 
 /// A change made in a transaction, applied to memory after its commit.
@@ -154,8 +176,14 @@ pub(crate) struct Tables<'t> {
     messages: Table<'t, u128, &'static [u8]>,
     settled: Table<'t, (u128, &'static str), &'static [u8]>,
     catalog: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    tombstones: Table<'t, u128, &'static [u8]>,
+    meta: Table<'t, &'static str, u64>,
     /// Last change-feed sequence number written.
     pub(crate) seq: u64,
+    /// Last hybrid-logical-clock timestamp given out.
+    pub(crate) hlc: u64,
+    /// This store's instance id: its entry in version vectors.
+    instance: u64,
     /// Last audit sequence number written.
     pub(crate) audit_seq: u64,
     /// The namespaces in memory, as of the last commit (the writer applies
@@ -174,10 +202,15 @@ pub(crate) struct Tables<'t> {
 impl<'t> Tables<'t> {
     pub(crate) fn open(
         txn: &'t WriteTransaction,
-        seq: u64,
-        audit_seq: u64,
+        positions: Positions,
         memory: &'t RwLock<HashMap<String, Arc<Space>>>,
     ) -> Result<Self> {
+        let Positions {
+            seq,
+            audit_seq,
+            hlc,
+            instance,
+        } = positions;
         Ok(Self {
             spaces: txn.open_table(SPACES)?,
             vectors: txn.open_table(VECTORS)?,
@@ -188,8 +221,12 @@ impl<'t> Tables<'t> {
             messages: txn.open_table(MESSAGES)?,
             settled: txn.open_table(SETTLED)?,
             catalog: txn.open_table(CATALOG)?,
+            tombstones: txn.open_table(TOMBSTONES)?,
+            meta: txn.open_table(crate::store::META)?,
             seq,
             audit_seq,
+            hlc,
+            instance,
             memory,
             inserted: Vec::new(),
             messages_put: Vec::new(),
@@ -235,6 +272,7 @@ impl<'t> Tables<'t> {
             Op::CatalogPut { kind, key, value } => {
                 self.catalog
                     .insert((kind.as_str(), key.as_str()), value.as_slice())?;
+                self.log_catalog(kind, key, Some(value))?;
                 done(Reply::Done, vec![])
             }
             Op::CatalogDelete { kind, key } => {
@@ -242,9 +280,45 @@ impl<'t> Tables<'t> {
                     .catalog
                     .remove((kind.as_str(), key.as_str()))?
                     .is_some();
+                if was {
+                    self.log_catalog(kind, key, None)?;
+                }
                 done(Reply::Deleted(was), vec![])
             }
+            Op::ApplyRemote {
+                job,
+                strategy,
+                changes,
+            } => self.apply_remote(job, *strategy, changes),
+            Op::SetMark { key, value } => {
+                self.meta.insert(key.as_str(), *value)?;
+                done(Reply::Done, vec![])
+            }
         }
+    }
+
+    /// The next hybrid-logical-clock timestamp.
+    fn tick(&mut self) -> u64 {
+        self.hlc = next_hlc(self.hlc, now_ms());
+        self.hlc
+    }
+
+    /// Logs a catalog write, unless its kind is local to this instance
+    /// (its name begins with `_`, like sync jobs' own records).
+    fn log_catalog(&mut self, kind: &str, key: &str, value: Option<&Vec<u8>>) -> Result<()> {
+        if kind.starts_with('_') {
+            return Ok(());
+        }
+        let (change, body) = match value {
+            Some(v) => (ChangeKind::CatalogPut, Some(v.clone())),
+            None => (ChangeKind::CatalogDelete, None),
+        };
+        let body = ChangeBody::Catalog {
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value: body,
+        };
+        self.log(change, "", None, 0, Some(body))
     }
 
     /// One row per message: payload, vector and recipients together.
@@ -260,6 +334,7 @@ impl<'t> Tables<'t> {
         for m in records {
             self.messages
                 .insert(m.id.as_u128(), encode(m.as_ref())?.as_slice())?;
+            self.log(ChangeKind::PutMessage, &m.namespace, Some(m.id), 0, None)?;
         }
         done(Reply::Done, vec![Applied::IndexMessages(records.to_vec())])
     }
@@ -268,17 +343,12 @@ impl<'t> Tables<'t> {
     /// A row that is gone already (or that cannot be read) is skipped: the
     /// purge of the rest goes on, and its expiry is forgotten either way.
     fn purge_messages(&mut self, due: &[(u64, Uuid)]) -> Step {
-        /// The part of a stored message a purge needs.
-        #[derive(serde::Deserialize)]
-        struct Head {
-            namespace: String,
-        }
         let mut removed: std::collections::HashMap<String, Vec<Uuid>> = Default::default();
         let mut count = 0;
         for &(_, id) in due {
             let key = id.as_u128();
             let namespace = match self.messages.get(key)? {
-                Some(v) => decode::<Head>(v.value(), "message")
+                Some(v) => decode::<MessageHead>(v.value(), "message")
                     .ok()
                     .map(|h| h.namespace),
                 None => None,
@@ -299,6 +369,7 @@ impl<'t> Tables<'t> {
             for r in &recipients {
                 self.settled.remove((key, r.as_str()))?;
             }
+            self.log(ChangeKind::ExpireMessage, &namespace, Some(id), 0, None)?;
             removed.entry(namespace).or_default().push(id);
             count += 1;
         }
@@ -317,24 +388,41 @@ impl<'t> Tables<'t> {
     /// letter, or a late ack) is dropped, so no row outlives its message.
     fn settle(&mut self, settled: &[Settled]) -> Step {
         for s in settled {
-            if self.messages.get(s.message.as_u128())?.is_none() {
-                continue;
-            }
+            let namespace = match self.messages.get(s.message.as_u128())? {
+                Some(v) => decode::<MessageHead>(v.value(), "message")?.namespace,
+                None => continue,
+            };
             self.settled.insert(
                 (s.message.as_u128(), s.recipient.as_str()),
                 encode(&(&s.settlement, s.at_ms))?.as_slice(),
+            )?;
+            let body = ChangeBody::Settled(s.clone());
+            self.log(
+                ChangeKind::Settle,
+                &namespace,
+                Some(s.message),
+                0,
+                Some(body),
             )?;
         }
         done(Reply::Done, vec![])
     }
 
+    /// Appends a change to the feed; its timestamp is its body's (a
+    /// vector's or tombstone's), or a new one.
     fn log(
         &mut self,
         kind: ChangeKind,
         namespace: &str,
         id: Option<Uuid>,
         version: u64,
+        body: Option<ChangeBody>,
     ) -> Result<()> {
+        let hlc = match &body {
+            Some(ChangeBody::Vector(r)) => r.hlc,
+            Some(ChangeBody::Tombstone(t)) => t.hlc,
+            _ => self.tick(),
+        };
         self.seq += 1;
         let c = Change {
             seq: self.seq,
@@ -343,6 +431,8 @@ impl<'t> Tables<'t> {
             id,
             version,
             timestamp_ms: now_ms(),
+            hlc,
+            body,
         };
         self.changes.insert(self.seq, encode(&c)?.as_slice())?;
         Ok(())
@@ -389,7 +479,14 @@ impl<'t> Tables<'t> {
         }
         self.spaces
             .insert(config.name.as_str(), encode(config)?.as_slice())?;
-        self.log(ChangeKind::CreateNamespace, &config.name, None, 0)?;
+        let body = ChangeBody::Namespace(config.clone());
+        self.log(
+            ChangeKind::CreateNamespace,
+            &config.name,
+            None,
+            0,
+            Some(body),
+        )?;
         done(Reply::Done, vec![Applied::Space(config.clone())])
     }
 
@@ -402,13 +499,19 @@ impl<'t> Tables<'t> {
             }
         }
         let mut applied = Vec::with_capacity(records.len());
+        let mut stored = Vec::with_capacity(records.len());
         for r in records {
-            self.inserted.push(r.id);
-            self.vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
-            self.log(ChangeKind::Insert, &r.namespace, Some(r.id), r.version)?;
+            let hlc = self.tick();
+            let r = VectorRecord {
+                hlc,
+                clock: Clock::default().with(self.instance, hlc),
+                ..r.clone()
+            };
+            self.put_vector(ChangeKind::Insert, &r)?;
             applied.push(Applied::Upsert(r.clone()));
+            stored.push(r);
         }
-        done(Reply::Records(records.to_vec()), applied)
+        done(Reply::Records(stored), applied)
     }
 
     fn update(&mut self, id: Uuid, update: &VectorUpdate) -> Step {
@@ -437,9 +540,44 @@ impl<'t> Tables<'t> {
         }
         r.version += 1;
         r.timestamp_ms = now_ms();
-        self.vectors.insert(id.as_u128(), encode(&r)?.as_slice())?;
-        self.log(ChangeKind::Update, &r.namespace, Some(id), r.version)?;
+        r.hlc = self.tick();
+        r.clock = r.clock.with(self.instance, r.hlc);
+        self.put_vector(ChangeKind::Update, &r)?;
         done(Reply::Records(vec![r.clone()]), vec![Applied::Upsert(r)])
+    }
+
+    /// Writes a vector's row (clearing any tombstone of it) and logs it.
+    fn put_vector(&mut self, kind: ChangeKind, r: &VectorRecord) -> Result<()> {
+        if kind == ChangeKind::Insert {
+            self.inserted.push(r.id);
+        }
+        self.vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
+        self.tombstones.remove(r.id.as_u128())?;
+        let body = Some(ChangeBody::Vector(r.clone()));
+        self.log(kind, &r.namespace, Some(r.id), r.version, body)
+    }
+
+    /// Removes a vector's row, leaves `t` in its place, and logs it.
+    fn put_tombstone(&mut self, t: Tombstone) -> Result<Applied> {
+        self.vectors.remove(t.id.as_u128())?;
+        self.tombstones
+            .insert(t.id.as_u128(), encode(&t)?.as_slice())?;
+        let (namespace, id, version) = (t.namespace.clone(), t.id, t.version);
+        let body = Some(ChangeBody::Tombstone(t));
+        self.log(ChangeKind::Delete, &namespace, Some(id), version, body)?;
+        Ok(Applied::Remove { namespace, id })
+    }
+
+    /// The tombstone of a local deletion of `r`.
+    fn tombstone_of(&mut self, r: &VectorRecord) -> Tombstone {
+        let hlc = self.tick();
+        Tombstone {
+            id: r.id,
+            namespace: r.namespace.clone(),
+            version: r.version + 1,
+            hlc,
+            clock: r.clock.with(self.instance, hlc),
+        }
     }
 
     fn delete(&mut self, id: Uuid) -> Step {
@@ -452,19 +590,13 @@ impl<'t> Tables<'t> {
     /// Deletes the vector `id` and logs it; what memory must forget, or
     /// `None` if there was no such vector.
     fn delete_row(&mut self, id: Uuid) -> Result<Option<Applied>> {
-        let old = self
-            .vectors
-            .remove(id.as_u128())?
-            .map(|b| b.value().to_vec());
+        let old = self.vectors.get(id.as_u128())?.map(|b| b.value().to_vec());
         let Some(bytes) = old else {
             return Ok(None);
         };
         let r: VectorRecord = decode(&bytes, "vector record")?;
-        self.log(ChangeKind::Delete, &r.namespace, Some(id), 0)?;
-        Ok(Some(Applied::Remove {
-            namespace: r.namespace,
-            id,
-        }))
+        let t = self.tombstone_of(&r);
+        self.put_tombstone(t).map(Some)
     }
 
     /// Deletes each id; an id asked twice is `false` the second time.
@@ -518,12 +650,8 @@ impl<'t> Tables<'t> {
                 None => continue,
             };
             if r.namespace == namespace && filter.is_none_or(|f| f.matches(&r.metadata)) {
-                self.vectors.remove(id.as_u128())?;
-                self.log(ChangeKind::Delete, namespace, Some(id), 0)?;
-                applied.push(Applied::Remove {
-                    namespace: r.namespace,
-                    id,
-                });
+                let t = self.tombstone_of(&r);
+                applied.push(self.put_tombstone(t)?);
             }
         }
         Ok(applied)
@@ -569,11 +697,17 @@ impl<'t> Tables<'t> {
         self.delete_in(name, None)?;
         self.spaces.remove(name)?;
         self.known_spaces.remove(name);
-        self.log(ChangeKind::DeleteNamespace, name, None, 0)?;
+        self.log(ChangeKind::DeleteNamespace, name, None, 0, None)?;
         done(
             Reply::Deleted(true),
             vec![Applied::DropSpace(name.to_string())],
         )
+    }
+
+    /// Logs a block as a change left it.
+    fn log_block(&mut self, b: &Block) -> Result<()> {
+        let body = Some(ChangeBody::Block(Box::new(b.clone())));
+        self.log(ChangeKind::PutBlock, "", Some(b.id), b.version, body)
     }
 
     /// The block `id` unless it is absent or expired.
@@ -614,6 +748,7 @@ impl<'t> Tables<'t> {
             Some(&block.name),
             "ok".into(),
         )?;
+        self.log_block(block)?;
         applied.push(Applied::IndexBlock(block.clone()));
         done(Reply::Block(Box::new(block.clone())), applied)
     }
@@ -641,6 +776,7 @@ impl<'t> Tables<'t> {
         b.updated_ms = now_ms();
         self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
+        self.log_block(&b)?;
         done(
             Reply::Block(Box::new(b.clone())),
             vec![Applied::IndexBlock(b)],
@@ -658,6 +794,7 @@ impl<'t> Tables<'t> {
         self.blocks.remove(b.id.as_u128())?;
         self.names.remove(b.name.as_str())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
+        self.log(ChangeKind::DeleteBlock, "", Some(b.id), b.version, None)?;
         done(Reply::Deleted(true), vec![Applied::UnindexBlock(b.id)])
     }
 
@@ -686,6 +823,7 @@ impl<'t> Tables<'t> {
         b.permissions = permissions.clone();
         self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
+        self.log_block(&b)?;
         done(Reply::Block(Box::new(b)), vec![])
     }
 
@@ -716,6 +854,7 @@ impl<'t> Tables<'t> {
                 Some(&b.name),
                 "ok".into(),
             )?;
+            self.log(ChangeKind::DeleteBlock, "", Some(b.id), b.version, None)?;
             applied.push(Applied::UnindexBlock(b.id));
         }
         done(
@@ -726,6 +865,23 @@ impl<'t> Tables<'t> {
             applied,
         )
     }
+}
+
+/// Where a write transaction starts: the feed's and the audit log's
+/// sequence numbers and the clock, as the last commit left them, and the
+/// store's instance id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Positions {
+    pub(crate) seq: u64,
+    pub(crate) audit_seq: u64,
+    pub(crate) hlc: u64,
+    pub(crate) instance: u64,
+}
+
+/// The part of a stored message that settling and purging need.
+#[derive(serde::Deserialize)]
+struct MessageHead {
+    namespace: String,
 }
 
 /// The block `id` unless it is absent or expired.

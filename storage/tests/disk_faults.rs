@@ -77,7 +77,8 @@ struct Model {
     blocks: BTreeMap<String, BlockContent>,
     messages: Vec<Uuid>,
     catalog: BTreeMap<String, Vec<u8>>,
-    /// Change-feed entries (the namespace's creation included).
+    /// Change-feed entries (the namespace's creation included): every
+    /// vector, block, message and catalog write is one.
     changes: u64,
 }
 
@@ -102,17 +103,20 @@ impl Model {
         )
         .unwrap();
         self.blocks.insert(name.into(), content);
+        self.changes += 1;
     }
 
     fn message(&mut self, s: &Store, n: u32) {
         let m = message(n);
         self.messages.push(m.id);
         append(s, vec![m]).unwrap();
+        self.changes += 1;
     }
 
     fn catalog(&mut self, s: &Store, key: &str) {
         s.catalog_put("kind", key, key.as_bytes().to_vec()).unwrap();
         self.catalog.insert(key.into(), key.as_bytes().to_vec());
+        self.changes += 1;
     }
 
     /// Every read answers, with exactly what the model holds.

@@ -15,10 +15,14 @@
 mod block;
 mod filter;
 mod geometry;
+mod sync;
 
 pub use block::BlockContent;
 pub use filter::Filter;
 pub use geometry::{GeometrySpec, MAX_DIMENSION};
+pub use sync::{
+    ConflictCounts, ConflictStrategy, FeedStatus, SyncMode, SyncSpec, SyncState, SyncStatus,
+};
 
 /// Metadata of a vector or a message: string keys to JSON values.
 pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;

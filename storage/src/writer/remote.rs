@@ -1,0 +1,274 @@
+//! Applying changes from another instance's feed: idempotent (a version
+//! already here, or older than the one here, changes nothing and logs
+//! nothing, so two-way jobs do not echo), with conflicts settled by the
+//! job's strategy and written to the audit log.
+
+use std::collections::HashMap;
+
+use hvs_geometry::{AnyManifold, Manifold};
+use hvs_types::ConflictStrategy;
+use redb::ReadableTable;
+use uuid::Uuid;
+
+use super::{Applied, Reply, Step, Tables, done};
+use crate::blocks::AuditAction;
+use crate::error::{Result, StorageError};
+use crate::record::{Change, ChangeBody, ChangeKind, SpaceConfig, VectorRecord, decode};
+use crate::sync::{Decision, Resolution, Tombstone, Version, decide, resolve};
+
+/// What applying one remote change did.
+#[derive(Debug)]
+pub enum ApplyOutcome {
+    /// Written here (and logged in this instance's feed).
+    Applied,
+    /// Already here, or older than what is here: nothing written.
+    Unchanged,
+    /// Both sides had changed it; settled as said (and audited).
+    Conflict(Resolution),
+    /// Not applicable here (no such namespace, another manifold, a point
+    /// off the manifold, a kind sync does not apply); nothing written.
+    Refused(StorageError),
+}
+
+impl Tables<'_> {
+    /// Applies each change in order; one change's refusal refuses it alone.
+    pub(super) fn apply_remote(
+        &mut self,
+        job: &str,
+        strategy: ConflictStrategy,
+        changes: &[Change],
+    ) -> Step {
+        let mut manifolds = HashMap::new();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        let mut applied = Vec::new();
+        for c in changes {
+            self.hlc = self.hlc.max(c.hlc);
+            let outcome = match (&c.kind, &c.body) {
+                (ChangeKind::CreateNamespace, Some(ChangeBody::Namespace(config))) => {
+                    self.remote_namespace(config, &mut applied)?
+                }
+                (ChangeKind::DeleteNamespace, _) => {
+                    manifolds.remove(&c.namespace);
+                    self.remote_drop_namespace(&c.namespace, &mut applied)?
+                }
+                (_, Some(ChangeBody::Vector(r))) => {
+                    let remote = Version::Live(r.clone());
+                    self.remote_vector(job, strategy, remote, &mut manifolds, &mut applied)?
+                }
+                (_, Some(ChangeBody::Tombstone(t))) => {
+                    let remote = Version::Gone(t.clone());
+                    self.remote_vector(job, strategy, remote, &mut manifolds, &mut applied)?
+                }
+                (kind, _) => ApplyOutcome::Refused(StorageError::InvalidQuery(format!(
+                    "a sync job does not apply {kind:?} changes"
+                ))),
+            };
+            outcomes.push(outcome);
+        }
+        done(Reply::Outcomes(outcomes), applied)
+    }
+
+    /// Creates the namespace unless it exists with the same manifold.
+    fn remote_namespace(
+        &mut self,
+        config: &SpaceConfig,
+        applied: &mut Vec<Applied>,
+    ) -> Result<ApplyOutcome> {
+        if let Some(local) = self.space_config(&config.name)? {
+            return Ok(if local.geometry == config.geometry {
+                ApplyOutcome::Unchanged
+            } else {
+                ApplyOutcome::Refused(StorageError::GeometryMismatch {
+                    namespace: config.name.clone(),
+                    here: spec_text(&local.geometry),
+                    there: spec_text(&config.geometry),
+                })
+            });
+        }
+        if let Err(e) = config.geometry.build() {
+            return Ok(ApplyOutcome::Refused(StorageError::InvalidGeometry(e)));
+        }
+        Ok(match self.create_space(config)? {
+            Ok((_, a)) => {
+                applied.extend(a);
+                ApplyOutcome::Applied
+            }
+            Err(e) => ApplyOutcome::Refused(e),
+        })
+    }
+
+    fn remote_drop_namespace(
+        &mut self,
+        name: &str,
+        applied: &mut Vec<Applied>,
+    ) -> Result<ApplyOutcome> {
+        Ok(match self.delete_space(name)? {
+            Ok((super::Reply::Deleted(true), a)) => {
+                applied.extend(a);
+                ApplyOutcome::Applied
+            }
+            Ok(_) => ApplyOutcome::Unchanged,
+            Err(e) => ApplyOutcome::Refused(e),
+        })
+    }
+
+    /// The namespace's configuration in this transaction.
+    fn space_config(&mut self, name: &str) -> Result<Option<SpaceConfig>> {
+        let bytes = self.spaces.get(name)?.map(|v| v.value().to_vec());
+        bytes
+            .map(|b| decode::<SpaceConfig>(&b, "namespace"))
+            .transpose()
+    }
+
+    /// The manifold of `namespace`, built once per batch.
+    fn manifold_of<'m>(
+        &mut self,
+        namespace: &str,
+        manifolds: &'m mut HashMap<String, AnyManifold>,
+    ) -> Result<std::result::Result<&'m AnyManifold, StorageError>> {
+        if !manifolds.contains_key(namespace) {
+            let Some(config) = self.space_config(namespace)? else {
+                return Ok(Err(StorageError::NamespaceNotFound(namespace.to_string())));
+            };
+            match config.geometry.build() {
+                Ok(m) => manifolds.insert(namespace.to_string(), m),
+                Err(e) => return Ok(Err(StorageError::InvalidGeometry(e))),
+            };
+        }
+        Ok(manifolds
+            .get(namespace)
+            .ok_or_else(|| StorageError::NamespaceNotFound(namespace.to_string())))
+    }
+
+    /// This side's version of vector `id`: its row, else its tombstone.
+    fn local_version(&self, id: Uuid) -> Result<Option<Version>> {
+        if let Some(v) = self.vectors.get(id.as_u128())? {
+            return Ok(Some(Version::Live(decode(v.value(), "vector record")?)));
+        }
+        if let Some(v) = self.tombstones.get(id.as_u128())? {
+            return Ok(Some(Version::Gone(decode(v.value(), "tombstone")?)));
+        }
+        Ok(None)
+    }
+
+    fn remote_vector(
+        &mut self,
+        job: &str,
+        strategy: ConflictStrategy,
+        remote: Version,
+        manifolds: &mut HashMap<String, AnyManifold>,
+        applied: &mut Vec<Applied>,
+    ) -> Result<ApplyOutcome> {
+        let (id, namespace) = match &remote {
+            Version::Live(r) => (r.id, r.namespace.clone()),
+            Version::Gone(t) => (t.id, t.namespace.clone()),
+        };
+        let manifold = match self.manifold_of(&namespace, manifolds)? {
+            Ok(m) => m.clone(),
+            Err(e) => return Ok(ApplyOutcome::Refused(e)),
+        };
+        if let Version::Live(r) = &remote
+            && let Err(source) = manifold.check(&r.data)
+        {
+            return Ok(ApplyOutcome::Refused(StorageError::InvalidVector {
+                namespace,
+                source,
+            }));
+        }
+        let local = self.local_version(id)?;
+        if let Some(l) = &local
+            && l.namespace() != namespace
+        {
+            return Ok(ApplyOutcome::Refused(StorageError::InvalidQuery(format!(
+                "vector {id} is in namespace {:?} here, not {namespace:?}",
+                l.namespace()
+            ))));
+        }
+        let (outcome, write) = match decide(local.as_ref(), &remote) {
+            Decision::Keep => (ApplyOutcome::Unchanged, None),
+            Decision::Take => (ApplyOutcome::Applied, Some(remote.clone())),
+            Decision::Conflict => {
+                let Some(l) = &local else {
+                    return Ok(ApplyOutcome::Unchanged);
+                };
+                let (resolution, write) = resolve(strategy, l, &remote, &manifold);
+                self.audit_conflict(job, strategy, l, &remote, resolution)?;
+                (ApplyOutcome::Conflict(resolution), write)
+            }
+        };
+        if let Some(v) = write {
+            applied.push(self.write_version(local.as_ref(), v)?);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes a version that came from elsewhere (or was made of two).
+    fn write_version(&mut self, local: Option<&Version>, v: Version) -> Result<Applied> {
+        match v {
+            Version::Live(r) => {
+                let kind = match local {
+                    Some(Version::Live(_)) => ChangeKind::Update,
+                    _ => ChangeKind::Insert,
+                };
+                self.put_vector(kind, &r)?;
+                Ok(Applied::Upsert(r))
+            }
+            Version::Gone(t) => self.put_tombstone(t),
+        }
+    }
+
+    fn audit_conflict(
+        &mut self,
+        job: &str,
+        strategy: ConflictStrategy,
+        local: &Version,
+        remote: &Version,
+        resolution: Resolution,
+    ) -> Result<()> {
+        let outcome = format!(
+            "conflict on vector {} in {:?}: target {} vs source {}; {} {}",
+            local.id(),
+            local.namespace(),
+            local.describe(),
+            remote.describe(),
+            strategy.name(),
+            resolution.name(),
+        );
+        self.audit(
+            job,
+            AuditAction::SyncConflict,
+            Some(local.id()),
+            Some(local.namespace()),
+            outcome,
+        )
+    }
+}
+
+/// A manifold as its JSON, for messages.
+fn spec_text(g: &crate::record::GeometrySpec) -> String {
+    serde_json::to_string(g).unwrap_or_else(|_| format!("{g:?}"))
+}
+
+impl Version {
+    fn id(&self) -> Uuid {
+        match self {
+            Self::Live(r) => r.id,
+            Self::Gone(t) => t.id,
+        }
+    }
+
+    fn namespace(&self) -> &str {
+        match self {
+            Self::Live(r) => &r.namespace,
+            Self::Gone(t) => &t.namespace,
+        }
+    }
+
+    /// `v3@<hlc>` or `deleted v4@<hlc>`, for the audit log.
+    fn describe(&self) -> String {
+        match self {
+            Self::Live(VectorRecord { version, hlc, .. }) => format!("v{version}@{hlc}"),
+            Self::Gone(Tombstone { version, hlc, .. }) => format!("deleted v{version}@{hlc}"),
+        }
+    }
+}
