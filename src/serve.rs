@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hvs::runtime::auth::TokenStore;
-use hvs::runtime::{Durability, Runtime, RuntimeConfig, Server, ServerConfig};
+use hvs::runtime::{ClusterConfig, Durability, Runtime, RuntimeConfig, Server, ServerConfig};
 use serde::Deserialize;
 
 /// `hvs serve`'s options.
@@ -45,6 +45,16 @@ pub(crate) struct ServeArgs {
     /// The config file [default: ./hvs.toml if it exists].
     #[arg(long, env = "HVS_CONFIG")]
     config: Option<PathBuf>,
+    /// NATS servers to join other instances through, comma-separated
+    /// (`nats://127.0.0.1:4222`); with `--instance` (docs/SYNC.md).
+    #[arg(long, env = "HVS_NATS", value_delimiter = ',')]
+    nats: Option<Vec<String>>,
+    /// This instance's name among the others (letters, digits, - and _).
+    #[arg(long, env = "HVS_INSTANCE")]
+    instance: Option<String>,
+    /// Replicas of this instance's feed stream [default: 1].
+    #[arg(long, env = "HVS_FEED_REPLICAS")]
+    feed_replicas: Option<usize>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -59,6 +69,16 @@ struct FileConfig {
     max_frame_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
+    cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]` in `hvs.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSection {
+    nats: Option<Vec<String>>,
+    instance: Option<String>,
+    feed_replicas: Option<usize>,
 }
 
 /// The settings a server starts with, resolved.
@@ -68,6 +88,7 @@ struct Settings {
     durability: Durability,
     tokens: Option<PathBuf>,
     config_file: Option<PathBuf>,
+    cluster: Option<ClusterConfig>,
 }
 
 fn durability(s: &str) -> Result<Durability, String> {
@@ -126,13 +147,41 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
             .unwrap_or(defaults.max_in_flight),
         ..defaults
     };
+    let section = file.cluster.unwrap_or_default();
+    let cluster = cluster(
+        args.nats.or(section.nats),
+        args.instance.or(section.instance),
+        args.feed_replicas.or(section.feed_replicas),
+    )?;
     Ok(Settings {
         server,
         data,
         durability,
         tokens,
         config_file,
+        cluster,
     })
+}
+
+/// The cluster settings: none, or NATS urls and an instance name together.
+fn cluster(
+    nats: Option<Vec<String>>,
+    instance: Option<String>,
+    replicas: Option<usize>,
+) -> Result<Option<ClusterConfig>, String> {
+    match (nats, instance) {
+        (None, None) => Ok(None),
+        (Some(urls), Some(instance)) if !urls.is_empty() => Ok(Some(ClusterConfig {
+            urls,
+            instance,
+            replicas: replicas.unwrap_or(1),
+        })),
+        _ => Err(
+            "a cluster needs both NATS urls (--nats, HVS_NATS, [cluster] nats) \
+                  and an instance name (--instance, HVS_INSTANCE, [cluster] instance)"
+                .into(),
+        ),
+    }
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, String> {
@@ -179,8 +228,10 @@ async fn run(s: Settings) -> Result<(), String> {
         Durability::Memory => hvs::runtime::StoreConfig::memory(),
         d => hvs::runtime::StoreConfig::file(&db, d),
     };
+    let cluster = s.cluster.clone();
     let runtime = Runtime::open(RuntimeConfig {
         store,
+        cluster,
         ..RuntimeConfig::memory()
     })
     .await
@@ -209,6 +260,14 @@ async fn run(s: Settings) -> Result<(), String> {
     }
     if let Some(a) = server.admin_addr() {
         println!("  admin:      http://{a}/health  http://{a}/metrics");
+    }
+    if let Some(c) = &s.cluster {
+        println!(
+            "  cluster:    instance {:?}, feed on stream {} via {}",
+            c.instance,
+            hvs::runtime::stream_name(&c.instance),
+            c.urls.join(",")
+        );
     }
     println!(
         "  connect:    a model presents its contract: python3 -c \"import hvs_client; hvs_client.connect('contract.json', address='{addr}')\""

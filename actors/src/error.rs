@@ -59,6 +59,14 @@ pub enum ActorError {
     /// The runtime has stopped.
     #[error("the runtime has stopped")]
     Stopped,
+    /// A multi-instance operation on an instance without `[cluster]`.
+    #[error(
+        "this instance is not in a cluster: configure [cluster] (NATS urls and an instance name)"
+    )]
+    NoCluster,
+    /// No sync job of that name on this instance.
+    #[error("no sync job named {0:?}")]
+    UnknownSyncJob(String),
 }
 
 impl ActorError {
@@ -73,7 +81,9 @@ impl ActorError {
             | Self::AlreadyConnected(_)
             | Self::Disconnected(_)
             | Self::PermissionDenied { .. }
-            | Self::InvalidRequest(_) => true,
+            | Self::InvalidRequest(_)
+            | Self::NoCluster
+            | Self::UnknownSyncJob(_) => true,
             Self::Stopped => false,
         }
     }
@@ -93,6 +103,8 @@ impl ActorError {
             Self::PermissionDenied { .. } => "permission_denied",
             Self::InvalidRequest(_) => "bad_request",
             Self::Stopped => "stopped",
+            Self::NoCluster => "no_cluster",
+            Self::UnknownSyncJob(_) => "unknown_sync_job",
         }
     }
 }

@@ -17,6 +17,7 @@ use hvs_storage::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::directory::{self, Connect, CreateNamespace, Directory, MailboxDefaults, SetIsolation};
 use crate::error::{ActorError, Result};
 use crate::model::{
@@ -71,6 +72,8 @@ pub(crate) struct HubInner {
     pub(crate) states: DashMap<String, Uuid>,
     pub(crate) text: TextEncoder,
     pub(crate) cache_ttl_ms: u64,
+    /// Set once by [`Hub::join_cluster`].
+    cluster: std::sync::OnceLock<Cluster>,
 }
 
 impl Drop for HubInner {
@@ -145,8 +148,41 @@ impl Hub {
                 states,
                 text,
                 cache_ttl_ms,
+                cluster: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Joins the other instances on NATS JetStream: publishes this
+    /// instance's change feed and runs its sync jobs (`docs/SYNC.md`).
+    /// Returns at once even if NATS is unreachable (the feed catches up
+    /// when it answers).
+    pub async fn join_cluster(&self, config: ClusterConfig) -> Result<Cluster> {
+        let arbiter = self.arbiter()?;
+        let store = self.inner.store.clone();
+        let cluster = Cluster::start(store, config, arbiter).await?;
+        self.inner.cluster.set(cluster.clone()).map_err(|_| {
+            ActorError::InvalidRequest("this instance joined a cluster already".into())
+        })?;
+        Ok(cluster)
+    }
+
+    /// This instance's cluster membership, if it joined one.
+    pub fn cluster(&self) -> Result<&Cluster> {
+        self.inner.cluster.get().ok_or(ActorError::NoCluster)
+    }
+
+    /// An arbiter for long-running work of the actor system.
+    fn arbiter(&self) -> Result<ArbiterHandle> {
+        let arbiters = self
+            .inner
+            .arbiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        arbiters
+            .first()
+            .map(Arbiter::handle)
+            .ok_or(ActorError::Stopped)
     }
 
     /// The store underneath.

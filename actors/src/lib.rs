@@ -49,12 +49,16 @@
 //! - `namespace.rs`: the namespace actor — access ([`Visibility`],
 //!   [`Grant`], [`AccessKind`]), shared spaces, [`ConsensusReport`].
 //! - `registry.rs`: what every actor may look up; [`IsolationPolicy`].
+//! - [`Cluster`] (`cluster.rs`, `cluster/`): many instances on NATS
+//!   JetStream — the change feed's publisher and one `SyncActor` per sync
+//!   job (`docs/SYNC.md`).
 //! - [`ActorError`] (`error.rs`).
 //!
 //! The delivery guarantees are written down in `docs/SEMANTICS.md`.
 
 mod admission;
 mod blocks;
+mod cluster;
 mod directory;
 mod error;
 mod hub;
@@ -65,6 +69,7 @@ mod state;
 mod vectors;
 
 pub use blocks::BlockSettings;
+pub use cluster::{Cluster, ClusterConfig, feed_subject, stream_name};
 pub use directory::MailboxDefaults;
 pub use error::{ActorError, Result};
 pub use hub::{

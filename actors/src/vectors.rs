@@ -110,6 +110,8 @@ pub(crate) fn with_records(store: &Store, hits: Vec<SearchHit>) -> Result<Record
                     metadata: m.index_metadata(),
                     version: 1,
                     timestamp_ms: m.sent_ms,
+                    hlc: 0,
+                    clock: Default::default(),
                 },
                 // Gone since the search.
                 None => continue,

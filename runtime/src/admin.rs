@@ -112,7 +112,34 @@ fn health(s: &Sources) -> serde_json::Value {
         "models_connected": connected,
         "namespaces": namespaces,
         "vectors": vectors,
+        "cluster": cluster(s),
     })
+}
+
+/// The change feed's publishing and each sync job (`null` for an instance
+/// not in a cluster).
+fn cluster(s: &Sources) -> serde_json::Value {
+    let Ok(feed) = s.runtime.feed_status() else {
+        return serde_json::Value::Null;
+    };
+    let jobs = s.handle.block_on(s.runtime.sync_list()).unwrap_or_default();
+    let jobs: Vec<_> = jobs
+        .iter()
+        .map(|j| {
+            serde_json::json!({
+                "name": j.spec.name,
+                "source": j.spec.source,
+                "state": j.state,
+                "position": j.position,
+                "pending": j.pending,
+                "lag_ms": j.lag_ms,
+                "applied": j.applied,
+                "conflicts": j.conflicts.total(),
+                "last_error": j.last_error,
+            })
+        })
+        .collect();
+    serde_json::json!({ "feed": feed, "sync_jobs": jobs })
 }
 
 fn snapshot(s: &Sources) -> Snapshot {
@@ -124,6 +151,17 @@ fn snapshot(s: &Sources) -> Snapshot {
         for (n, ns) in &st.namespaces {
             snap.vectors.push((n.clone(), ns.vectors as i64));
             snap.fresh.push((n.clone(), ns.fresh as i64));
+        }
+    }
+    if let Ok(feed) = s.runtime.feed_status() {
+        snap.feed = Some((feed.published, feed.lag));
+        let jobs = s.handle.block_on(s.runtime.sync_list()).unwrap_or_default();
+        for j in jobs {
+            let name = j.spec.name.clone();
+            snap.sync_pending.push((name.clone(), j.pending as i64));
+            snap.sync_lag_ms.push((name.clone(), j.lag_ms as i64));
+            snap.sync_applied.push((name.clone(), j.applied as i64));
+            snap.sync_conflicts.push((name, j.conflicts.total() as i64));
         }
     }
     let models = s.runtime.models();

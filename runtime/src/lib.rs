@@ -31,6 +31,7 @@
 
 mod admin;
 pub mod auth;
+mod cluster;
 mod cmd;
 mod metrics;
 pub mod server;
@@ -46,15 +47,18 @@ use hvs_storage::Store;
 use uuid::Uuid;
 
 pub use hvs_actors::{
-    AccessKind, AckReport, ActorError as Error, BroadcastReport, BroadcastScope, ConsensusReport,
-    DeadLetterInfo, Delivery, DeliveryStream, Grant, HubConfig, IsolationPolicy, MailboxDefaults,
-    MailboxStats, ModelRef as ModelHandle, ModelState, NamespaceInfo, Outgoing, OverflowPolicy,
-    SharedHit, VectorInput, Visibility,
+    AccessKind, AckReport, ActorError as Error, BroadcastReport, BroadcastScope, ClusterConfig,
+    ConsensusReport, DeadLetterInfo, Delivery, DeliveryStream, Grant, HubConfig, IsolationPolicy,
+    MailboxDefaults, MailboxStats, ModelRef as ModelHandle, ModelState, NamespaceInfo, Outgoing,
+    OverflowPolicy, SharedHit, VectorInput, Visibility, stream_name,
 };
 pub use hvs_contracts::Contract;
 pub use hvs_storage::{
     Block, BlockContent, BlockHit, ConsistencyReport, Durability, Filter, GeometrySpec,
     MessageRecord, NewVector, SearchHit, SearchQuery, StoreConfig,
+};
+pub use hvs_types::{
+    ConflictCounts, ConflictStrategy, FeedStatus, SyncMode, SyncSpec, SyncState, SyncStatus,
 };
 
 use hvs_actors::Hub;
@@ -69,6 +73,9 @@ pub struct RuntimeConfig {
     pub store: StoreConfig,
     /// The actors: arbiters, mailbox settings, isolation default.
     pub hub: HubConfig,
+    /// Other instances on NATS JetStream (`docs/SYNC.md`); `None`: this
+    /// instance stands alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl RuntimeConfig {
@@ -77,6 +84,7 @@ impl RuntimeConfig {
         Self {
             store: StoreConfig::memory(),
             hub: HubConfig::default(),
+            cluster: None,
         }
     }
 
@@ -85,6 +93,7 @@ impl RuntimeConfig {
         Self {
             store: StoreConfig::file(path, durability),
             hub: HubConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -98,14 +107,22 @@ impl Runtime {
     /// Opens the store (recovering what it holds: models, mailboxes,
     /// namespaces) and starts the actors.
     pub async fn open(config: RuntimeConfig) -> Result<Runtime> {
-        let RuntimeConfig { store, hub } = config;
+        let RuntimeConfig {
+            store,
+            hub,
+            cluster,
+        } = config;
         let hub = tokio::task::spawn_blocking(move || {
             let store = Arc::new(Store::open(store)?);
             Hub::start(store, hub)
         })
         .await
         .map_err(|_| Error::Stopped)??;
-        Ok(Runtime { hub })
+        let runtime = Runtime { hub };
+        if let Some(c) = cluster {
+            runtime.join_cluster(c).await?;
+        }
+        Ok(runtime)
     }
 
     /// The store underneath (for stats, search, blocks).

@@ -188,6 +188,43 @@ impl Metrics {
         let models = Gauge::<i64>::default();
         models.set(extra.models_connected);
         r.register("models_connected", "Models connected now", models);
+        if let Some((published, lag)) = extra.feed {
+            let gauge = |v: u64| {
+                let g = Gauge::<i64>::default();
+                g.set(v as i64);
+                g
+            };
+            r.register(
+                "feed_published",
+                "The last change of this instance's feed JetStream acknowledged",
+                gauge(published),
+            );
+            r.register(
+                "feed_lag",
+                "Changes committed here and not yet acknowledged by JetStream",
+                gauge(lag),
+            );
+            r.register(
+                "sync_pending",
+                "Changes of the source's stream a sync job has not applied yet, by job",
+                gauge_family(&extra.sync_pending, "job"),
+            );
+            r.register(
+                "sync_lag_ms",
+                "Milliseconds from the source's publishing of a job's last applied change to its commit here, by job",
+                gauge_family(&extra.sync_lag_ms, "job"),
+            );
+            r.register(
+                "sync_applied",
+                "Changes a sync job wrote here, by job",
+                gauge_family(&extra.sync_applied, "job"),
+            );
+            r.register(
+                "sync_conflicts",
+                "Conflicts a sync job settled, by job",
+                gauge_family(&extra.sync_conflicts, "job"),
+            );
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &r);
@@ -206,6 +243,12 @@ pub(crate) struct Snapshot {
     pub(crate) pending: Vec<(String, i64)>,
     pub(crate) in_flight: Vec<(String, i64)>,
     pub(crate) models_connected: i64,
+    /// The feed's published position and lag, in a cluster.
+    pub(crate) feed: Option<(u64, u64)>,
+    pub(crate) sync_pending: Vec<(String, i64)>,
+    pub(crate) sync_lag_ms: Vec<(String, i64)>,
+    pub(crate) sync_applied: Vec<(String, i64)>,
+    pub(crate) sync_conflicts: Vec<(String, i64)>,
 }
 
 #[cfg(test)]

@@ -141,6 +141,10 @@ struct Session {
     /// disconnected.
     gone: Notify,
     ended: std::sync::atomic::AtomicBool,
+    /// The connection may run operators' operations (sync jobs, the
+    /// feed's status): no tokens are configured, or its token covers
+    /// every namespace (`*`).
+    operator: bool,
 }
 
 /// A running server.
@@ -481,9 +485,14 @@ async fn greet(
     };
     let contract = Contract::from_json(&hello.contract)
         .map_err(|e| WireError::new(codes::INVALID_CONTRACT, e.to_string()))?;
+    let mut operator = true;
     if let Some(tokens) = &shared.tokens {
         let token = hello.token.as_deref().unwrap_or("");
-        if let Err(e) = tokens.admit(token, &contract) {
+        let admitted = tokens.admit(token, &contract);
+        if let Ok(entry) = &admitted {
+            operator = entry.namespaces.iter().any(|g| g == "*");
+        }
+        if let Err(e) = admitted {
             let err = WireError::new(e.code(), e.to_string());
             audit(
                 shared,
@@ -512,6 +521,7 @@ async fn greet(
         replaced: Notify::new(),
         gone: Notify::new(),
         ended: std::sync::atomic::AtomicBool::new(false),
+        operator,
     });
     shared
         .sessions
@@ -638,6 +648,7 @@ async fn session_loop(
             runtime: &shared.runtime,
             model,
             connections: shared.connections.load(Ordering::Relaxed),
+            operator: session.operator,
         };
         let pending = match cmd::route(&ctx, request) {
             Route::Run(pending) => pending,

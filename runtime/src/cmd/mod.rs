@@ -9,6 +9,7 @@ mod blocks;
 mod messages;
 mod session;
 mod spaces;
+mod sync;
 mod vectors;
 
 use std::future::Future;
@@ -91,6 +92,27 @@ pub(crate) struct Ctx<'a> {
     pub(crate) model: &'a ModelHandle,
     /// Open connections now (for `stats`).
     pub(crate) connections: u64,
+    /// Whether the connection may run operators' operations.
+    pub(crate) operator: bool,
+}
+
+impl Ctx<'_> {
+    /// The runtime, for an operators' operation: refused with
+    /// `permission_denied` unless the connection's token covers every
+    /// namespace.
+    fn operator(&self) -> Result<Arc<Runtime>, Refusal> {
+        if self.operator {
+            Ok(self.runtime.clone())
+        } else {
+            Err(Refusal(WireError::new(
+                "permission_denied",
+                format!(
+                    "{:?} may not manage sync jobs: that needs a token whose namespaces include \"*\"",
+                    self.model.id()
+                ),
+            )))
+        }
+    }
 }
 
 /// Dispatches a request: the one `match` over every operation.
@@ -145,6 +167,14 @@ pub(crate) fn route(ctx: &Ctx<'_>, request: Request) -> Route {
         R::UpdateBlock(a) => run(blocks::update_block(m, a)),
         R::DeleteBlock(a) => run(blocks::delete_block(m, a)),
         R::ListBlocks(a) => run(blocks::list_blocks(m, a)),
+        R::SyncCreate(a) => run(sync::create(ctx.operator(), a)),
+        R::SyncList(_) => run(sync::list(ctx.operator())),
+        R::SyncStatus(a) => run(sync::status(ctx.operator(), a)),
+        R::SyncPause(a) => run(sync::pause(ctx.operator(), a, true)),
+        R::SyncResume(a) => run(sync::pause(ctx.operator(), a, false)),
+        R::SyncDelete(a) => run(sync::delete(ctx.operator(), a)),
+        R::SyncConflicts(a) => run(sync::conflicts(ctx.operator(), a)),
+        R::ClusterStatus(_) => run(sync::cluster_status(ctx.operator())),
     };
     Route::Run(pending)
 }

@@ -20,6 +20,8 @@
 //! presenting the same contract and token, and subscribes again if the
 //! client was subscribed.
 
+mod sync;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};

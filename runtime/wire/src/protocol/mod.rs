@@ -19,6 +19,7 @@
 //! - `vectors.rs`: namespaces, vectors, search.
 //! - `spaces.rs`: shared spaces, consensus, model state.
 //! - `blocks.rs`: blocks of shared knowledge.
+//! - `sync.rs`: sync jobs and the change feed.
 
 mod blocks;
 mod json;
@@ -26,6 +27,7 @@ mod messages;
 mod request;
 mod session;
 mod spaces;
+mod sync;
 mod vectors;
 
 pub use blocks::*;
@@ -33,6 +35,7 @@ pub use messages::*;
 pub use request::{Request, RequestFrame, decode_request};
 pub use session::*;
 pub use spaces::*;
+pub use sync::*;
 pub use vectors::*;
 
 pub(crate) use json::{finite_json, finite_metadata, finite_metadata_opt};

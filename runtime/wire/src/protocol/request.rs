@@ -11,8 +11,8 @@ use super::{
     DeleteByFilter, Empty, GetState, GrantArgs, Hello, IdArg, Ids, Join, ListBlocks, MAX_DEPTH,
     NameArg, QueryBlocks, QueryShared, RangeSearch, Receive, RegisterState, RetrieveVector,
     RetrieveVectors, Scroll, Search, SendBatch, SimilarStates, StoreBlock, StoreVector,
-    UpdateBlock, UpdateState, UpdateVector, WireBroadcast, WireError, WireOutgoing, codes,
-    decode_head,
+    SyncConflicts, SyncSpec, UpdateBlock, UpdateState, UpdateVector, WireBroadcast, WireError,
+    WireOutgoing, codes, decode_head,
 };
 use super::{ConsensusArgs, from_slice_to};
 
@@ -152,6 +152,22 @@ requests! {
     "delete_block" => DeleteBlock(NameArg),
     /// The blocks the caller may read.
     "list_blocks" => ListBlocks(ListBlocks),
+    /// Create and start a sync job (operators only).
+    "sync_create" => SyncCreate(SyncSpec),
+    /// Every sync job's status (operators only).
+    "sync_list" => SyncList(Empty),
+    /// One sync job's status (operators only).
+    "sync_status" => SyncStatus(NameArg),
+    /// Pause a sync job (operators only).
+    "sync_pause" => SyncPause(NameArg),
+    /// Resume a paused sync job (operators only).
+    "sync_resume" => SyncResume(NameArg),
+    /// Stop and forget a sync job (operators only).
+    "sync_delete" => SyncDelete(NameArg),
+    /// The conflicts a sync job met (operators only).
+    "sync_conflicts" => SyncConflicts(SyncConflicts),
+    /// The change feed's publishing (operators only).
+    "cluster_status" => ClusterStatus(Empty),
 }
 
 /// Arguments of type `T`, read from a map, or from nil / nothing as an

@@ -1,0 +1,361 @@
+//! Many instances, on NATS JetStream (`docs/SYNC.md`): this instance's
+//! change feed published to a stream of its own, and sync jobs
+//! ([`SyncActor`](sync::SyncActor)s) that apply another instance's feed
+//! here. JetStream keeps the log, the positions and the deduplication;
+//! nothing here elects, replicates or agrees by itself.
+//!
+//! - `feed.rs`: the publisher of this instance's feed.
+//! - `sync.rs`: one actor per sync job.
+
+mod feed;
+mod sync;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use async_nats::jetstream;
+use hvs_storage::{AuditAction, AuditEntry, Store};
+use hvs_types::{FeedStatus, SyncMode, SyncSpec, SyncStatus};
+
+use crate::error::{ActorError, Result};
+use feed::FeedGauge;
+use sync::{Control, GetStatus, JobRecord, SyncActor};
+
+/// Catalog kind of sync jobs' records: local (`_`), never in the feed.
+const JOBS: &str = "_sync_job";
+
+/// How this instance joins the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// NATS servers (`nats://host:port`), any of one cluster.
+    pub urls: Vec<String>,
+    /// This instance's name: unique among the instances, letters, digits,
+    /// `-` and `_`.
+    pub instance: String,
+    /// Replicas of this instance's feed stream (1, or 3 on a 3-node NATS
+    /// cluster).
+    pub replicas: usize,
+}
+
+/// The stream that holds `instance`'s feed.
+pub fn stream_name(instance: &str) -> String {
+    format!("HVS_FEED_{instance}")
+}
+
+/// The subject of `instance`'s changes to `namespace` (`None`: changes of
+/// no namespace: blocks, catalog records). Bytes other than letters,
+/// digits, `-` and `_` are written `~xx` (hex), so any namespace name is
+/// one subject token.
+pub fn feed_subject(instance: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        None => format!("hvs.feed.{instance}.i"),
+        Some(ns) => format!("hvs.feed.{instance}.n.{}", subject_token(ns)),
+    }
+}
+
+fn subject_token(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("~{b:02x}"));
+        }
+    }
+    out
+}
+
+/// A name usable as an instance or job name (and so in subjects and
+/// consumer names).
+fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ActorError::InvalidRequest(format!(
+            "{what} {name:?}: 1 to 64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+/// This instance's part in the cluster: the feed's publisher and the sync
+/// jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<ClusterInner>,
+}
+
+struct ClusterInner {
+    config: ClusterConfig,
+    store: Arc<Store>,
+    js: jetstream::Context,
+    client: async_nats::Client,
+    feed: Arc<FeedGauge>,
+    /// Connections to NATS made so far.
+    connections: Arc<AtomicU64>,
+    arbiter: ArbiterHandle,
+    jobs: Mutex<BTreeMap<String, Job>>,
+}
+
+/// A running job: its actor, and the gate its loop applies batches under.
+#[derive(Clone)]
+struct Job {
+    addr: Addr<SyncActor>,
+    gate: sync::Gate,
+}
+
+impl Cluster {
+    /// Connects to NATS (in the background: an unreachable NATS delays the
+    /// feed, never the instance), starts publishing the feed, and restarts
+    /// every sync job this instance records.
+    pub(crate) async fn start(
+        store: Arc<Store>,
+        config: ClusterConfig,
+        arbiter: ArbiterHandle,
+    ) -> Result<Cluster> {
+        check_name("instance name", &config.instance)?;
+        if config.urls.is_empty() {
+            return Err(ActorError::InvalidRequest(
+                "[cluster] needs at least one NATS url".into(),
+            ));
+        }
+        let connections = Arc::new(AtomicU64::new(0));
+        let counted = connections.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("hvs {}", config.instance))
+            .event_callback(move |event| {
+                let counted = counted.clone();
+                async move {
+                    if let async_nats::Event::Connected = event {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(config.urls.clone())
+            .await
+            .map_err(|e| ActorError::InvalidRequest(format!("NATS urls: {e}")))?;
+        let js = jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build(client.clone());
+        let feed = Arc::new(FeedGauge::new(connections.clone()));
+        let cluster = Cluster {
+            inner: Arc::new(ClusterInner {
+                config,
+                store,
+                js,
+                client,
+                feed,
+                connections,
+                arbiter,
+                jobs: Mutex::new(BTreeMap::new()),
+            }),
+        };
+        cluster.start_feed();
+        for (_, bytes) in cluster.inner.store.catalog_list(JOBS)? {
+            match serde_json::from_slice::<JobRecord>(&bytes) {
+                Ok(record) => cluster.start_job(record),
+                Err(e) => tracing::error!("a sync job's record cannot be read: {e}"),
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// This instance's name.
+    pub fn instance(&self) -> &str {
+        &self.inner.config.instance
+    }
+
+    fn start_feed(&self) {
+        let publisher = feed::FeedPublisher {
+            store: self.inner.store.clone(),
+            js: self.inner.js.clone(),
+            instance: self.inner.config.instance.clone(),
+            replicas: self.inner.config.replicas,
+            gauge: self.inner.feed.clone(),
+        };
+        self.inner.arbiter.spawn(publisher.run());
+    }
+
+    /// The feed's publishing: how far it is, and whether NATS answers.
+    pub fn feed_status(&self) -> FeedStatus {
+        let connected =
+            self.inner.client.connection_state() == async_nats::connection::State::Connected;
+        self.inner.feed.status(
+            &self.inner.config.instance,
+            self.inner.store.last_change(),
+            connected,
+        )
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Job>> {
+        self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start_job(&self, record: JobRecord) {
+        let name = record.status.spec.name.clone();
+        let gate = sync::Gate::default();
+        let actor = SyncActor::new(
+            record,
+            self.inner.store.clone(),
+            self.inner.js.clone(),
+            self.inner.config.instance.clone(),
+            gate.clone(),
+            self.inner.connections.clone(),
+        );
+        let addr = SyncActor::start_in_arbiter(&self.inner.arbiter, move |_| actor);
+        self.jobs().insert(name, Job { addr, gate });
+    }
+
+    /// Creates and starts a sync job (`sync_full`, `sync_partial`,
+    /// `sync_selective`).
+    pub async fn create_job(&self, spec: SyncSpec) -> Result<SyncStatus> {
+        check_name("sync job name", &spec.name)?;
+        check_name("source instance", &spec.source)?;
+        if spec.source == self.inner.config.instance {
+            return Err(ActorError::InvalidRequest(format!(
+                "a sync job copies another instance into this one; {:?} is this one",
+                spec.source
+            )));
+        }
+        check_mode(&spec.mode)?;
+        if self.jobs().contains_key(&spec.name) {
+            return Err(ActorError::InvalidRequest(format!(
+                "a sync job named {:?} exists already",
+                spec.name
+            )));
+        }
+        let record = JobRecord::new(spec);
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| ActorError::InvalidRequest(format!("sync job: {e}")))?;
+        let name = record.status.spec.name.clone();
+        let store = self.inner.store.clone();
+        crate::namespace::blocking(move || Ok(store.catalog_put(JOBS, &name, bytes)?)).await?;
+        let status = record.status.clone();
+        self.start_job(record);
+        Ok(status)
+    }
+
+    fn job(&self, name: &str) -> Result<Job> {
+        self.jobs()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ActorError::UnknownSyncJob(name.to_string()))
+    }
+
+    /// One job's status.
+    pub async fn job_status(&self, name: &str) -> Result<SyncStatus> {
+        Ok(self.job(name)?.addr.send(GetStatus).await?)
+    }
+
+    /// Every job's status, by name.
+    pub async fn list_jobs(&self) -> Result<Vec<SyncStatus>> {
+        let addrs: Vec<_> = self.jobs().values().map(|j| j.addr.clone()).collect();
+        let mut out = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            out.push(a.send(GetStatus).await?);
+        }
+        Ok(out)
+    }
+
+    /// Pauses (`true`) or resumes a job; its status after. Once a pause
+    /// is answered, the job applies nothing more until resumed (a batch
+    /// being applied finishes first).
+    pub async fn pause_job(&self, name: &str, paused: bool) -> Result<SyncStatus> {
+        let job = self.job(name)?;
+        job.addr.send(Control::Pause(paused)).await??;
+        drop(job.gate.lock().await);
+        Ok(job.addr.send(GetStatus).await?)
+    }
+
+    /// Stops a job and forgets it: its record here and its durable consumer
+    /// on the source's stream.
+    pub async fn delete_job(&self, name: &str) -> Result<SyncStatus> {
+        let job = self.job(name)?.addr;
+        let status = job.send(GetStatus).await?;
+        job.send(Control::Stop).await??;
+        self.jobs().remove(name);
+        let store = self.inner.store.clone();
+        let key = name.to_string();
+        crate::namespace::blocking(move || Ok(store.catalog_delete(JOBS, &key)?)).await?;
+        let stream = stream_name(&status.spec.source);
+        let consumer = sync::consumer_name(self.instance(), name);
+        if let Err(e) = self
+            .inner
+            .js
+            .delete_consumer_from_stream(&consumer, &stream)
+            .await
+        {
+            tracing::warn!("sync job {name}: its consumer {consumer} stays on {stream}: {e}");
+        }
+        Ok(status)
+    }
+
+    /// The conflicts job `name` met, oldest first, from the audit log
+    /// (after audit sequence `after`, at most `limit`).
+    pub async fn job_conflicts(
+        &self,
+        name: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let store = self.inner.store.clone();
+        let name = name.to_string();
+        crate::namespace::blocking(move || {
+            let mut out = Vec::new();
+            let mut from = after;
+            while out.len() < limit {
+                let page = store.audit_log(from, 1024)?;
+                let Some(last) = page.last() else { break };
+                from = last.seq;
+                out.extend(
+                    page.into_iter()
+                        .filter(|e| e.action == AuditAction::SyncConflict && e.actor == name),
+                );
+            }
+            out.truncate(limit);
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Refuses a mode that names nothing.
+fn check_mode(mode: &SyncMode) -> Result<()> {
+    match mode {
+        SyncMode::Partial { namespaces, .. } if namespaces.is_empty() => Err(
+            ActorError::InvalidRequest("a partial sync names at least one namespace".into()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_namespace_is_one_subject_token() {
+        assert_eq!(feed_subject("a", Some("docs")), "hvs.feed.a.n.docs");
+        assert_eq!(
+            feed_subject("a", Some("hvs.states")),
+            "hvs.feed.a.n.hvs~2estates"
+        );
+        assert_eq!(
+            feed_subject("a", Some("x y>*~")),
+            "hvs.feed.a.n.x~20y~3e~2a~7e"
+        );
+        assert_eq!(feed_subject("b", None), "hvs.feed.b.i");
+        assert!(check_name("job", "nightly-2_x").is_ok());
+        assert!(check_name("job", "a.b").is_err());
+        assert!(check_name("job", "").is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! Many instances (`docs/SYNC.md`): the runtime's side of the change feed
+//! and of sync jobs, in the specification's vocabulary (`sync_full`,
+//! `sync_partial`, `sync_selective`).
+
+use hvs_actors::{Cluster, ClusterConfig};
+use hvs_storage::AuditEntry;
+use hvs_types::{ConflictStrategy, FeedStatus, Filter, SyncMode, SyncSpec, SyncStatus};
+
+use crate::{Result, Runtime};
+
+impl Runtime {
+    /// Joins the other instances on NATS JetStream (done by
+    /// [`Runtime::open`] when its configuration has a cluster).
+    pub async fn join_cluster(&self, config: ClusterConfig) -> Result<()> {
+        self.hub.join_cluster(config).await.map(drop)
+    }
+
+    fn cluster(&self) -> Result<&Cluster> {
+        self.hub.cluster()
+    }
+
+    /// This instance's name in its cluster, if it is in one.
+    pub fn instance(&self) -> Option<&str> {
+        self.hub.cluster().ok().map(Cluster::instance)
+    }
+
+    /// How far this instance's change feed is published.
+    pub fn feed_status(&self) -> Result<FeedStatus> {
+        Ok(self.cluster()?.feed_status())
+    }
+
+    /// Creates and starts a sync job.
+    pub async fn sync_create(&self, spec: SyncSpec) -> Result<SyncStatus> {
+        self.cluster()?.create_job(spec).await
+    }
+
+    /// Copies every namespace of `source` here (deletions included).
+    pub async fn sync_full(
+        &self,
+        name: &str,
+        source: &str,
+        strategy: ConflictStrategy,
+        follow: bool,
+    ) -> Result<SyncStatus> {
+        self.sync_create(spec(name, source, SyncMode::Full, strategy, follow))
+            .await
+    }
+
+    /// Copies the named namespaces of `source` here (only vectors of
+    /// `regions`, if any are named).
+    pub async fn sync_partial(
+        &self,
+        name: &str,
+        source: &str,
+        namespaces: Vec<String>,
+        regions: Vec<String>,
+        strategy: ConflictStrategy,
+        follow: bool,
+    ) -> Result<SyncStatus> {
+        let mode = SyncMode::Partial {
+            namespaces,
+            regions,
+        };
+        self.sync_create(spec(name, source, mode, strategy, follow))
+            .await
+    }
+
+    /// Copies the vectors of `source` whose metadata `filter` matches.
+    pub async fn sync_selective(
+        &self,
+        name: &str,
+        source: &str,
+        filter: Filter,
+        strategy: ConflictStrategy,
+        follow: bool,
+    ) -> Result<SyncStatus> {
+        let mode = SyncMode::Selective {
+            filter,
+            namespaces: Vec::new(),
+        };
+        self.sync_create(spec(name, source, mode, strategy, follow))
+            .await
+    }
+
+    /// Every sync job's status, by name.
+    pub async fn sync_list(&self) -> Result<Vec<SyncStatus>> {
+        self.cluster()?.list_jobs().await
+    }
+
+    /// One sync job's status.
+    pub async fn sync_status(&self, name: &str) -> Result<SyncStatus> {
+        self.cluster()?.job_status(name).await
+    }
+
+    /// Pauses a sync job; it resumes where it stopped.
+    pub async fn sync_pause(&self, name: &str) -> Result<SyncStatus> {
+        self.cluster()?.pause_job(name, true).await
+    }
+
+    /// Resumes a paused sync job.
+    pub async fn sync_resume(&self, name: &str) -> Result<SyncStatus> {
+        self.cluster()?.pause_job(name, false).await
+    }
+
+    /// Stops a sync job and forgets it (its status before).
+    pub async fn sync_delete(&self, name: &str) -> Result<SyncStatus> {
+        self.cluster()?.delete_job(name).await
+    }
+
+    /// The conflicts a job met, oldest first, from the audit log.
+    pub async fn sync_conflicts(
+        &self,
+        name: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let cluster = self.cluster()?;
+        cluster.job_status(name).await?;
+        cluster.job_conflicts(name, after, limit).await
+    }
+}
+
+fn spec(
+    name: &str,
+    source: &str,
+    mode: SyncMode,
+    strategy: ConflictStrategy,
+    follow: bool,
+) -> SyncSpec {
+    SyncSpec {
+        name: name.to_string(),
+        source: source.to_string(),
+        mode,
+        strategy,
+        follow,
+    }
+}

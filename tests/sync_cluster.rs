@@ -1,0 +1,701 @@
+//! Many instances on NATS JetStream (docs/SYNC.md), end to end: a real
+//! `nats-server` with JetStream on a free loopback port and real
+//! `hvs serve` processes on their own data directories, driven by the Rust
+//! client over the wire.
+//!
+//! - three instances with two-way jobs converge after random writes,
+//!   updates and deletes on all of them, and stop exchanging;
+//! - SIGKILL of the source, of the target and of nats-server in the middle
+//!   of a continuous job loses nothing the source acknowledged;
+//! - a one-shot job catches up and stops; a paused job catches up after
+//!   its pause;
+//! - a conflict settled by `merge` on the hyperboloid ends with the
+//!   geodesic midpoint on both sides;
+//! - a namespace of another manifold is refused with `geometry_mismatch`.
+//!
+//! `scripts/install-nats.sh` installs nats-server (`.ci/run` runs it); a
+//! machine without it fails these tests rather than skipping them.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hvs::runtime::protocol as p;
+use hvs::runtime::{Client, ClientConfig, ClientError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+/// How long any wait for convergence may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16, what: &str, child: &mut Child) {
+    let began = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening: {status}");
+        }
+        assert!(began.elapsed() < PATIENCE, "{what} does not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn nats_binary() -> PathBuf {
+    let on_path = Command::new("sh")
+        .args(["-c", "command -v nats-server"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let bin = on_path.map_or_else(|| PathBuf::from("/usr/sbin/nats-server"), PathBuf::from);
+    assert!(
+        bin.exists(),
+        "nats-server is not installed: run scripts/install-nats.sh"
+    );
+    bin
+}
+
+/// A nats-server with JetStream (file storage), restartable on its port
+/// and store.
+struct Nats {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Nats {
+        let mut n = Nats {
+            dir: dir.join("nats"),
+            port: free_port(),
+            child: None,
+        };
+        n.spawn();
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log"))
+            .unwrap();
+        let mut child = Command::new(nats_binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.join("store"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_listening(self.port, "nats-server", &mut child);
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One `hvs serve` in the cluster, restartable on its data and ports.
+struct Instance {
+    name: String,
+    dir: PathBuf,
+    port: u16,
+    admin: u16,
+    nats: String,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Instance {
+    fn start(root: &Path, name: &str, nats: &Nats) -> Instance {
+        let mut i = Instance {
+            name: name.to_string(),
+            dir: root.join(name),
+            port: free_port(),
+            admin: free_port(),
+            nats: nats.url(),
+            child: None,
+            starts: 0,
+        };
+        i.spawn();
+        i
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let n = self.starts;
+        self.starts += 1;
+        let out = std::fs::File::create(self.dir.join(format!("serve-{n}.out"))).unwrap();
+        let err = std::fs::File::create(self.dir.join(format!("serve-{n}.err"))).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hvs"))
+            .current_dir(&self.dir)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--admin", &format!("127.0.0.1:{}", self.admin)])
+            .args(["--data", self.data().to_str().unwrap()])
+            .args(["--durability", "buffered"])
+            .args(["--nats", &self.nats, "--instance", &self.name])
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        wait_listening(self.port, &format!("hvs serve {}", self.name), &mut child);
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and the clean exit the server promises.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "{} stopped with {status}", self.name);
+        }
+    }
+
+    async fn client(&self, model: &str, namespace: &str, geometry: &str, dim: usize) -> Client {
+        let contract = contract(model, namespace, geometry, dim);
+        let config = ClientConfig::new(format!("127.0.0.1:{}", self.port), contract);
+        Client::connect(config).await.unwrap()
+    }
+
+    /// `hvs inspect --digest` of the stopped instance's data.
+    fn digest(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_hvs"))
+            .args(["inspect", "--digest", "--data"])
+            .arg(self.data())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "inspect --digest: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn contract(id: &str, namespace: &str, geometry: &str, dim: usize) -> String {
+    json!({
+        "contract_version": "1.0.0",
+        "model": {"id": id, "name": id, "version": "1", "type": "test", "capabilities": []},
+        "hvs_binding": {"hvs_id": "sync", "region": "sync", "namespace": namespace,
+                        "geometry": geometry, "dimension": dim},
+        "vector_spec": {"input_dimension": dim, "output_dimension": dim,
+                        "encoding": "geometric", "encoder": {"type": "identity"}},
+        "communication_protocol": {"message_format": "msgpack", "encoding": "utf-8",
+            "max_message_size_bytes": 1 << 20, "timeout_ms": 10_000,
+            "retry": {"max_attempts": 100, "backoff_ms": [20]}},
+        "permissions": {"read_namespaces": ["*"], "write_namespaces": [namespace],
+                        "broadcast": true, "query_other_models": true},
+        "resource_limits": {"max_vectors_per_second": 1_000_000_000u64,
+                            "max_storage_mb": 1_000_000,
+                            "max_queries_per_second": 1_000_000_000u64}
+    })
+    .to_string()
+}
+
+/// A point of the hyperboloid H² at radius `r`, angle `a`.
+fn h2(r: f64, a: f64) -> Vec<f64> {
+    vec![r.cosh(), r.sinh() * a.cos(), r.sinh() * a.sin()]
+}
+
+fn spec(name: &str, source: &str, strategy: p::ConflictStrategy, follow: bool) -> p::SyncSpec {
+    p::SyncSpec {
+        name: name.into(),
+        source: source.into(),
+        mode: p::SyncMode::Full,
+        strategy,
+        follow,
+    }
+}
+
+/// Every vector of `namespace`, by id: (data, version, metadata).
+type Snapshot = BTreeMap<String, (Vec<f64>, u64, serde_json::Value)>;
+
+async fn snapshot(c: &Client, namespace: &str) -> Snapshot {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = c
+            .scroll(p::Scroll {
+                namespace: namespace.into(),
+                after: after.clone(),
+                limit: 1000,
+                filter: None,
+                with_vector: true,
+            })
+            .await
+            .unwrap();
+        for v in page.vectors {
+            let meta = serde_json::to_value(&v.metadata).unwrap();
+            out.insert(
+                v.id.clone(),
+                (v.vector.unwrap_or_default(), v.version, meta),
+            );
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
+/// Polls `check` until it answers `Some`, or fails after [`PATIENCE`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let began = Instant::now();
+    loop {
+        if let Some(t) = check().await {
+            return t;
+        }
+        assert!(began.elapsed() < PATIENCE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_with_two_way_jobs_converge_and_go_quiet() {
+    let root = tempfile::tempdir().unwrap();
+    let nats = Nats::start(root.path());
+    let names = ["a", "b", "c"];
+    let mut instances: Vec<Instance> = names
+        .iter()
+        .map(|n| Instance::start(root.path(), n, &nats))
+        .collect();
+    let mut clients = Vec::new();
+    for i in &instances {
+        clients.push(i.client("w", "shared", "hyperboloid", 2).await);
+    }
+    for (k, c) in clients.iter().enumerate() {
+        for other in names.iter().filter(|o| **o != names[k]) {
+            let s = spec(
+                &format!("from-{other}"),
+                other,
+                p::ConflictStrategy::LastWriteWins,
+                true,
+            );
+            let status = c.sync_create(s).await.unwrap();
+            assert_eq!(status.spec.source, *other);
+        }
+        assert_eq!(c.sync_list().await.unwrap().len(), 2);
+    }
+    // Random writes, updates and deletes on all three, interleaved.
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut ids: Vec<String> = Vec::new();
+    for step in 0..400 {
+        let k = rng.random_range(0..clients.len());
+        let c = &clients[k];
+        let roll = rng.random_range(0..10);
+        if ids.is_empty() || roll < 6 {
+            let v = c
+                .store_vector(&p::StoreVector {
+                    namespace: "shared".into(),
+                    vector: h2(rng.random_range(0.0..3.0), rng.random_range(0.0..6.2)),
+                    region: None,
+                    metadata: [("step".to_string(), json!(step))].into_iter().collect(),
+                })
+                .await
+                .unwrap();
+            ids.push(v.id);
+        } else if roll < 9 {
+            let id = ids[rng.random_range(0..ids.len())].clone();
+            let update = p::UpdateVector {
+                id,
+                vector: Some(h2(rng.random_range(0.0..3.0), rng.random_range(0.0..6.2))),
+                metadata: Some([("updated".to_string(), json!(step))].into_iter().collect()),
+                region: None,
+                clear_region: false,
+                if_version: None,
+            };
+            // Not there yet (or deleted) on this instance: refused, fine.
+            match c.update_vector(update).await {
+                Ok(_) => {}
+                Err(ClientError::Server(e)) if e.code == "vector_not_found" => {}
+                Err(e) => panic!("update: {e}"),
+            }
+        } else {
+            let id = ids[rng.random_range(0..ids.len())].clone();
+            c.delete_vector(&id).await.unwrap();
+        }
+    }
+    // Convergence: the same vectors, versions and metadata everywhere.
+    let converged = eventually("three equal snapshots", || async {
+        let a = snapshot(&clients[0], "shared").await;
+        let b = snapshot(&clients[1], "shared").await;
+        let c = snapshot(&clients[2], "shared").await;
+        (a == b && b == c).then_some(a)
+    })
+    .await;
+    assert!(converged.len() > 100, "{} vectors", converged.len());
+    // Quiet: the feeds stop growing (no change echoes back and forth).
+    let quiet = eventually("quiet feeds", || async {
+        let mut last = Vec::new();
+        for c in &clients {
+            let f = c.cluster_status().await.unwrap();
+            if f.lag != 0 {
+                return None;
+            }
+            last.push(f.last_change);
+        }
+        Some(last)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (c, before) in clients.iter().zip(&quiet) {
+        let f = c.cluster_status().await.unwrap();
+        assert_eq!(f.last_change, *before, "{} kept changing", f.instance);
+    }
+    for c in &clients {
+        for job in c.sync_list().await.unwrap() {
+            assert!(job.last_error.is_none(), "{job:?}");
+            assert_eq!(job.refused, 0, "{job:?}");
+        }
+    }
+    drop(clients);
+    for i in &mut instances {
+        i.stop();
+    }
+    let digests: Vec<String> = instances.iter().map(Instance::digest).collect();
+    assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[1], digests[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_source_target_and_nats_are_killed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nats = Nats::start(root.path());
+    let mut a = Instance::start(root.path(), "a", &nats);
+    let mut b = Instance::start(root.path(), "b", &nats);
+    let wa = a.client("w", "shared", "hyperboloid", 2).await;
+    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    wb.sync_create(spec(
+        "from-a",
+        "a",
+        p::ConflictStrategy::LastWriteWins,
+        true,
+    ))
+    .await
+    .unwrap();
+    let mut acknowledged = Vec::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    let write = async |wa: &Client, n: usize, rng: &mut StdRng, acked: &mut Vec<String>| {
+        for _ in 0..n {
+            let v = p::StoreVector {
+                namespace: "shared".into(),
+                vector: h2(rng.random_range(0.0..2.0), rng.random_range(0.0..6.2)),
+                region: None,
+                metadata: Default::default(),
+            };
+            if let Ok(v) = wa.store_vector(&v).await {
+                acked.push(v.id);
+            }
+        }
+    };
+    write(&wa, 200, &mut rng, &mut acknowledged).await;
+    // The source dies and comes back: its feed resumes from what
+    // JetStream acknowledged.
+    a.kill9();
+    a.spawn();
+    write(&wa, 200, &mut rng, &mut acknowledged).await;
+    // The target dies and comes back: its job resumes from its durable
+    // consumer.
+    b.kill9();
+    b.spawn();
+    write(&wa, 200, &mut rng, &mut acknowledged).await;
+    // NATS dies: the source keeps serving; the feed catches up when NATS
+    // returns (file storage keeps the stream and the consumer).
+    nats.kill9();
+    write(&wa, 200, &mut rng, &mut acknowledged).await;
+    let lagging = wa.cluster_status().await.unwrap();
+    assert!(!lagging.connected || lagging.lag > 0, "{lagging:?}");
+    nats.spawn();
+    write(&wa, 200, &mut rng, &mut acknowledged).await;
+    assert!(
+        acknowledged.len() >= 990,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    let began = Instant::now();
+    loop {
+        let on_b = snapshot(&wb, "shared").await;
+        let missing = acknowledged
+            .iter()
+            .filter(|id| !on_b.contains_key(*id))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            began.elapsed() < PATIENCE,
+            "{missing} acknowledged vectors missing on b; a's feed: {:?}; b's job: {:?}",
+            wa.cluster_status().await,
+            wb.sync_status("from-a").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let on_a = snapshot(&wa, "shared").await;
+    let on_b = snapshot(&wb, "shared").await;
+    assert_eq!(on_a, on_b);
+    let job = wb.sync_status("from-a").await.unwrap();
+    assert_eq!(job.state, p::SyncState::Running);
+    assert_eq!(job.refused, 0, "{job:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_jobs_finish_and_paused_jobs_catch_up() {
+    let root = tempfile::tempdir().unwrap();
+    let nats = Nats::start(root.path());
+    let a = Instance::start(root.path(), "a", &nats);
+    let b = Instance::start(root.path(), "b", &nats);
+    let wa = a.client("w", "shared", "hyperboloid", 2).await;
+    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    let batch = |n: usize, from: usize| {
+        (from..from + n)
+            .map(|i| p::NewWireVector {
+                vector: h2(1.0 + (i % 7) as f64 * 0.1, i as f64),
+                region: None,
+                metadata: [("i".to_string(), json!(i))].into_iter().collect(),
+            })
+            .collect::<Vec<_>>()
+    };
+    wa.batch_store_vectors("shared", batch(500, 0))
+        .await
+        .unwrap();
+    let once = wb
+        .sync_create(spec("once", "a", p::ConflictStrategy::LastWriteWins, false))
+        .await
+        .unwrap();
+    assert!(!once.spec.follow);
+    let done = eventually("the one-shot job to finish", || async {
+        let s = wb.sync_status("once").await.unwrap();
+        (s.state == p::SyncState::Done).then_some(s)
+    })
+    .await;
+    assert_eq!(snapshot(&wb, "shared").await.len(), 500);
+    assert!(done.applied >= 500, "{done:?}");
+    // Finished: later writes do not arrive through it.
+    wa.batch_store_vectors("shared", batch(10, 500))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(snapshot(&wb, "shared").await.len(), 500);
+    assert_eq!(
+        wb.sync_delete("once").await.unwrap().state,
+        p::SyncState::Done
+    );
+
+    // A continuous job, paused while the source changes a lot.
+    wb.sync_create(spec(
+        "follow",
+        "a",
+        p::ConflictStrategy::LastWriteWins,
+        true,
+    ))
+    .await
+    .unwrap();
+    eventually("the follower to catch up", || async {
+        (snapshot(&wb, "shared").await.len() == 510).then_some(())
+    })
+    .await;
+    let paused = wb.sync_pause("follow").await.unwrap();
+    assert_eq!(paused.state, p::SyncState::Paused);
+    let before = paused.applied;
+    for k in 0..10 {
+        wa.batch_store_vectors("shared", batch(300, 1000 + k * 300))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = wb.sync_status("follow").await.unwrap();
+    assert_eq!(still.applied, before, "a paused job applies nothing");
+    assert_eq!(snapshot(&wb, "shared").await.len(), 510);
+    assert_eq!(
+        wb.sync_resume("follow").await.unwrap().state,
+        p::SyncState::Running
+    );
+    eventually("the resumed job to catch up", || async {
+        let a = snapshot(&wa, "shared").await;
+        (a.len() == 3510 && snapshot(&wb, "shared").await == a).then_some(())
+    })
+    .await;
+    // Operators' errors are typed.
+    let e = wb.sync_status("nope").await.unwrap_err();
+    assert!(
+        matches!(e, ClientError::Server(ref e) if e.code == "unknown_sync_job"),
+        "{e}"
+    );
+    let e = wb
+        .sync_create(spec("self", "b", p::ConflictStrategy::LastWriteWins, true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Server(ref e) if e.code == "bad_request"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_conflict_ends_at_the_geodesic_midpoint_on_both_sides() {
+    let root = tempfile::tempdir().unwrap();
+    let nats = Nats::start(root.path());
+    let a = Instance::start(root.path(), "a", &nats);
+    let b = Instance::start(root.path(), "b", &nats);
+    let wa = a.client("w", "shared", "hyperboloid", 2).await;
+    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    for (c, other) in [(&wa, "b"), (&wb, "a")] {
+        c.sync_create(spec("two-way", other, p::ConflictStrategy::Merge, true))
+            .await
+            .unwrap();
+    }
+    let v = wa
+        .store_vector(&p::StoreVector {
+            namespace: "shared".into(),
+            vector: h2(1.0, 0.0),
+            region: None,
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap();
+    eventually("the vector on b", || async {
+        wb.retrieve_vector(&v.id).await.unwrap().map(drop)
+    })
+    .await;
+    // Both sides change it while neither hears the other.
+    wa.sync_pause("two-way").await.unwrap();
+    wb.sync_pause("two-way").await.unwrap();
+    let (x, y) = (h2(2.0, 0.5), h2(1.5, 2.5));
+    for (c, point) in [(&wa, &x), (&wb, &y)] {
+        c.update_vector(p::UpdateVector {
+            id: v.id.clone(),
+            vector: Some(point.clone()),
+            metadata: None,
+            region: None,
+            clear_region: false,
+            if_version: None,
+        })
+        .await
+        .unwrap();
+    }
+    wa.sync_resume("two-way").await.unwrap();
+    wb.sync_resume("two-way").await.unwrap();
+    let (on_a, on_b) = eventually("the same version on both", || async {
+        let ra = wa.retrieve_vector(&v.id).await.unwrap()?;
+        let rb = wb.retrieve_vector(&v.id).await.unwrap()?;
+        (ra.version == 3 && rb.version == 3).then_some((ra, rb))
+    })
+    .await;
+    assert_eq!(on_a.vector, on_b.vector, "bit for bit the same point");
+    // The hyperboloid's midpoint: (x + y) / sqrt(-<x+y, x+y>_L).
+    let s: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p + q).collect();
+    let norm = (s[0] * s[0] - s[1] * s[1] - s[2] * s[2]).sqrt();
+    let got = on_a.vector.unwrap();
+    for (g, w) in got.iter().zip(s.iter().map(|c| c / norm)) {
+        assert!((g - w).abs() < 1e-12, "{got:?}");
+    }
+    let mut conflicts = wa.sync_conflicts("two-way", 0, 100).await.unwrap();
+    conflicts.extend(wb.sync_conflicts("two-way", 0, 100).await.unwrap());
+    assert!(!conflicts.is_empty());
+    assert!(
+        conflicts
+            .iter()
+            .all(|c| c.vector.as_deref() == Some(v.id.as_str()))
+    );
+    assert!(
+        conflicts[0].detail.contains("merge combined"),
+        "{conflicts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_of_another_manifold_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let nats = Nats::start(root.path());
+    let a = Instance::start(root.path(), "a", &nats);
+    let b = Instance::start(root.path(), "b", &nats);
+    // The same name: the hyperboloid H² at a, Euclidean R³ at b (three
+    // coordinates on both sides).
+    let ha = a.client("m", "space", "hyperboloid", 2).await;
+    let eb = b.client("m", "space", "euclidean", 3).await;
+    ha.store_vector(&p::StoreVector {
+        namespace: "space".into(),
+        vector: h2(1.0, 1.0),
+        region: None,
+        metadata: Default::default(),
+    })
+    .await
+    .unwrap();
+    eb.sync_create(spec(
+        "from-a",
+        "a",
+        p::ConflictStrategy::LastWriteWins,
+        true,
+    ))
+    .await
+    .unwrap();
+    let job = eventually("the refusal", || async {
+        let s = eb.sync_status("from-a").await.unwrap();
+        (s.refused >= 2).then_some(s)
+    })
+    .await;
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("geometry_mismatch")),
+        "{job:?}"
+    );
+    assert!(snapshot(&eb, "space").await.is_empty());
+}
