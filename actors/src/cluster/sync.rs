@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures_util::StreamExt;
 use hvs_storage::{ApplyOutcome, Change, ChangeBody, ChangeKind, Resolution, StorageError, Store};
 use hvs_types::{SyncMode, SyncSpec, SyncState, SyncStatus};
@@ -136,6 +136,8 @@ impl Actor for SyncActor {
             refused_namespaces: self.record.refused_namespaces.clone(),
             position: self.record.status.position,
             change: self.record.change,
+            acked: 0,
+            stale: false,
             store: self.store.clone(),
             js: self.js.clone(),
             paused: self.paused.subscribe(),
@@ -287,6 +289,11 @@ struct JobLoop {
     /// change applied and acknowledged.
     position: u64,
     change: u64,
+    /// The consumer sequence of the last delivery acknowledged: the next
+    /// batch must start right after it.
+    acked: u64,
+    /// The consumer holds deliveries that were not applied: make it anew.
+    stale: bool,
     store: Arc<Store>,
     js: jetstream::Context,
     paused: watch::Receiver<bool>,
@@ -306,8 +313,9 @@ impl JobLoop {
                 return;
             }
             let now = self.connections.load(Ordering::SeqCst);
-            if now != connections {
+            if now != connections || self.stale {
                 connections = now;
+                self.stale = false;
                 consumer = None;
             }
             // Found (or made) again after any fault: a nats-server that
@@ -316,11 +324,12 @@ impl JobLoop {
             let c = match &consumer {
                 Some(c) => c.clone(),
                 None => match self.consumer().await {
-                    Ok(c) => {
+                    Ok((c, acked)) => {
                         if !started {
                             self.actor.do_send(Report::Started);
                             started = true;
                         }
+                        self.acked = acked;
                         consumer = Some(c.clone());
                         c
                     }
@@ -353,26 +362,39 @@ impl JobLoop {
         }
     }
 
-    /// The job's durable consumer on the source's stream (created on first
-    /// use, found again after a restart).
+    /// The job's durable consumer on the source's stream, and the
+    /// consumer sequence of the last delivery acknowledged.
     ///
-    /// A nats-server killed may lose the last messages it had acknowledged
-    /// (its file store writes behind its acknowledgements) while the
-    /// consumer's position survives; the source then publishes those
-    /// changes again under new stream sequence numbers, which the consumer
-    /// would skip (nats-server issue 5412). So the stream is checked
-    /// first: if it no longer holds, at the job's position, the change
-    /// applied there, the consumer is made anew, delivering from the first
-    /// change after the last one applied.
-    async fn consumer(&self) -> std::result::Result<PullConsumer, String> {
+    /// Acknowledging a batch acknowledges every delivery before it
+    /// (`AckPolicy::All`), so every delivery must have been applied. A
+    /// consumer that holds deliveries nobody acknowledged (a batch in
+    /// flight when this instance or the connection died) is made anew,
+    /// delivering from the job's position.
+    ///
+    /// A nats-server killed may also lose the last messages it had
+    /// acknowledged (its file store writes behind its acknowledgements)
+    /// while the consumer's position survives; the source then publishes
+    /// those changes again under new stream sequence numbers, which the
+    /// consumer would skip (nats-server issue 5412). If the stream no
+    /// longer holds, at the job's position, the change applied there, the
+    /// consumer is made anew from the first change after the last applied.
+    async fn consumer(&self) -> std::result::Result<(PullConsumer, u64), String> {
+        use jetstream::consumer::DeliverPolicy;
         let stream_name = stream_name(&self.spec.source);
         let stream = self
             .js
             .get_stream(&stream_name)
             .await
             .map_err(|e| format!("the source's stream {stream_name}: {e}"))?;
-        let mut deliver = jetstream::consumer::DeliverPolicy::All;
-        if self.position > 0 && !self.still_holds(&stream).await? {
+        let existing: Option<PullConsumer> = stream.get_consumer(&self.consumer_name).await.ok();
+        let after_position = if self.position == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: self.position + 1,
+            }
+        };
+        let deliver = if self.position > 0 && !self.still_holds(&stream).await? {
             let start = self.first_after(&stream).await?;
             tracing::warn!(
                 "sync job {}: the stream {stream_name} was rewritten below position {}; \
@@ -380,14 +402,26 @@ impl JobLoop {
                 self.spec.name,
                 self.position
             );
-            match stream.delete_consumer(&self.consumer_name).await {
-                Ok(_) => {}
-                Err(e) if e.to_string().contains("not found") => {}
-                Err(e) => return Err(format!("replacing the job's consumer: {e}")),
-            }
-            deliver = jetstream::consumer::DeliverPolicy::ByStartSequence {
+            DeliverPolicy::ByStartSequence {
                 start_sequence: start,
-            };
+            }
+        } else if let Some(mut c) = existing {
+            let info = c
+                .info()
+                .await
+                .map_err(|e| format!("the job's consumer {}: {e}", self.consumer_name))?;
+            if info.num_ack_pending == 0 {
+                let acked = info.ack_floor.consumer_sequence;
+                return Ok((c, acked));
+            }
+            after_position
+        } else {
+            after_position
+        };
+        match stream.delete_consumer(&self.consumer_name).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("not found") => {}
+            Err(e) => return Err(format!("replacing the job's consumer: {e}")),
         }
         let config = jetstream::consumer::pull::Config {
             durable_name: Some(self.consumer_name.clone()),
@@ -397,10 +431,11 @@ impl JobLoop {
             max_ack_pending: -1,
             ..Default::default()
         };
-        stream
-            .get_or_create_consumer(&self.consumer_name, config)
+        let c = stream
+            .create_consumer(config)
             .await
-            .map_err(|e| format!("the job's consumer {}: {e}", self.consumer_name))
+            .map_err(|e| format!("the job's consumer {}: {e}", self.consumer_name))?;
+        Ok((c, 0))
     }
 
     /// Whether the stream holds, at the job's position, the change applied
@@ -469,13 +504,25 @@ impl JobLoop {
         let Some(last) = batch.last() else {
             return Ok(false);
         };
+        // Every delivery since the last acknowledgement is in this batch,
+        // or acknowledging it would acknowledge a change never applied.
+        let mut expected = self.acked;
+        for m in &batch {
+            let seq = m.info().map_or(0, |i| i.consumer_sequence);
+            if seq != expected + 1 {
+                return Err(format!(
+                    "delivery {seq} came after {expected}: a delivery went astray; \
+                     delivering again from the job's position"
+                ));
+            }
+            expected = seq;
+        }
         let gate = self.gate.clone();
         let _applying = gate.lock().await;
         if *self.paused.borrow() {
-            // Paused while fetching: the batch comes again on resuming.
-            for m in &batch {
-                let _ = m.ack_with(AckKind::Nak(None)).await;
-            }
+            // Paused while fetching: the batch comes again on resuming,
+            // from a consumer made anew at the job's position.
+            self.stale = true;
             return Ok(false);
         }
         let info = last
@@ -504,16 +551,9 @@ impl JobLoop {
                 changes.push(c);
             }
         }
-        let outcomes = match self.apply(&changes).await {
-            Ok(o) => o,
-            Err(e) => {
-                for m in &batch {
-                    // Redelivered at once rather than after the ack wait.
-                    let _ = m.ack_with(AckKind::Nak(None)).await;
-                }
-                return Err(e);
-            }
-        };
+        // On a fault of this store the batch comes again, from a consumer
+        // made anew at the job's position.
+        let outcomes = self.apply(&changes).await?;
         for (c, o) in changes.iter().zip(outcomes) {
             progress.count(c, o);
         }
@@ -531,6 +571,7 @@ impl JobLoop {
             .map_or(0, |d| d.as_nanos() as i128);
         progress.position = position;
         progress.change = change;
+        self.acked = expected;
         self.position = position;
         self.change = change;
         progress.pending = pending;
@@ -600,9 +641,8 @@ impl JobLoop {
         if !(vector || namespace_change) {
             return Ok(false);
         }
-        let named = |namespaces: &[String]| {
-            namespaces.is_empty() || namespaces.contains(&c.namespace)
-        };
+        let named =
+            |namespaces: &[String]| namespaces.is_empty() || namespaces.contains(&c.namespace);
         let here = |id| -> std::result::Result<bool, String> {
             let known = self.store.retrieve_vector(id).map(|r| r.is_some());
             let gone = self.store.tombstone(id).map(|t| t.is_some());
