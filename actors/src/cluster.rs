@@ -20,6 +20,7 @@ use async_nats::jetstream;
 use hvs_storage::{AuditAction, AuditEntry, Store};
 use hvs_types::{FeedStatus, SyncMode, SyncSpec, SyncStatus};
 
+use crate::directory::Directory;
 use crate::error::{ActorError, Result};
 use feed::FeedGauge;
 use sync::{Control, GetStatus, JobRecord, SyncActor};
@@ -101,6 +102,8 @@ struct ClusterInner {
     /// Connections to NATS made so far.
     connections: Arc<AtomicU64>,
     arbiter: ArbiterHandle,
+    /// Told of the namespaces jobs bring and delete.
+    directory: Addr<Directory>,
     jobs: Mutex<BTreeMap<String, Job>>,
 }
 
@@ -119,6 +122,7 @@ impl Cluster {
         store: Arc<Store>,
         config: ClusterConfig,
         arbiter: ArbiterHandle,
+        directory: Addr<Directory>,
     ) -> Result<Cluster> {
         check_name("instance name", &config.instance)?;
         if config.urls.is_empty() {
@@ -156,6 +160,7 @@ impl Cluster {
                 feed,
                 connections,
                 arbiter,
+                directory,
                 jobs: Mutex::new(BTreeMap::new()),
             }),
         };
@@ -210,6 +215,7 @@ impl Cluster {
             self.inner.config.instance.clone(),
             gate.clone(),
             self.inner.connections.clone(),
+            self.inner.directory.clone(),
         );
         let addr = SyncActor::start_in_arbiter(&self.inner.arbiter, move |_| actor);
         self.jobs().insert(name, Job { addr, gate });

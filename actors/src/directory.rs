@@ -205,6 +205,10 @@ impl Handler<Connect> for Directory {
             if !ns_known {
                 match store.create_namespace(SpaceConfig::new(ns.clone(), geometry.clone())) {
                     Ok(()) => {}
+                    // Made here by a sync job, without an access list yet:
+                    // the connecting model's, as if it had made it.
+                    Err(StorageError::NamespaceExists(_))
+                        if store.namespace(&ns).is_ok_and(|c| c.geometry == geometry) => {}
                     Err(StorageError::NamespaceExists(n)) => {
                         return Err(ActorError::InvalidRequest(format!(
                             "namespace {n:?} exists with another geometry than the contract's"
@@ -223,7 +227,7 @@ impl Handler<Connect> for Directory {
                 };
                 let bytes = serde_json::to_vec(&i)
                     .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-                store.catalog_put(namespace::CATALOG_KIND, &ns, bytes)?;
+                store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
                 info = Some(i);
             }
             let stored = StoredModel {
@@ -311,7 +315,7 @@ impl Handler<CreateNamespace> for Directory {
             }
             let bytes =
                 serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-            store.catalog_put(namespace::CATALOG_KIND, &info.name, bytes)?;
+            store.catalog_put_in(&info.name, namespace::CATALOG_KIND, &info.name, bytes)?;
             Ok(info)
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(|r, act, _| {
@@ -396,6 +400,45 @@ pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A namespace a sync job brought here, with the source's access list
+/// (written to the catalog by the job): started unless one of that name is
+/// known here already.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct AdoptNamespace(pub(crate) NamespaceInfo);
+
+impl Handler<AdoptNamespace> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdoptNamespace, _: &mut Self::Context) {
+        if !self.registry.namespaces.contains_key(&msg.0.name) {
+            self.start_namespace(msg.0);
+        }
+    }
+}
+
+/// A namespace a sync job deleted here (as its source did): its actor stops
+/// and its access list goes.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub(crate) struct ForgetNamespace(pub(crate) String);
+
+impl Handler<ForgetNamespace> for Directory {
+    type Result = AtomicResponse<Self, Result<()>>;
+
+    fn handle(&mut self, msg: ForgetNamespace, _: &mut Self::Context) -> Self::Result {
+        if let Some((_, addr)) = self.registry.namespaces.remove(&msg.0) {
+            addr.do_send(namespace::Stop);
+        }
+        let store = self.store.clone();
+        let work = blocking(move || {
+            store.catalog_delete(namespace::CATALOG_KIND, &msg.0)?;
+            Ok(())
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
 }
 
 /// Deletes a namespace: only its owner may, never a model's home, and not

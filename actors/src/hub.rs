@@ -160,7 +160,8 @@ impl Hub {
     pub async fn join_cluster(&self, config: ClusterConfig) -> Result<Cluster> {
         let arbiter = self.arbiter()?;
         let store = self.inner.store.clone();
-        let cluster = Cluster::start(store, config, arbiter).await?;
+        let directory = self.inner.directory.clone();
+        let cluster = Cluster::start(store, config, arbiter, directory).await?;
         self.inner.cluster.set(cluster.clone()).map_err(|_| {
             ActorError::InvalidRequest("this instance joined a cluster already".into())
         })?;

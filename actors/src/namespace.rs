@@ -251,7 +251,7 @@ impl NamespaceActor {
         blocking(move || {
             let bytes =
                 serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-            Ok(store.catalog_put(CATALOG_KIND, &info.name, bytes)?)
+            Ok(store.catalog_put_in(&info.name, CATALOG_KIND, &info.name, bytes)?)
         })
     }
 }

@@ -248,6 +248,28 @@ impl Store {
             kind: kind.to_string(),
             key: key.to_string(),
             value,
+            namespace: None,
+        })
+        .map(|_| ())
+    }
+
+    /// Like [`Store::catalog_put`] for a record that belongs to
+    /// `namespace` (its access list, say): its change-feed entry is
+    /// under that namespace, so a sync job that copies the namespace
+    /// copies the record (the first record of a key wins on the target).
+    pub fn catalog_put_in(
+        &self,
+        namespace: &str,
+        kind: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()> {
+        check_catalog_key(kind, key)?;
+        self.submit(Op::CatalogPut {
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value,
+            namespace: Some(namespace.to_string()),
         })
         .map(|_| ())
     }
@@ -262,6 +284,7 @@ impl Store {
             kind: kind.to_string(),
             key: key.to_string(),
             value,
+            namespace: None,
         };
         self.submit_then(op, Box::new(move |r| done(r.map(|_| ()))));
     }

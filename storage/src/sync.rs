@@ -301,8 +301,10 @@ impl crate::Store {
     /// Applies changes read from another instance's feed, in order, in one
     /// commit: one outcome each. A version already here or older than the
     /// one here changes nothing; a conflict is settled by `strategy` and
-    /// audited under `job`'s name. Only namespace and vector changes
-    /// apply; any other is [`ApplyOutcome::Refused`].
+    /// audited under `job`'s name. Namespace and vector changes apply, and
+    /// a namespace's catalog records (written with
+    /// [`Store::catalog_put_in`](crate::Store::catalog_put_in)) when none
+    /// of that key is here; any other is [`ApplyOutcome::Refused`].
     pub fn apply_changes(
         &self,
         job: &str,

@@ -90,6 +90,9 @@ pub(crate) enum Op {
         kind: String,
         key: String,
         value: Vec<u8>,
+        /// The namespace the record belongs to, if any (its change is
+        /// logged under it).
+        namespace: Option<String>,
     },
     CatalogDelete {
         kind: String,
@@ -269,10 +272,16 @@ impl<'t> Tables<'t> {
             Op::PutMessages(records) => self.put_messages(records),
             Op::PurgeMessages(due) => self.purge_messages(due),
             Op::Settle(settled) => self.settle(settled),
-            Op::CatalogPut { kind, key, value } => {
+            Op::CatalogPut {
+                kind,
+                key,
+                value,
+                namespace,
+            } => {
                 self.catalog
                     .insert((kind.as_str(), key.as_str()), value.as_slice())?;
-                self.log_catalog(kind, key, Some(value))?;
+                let namespace = namespace.as_deref().unwrap_or("");
+                self.log_catalog(namespace, kind, key, Some(value))?;
                 done(Reply::Done, vec![])
             }
             Op::CatalogDelete { kind, key } => {
@@ -281,7 +290,7 @@ impl<'t> Tables<'t> {
                     .remove((kind.as_str(), key.as_str()))?
                     .is_some();
                 if was {
-                    self.log_catalog(kind, key, None)?;
+                    self.log_catalog("", kind, key, None)?;
                 }
                 done(Reply::Deleted(was), vec![])
             }
@@ -303,9 +312,16 @@ impl<'t> Tables<'t> {
         self.hlc
     }
 
-    /// Logs a catalog write, unless its kind is local to this instance
-    /// (its name begins with `_`, like sync jobs' own records).
-    fn log_catalog(&mut self, kind: &str, key: &str, value: Option<&Vec<u8>>) -> Result<()> {
+    /// Logs a catalog write (under `namespace`, or none if empty), unless
+    /// its kind is local to this instance (its name begins with `_`, like
+    /// sync jobs' own records).
+    fn log_catalog(
+        &mut self,
+        namespace: &str,
+        kind: &str,
+        key: &str,
+        value: Option<&Vec<u8>>,
+    ) -> Result<()> {
         if kind.starts_with('_') {
             return Ok(());
         }
@@ -318,7 +334,7 @@ impl<'t> Tables<'t> {
             key: key.to_string(),
             value: body,
         };
-        self.log(change, "", None, 0, Some(body))
+        self.log(change, namespace, None, 0, Some(body))
     }
 
     /// One row per message: payload, vector and recipients together.

@@ -20,7 +20,9 @@ use tokio::sync::watch;
 
 use super::feed::decode_change;
 use super::{JOBS, feed_subject, stream_name};
+use crate::directory::{AdoptNamespace, Directory, ForgetNamespace};
 use crate::error::{ActorError, Result};
+use crate::namespace;
 
 /// Changes fetched and applied per batch (one commit).
 const BATCH: usize = 512;
@@ -83,6 +85,7 @@ pub(crate) struct SyncActor {
     /// Connections to NATS made so far (the loop checks its consumer
     /// again after each reconnection).
     connections: Arc<AtomicU64>,
+    directory: Addr<Directory>,
 }
 
 /// Held by a job's loop from its check of the pause flag through the
@@ -98,6 +101,7 @@ impl SyncActor {
         instance: String,
         gate: Gate,
         connections: Arc<AtomicU64>,
+        directory: Addr<Directory>,
     ) -> SyncActor {
         let paused = record.status.state == SyncState::Paused;
         SyncActor {
@@ -108,6 +112,7 @@ impl SyncActor {
             instance,
             gate,
             connections,
+            directory,
         }
     }
 
@@ -143,6 +148,7 @@ impl Actor for SyncActor {
             paused: self.paused.subscribe(),
             gate: self.gate.clone(),
             connections: self.connections.clone(),
+            directory: self.directory.clone(),
             actor: ctx.address(),
         };
         ctx.spawn(actix::fut::wrap_future(job.run()));
@@ -299,6 +305,8 @@ struct JobLoop {
     paused: watch::Receiver<bool>,
     gate: Gate,
     connections: Arc<AtomicU64>,
+    /// Told of namespaces brought here and deleted.
+    directory: Addr<Directory>,
     actor: Addr<SyncActor>,
 }
 
@@ -555,6 +563,9 @@ impl JobLoop {
         // made anew at the job's position.
         let outcomes = self.apply(&changes).await?;
         for (c, o) in changes.iter().zip(outcomes) {
+            if matches!(o, ApplyOutcome::Applied) {
+                self.tell_directory(c).await?;
+            }
             progress.count(c, o);
         }
         for ns in &progress.refused_namespaces {
@@ -628,16 +639,46 @@ impl JobLoop {
         })
     }
 
+    /// Tells the directory of a namespace this job's change `c` brought
+    /// (its access list) or deleted, so models here reach it as there.
+    async fn tell_directory(&self, c: &Change) -> std::result::Result<(), String> {
+        let lost = |e: MailboxError| format!("the directory: {e}");
+        match (&c.kind, &c.body) {
+            (ChangeKind::CatalogPut, Some(ChangeBody::Catalog { kind, value, .. }))
+                if kind == namespace::CATALOG_KIND =>
+            {
+                let bytes = value.as_deref().unwrap_or_default();
+                match serde_json::from_slice::<namespace::NamespaceInfo>(bytes) {
+                    Ok(info) => self
+                        .directory
+                        .send(AdoptNamespace(info))
+                        .await
+                        .map_err(lost),
+                    Err(e) => Err(format!("change {}: an unreadable access list: {e}", c.seq)),
+                }
+            }
+            (ChangeKind::DeleteNamespace, _) => self
+                .directory
+                .send(ForgetNamespace(c.namespace.clone()))
+                .await
+                .map_err(lost)?
+                .map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the job copies change `c` here.
     fn in_scope(&self, c: &Change) -> std::result::Result<bool, String> {
         let vector = matches!(
             c.kind,
             ChangeKind::Insert | ChangeKind::Update | ChangeKind::Delete
         );
+        // A namespace's creation, deletion and catalog records (its access
+        // list) go wherever its vectors go.
         let namespace_change = matches!(
             c.kind,
             ChangeKind::CreateNamespace | ChangeKind::DeleteNamespace
-        );
+        ) || (c.kind == ChangeKind::CatalogPut && !c.namespace.is_empty());
         if !(vector || namespace_change) {
             return Ok(false);
         }

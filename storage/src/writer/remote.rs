@@ -59,6 +59,16 @@ impl Tables<'_> {
                     let remote = Version::Gone(t.clone());
                     self.remote_vector(job, strategy, remote, &mut manifolds, &mut applied)?
                 }
+                (
+                    ChangeKind::CatalogPut,
+                    Some(ChangeBody::Catalog {
+                        kind,
+                        key,
+                        value: Some(value),
+                    }),
+                ) if !c.namespace.is_empty() => {
+                    self.remote_catalog(&c.namespace, kind, key, value)?
+                }
                 (kind, _) => ApplyOutcome::Refused(StorageError::InvalidQuery(format!(
                     "a sync job does not apply {kind:?} changes"
                 ))),
@@ -66,6 +76,29 @@ impl Tables<'_> {
             outcomes.push(outcome);
         }
         done(Reply::Outcomes(outcomes), applied)
+    }
+
+    /// Writes a namespace's catalog record (its access list, say) unless
+    /// one of that key is here already: the first record wins, so records
+    /// that each side changes never echo back and forth.
+    fn remote_catalog(
+        &mut self,
+        namespace: &str,
+        kind: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<ApplyOutcome> {
+        if !self.space_exists(namespace)? {
+            return Ok(ApplyOutcome::Refused(StorageError::NamespaceNotFound(
+                namespace.to_string(),
+            )));
+        }
+        if kind.starts_with('_') || self.catalog.get((kind, key))?.is_some() {
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        self.catalog.insert((kind, key), value)?;
+        self.log_catalog(namespace, kind, key, Some(&value.to_vec()))?;
+        Ok(ApplyOutcome::Applied)
     }
 
     /// Creates the namespace unless it exists with the same manifold.
