@@ -731,3 +731,119 @@ async fn a_namespace_of_another_manifold_is_refused() {
     );
     assert!(snapshot(&eb, "space").await.is_empty());
 }
+
+/// `GET path` on an admin port: the body.
+fn admin_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: hvs\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_and_selective_jobs_copy_only_their_part() {
+    let root = tempfile::tempdir().unwrap();
+    let nats = Nats::start(root.path());
+    let a = Instance::start(root.path(), "a", &nats);
+    let b = Instance::start(root.path(), "b", &nats);
+    let c = Instance::start(root.path(), "c", &nats);
+    let wa = a.client("w", "shared", "hyperboloid", 2).await;
+    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    let wc = c.client("w", "shared", "hyperboloid", 2).await;
+    // Another namespace of a's, which neither job names.
+    let other = a.client("o", "other", "hyperboloid", 2).await;
+    other
+        .store_vector(&p::StoreVector {
+            namespace: "other".into(),
+            vector: h2(1.0, 1.0),
+            region: Some("r1".into()),
+            metadata: [("topic".to_string(), json!("cats"))].into_iter().collect(),
+        })
+        .await
+        .unwrap();
+    let mut ids = BTreeMap::new();
+    for i in 0..40 {
+        let region = if i % 2 == 0 { "r1" } else { "r2" };
+        let topic = if i % 4 < 2 { "cats" } else { "dogs" };
+        let v = wa
+            .store_vector(&p::StoreVector {
+                namespace: "shared".into(),
+                vector: h2(0.5 + i as f64 * 0.01, i as f64),
+                region: Some(region.into()),
+                metadata: [("topic".to_string(), json!(topic))].into_iter().collect(),
+            })
+            .await
+            .unwrap();
+        ids.insert(v.id, (region, topic));
+    }
+    let partial = p::SyncSpec {
+        name: "r1-only".into(),
+        source: "a".into(),
+        mode: p::SyncMode::Partial {
+            namespaces: vec!["shared".into()],
+            regions: vec!["r1".into()],
+        },
+        strategy: p::ConflictStrategy::LastWriteWins,
+        follow: true,
+    };
+    wb.sync_create(partial).await.unwrap();
+    let filter = hvs::runtime::Filter::Eq("topic".into(), json!("cats"));
+    let selective = p::SyncSpec {
+        name: "cats".into(),
+        source: "a".into(),
+        mode: p::SyncMode::Selective {
+            filter,
+            namespaces: vec![],
+        },
+        strategy: p::ConflictStrategy::LastWriteWins,
+        follow: true,
+    };
+    wc.sync_create(selective).await.unwrap();
+    let want = |keep: &dyn Fn(&str, &str) -> bool| -> Vec<String> {
+        ids.iter()
+            .filter(|(_, (r, t))| keep(r, t))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let on_b = want(&|r, _| r == "r1");
+    let on_c = want(&|_, t| t == "cats");
+    eventually("b holds region r1, c holds the cats", || async {
+        let b_ids: Vec<String> = snapshot(&wb, "shared").await.into_keys().collect();
+        let c_ids: Vec<String> = snapshot(&wc, "shared").await.into_keys().collect();
+        (b_ids == on_b && c_ids == on_c).then_some(())
+    })
+    .await;
+    // The partial job names one namespace: `other` stays on a.
+    let e = wb.count("other", None).await.unwrap_err();
+    assert!(matches!(e, ClientError::Server(_)), "{e}");
+    // A deletion reaches the copies that hold the vector.
+    let gone = on_b.iter().find(|id| on_c.contains(id)).unwrap().clone();
+    assert!(wa.delete_vector(&gone).await.unwrap());
+    eventually("the deletion on b and c", || async {
+        let b_has = wb.retrieve_vector(&gone).await.unwrap().is_some();
+        let c_has = wc.retrieve_vector(&gone).await.unwrap().is_some();
+        (!b_has && !c_has).then_some(())
+    })
+    .await;
+    let b_job = wb.sync_status("r1-only").await.unwrap();
+    assert!(b_job.skipped > 0, "{b_job:?}");
+    assert_eq!(b_job.refused, 0, "{b_job:?}");
+    // The lag and the jobs, on the admin pages.
+    let health: serde_json::Value = serde_json::from_str(&admin_get(b.admin, "/health")).unwrap();
+    let jobs = health["cluster"]["sync_jobs"].as_array().unwrap();
+    assert_eq!(jobs[0]["name"], "r1-only");
+    assert_eq!(jobs[0]["source"], "a");
+    assert_eq!(health["cluster"]["feed"]["instance"], "b");
+    let metrics = admin_get(b.admin, "/metrics");
+    assert!(
+        metrics.contains("hvs_sync_applied{job=\"r1-only\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hvs_feed_lag "), "{metrics}");
+    let a_health: serde_json::Value = serde_json::from_str(&admin_get(a.admin, "/health")).unwrap();
+    let feed = &a_health["cluster"]["feed"];
+    assert_eq!(feed["stream"], "HVS_FEED_a");
+    assert!(feed["published"].as_u64().unwrap() >= 40, "{feed}");
+}
