@@ -29,6 +29,8 @@ const BATCH: usize = 512;
 /// How long one fetch waits for changes when there are none.
 const FETCH_WAIT: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often a running job's record (its counts) is written.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// The durable consumer of job `job` of instance `instance`.
 pub(crate) fn consumer_name(instance: &str, job: &str) -> String {
@@ -86,6 +88,8 @@ pub(crate) struct SyncActor {
     /// again after each reconnection).
     connections: Arc<AtomicU64>,
     directory: Addr<Directory>,
+    /// When the record was last written.
+    saved: std::time::Instant,
 }
 
 /// Held by a job's loop from its check of the pause flag through the
@@ -113,12 +117,14 @@ impl SyncActor {
             gate,
             connections,
             directory,
+            saved: std::time::Instant::now(),
         }
     }
 
     /// Writes the job's record, in the background (a lost write costs
     /// only counts: the position is JetStream's).
-    fn save(&self) {
+    fn save(&mut self) {
+        self.saved = std::time::Instant::now();
         let Ok(bytes) = serde_json::to_vec(&self.record) else {
             return;
         };
@@ -263,7 +269,11 @@ impl Handler<Report> for SyncActor {
                 s.last_error = Some(e);
                 return;
             }
-            Report::Done => s.state = SyncState::Done,
+            Report::Done => {
+                s.state = SyncState::Done;
+                self.save();
+                return;
+            }
             Report::Batch(p) => {
                 s.applied += p.applied;
                 s.unchanged += p.unchanged;
@@ -282,7 +292,11 @@ impl Handler<Report> for SyncActor {
                 self.record.refused_namespaces.extend(p.refused_namespaces);
             }
         }
-        self.save();
+        // At most once a second: the counts are the job's, the position
+        // JetStream's, so a record a little behind costs nothing.
+        if self.saved.elapsed() >= SAVE_EVERY {
+            self.save();
+        }
     }
 }
 
