@@ -71,7 +71,7 @@ pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
     Change, ChangeBody, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION,
     MAX_METADATA_DEPTH, Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
-    decode_stored_rows, try_decode_stored_rows,
+    decode_change, decode_stored_rows, try_decode_stored_rows,
 };
 pub use store::{
     ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,

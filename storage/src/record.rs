@@ -226,18 +226,29 @@ pub fn decode_stored_rows(bytes: &[u8]) {
 }
 
 /// What decoding `bytes` as each kind of stored row answers (vector
-/// record, message, block, namespace, settlement, in that order), the
-/// decoded value dropped: for tests that a damaged row is refused with
-/// [`StorageError::Corrupt`].
+/// record, message, block, namespace, settlement, change, tombstone, in
+/// that order), the decoded value dropped: for tests that a damaged row is
+/// refused with [`StorageError::Corrupt`].
 #[doc(hidden)]
-pub fn try_decode_stored_rows(bytes: &[u8]) -> [Result<()>; 5] {
+pub fn try_decode_stored_rows(bytes: &[u8]) -> [Result<()>; 7] {
     [
         decode::<VectorRecord>(bytes, "vector record").map(drop),
         decode::<crate::MessageRecord>(bytes, "message").map(drop),
         decode::<crate::Block>(bytes, "block").map(drop),
         decode::<SpaceConfig>(bytes, "namespace").map(drop),
         decode::<(crate::Settlement, u64)>(bytes, "settlement").map(drop),
+        decode_change(bytes).map(drop),
+        decode::<Tombstone>(bytes, "tombstone").map(drop),
     ]
+}
+
+/// Reads a change-feed entry: a row of the `changes` table, or a change
+/// another instance published (`docs/SYNC.md`). Bytes that are not one
+/// are [`StorageError::Corrupt`], never a panic (metadata nested deeper
+/// than [`MAX_METADATA_DEPTH`] included); the `stored_record` fuzz target
+/// runs it.
+pub fn decode_change(bytes: &[u8]) -> Result<Change> {
+    decode(bytes, "change")
 }
 
 /// Refuses metadata nested deeper than [`MAX_METADATA_DEPTH`] (which would

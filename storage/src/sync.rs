@@ -152,9 +152,16 @@ impl Version {
     }
 
     /// The `last_write_wins` order: timestamp, then the clock's entries,
-    /// so that every instance ranks two versions the same way.
-    fn recency(&self) -> (u64, &[(u64, u64)]) {
-        (self.hlc(), self.clock().entries())
+    /// so that every instance ranks two versions the same way. A combined
+    /// version keeps the later write's timestamp, so it can share one with
+    /// a version it includes; the sum of the entries (greater for a clock
+    /// that covers another) then ranks it later, keeping this order in line
+    /// with the clocks. Without it a tombstone could rank between a version
+    /// and its combination, and the three would take turns forever.
+    fn recency(&self) -> (u64, u128, &[(u64, u64)]) {
+        let entries = self.clock().entries();
+        let sum = entries.iter().map(|e| u128::from(e.1)).sum();
+        (self.hlc(), sum, entries)
     }
 }
 

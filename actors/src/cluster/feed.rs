@@ -11,7 +11,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use hvs_storage::{Change, ChangeBody, ChangeKind, Store};
 use hvs_types::FeedStatus;
-use serde::Deserialize;
 
 use super::{feed_subject, stream_name};
 
@@ -308,7 +307,38 @@ impl Fault {
 
 /// Reads a change published by [`FeedPublisher`].
 pub(crate) fn decode_change(payload: &[u8]) -> Result<Change, String> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(payload);
-    de.set_max_depth(hvs_storage::MAX_METADATA_DEPTH + 16);
-    Change::deserialize(&mut de).map_err(|e| format!("an unreadable change: {e}"))
+    hvs_storage::decode_change(payload).map_err(|e| format!("an unreadable change: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hvs_storage::{GeometrySpec, SpaceConfig};
+
+    #[test]
+    fn a_published_change_reads_back_and_garbage_is_refused() {
+        let c = Change {
+            seq: 7,
+            kind: ChangeKind::CreateNamespace,
+            namespace: "n".into(),
+            id: None,
+            version: 0,
+            timestamp_ms: 1,
+            hlc: 2 << 16,
+            body: Some(ChangeBody::Namespace(SpaceConfig::new(
+                "n",
+                GeometrySpec::Euclidean { dim: 3 },
+            ))),
+        };
+        let bytes = rmp_serde::to_vec_named(&c).unwrap();
+        assert_eq!(decode_change(&bytes).unwrap(), c);
+        for garbage in [
+            &b""[..],
+            b"\xff\x00",
+            b"\x91\x91\x91",
+            &bytes[..bytes.len() - 1],
+        ] {
+            assert!(decode_change(garbage).is_err());
+        }
+    }
 }
