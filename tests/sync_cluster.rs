@@ -509,6 +509,13 @@ async fn nothing_acknowledged_is_lost_when_source_target_and_nats_are_killed() {
     let job = wb.sync_status("from-a").await.unwrap();
     assert_eq!(job.state, p::SyncState::Running);
     assert_eq!(job.refused, 0, "{job:?}");
+    // The faults are over, and no longer shown.
+    assert_eq!(job.last_error, None, "{job:?}");
+    let feed = wa.cluster_status().await.unwrap();
+    assert!(
+        feed.connected && feed.lag == 0 && feed.last_error.is_none(),
+        "{feed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

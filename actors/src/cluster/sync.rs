@@ -90,6 +90,9 @@ pub(crate) struct SyncActor {
     directory: Addr<Directory>,
     /// When the record was last written.
     saved: std::time::Instant,
+    /// `last_error` is a fault (NATS, the stream, this store), not a
+    /// refusal: the next batch that goes through clears it.
+    troubled: bool,
 }
 
 /// Held by a job's loop from its check of the pause flag through the
@@ -118,6 +121,7 @@ impl SyncActor {
             connections,
             directory,
             saved: std::time::Instant::now(),
+            troubled: false,
         }
     }
 
@@ -236,7 +240,7 @@ struct Progress {
 /// A report from the loop.
 enum Report {
     Batch(Progress),
-    /// Reached NATS and the source's stream.
+    /// Reached NATS and the source's stream (again).
     Started,
     /// Cannot go on for now (the loop retries).
     Trouble(String),
@@ -256,6 +260,10 @@ impl Handler<Report> for SyncActor {
         let s = &mut self.record.status;
         match r {
             Report::Started => {
+                if self.troubled {
+                    s.last_error = None;
+                    self.troubled = false;
+                }
                 if s.state == SyncState::Starting {
                     s.state = if paused {
                         SyncState::Paused
@@ -267,6 +275,7 @@ impl Handler<Report> for SyncActor {
             }
             Report::Trouble(e) => {
                 s.last_error = Some(e);
+                self.troubled = true;
                 return;
             }
             Report::Done => {
@@ -286,9 +295,14 @@ impl Handler<Report> for SyncActor {
                 self.record.change = p.change;
                 s.pending = p.pending;
                 s.lag_ms = p.lag_ms;
+                // A refusal stays until the next; a fault goes once a batch
+                // went through.
                 if p.error.is_some() {
                     s.last_error = p.error;
+                } else if self.troubled {
+                    s.last_error = None;
                 }
+                self.troubled = false;
                 self.record.refused_namespaces.extend(p.refused_namespaces);
             }
         }
@@ -328,7 +342,6 @@ impl JobLoop {
     async fn run(mut self) {
         let mut backoff = Duration::from_millis(50);
         let mut consumer: Option<PullConsumer> = None;
-        let mut started = false;
         let mut connections = self.connections.load(Ordering::SeqCst);
         loop {
             if self.paused.wait_for(|p| !*p).await.is_err() {
@@ -347,10 +360,7 @@ impl JobLoop {
                 Some(c) => c.clone(),
                 None => match self.consumer().await {
                     Ok((c, acked)) => {
-                        if !started {
-                            self.actor.do_send(Report::Started);
-                            started = true;
-                        }
+                        self.actor.do_send(Report::Started);
                         self.acked = acked;
                         consumer = Some(c.clone());
                         c

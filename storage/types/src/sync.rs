@@ -183,7 +183,9 @@ pub struct SyncStatus {
     /// Milliseconds from the source's publishing of the last applied change
     /// to its commit here.
     pub lag_ms: u64,
-    /// The latest refusal or fault, if any.
+    /// The latest refusal (kept until the next), or a fault (NATS, the
+    /// source's stream, this store) until the job reaches the stream again
+    /// or a batch goes through.
     pub last_error: Option<String>,
 }
 
