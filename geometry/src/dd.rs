@@ -77,6 +77,14 @@ impl Dd {
         Dd::new(p, e + self.lo * b)
     }
 
+    /// `self / b` for an `f64` `b`: one quotient, its remainder formed
+    /// exactly (TwoProduct), and a correction; cheaper than [`Div`].
+    pub(crate) fn div_f64(self, b: f64) -> Dd {
+        let q = self.hi / b;
+        let (p, e) = two_prod(q, b);
+        Dd::new(q, (((self.hi - p) - e) + self.lo) / b)
+    }
+
     pub(crate) fn sqr(self) -> Dd {
         self * self
     }
@@ -206,7 +214,7 @@ fn expm1_small(x: Dd) -> Dd {
     let mut term = s;
     let mut m = s;
     for k in 2..=12 {
-        term = term * s / Dd::from_f64(k as f64);
+        term = (term * s).div_f64(k as f64);
         m = m + term;
         if term.hi.abs() < 1e-36 * m.hi.abs() {
             break;
@@ -236,6 +244,73 @@ pub(crate) fn exp_dd(x: Dd) -> Dd {
     }
 }
 
+/// `e^x - 1` in double-double, accurate relative to the result also for
+/// tiny `x` (`|x| ≤ 709`).
+pub(crate) fn expm1_dd(x: Dd) -> Dd {
+    if x.hi.abs() <= 0.34 {
+        expm1_small(x)
+    } else {
+        exp_dd(x) - Dd::ONE
+    }
+}
+
+/// `ln a` in double-double for finite `a > 0` (`-∞` for `a ≤ 0`, `+∞` for
+/// `a = +∞`): the binary exponent is taken out exactly, leaving
+/// `m ∈ [1/√2, √2]`, and one Newton step on `e^t = m` from the `f64`
+/// logarithm doubles its 53 bits (the error of a Newton step is the square
+/// of the previous one, and `|ln m| ≤ 0.35` keeps the start's absolute error
+/// below 2^-54).
+pub(crate) fn ln_dd(a: Dd) -> Dd {
+    if a.hi.is_nan() || a.hi <= 0.0 {
+        return Dd::from_f64(f64::NEG_INFINITY);
+    }
+    if a.hi.is_infinite() {
+        return Dd::from_f64(f64::INFINITY);
+    }
+    let k = (a.hi.ln() / std::f64::consts::LN_2).round();
+    let scale = 2f64.powi(-(k as i32));
+    let m = Dd {
+        hi: a.hi * scale,
+        lo: a.lo * scale,
+    };
+    let t0 = m.hi.ln();
+    let e0 = expm1_small(Dd::from_f64(t0));
+    // Newton on f(t) = e^t - m: t1 = t0 - (e^t0 - m) / e^t0.
+    let t1 = Dd::from_f64(t0) + ((m - Dd::ONE) - e0) / (Dd::ONE + e0);
+    LN2.mul_f64(k) + t1
+}
+
+/// `ln(1 + z)` in double-double for `z > -1`, accurate relative to the
+/// result also for tiny `z`.
+pub(crate) fn ln1p_dd(z: Dd) -> Dd {
+    if z.hi.abs() >= 0.25 {
+        return ln_dd(Dd::ONE + z);
+    }
+    // Newton on f(t) = e^t - 1 - z from the f64 `ln_1p` (|t0| < 0.29).
+    let t0 = z.hi.ln_1p();
+    let e0 = expm1_small(Dd::from_f64(t0));
+    Dd::from_f64(t0) + (z - e0) / (Dd::ONE + e0)
+}
+
+/// `acosh(1 + d)` in double-double for `d ≥ 0` (negative `d`, rounding
+/// noise below 1, gives 0): `ln(1 + d + √(d(d + 2)))`, with no
+/// cancellation for tiny `d`.
+pub(crate) fn acosh1p_dd(d: Dd) -> Dd {
+    if d.hi <= 0.0 {
+        return Dd::ZERO;
+    }
+    ln1p_dd(d + (d * (d + Dd::from_f64(2.0))).sqrt())
+}
+
+/// `asinh s` in double-double for `s ≥ 0`: `ln(1 + s + s^2 / (1 + √(1 + s^2)))`.
+pub(crate) fn asinh_dd(s: Dd) -> Dd {
+    if s.hi <= 0.0 {
+        return Dd::ZERO;
+    }
+    let s2 = s.sqr();
+    ln1p_dd(s + s2 / (Dd::ONE + (Dd::ONE + s2).sqrt()))
+}
+
 /// `(cosh t, sinh t / t)` in double-double, for `0 ≤ t ≤ 709`.
 pub(crate) fn cosh_sinhc_dd(t: Dd) -> (Dd, Dd) {
     if t.hi < 0.3 {
@@ -245,8 +320,8 @@ pub(crate) fn cosh_sinhc_dd(t: Dd) -> (Dd, Dd) {
         let (mut tc, mut ts) = (Dd::ONE, Dd::ONE);
         for k in 1..=20 {
             let k = k as f64;
-            tc = tc * t2 / Dd::from_f64((2.0 * k - 1.0) * (2.0 * k));
-            ts = ts * t2 / Dd::from_f64((2.0 * k) * (2.0 * k + 1.0));
+            tc = (tc * t2).div_f64((2.0 * k - 1.0) * (2.0 * k));
+            ts = (ts * t2).div_f64((2.0 * k) * (2.0 * k + 1.0));
             c = c + tc;
             s = s + ts;
             if tc.hi < 1e-36 {
@@ -289,6 +364,64 @@ mod tests {
         let (c, s) = cosh_sinhc_dd(Dd::from_f64(12.5));
         assert_dd(c, 134168.64326230055, 2.031150791614586e-12);
         assert_dd(s, 10733.491460685913, -7.466671304595582e-13);
+    }
+
+    #[test]
+    fn double_double_logarithms_match_known_digits() {
+        assert_dd(
+            ln_dd(Dd::from_f64(7.5)),
+            2.0149030205422647,
+            8.991967888489638e-17,
+        );
+        assert_dd(
+            ln_dd(Dd::from_f64(1e43)),
+            99.01115899874397,
+            -1.326708771546604e-15,
+        );
+        assert_dd(
+            ln_dd(Dd::from_f64(3e-300)),
+            -689.6769156095456,
+            3.55803606729799e-14,
+        );
+        assert_dd(ln1p_dd(Dd::from_f64(1e-20)), 1e-20, -5e-41);
+        assert_dd(
+            ln1p_dd(Dd::from_f64(0.3)),
+            0.26236426446749106,
+            -1.6067257209028454e-17,
+        );
+        assert_dd(
+            ln1p_dd(Dd::from_f64(0.2)),
+            0.18232155679395465,
+            -1.2293584505723786e-17,
+        );
+        assert_dd(
+            acosh1p_dd(Dd::from_f64(1e-40)),
+            1.414213562373095e-20,
+            -1.5055716379543975e-37,
+        );
+        assert_dd(
+            acosh1p_dd(Dd::from_f64(0.5)),
+            0.9624236501192069,
+            -4.651563402692547e-17,
+        );
+        assert_dd(
+            acosh1p_dd(Dd::from_f64(1e30)),
+            69.77069997038132,
+            5.252114779688578e-16,
+        );
+        assert_dd(
+            expm1_dd(Dd::from_f64(-0.3)),
+            -0.2591817793182821,
+            -1.805530505953e-18,
+        );
+        assert_dd(
+            expm1_dd(Dd::from_f64(-2.0)),
+            -0.8646647167633873,
+            -1.042381423288669e-17,
+        );
+        assert_dd(expm1_dd(Dd::from_f64(1e-25)), 1e-25, 5.0000000000000006e-51);
+        assert_eq!(acosh1p_dd(Dd::from_f64(-1e-30)), Dd::ZERO);
+        assert_eq!(ln_dd(Dd::ZERO).hi, f64::NEG_INFINITY);
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Hyperboloid {
     /// The radial + angular form straight from the norms and the directions,
     /// and a bound on its absolute error: the cheapest form, good for points
     /// near the origin or far apart.
-    fn delta_direct(&self, x: &[f64], y: &[f64]) -> (f64, f64) {
+    pub(crate) fn delta_direct(&self, x: &[f64], y: &[f64]) -> (f64, f64) {
         let (xs, ys) = (x.get(1..).unwrap_or(&[]), y.get(1..).unwrap_or(&[]));
         let (nx, ny) = (norm(xs), norm(ys));
         let sc = self.c.sqrt();

@@ -43,6 +43,9 @@
 //! - `numeric.rs`: cancellation-free helpers (`acosh(1 + d)`, doubled
 //!   precision `1 - c|x|^2`); `dd.rs`: the double-double arithmetic the
 //!   ball and the hyperboloid fall back to far from the origin.
+//! - [`DdHyperboloid`]: the hyperboloid with double-double coordinates,
+//!   which tells apart points `2^-53` times closer than `f64` coordinates
+//!   can, far from the origin (`dd_hyperboloid.rs`; not in [`AnyManifold`]).
 //!
 //! # Conventions
 //! Curvature is a positive parameter `c`: the Poincaré ball and the
@@ -53,6 +56,7 @@
 
 mod any;
 mod dd;
+mod dd_hyperboloid;
 mod de_sitter;
 mod error;
 mod euclidean;
@@ -66,6 +70,7 @@ mod sphere;
 mod transform;
 
 pub use any::AnyManifold;
+pub use dd_hyperboloid::DdHyperboloid;
 pub use de_sitter::{
     DeSitter, Interval, IntervalKind, LIGHTLIKE_TOLERANCE, causally_precedes,
     lorentzian_cost_distance,
