@@ -2113,9 +2113,9 @@ impl Shared {
     }
 }
 
-/// The block `id` unless it is absent or expired.
-/// Ranks `k` hits after skipping `offset`, with their scores.
-/// The clock of the last change in the feed (0 if none carries one).
+/// The clock of the last change in the feed (0 if none carries one): the
+/// largest the store gave out, as every change carries the clock of its
+/// commit (see `Tables::log`).
 fn last_hlc(changes: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64> {
     /// The part of a change the clock needs.
     #[derive(serde::Deserialize)]
@@ -2129,6 +2129,7 @@ fn last_hlc(changes: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64> {
     }
 }
 
+/// Ranks `k` hits after skipping `offset`, with their scores.
 fn page(hits: Vec<crate::index::Hit>, offset: usize, k: usize) -> Vec<SearchHit> {
     hits.into_iter()
         .enumerate()

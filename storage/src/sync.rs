@@ -277,7 +277,8 @@ fn combine(
             let mean = manifold
                 .frechet_mean(&points, None, &FrechetOptions::default())
                 .ok()?;
-            mean.mean
+            // A mean that missed its tolerance is no answer to write.
+            mean.converged.then_some(mean.mean)?
         }
     };
     manifold.check(&data).ok()?;

@@ -424,8 +424,7 @@ impl<'t> Tables<'t> {
         done(Reply::Done, vec![])
     }
 
-    /// Appends a change to the feed; its timestamp is its body's (a
-    /// vector's or tombstone's), or a new one.
+    /// Appends a change to the feed, stamped with the store's clock.
     fn log(
         &mut self,
         kind: ChangeKind,
@@ -434,9 +433,12 @@ impl<'t> Tables<'t> {
         version: u64,
         body: Option<ChangeBody>,
     ) -> Result<()> {
+        // The store's clock at the change (a version from elsewhere keeps
+        // its own in its body; the clock has moved past it already), so
+        // the last change holds the largest clock given out.
         let hlc = match &body {
-            Some(ChangeBody::Vector(r)) => r.hlc,
-            Some(ChangeBody::Tombstone(t)) => t.hlc,
+            Some(ChangeBody::Vector(r)) => self.hlc.max(r.hlc),
+            Some(ChangeBody::Tombstone(t)) => self.hlc.max(t.hlc),
             _ => self.tick(),
         };
         self.seq += 1;

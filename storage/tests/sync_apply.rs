@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 
 use hvs_storage::{
-    ApplyOutcome, AuditAction, Change, ChangeKind, Clock, ConflictStrategy, GeometrySpec,
-    NewVector, SearchQuery, SpaceConfig, Store, StoreConfig, VectorRecord, VectorUpdate,
-    hlc_millis,
+    ApplyOutcome, AuditAction, Change, ChangeBody, ChangeKind, Clock, ConflictStrategy,
+    GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig, VectorRecord,
+    VectorUpdate, hlc_millis,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -171,15 +171,24 @@ fn a_copy_applies_once_and_a_second_delivery_changes_nothing() {
     assert_eq!(vector(&b, x.id).clock, x.clock);
     assert_eq!(b.tombstone(z.id).unwrap(), a.tombstone(z.id).unwrap());
     assert!(b.tombstone(z.id).unwrap().is_some());
-    // The copy's feed carries the same vector bodies, stamped the same.
+    // The copy's feed carries the same vector bodies; each change is
+    // stamped with the copy's clock, which has moved past the body's.
     let bodies = |s: &Store| -> Vec<_> {
         let feed = s.changes_since(0, 100).unwrap();
         feed.into_iter()
             .filter(|c| c.kind != ChangeKind::CreateNamespace)
-            .map(|c| (c.kind, c.id, c.version, c.hlc, c.body))
+            .map(|c| (c.kind, c.id, c.version, c.body))
             .collect()
     };
     assert_eq!(bodies(&b), bodies(&a));
+    for c in b.changes_since(0, 100).unwrap() {
+        let body_hlc = match &c.body {
+            Some(ChangeBody::Vector(r)) => r.hlc,
+            Some(ChangeBody::Tombstone(t)) => t.hlc,
+            _ => 0,
+        };
+        assert!(c.hlc >= body_hlc, "{c:?}");
+    }
     // The copy's index holds what its rows hold.
     let hits = b
         .semantic_search(&SearchQuery::new(NS, x.data.clone(), 3))

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::{Applied, Reply, Step, Tables, done};
 use crate::blocks::AuditAction;
 use crate::error::{Result, StorageError};
+use crate::record::now_ms;
 use crate::record::{Change, ChangeBody, ChangeKind, SpaceConfig, VectorRecord, decode};
-use crate::sync::{Decision, Resolution, Tombstone, Version, decide, resolve};
+use crate::sync::{Decision, Resolution, Tombstone, Version, decide, next_hlc, resolve};
 
 /// What applying one remote change did.
 #[derive(Debug)]
@@ -42,7 +43,10 @@ impl Tables<'_> {
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut applied = Vec::new();
         for c in changes {
-            self.hlc = self.hlc.max(c.hlc);
+            // The clock moves past what it hears, but never more than a
+            // minute past this machine's: a peer whose clock runs far ahead
+            // cannot drag this one along.
+            self.hlc = self.hlc.max(c.hlc.min(next_hlc(0, now_ms() + 60_000)));
             let outcome = match (&c.kind, &c.body) {
                 (ChangeKind::CreateNamespace, Some(ChangeBody::Namespace(config))) => {
                     self.remote_namespace(config, &mut applied)?
