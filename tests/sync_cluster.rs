@@ -241,6 +241,37 @@ impl Drop for Instance {
     }
 }
 
+/// A nats-server and instances named `names`, in one temporary directory
+/// (removed last, once every process is gone).
+struct Cluster {
+    instances: Vec<Instance>,
+    nats: Nats,
+    _root: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(names: &[&str]) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let nats = Nats::start(root.path());
+        let instances = names
+            .iter()
+            .map(|n| Instance::start(root.path(), n, &nats))
+            .collect();
+        Cluster {
+            instances,
+            nats,
+            _root: root,
+        }
+    }
+
+    /// The model `w` on instance `i`, writing its namespace `shared` (H²).
+    async fn writer(&self, i: usize) -> Client {
+        self.instances[i]
+            .client("w", "shared", "hyperboloid", 2)
+            .await
+    }
+}
+
 fn contract(id: &str, namespace: &str, geometry: &str, dim: usize) -> String {
     json!({
         "contract_version": "1.0.0",
@@ -325,16 +356,11 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_with_two_way_jobs_converge_and_go_quiet() {
-    let root = tempfile::tempdir().unwrap();
-    let nats = Nats::start(root.path());
     let names = ["a", "b", "c"];
-    let mut instances: Vec<Instance> = names
-        .iter()
-        .map(|n| Instance::start(root.path(), n, &nats))
-        .collect();
+    let mut cluster = Cluster::start(&names);
     let mut clients = Vec::new();
-    for i in &instances {
-        clients.push(i.client("w", "shared", "hyperboloid", 2).await);
+    for i in 0..names.len() {
+        clients.push(cluster.writer(i).await);
     }
     for (k, c) in clients.iter().enumerate() {
         for other in names.iter().filter(|o| **o != names[k]) {
@@ -422,22 +448,18 @@ async fn three_instances_with_two_way_jobs_converge_and_go_quiet() {
         }
     }
     drop(clients);
-    for i in &mut instances {
+    for i in &mut cluster.instances {
         i.stop();
     }
-    let digests: Vec<String> = instances.iter().map(Instance::digest).collect();
+    let digests: Vec<String> = cluster.instances.iter().map(Instance::digest).collect();
     assert_eq!(digests[0], digests[1]);
     assert_eq!(digests[1], digests[2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_source_target_and_nats_are_killed() {
-    let root = tempfile::tempdir().unwrap();
-    let mut nats = Nats::start(root.path());
-    let mut a = Instance::start(root.path(), "a", &nats);
-    let mut b = Instance::start(root.path(), "b", &nats);
-    let wa = a.client("w", "shared", "hyperboloid", 2).await;
-    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    let mut cluster = Cluster::start(&["a", "b"]);
+    let (wa, wb) = (cluster.writer(0).await, cluster.writer(1).await);
     wb.sync_create(spec(
         "from-a",
         "a",
@@ -464,21 +486,21 @@ async fn nothing_acknowledged_is_lost_when_source_target_and_nats_are_killed() {
     write(&wa, 200, &mut rng, &mut acknowledged).await;
     // The source dies and comes back: its feed resumes from what
     // JetStream acknowledged.
-    a.kill9();
-    a.spawn();
+    cluster.instances[0].kill9();
+    cluster.instances[0].spawn();
     write(&wa, 200, &mut rng, &mut acknowledged).await;
     // The target dies and comes back: its job resumes from its durable
     // consumer.
-    b.kill9();
-    b.spawn();
+    cluster.instances[1].kill9();
+    cluster.instances[1].spawn();
     write(&wa, 200, &mut rng, &mut acknowledged).await;
     // NATS dies: the source keeps serving; the feed catches up when NATS
     // returns (file storage keeps the stream and the consumer).
-    nats.kill9();
+    cluster.nats.kill9();
     write(&wa, 200, &mut rng, &mut acknowledged).await;
     let lagging = wa.cluster_status().await.unwrap();
     assert!(!lagging.connected || lagging.lag > 0, "{lagging:?}");
-    nats.spawn();
+    cluster.nats.spawn();
     write(&wa, 200, &mut rng, &mut acknowledged).await;
     assert!(
         acknowledged.len() >= 990,
@@ -520,12 +542,9 @@ async fn nothing_acknowledged_is_lost_when_source_target_and_nats_are_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_jobs_finish_and_paused_jobs_catch_up() {
-    let root = tempfile::tempdir().unwrap();
-    let nats = Nats::start(root.path());
-    let a = Instance::start(root.path(), "a", &nats);
-    let b = Instance::start(root.path(), "b", &nats);
-    let wa = a.client("w", "shared", "hyperboloid", 2).await;
-    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    let cluster = Cluster::start(&["a", "b"]);
+    let (a, b) = (&cluster.instances[0], &cluster.instances[1]);
+    let (wa, wb) = (cluster.writer(0).await, cluster.writer(1).await);
     let batch = |n: usize, from: usize| {
         (from..from + n)
             .map(|i| p::NewWireVector {
@@ -629,12 +648,8 @@ async fn one_shot_jobs_finish_and_paused_jobs_catch_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_conflict_ends_at_the_geodesic_midpoint_on_both_sides() {
-    let root = tempfile::tempdir().unwrap();
-    let nats = Nats::start(root.path());
-    let a = Instance::start(root.path(), "a", &nats);
-    let b = Instance::start(root.path(), "b", &nats);
-    let wa = a.client("w", "shared", "hyperboloid", 2).await;
-    let wb = b.client("w", "shared", "hyperboloid", 2).await;
+    let cluster = Cluster::start(&["a", "b"]);
+    let (wa, wb) = (cluster.writer(0).await, cluster.writer(1).await);
     for (c, other) in [(&wa, "b"), (&wb, "a")] {
         c.sync_create(spec("two-way", other, p::ConflictStrategy::Merge, true))
             .await
@@ -701,10 +716,8 @@ async fn a_merge_conflict_ends_at_the_geodesic_midpoint_on_both_sides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_of_another_manifold_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let nats = Nats::start(root.path());
-    let a = Instance::start(root.path(), "a", &nats);
-    let b = Instance::start(root.path(), "b", &nats);
+    let cluster = Cluster::start(&["a", "b"]);
+    let (a, b) = (&cluster.instances[0], &cluster.instances[1]);
     // The same name: the hyperboloid H² at a, Euclidean R³ at b (three
     // coordinates on both sides).
     let ha = a.client("m", "space", "hyperboloid", 2).await;
@@ -751,14 +764,13 @@ fn admin_get(port: u16, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_and_selective_jobs_copy_only_their_part() {
-    let root = tempfile::tempdir().unwrap();
-    let nats = Nats::start(root.path());
-    let a = Instance::start(root.path(), "a", &nats);
-    let b = Instance::start(root.path(), "b", &nats);
-    let c = Instance::start(root.path(), "c", &nats);
-    let wa = a.client("w", "shared", "hyperboloid", 2).await;
-    let wb = b.client("w", "shared", "hyperboloid", 2).await;
-    let wc = c.client("w", "shared", "hyperboloid", 2).await;
+    let cluster = Cluster::start(&["a", "b", "c"]);
+    let (a, b) = (&cluster.instances[0], &cluster.instances[1]);
+    let (wa, wb, wc) = (
+        cluster.writer(0).await,
+        cluster.writer(1).await,
+        cluster.writer(2).await,
+    );
     // Another namespace of a's, which neither job names.
     let other = a.client("o", "other", "hyperboloid", 2).await;
     other
