@@ -22,9 +22,7 @@
 //! Each message body is the HVS run's payload followed by the same point of
 //! H^12 (13 little-endian f64), so both systems carry the same bytes.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +35,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::bench::{DIM, MessagingArgs, histogram};
+use crate::nats_server::{NatsServer, nats_server_binary};
 use crate::procstat;
 
 type Error = Box<dyn std::error::Error>;
@@ -45,130 +44,17 @@ type Error = Box<dyn std::error::Error>;
 /// messages (it never redelivers).
 const IDLE: Duration = Duration::from_secs(30);
 
+/// Fails early, before the HVS run, if the nats-server to start does not run.
+pub(crate) fn check(args: &MessagingArgs) -> Result<(), Error> {
+    crate::nats_server::check(&nats_server_binary(args.nats_server.as_deref()))
+}
+
 /// What was counted, for the side-by-side table.
 const CORE_WHAT: &str =
     "messages received by the subscribing peer (core pub/sub: at most once, from memory, no ack)";
 const JS_WHAT: &str =
     "publishes acked by the server (JetStream file-storage stream, publish-with-ack)";
 const JS_CONSUME_WHAT: &str = "stored messages delivered to a pull consumer per subject and acked one by one (explicit acks), after the publishes";
-
-/// The `nats-server` to start: `--nats-server`, else `nats-server` on PATH,
-/// else Debian's /usr/sbin/nats-server.
-fn nats_server_binary(arg: Option<&Path>) -> PathBuf {
-    if let Some(p) = arg {
-        return p.to_path_buf();
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("nats-server"))
-                .find(|c| c.is_file())
-        })
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
-}
-
-/// Fails early, before the HVS run, if the nats-server to start does not run.
-pub(crate) fn check(args: &MessagingArgs) -> Result<(), Error> {
-    let bin = nats_server_binary(args.nats_server.as_deref());
-    match Command::new(&bin).arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!("{} --version failed: {}", bin.display(), out.status).into()),
-        Err(e) => Err(format!(
-            "cannot run {}: {e} (scripts/install-nats.sh installs Debian's nats-server; \
-             or pass --nats-server PATH)",
-            bin.display()
-        )
-        .into()),
-    }
-}
-
-/// A nats-server with JetStream on a free loopback port, its store in a
-/// temporary directory; stopped with SIGTERM (killed if dropped running).
-struct NatsServer {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl NatsServer {
-    fn start(bin: &Path) -> Result<Self, Error> {
-        let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let log = dir.path().join("nats-server.log");
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path().join("store"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {}: {e} (scripts/install-nats.sh installs Debian's nats-server; \
-                     or pass --nats-server PATH)",
-                    bin.display()
-                )
-            })?;
-        let mut server = NatsServer {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                return Err(format!("nats-server exited ({status}): {}", server.log_tail()).into());
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err(format!(
-                    "nats-server did not listen within 30 s: {}",
-                    server.log_tail()
-                )
-                .into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join("\n")
-    }
-
-    /// SIGTERM, then whether it shut down cleanly and its exit code.
-    /// nats-server 2.9 exits with status 1 after a SIGTERM even when its
-    /// shutdown went well (0 only after SIGINT), so clean means: exited by
-    /// itself (not killed by a signal), its log ending "Server Exiting..".
-    fn stop(mut self) -> std::io::Result<(bool, Option<i32>)> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let exiting = log
-            .lines()
-            .last()
-            .is_some_and(|l| l.ends_with("Server Exiting.."));
-        Ok((status.code().is_some() && exiting, status.code()))
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// The load shared by both runs.
 struct Load {

@@ -13,10 +13,12 @@ mod bench;
 #[cfg(feature = "nats")]
 mod bench_nats;
 mod bench_soak;
+mod bench_sync;
 mod bench_tcp;
 mod bench_vectors;
 mod data;
 mod digest;
+mod nats_server;
 mod procstat;
 mod progress;
 mod serve;
@@ -109,6 +111,10 @@ enum BenchCommand {
     /// search QPS from many clients; `--over tcp` runs the same work in
     /// this process and against a server process, side by side.
     Vectors(bench_vectors::VectorsArgs),
+    /// Two instances in this process on a local nats-server: how fast a
+    /// sync job catches up (beside JetStream's own mirror of the feed) and
+    /// how far behind it stays at a steady write rate.
+    Sync(bench_sync::SyncArgs),
 }
 
 #[derive(Subcommand)]
@@ -297,6 +303,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
         BenchCommand::Messaging(args) => bench::run(args),
         BenchCommand::Soak(args) => bench_soak::run(args),
         BenchCommand::Vectors(args) => bench_vectors::run(args),
+        BenchCommand::Sync(args) => bench_sync::run(args),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
