@@ -158,13 +158,18 @@ impl Hub {
     /// Returns at once even if NATS is unreachable (the feed catches up
     /// when it answers).
     pub async fn join_cluster(&self, config: ClusterConfig) -> Result<Cluster> {
+        let joined = || ActorError::InvalidRequest("this instance joined a cluster already".into());
+        if self.inner.cluster.get().is_some() {
+            return Err(joined());
+        }
         let arbiter = self.arbiter()?;
         let store = self.inner.store.clone();
         let directory = self.inner.directory.clone();
         let cluster = Cluster::start(store, config, arbiter, directory).await?;
-        self.inner.cluster.set(cluster.clone()).map_err(|_| {
-            ActorError::InvalidRequest("this instance joined a cluster already".into())
-        })?;
+        self.inner
+            .cluster
+            .set(cluster.clone())
+            .map_err(|_| joined())?;
         Ok(cluster)
     }
 
