@@ -49,6 +49,10 @@ class FlakyProxy:
         self.lock = threading.Lock()
         self.armed: Optional[str] = None
         self.cuts_after: List[str] = []
+        # Connections whose answers are dropped from now on (a cut after a
+        # request): marked before the request is forwarded, so its answer
+        # can never slip through before the connection is closed.
+        self.doomed: List[List[socket.socket]] = []
         self.closed = False
         self.flowing = threading.Event()
         self.flowing.set()
@@ -73,13 +77,14 @@ class FlakyProxy:
             while True:
                 header = _exact(client, 4)
                 body = _exact(client, struct.unpack(">I", header)[0])
-                server.sendall(header + body)
                 op = msgpack.unpackb(body, raw=False).get("op")
                 with self.lock:
                     hit = self.armed is not None and op == self.armed
                     if hit:
                         self.armed = None
                         self.cuts_after.append(op)
+                        self.doomed.append(pair)
+                server.sendall(header + body)
                 if hit:
                     self._close(pair)
                     return
@@ -93,6 +98,9 @@ class FlakyProxy:
                 if not data:
                     break
                 self.flowing.wait()
+                with self.lock:
+                    if pair in self.doomed:
+                        break
                 dst.sendall(data)
         except OSError:
             pass
