@@ -20,6 +20,8 @@ pub(crate) const PUBLISHED: &str = "cluster.published";
 const BATCH: usize = 1024;
 /// How long an idle publisher waits before looking for new changes.
 const IDLE: Duration = Duration::from_millis(2);
+/// How often a busy publisher saves its position.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// The longest wait between attempts while NATS does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -96,6 +98,7 @@ impl FeedPublisher {
         // last messages it acknowledged (its file store flushes behind its
         // acknowledgements); they are published again.
         let mut check = true;
+        let (mut saved, mut saved_at) = (published, std::time::Instant::now());
         let mut connections = self.gauge.connections.load(Ordering::SeqCst);
         loop {
             let now = self.gauge.connections.load(Ordering::SeqCst);
@@ -119,7 +122,25 @@ impl FeedPublisher {
                 }
                 self.publish_round(published).await
             };
-            match round.await {
+            let outcome = match round.await {
+                // The position is saved at most once a second and when the
+                // feed runs dry: a commit per round would double a busy
+                // instance's commits. After a restart the few changes past
+                // the saved position are published again, and JetStream
+                // drops them as repeats (or they apply as unchanged).
+                Ok(Some(last)) if saved_at.elapsed() >= SAVE_EVERY => {
+                    self.write_mark(last).await.map(|()| {
+                        (saved, saved_at) = (last, std::time::Instant::now());
+                        Some(last)
+                    })
+                }
+                Ok(None) if saved < published => self.write_mark(published).await.map(|()| {
+                    saved = published;
+                    None
+                }),
+                other => other,
+            };
+            match outcome {
                 Ok(Some(last)) => {
                     published = last;
                     self.gauge.published.store(last, Ordering::Relaxed);
@@ -196,7 +217,7 @@ impl FeedPublisher {
     }
 
     /// Publishes the changes after `from` (one batch) and waits for their
-    /// acknowledgements; the last one acknowledged and recorded, or `None`
+    /// acknowledgements; the last one acknowledged, or `None`
     /// when there was nothing to publish.
     async fn publish_round(&self, from: u64) -> Result<Option<u64>, Fault> {
         let changes = self.read_changes(from).await?;
@@ -227,9 +248,6 @@ impl FeedPublisher {
                     break;
                 }
             }
-        }
-        if last > from {
-            self.write_mark(last).await?;
         }
         match failure {
             Some(f) => Err(f),
