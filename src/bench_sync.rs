@@ -148,6 +148,7 @@ async fn open_instance(dir: &Path, instance: &str, url: &str) -> Result<Runtime,
             urls: vec![url.to_string()],
             instance: instance.into(),
             replicas: 1,
+            ..ClusterConfig::default()
         }),
         ..RuntimeConfig::memory()
     };

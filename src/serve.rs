@@ -55,6 +55,18 @@ pub(crate) struct ServeArgs {
     /// Replicas of this instance's feed stream [default: 1].
     #[arg(long, env = "HVS_FEED_REPLICAS")]
     feed_replicas: Option<usize>,
+    /// The failover group this instance is in (docs/CLUSTER.md): one of
+    /// its instances, the primary, takes writes; the others mirror it.
+    #[arg(long, env = "HVS_GROUP")]
+    group: Option<String>,
+    /// The address clients reach this server at, as told to clients
+    /// following a group's primary [default: the listen address].
+    #[arg(long, env = "HVS_ADVERTISE")]
+    advertise: Option<String>,
+    /// What this instance offers federated queries, comma-separated
+    /// (docs/CLUSTER.md).
+    #[arg(long = "capability", env = "HVS_CAPABILITIES", value_delimiter = ',')]
+    capabilities: Option<Vec<String>>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -79,6 +91,9 @@ struct ClusterSection {
     nats: Option<Vec<String>>,
     instance: Option<String>,
     feed_replicas: Option<usize>,
+    group: Option<String>,
+    advertise: Option<String>,
+    capabilities: Option<Vec<String>>,
 }
 
 /// The settings a server starts with, resolved.
@@ -148,11 +163,17 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         ..defaults
     };
     let section = file.cluster.unwrap_or_default();
-    let cluster = cluster(
-        args.nats.or(section.nats),
-        args.instance.or(section.instance),
-        args.feed_replicas.or(section.feed_replicas),
-    )?;
+    let cluster = cluster(ClusterSection {
+        nats: args.nats.or(section.nats),
+        instance: args.instance.or(section.instance),
+        feed_replicas: args.feed_replicas.or(section.feed_replicas),
+        group: args.group.or(section.group),
+        advertise: args
+            .advertise
+            .or(section.advertise)
+            .or_else(|| Some(server.listen.to_string())),
+        capabilities: args.capabilities.or(section.capabilities),
+    })?;
     Ok(Settings {
         server,
         data,
@@ -164,17 +185,16 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
 }
 
 /// The cluster settings: none, or NATS urls and an instance name together.
-fn cluster(
-    nats: Option<Vec<String>>,
-    instance: Option<String>,
-    replicas: Option<usize>,
-) -> Result<Option<ClusterConfig>, String> {
-    match (nats, instance) {
+fn cluster(s: ClusterSection) -> Result<Option<ClusterConfig>, String> {
+    match (s.nats, s.instance) {
         (None, None) => Ok(None),
         (Some(urls), Some(instance)) if !urls.is_empty() => Ok(Some(ClusterConfig {
             urls,
             instance,
-            replicas: replicas.unwrap_or(1),
+            replicas: s.feed_replicas.unwrap_or(1),
+            group: s.group,
+            advertise: s.advertise,
+            capabilities: s.capabilities.unwrap_or_default(),
         })),
         _ => Err(
             "a cluster needs both NATS urls (--nats, HVS_NATS, [cluster] nats) \

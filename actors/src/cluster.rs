@@ -29,7 +29,7 @@ use sync::{Control, GetStatus, JobRecord, SyncActor};
 const JOBS: &str = "_sync_job";
 
 /// How this instance joins the others.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ClusterConfig {
     /// NATS servers (`nats://host:port`), any of one cluster.
     pub urls: Vec<String>,
@@ -39,6 +39,15 @@ pub struct ClusterConfig {
     /// Replicas of this instance's feed stream (1, or 3 on a 3-node NATS
     /// cluster).
     pub replicas: usize,
+    /// The failover group this instance belongs to (`docs/CLUSTER.md`):
+    /// its instances hold the same data, and one of them, the primary,
+    /// takes writes. `None`: no group, this instance takes writes alone.
+    pub group: Option<String>,
+    /// Where clients reach this instance's TCP server (`host:port`), as
+    /// told to clients that follow the primary of a group.
+    pub advertise: Option<String>,
+    /// What this instance offers to federated queries (`docs/CLUSTER.md`).
+    pub capabilities: Vec<String>,
 }
 
 /// The stream that holds `instance`'s feed.
