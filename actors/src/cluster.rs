@@ -188,6 +188,31 @@ impl Cluster {
         &self.inner.config.instance
     }
 
+    /// How this instance joined.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// The connection to NATS (for request/reply between instances).
+    pub(crate) fn nats(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// JetStream on that connection.
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    /// This instance's store.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// The arbiter cluster actors and tasks run on.
+    pub(crate) fn arbiter(&self) -> &ArbiterHandle {
+        &self.inner.arbiter
+    }
+
     fn start_feed(&self) {
         let publisher = feed::FeedPublisher {
             store: self.inner.store.clone(),
