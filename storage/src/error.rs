@@ -10,6 +10,13 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
+    /// This instance is a member of a failover group but not its primary
+    /// (or its lease lapsed): it takes no writes of its own.
+    #[error("this instance is not its group's primary{}", primary.as_ref().map(|p| format!("; writes go to {p}")).unwrap_or_default())]
+    NotPrimary {
+        /// The primary's address, if known.
+        primary: Option<String>,
+    },
     /// The vector is not a valid point of the space's manifold.
     #[error("invalid vector for namespace {namespace:?}: {source}")]
     InvalidVector {
@@ -186,6 +193,7 @@ impl StorageError {
             Self::InvalidBlock(_) => "invalid_block",
             Self::DatabaseExists(_) => "database_exists",
             Self::GeometryMismatch { .. } => "geometry_mismatch",
+            Self::NotPrimary { .. } => "not_primary",
         }
     }
 }

@@ -48,6 +48,7 @@ mod blocks;
 mod disk;
 mod dump;
 mod error;
+mod fence;
 mod index;
 mod messages;
 mod record;
@@ -64,6 +65,7 @@ pub use blocks::{
 #[doc(hidden)]
 pub use disk::FaultSwitch;
 pub use error::{Result, StorageError};
+pub use fence::WriteFence;
 pub use hvs_types::ConflictStrategy;
 pub use hvs_types::Filter;
 pub use index::IndexParams;

@@ -307,6 +307,8 @@ const BACKGROUND_THREADS: usize = 1;
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Shared {
+    /// Whether the store takes its own writes (`fence.rs`).
+    pub(crate) fence: crate::fence::WriteFence,
     /// The database handle. The writer replaces it after the disk fails a
     /// commit (see `disk.rs`); readers take a clone for one read
     /// ([`Shared::begin_read`]), so a replacement waits for them.
@@ -473,6 +475,7 @@ impl Store {
             (_, Some(p)) => Some(crate::dump::dir_of(p)),
         };
         let shared = Arc::new(Shared {
+            fence: crate::fence::WriteFence::default(),
             db: RwLock::new(Some(Arc::new(db))),
             faults: config.faults.clone(),
             last_commit: AtomicU64::new(0),
@@ -1564,9 +1567,20 @@ impl Shared {
                 instance: self.instance.load(Ordering::Relaxed),
             };
             let mut tables = Tables::open(&txn, positions, &self.spaces)?;
+            // Checked once per group, before any of it is written: a
+            // member of a failover group whose lease lapsed writes nothing
+            // of its own (`fence.rs`).
+            let fenced = self.fence.check(std::time::Instant::now()).err();
             let results = batch
                 .iter()
-                .map(|req| tables.apply(&req.op))
+                .map(|req| match &fenced {
+                    Some(StorageError::NotPrimary { primary }) if req.op.is_own_write() => {
+                        Ok(Err(StorageError::NotPrimary {
+                            primary: primary.clone(),
+                        }))
+                    }
+                    _ => tables.apply(&req.op),
+                })
                 .collect::<Result<Vec<_>>>()?;
             let (seq, audit_seq, hlc) = (tables.seq, tables.audit_seq, tables.hlc);
             drop(tables);

@@ -301,6 +301,12 @@ impl crate::Store {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The fence that decides whether this store takes its own writes
+    /// (`docs/CLUSTER.md`); open unless a failover group closes it.
+    pub fn fence(&self) -> &crate::WriteFence {
+        &self.shared.fence
+    }
+
     /// The sequence number of the last committed change (0 if none).
     pub fn last_change(&self) -> u64 {
         *crate::store::lock(&self.shared.last_seq)
@@ -319,10 +325,34 @@ impl crate::Store {
         strategy: ConflictStrategy,
         changes: Vec<crate::Change>,
     ) -> crate::Result<Vec<ApplyOutcome>> {
+        self.apply_remote(job, strategy, changes, false)
+    }
+
+    /// As [`Store::apply_changes`], for a mirror of the source: messages,
+    /// settlements, expiries, blocks and every catalog record (kinds not
+    /// beginning with `_`) apply too, as the source left them, so that the
+    /// mirror can take the source's place (`docs/CLUSTER.md`).
+    pub fn mirror_changes(
+        &self,
+        job: &str,
+        strategy: ConflictStrategy,
+        changes: Vec<crate::Change>,
+    ) -> crate::Result<Vec<ApplyOutcome>> {
+        self.apply_remote(job, strategy, changes, true)
+    }
+
+    fn apply_remote(
+        &self,
+        job: &str,
+        strategy: ConflictStrategy,
+        changes: Vec<crate::Change>,
+        mirror: bool,
+    ) -> crate::Result<Vec<ApplyOutcome>> {
         let op = crate::writer::Op::ApplyRemote {
             job: job.to_string(),
             strategy,
             changes,
+            mirror,
         };
         match self.submit(op)? {
             crate::writer::Reply::Outcomes(o) => Ok(o),

@@ -104,6 +104,9 @@ pub(crate) enum Op {
         job: String,
         strategy: ConflictStrategy,
         changes: Vec<Change>,
+        /// A mirror's job: messages, settlements, expiries, blocks and
+        /// every catalog record apply too, as the source left them.
+        mirror: bool,
     },
     /// Sets a number in the `meta` table (positions kept for the layers
     /// above, such as the last change the feed's publisher had
@@ -112,6 +115,23 @@ pub(crate) enum Op {
         key: String,
         value: u64,
     },
+}
+
+impl Op {
+    /// Whether this is the store's own write (from a model or the API),
+    /// which a closed write fence refuses; changes applied from another
+    /// instance, positions, audit rows and expiry purges are not.
+    pub(crate) fn is_own_write(&self) -> bool {
+        match self {
+            Op::ApplyRemote { .. }
+            | Op::SetMark { .. }
+            | Op::Audit { .. }
+            | Op::PurgeExpired
+            | Op::PurgeMessages(_) => false,
+            Op::CatalogPut { kind, .. } | Op::CatalogDelete { kind, .. } => !kind.starts_with('_'),
+            _ => true,
+        }
+    }
 }
 
 /// The answer to an operation.
@@ -298,7 +318,8 @@ impl<'t> Tables<'t> {
                 job,
                 strategy,
                 changes,
-            } => self.apply_remote(job, *strategy, changes),
+                mirror,
+            } => self.apply_remote(job, *strategy, changes, *mirror),
             Op::SetMark { key, value } => {
                 self.meta.insert(key.as_str(), *value)?;
                 done(Reply::Done, vec![])
@@ -898,8 +919,8 @@ pub(crate) struct Positions {
 
 /// The part of a stored message that settling and purging need.
 #[derive(serde::Deserialize)]
-struct MessageHead {
-    namespace: String,
+pub(crate) struct MessageHead {
+    pub(crate) namespace: String,
 }
 
 /// The block `id` unless it is absent or expired.

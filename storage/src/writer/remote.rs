@@ -38,6 +38,7 @@ impl Tables<'_> {
         job: &str,
         strategy: ConflictStrategy,
         changes: &[Change],
+        mirror: bool,
     ) -> Step {
         let mut manifolds = HashMap::new();
         let mut outcomes = Vec::with_capacity(changes.len());
@@ -70,9 +71,10 @@ impl Tables<'_> {
                         key,
                         value: Some(value),
                     }),
-                ) if !c.namespace.is_empty() => {
+                ) if !c.namespace.is_empty() && !mirror => {
                     self.remote_catalog(&c.namespace, kind, key, value)?
                 }
+                _ if mirror => self.mirror_other(c, &mut applied)?,
                 (kind, _) => ApplyOutcome::Refused(StorageError::InvalidQuery(format!(
                     "a sync job does not apply {kind:?} changes"
                 ))),
@@ -80,6 +82,122 @@ impl Tables<'_> {
             outcomes.push(outcome);
         }
         done(Reply::Outcomes(outcomes), applied)
+    }
+
+    /// A mirror's change other than namespaces and vectors, applied as the
+    /// source left it (each idempotent: applied twice, it changes nothing
+    /// the second time).
+    fn mirror_other(&mut self, c: &Change, applied: &mut Vec<Applied>) -> Result<ApplyOutcome> {
+        let outcome = match (&c.kind, &c.body, c.id) {
+            (ChangeKind::PutMessage, Some(ChangeBody::Message(m)), _) => {
+                if self.messages.get(m.id.as_u128())?.is_some() {
+                    return Ok(ApplyOutcome::Unchanged);
+                }
+                self.put_messages(&[std::sync::Arc::new((**m).clone())])?
+            }
+            (ChangeKind::Settle, Some(ChangeBody::Settled(s)), _) => {
+                let key = (s.message.as_u128(), s.recipient.as_str());
+                if self.settled.get(key)?.is_some() {
+                    return Ok(ApplyOutcome::Unchanged);
+                }
+                self.settle(std::slice::from_ref(s))?
+            }
+            (ChangeKind::ExpireMessage, _, Some(id)) => {
+                let Some(expires) = self.message_expiry(id)? else {
+                    return Ok(ApplyOutcome::Unchanged);
+                };
+                self.purge_messages(&[(expires, id)])?
+            }
+            (ChangeKind::PutBlock, Some(ChangeBody::Block(b)), _) => self.mirror_block(b)?,
+            (ChangeKind::DeleteBlock, _, Some(id)) => self.mirror_block_deletion(id)?,
+            (
+                ChangeKind::CatalogPut | ChangeKind::CatalogDelete,
+                Some(ChangeBody::Catalog { kind, key, value }),
+                _,
+            ) if !kind.starts_with('_') => {
+                self.mirror_catalog(&c.namespace, kind, key, value.as_ref())?
+            }
+            (kind, _, _) => {
+                return Ok(ApplyOutcome::Refused(StorageError::InvalidQuery(format!(
+                    "a mirror does not apply {kind:?} changes without their body"
+                ))));
+            }
+        };
+        Ok(match outcome {
+            Ok((_, more)) => {
+                applied.extend(more);
+                ApplyOutcome::Applied
+            }
+            Err(e) => ApplyOutcome::Refused(e),
+        })
+    }
+
+    /// When stored message `id` expires (`None`: not stored here).
+    fn message_expiry(&self, id: Uuid) -> Result<Option<u64>> {
+        let Some(row) = self.messages.get(id.as_u128())? else {
+            return Ok(None);
+        };
+        let m: crate::MessageRecord = decode(row.value(), "message")?;
+        Ok(Some(m.expires_ms.unwrap_or(0)))
+    }
+
+    fn mirror_block(&mut self, b: &crate::Block) -> Result<super::OpOutcome> {
+        let mut applied = Vec::new();
+        if let Some(row) = self.blocks.get(b.id.as_u128())? {
+            let old: crate::Block = decode(row.value(), "block")?;
+            drop(row);
+            if old.version >= b.version && old.name == b.name {
+                return Ok(Ok((Reply::Done, vec![])));
+            }
+            self.names.remove(old.name.as_str())?;
+        }
+        if let Some(other) = self.names.get(b.name.as_str())?.map(|v| v.value())
+            && other != b.id.as_u128()
+        {
+            self.blocks.remove(other)?;
+            applied.push(Applied::UnindexBlock(Uuid::from_u128(other)));
+        }
+        self.blocks
+            .insert(b.id.as_u128(), crate::record::encode(b)?.as_slice())?;
+        self.names.insert(b.name.as_str(), b.id.as_u128())?;
+        self.log_block(b)?;
+        applied.push(Applied::IndexBlock(b.clone()));
+        Ok(Ok((Reply::Done, applied)))
+    }
+
+    fn mirror_block_deletion(&mut self, id: Uuid) -> Result<super::OpOutcome> {
+        let Some(row) = self.blocks.get(id.as_u128())? else {
+            return Ok(Ok((Reply::Done, vec![])));
+        };
+        let b: crate::Block = decode(row.value(), "block")?;
+        drop(row);
+        self.blocks.remove(id.as_u128())?;
+        self.names.remove(b.name.as_str())?;
+        self.log(ChangeKind::DeleteBlock, "", Some(id), b.version, None)?;
+        Ok(Ok((Reply::Done, vec![Applied::UnindexBlock(id)])))
+    }
+
+    fn mirror_catalog(
+        &mut self,
+        namespace: &str,
+        kind: &str,
+        key: &str,
+        value: Option<&Vec<u8>>,
+    ) -> Result<super::OpOutcome> {
+        let here = self.catalog.get((kind, key))?.map(|v| v.value().to_vec());
+        if here.as_ref() == value {
+            return Ok(Ok((Reply::Done, vec![])));
+        }
+        match value {
+            Some(v) => {
+                self.catalog.insert((kind, key), v.as_slice())?;
+            }
+            None => {
+                self.catalog.remove((kind, key))?;
+            }
+        }
+        self.log_catalog(namespace, kind, key, value)?;
+        Ok(Ok((Reply::Done, vec![])))
     }
 
     /// Writes a namespace's catalog record (its access list, say) unless
