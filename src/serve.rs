@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hvs::runtime::auth::TokenStore;
-use hvs::runtime::{ClusterConfig, Durability, Runtime, RuntimeConfig, Server, ServerConfig};
+use hvs::runtime::{
+    ClusterConfig, Durability, Replication, Runtime, RuntimeConfig, Server, ServerConfig,
+};
 use serde::Deserialize;
 
 /// `hvs serve`'s options.
@@ -25,7 +27,9 @@ pub(crate) struct ServeArgs {
     /// The data directory [default: ./hvs-data].
     #[arg(long, env = "HVS_DATA")]
     data: Option<PathBuf>,
-    /// memory, buffered or sync [default: buffered].
+    /// memory, buffered, sync, or, in a cluster, replicated (answered once
+    /// a mirror applied the write) or quorum (once a 3-replica stream
+    /// holds it) [default: buffered]. See docs/STORAGE.md.
     #[arg(long, env = "HVS_DURABILITY")]
     durability: Option<String>,
     /// The operator's tokens file [default: DATA/tokens.json if it
@@ -67,6 +71,15 @@ pub(crate) struct ServeArgs {
     /// (docs/CLUSTER.md).
     #[arg(long = "capability", env = "HVS_CAPABILITIES", value_delimiter = ',')]
     capabilities: Option<Vec<String>>,
+    /// How long a failover group's lease lasts unless renewed, in ms
+    /// [default: 2000]: a stopped primary is replaced about this long after.
+    #[arg(long, env = "HVS_LEASE_TTL_MS")]
+    lease_ttl_ms: Option<u64>,
+    /// Letters a model's mailbox holds before senders are refused with
+    /// `mailbox_full` (in a cluster, also per model in the mail stream)
+    /// [default: 100000].
+    #[arg(long, env = "HVS_MAILBOX_CAPACITY")]
+    mailbox_capacity: Option<usize>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -81,6 +94,7 @@ struct FileConfig {
     max_frame_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
+    mailbox_capacity: Option<usize>,
     cluster: Option<ClusterSection>,
 }
 
@@ -94,6 +108,7 @@ struct ClusterSection {
     group: Option<String>,
     advertise: Option<String>,
     capabilities: Option<Vec<String>>,
+    lease_ttl_ms: Option<u64>,
 }
 
 /// The settings a server starts with, resolved.
@@ -104,15 +119,20 @@ struct Settings {
     tokens: Option<PathBuf>,
     config_file: Option<PathBuf>,
     cluster: Option<ClusterConfig>,
+    mailbox_capacity: Option<usize>,
 }
 
-fn durability(s: &str) -> Result<Durability, String> {
+/// The store's level, and the cluster's (`replicated` and `quorum`
+/// commit at `buffered` here, then wait for the cluster).
+fn durability(s: &str) -> Result<(Durability, Replication), String> {
     match s {
-        "memory" => Ok(Durability::Memory),
-        "buffered" => Ok(Durability::Buffered),
-        "sync" => Ok(Durability::Sync),
+        "memory" => Ok((Durability::Memory, Replication::Local)),
+        "buffered" => Ok((Durability::Buffered, Replication::Local)),
+        "sync" => Ok((Durability::Sync, Replication::Local)),
+        "replicated" => Ok((Durability::Buffered, Replication::Replicated)),
+        "quorum" => Ok((Durability::Buffered, Replication::Quorum)),
         other => Err(format!(
-            "durability {other:?} is not one of memory, buffered, sync"
+            "durability {other:?} is not one of memory, buffered, sync, replicated, quorum"
         )),
     }
 }
@@ -131,7 +151,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         .data
         .or(file.data)
         .unwrap_or_else(|| PathBuf::from("hvs-data"));
-    let durability = durability(
+    let (durability, replication) = durability(
         args.durability
             .or(file.durability)
             .as_deref()
@@ -173,7 +193,20 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
             .or(section.advertise)
             .or_else(|| Some(server.listen.to_string())),
         capabilities: args.capabilities.or(section.capabilities),
+        lease_ttl_ms: args.lease_ttl_ms.or(section.lease_ttl_ms),
     })?;
+    let cluster = match (cluster, replication) {
+        (Some(c), r) => Some(ClusterConfig {
+            replication: r,
+            ..c
+        }),
+        (None, Replication::Local) => None,
+        (None, _) => {
+            return Err(
+                "durability replicated and quorum need a cluster (--nats, --instance)".into(),
+            );
+        }
+    };
     Ok(Settings {
         server,
         data,
@@ -181,6 +214,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         tokens,
         config_file,
         cluster,
+        mailbox_capacity: args.mailbox_capacity.or(file.mailbox_capacity),
     })
 }
 
@@ -195,6 +229,8 @@ fn cluster(s: ClusterSection) -> Result<Option<ClusterConfig>, String> {
             group: s.group,
             advertise: s.advertise,
             capabilities: s.capabilities.unwrap_or_default(),
+            lease_ttl_ms: s.lease_ttl_ms.unwrap_or(0),
+            replication: Replication::Local,
         })),
         _ => Err(
             "a cluster needs both NATS urls (--nats, HVS_NATS, [cluster] nats) \
@@ -249,9 +285,14 @@ async fn run(s: Settings) -> Result<(), String> {
         d => hvs::runtime::StoreConfig::file(&db, d),
     };
     let cluster = s.cluster.clone();
+    let mut hub = hvs::runtime::HubConfig::default();
+    if let Some(capacity) = s.mailbox_capacity {
+        hub.mailboxes.capacity = capacity.max(1);
+    }
     let runtime = Runtime::open(RuntimeConfig {
         store,
         cluster,
+        hub,
         ..RuntimeConfig::memory()
     })
     .await

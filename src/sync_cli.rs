@@ -242,7 +242,7 @@ async fn connect(options: SyncOptions) -> Result<Client, ClientError> {
 
 /// The contract of the model the CLI connects as: the least a contract
 /// must say, writing only its own namespace.
-fn operator_contract() -> String {
+pub(crate) fn operator_contract() -> String {
     json!({
         "contract_version": "1.0.0",
         "model": {"id": OPERATOR_MODEL, "name": "HVS operator (hvs sync)", "version": "1",
@@ -318,6 +318,7 @@ fn job_line(s: &SyncStatus) -> String {
 fn mode_text(mode: &SyncMode) -> String {
     match mode {
         SyncMode::Full => "full".into(),
+        SyncMode::Mirror => "mirror".into(),
         SyncMode::Partial {
             namespaces,
             regions,

@@ -6,8 +6,12 @@
 //!
 //! - `feed.rs`: the publisher of this instance's feed.
 //! - `sync.rs`: one actor per sync job.
+//! - `group.rs`: a failover group's lease, roles and promotion.
+//! - `mail.rs`, `mail/`: mail between models on different instances.
 
 mod feed;
+mod group;
+pub(crate) mod mail;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -23,6 +27,7 @@ use hvs_types::{FeedStatus, SyncMode, SyncSpec, SyncStatus};
 use crate::directory::Directory;
 use crate::error::{ActorError, Result};
 use feed::FeedGauge;
+pub use group::Role;
 use sync::{Control, GetStatus, JobRecord, SyncActor};
 
 /// Catalog kind of sync jobs' records: local (`_`), never in the feed.
@@ -48,7 +53,41 @@ pub struct ClusterConfig {
     pub advertise: Option<String>,
     /// What this instance offers to federated queries (`docs/CLUSTER.md`).
     pub capabilities: Vec<String>,
+    /// How long a group's lease lasts unless renewed, in ms (0: the
+    /// default, 2,000). A primary that stops stops taking writes within
+    /// this, and a mirror takes its place soon after.
+    pub lease_ttl_ms: u64,
+    /// When a write is answered, beyond this instance's own commit.
+    pub replication: Replication,
 }
+
+impl ClusterConfig {
+    /// The lease's time to live.
+    pub fn lease_ttl(&self) -> Duration {
+        match self.lease_ttl_ms {
+            0 => Duration::from_secs(2),
+            ms => Duration::from_millis(ms),
+        }
+    }
+}
+
+/// The durability levels beyond one instance (`docs/STORAGE.md`): when a
+/// write is answered, after its commit here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replication {
+    /// Once committed here (at the store's own level).
+    #[default]
+    Local,
+    /// Once a mirror of this instance has applied it (needs a group).
+    Replicated,
+    /// Once this instance's feed stream, with 3 replicas, holds it: a
+    /// majority of the NATS nodes has it.
+    Quorum,
+}
+
+/// How long a write waits for its replication before it is answered with
+/// [`ActorError::NotReplicated`].
+const REPLICATION_WAIT: Duration = Duration::from_secs(10);
 
 /// The stream that holds `instance`'s feed.
 pub fn stream_name(instance: &str) -> String {
@@ -80,7 +119,7 @@ fn subject_token(name: &str) -> String {
 
 /// A name usable as an instance or job name (and so in subjects and
 /// consumer names).
-fn check_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -113,6 +152,8 @@ struct ClusterInner {
     arbiter: ArbiterHandle,
     /// Told of the namespaces jobs bring and delete.
     directory: Addr<Directory>,
+    /// The failover group's state, if this instance is in one.
+    group: Option<Arc<group::GroupGauge>>,
     jobs: Mutex<BTreeMap<String, Job>>,
 }
 
@@ -134,6 +175,22 @@ impl Cluster {
         directory: Addr<Directory>,
     ) -> Result<Cluster> {
         check_name("instance name", &config.instance)?;
+        if let Some(g) = &config.group {
+            check_name("group name", g)?;
+        }
+        match (config.replication, &config.group, config.replicas) {
+            (Replication::Replicated, None, _) => {
+                return Err(ActorError::InvalidRequest(
+                    "replicated durability needs a failover group (a mirror to wait for)".into(),
+                ));
+            }
+            (Replication::Quorum, _, r) if r < 3 => {
+                return Err(ActorError::InvalidRequest(format!(
+                    "quorum durability needs a feed stream of 3 replicas, not {r}"
+                )));
+            }
+            _ => {}
+        }
         if config.urls.is_empty() {
             return Err(ActorError::InvalidRequest(
                 "[cluster] needs at least one NATS url".into(),
@@ -160,6 +217,14 @@ impl Cluster {
             .timeout(Duration::from_secs(5))
             .build(client.clone());
         let feed = Arc::new(FeedGauge::new(connections.clone()));
+        let group = config
+            .group
+            .as_ref()
+            .map(|_| Arc::new(group::GroupGauge::new()));
+        if group.is_some() {
+            // No writes of its own until it holds the group's lease.
+            store.fence().close(None);
+        }
         let cluster = Cluster {
             inner: Arc::new(ClusterInner {
                 config,
@@ -170,15 +235,21 @@ impl Cluster {
                 connections,
                 arbiter,
                 directory,
+                group,
                 jobs: Mutex::new(BTreeMap::new()),
             }),
         };
         cluster.start_feed();
+        crate::bridge::start_federation(&cluster);
         for (_, bytes) in cluster.inner.store.catalog_list(JOBS)? {
             match serde_json::from_slice::<JobRecord>(&bytes) {
                 Ok(record) => cluster.start_job(record),
                 Err(e) => tracing::error!("a sync job's record cannot be read: {e}"),
             }
+        }
+        if let (Some(name), Some(gauge)) = (&cluster.inner.config.group, &cluster.inner.group) {
+            let member = group::GroupMember::new(cluster.clone(), name.clone(), gauge.clone());
+            cluster.inner.arbiter.spawn(member.run());
         }
         Ok(cluster)
     }
@@ -206,6 +277,60 @@ impl Cluster {
     /// This instance's store.
     pub(crate) fn store(&self) -> &Arc<Store> {
         &self.inner.store
+    }
+
+    /// The directory (told of what jobs and promotions bring).
+    pub(crate) fn directory(&self) -> &Addr<Directory> {
+        &self.inner.directory
+    }
+
+    /// The primary this instance mirrors, from its mirror job, if any.
+    pub(crate) fn mirrored_primary(&self) -> Option<String> {
+        self.jobs()
+            .keys()
+            .find_map(|name| name.strip_prefix("mirror-").map(str::to_string))
+    }
+
+    /// This instance's role in its failover group (`None`: in none).
+    pub fn role(&self) -> Option<Role> {
+        self.inner.group.as_ref().map(|g| g.role())
+    }
+
+    /// Follows the role (`None`: in no group).
+    pub fn watch_role(&self) -> Option<tokio::sync::watch::Receiver<Role>> {
+        self.inner.group.as_ref().map(|g| g.watch_role())
+    }
+
+    /// Waits until the changes up to `seq` of this instance's feed are
+    /// replicated as its [`Replication`] level says; at once for `Local`.
+    /// Refused with [`ActorError::NotReplicated`] after 10 s, and with the
+    /// store's `not_primary` if the lease lapsed meanwhile (the write may
+    /// survive, or not: the caller retries).
+    pub async fn wait_replicated(&self, seq: u64) -> Result<()> {
+        let mut watch = match self.inner.config.replication {
+            Replication::Local => return Ok(()),
+            Replication::Quorum => self.inner.feed.watch_published(),
+            Replication::Replicated => match &self.inner.group {
+                Some(g) => g.watch_mirrored(),
+                None => return Ok(()),
+            },
+        };
+        let level = self.inner.config.replication;
+        tokio::time::timeout(REPLICATION_WAIT, watch.wait_for(|p| *p >= seq))
+            .await
+            .map_err(|_| ActorError::NotReplicated {
+                level: replication_name(level),
+                waited_ms: REPLICATION_WAIT.as_millis() as u64,
+            })?
+            .map_err(|_| ActorError::Stopped)?;
+        if self.inner.group.is_some() {
+            self.inner
+                .store
+                .fence()
+                .check(std::time::Instant::now())
+                .map_err(ActorError::from)?;
+        }
+        Ok(())
     }
 
     /// The arbiter cluster actors and tasks run on.
@@ -365,6 +490,15 @@ impl Cluster {
             Ok(out)
         })
         .await
+    }
+}
+
+/// `replicated` or `quorum`, as the docs name them.
+pub fn replication_name(r: Replication) -> &'static str {
+    match r {
+        Replication::Local => "local",
+        Replication::Replicated => "replicated",
+        Replication::Quorum => "quorum",
     }
 }
 

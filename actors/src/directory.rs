@@ -139,6 +139,7 @@ impl Directory {
                 dead: Default::default(),
                 dead_count: 0,
                 tick,
+                remote: Default::default(),
             };
             a.bury(dead);
             a
@@ -400,6 +401,33 @@ pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// This instance became its failover group's primary (`cluster/group.rs`):
+/// its store now holds what the old primary held, mailboxes included, so
+/// every model and namespace is brought back from it as a restart would.
+/// (A mirror serves no model: its fence refuses the contract a `hello`
+/// stores.)
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub(crate) struct Promote;
+
+impl Handler<Promote> for Directory {
+    type Result = Result<()>;
+
+    fn handle(&mut self, _: Promote, _: &mut Self::Context) -> Self::Result {
+        let letters = hvs_mailbox::recover_letters(&self.store)?;
+        for m in self.registry.models.iter() {
+            m.addr.do_send(crate::model::Retire);
+        }
+        self.registry.models.clear();
+        for n in self.registry.namespaces.iter() {
+            n.value().do_send(namespace::Stop);
+        }
+        self.registry.namespaces.clear();
+        *self.recovered.lock().unwrap_or_else(|e| e.into_inner()) = letters;
+        recover(self)
+    }
 }
 
 /// A namespace a sync job brought here, with the source's access list

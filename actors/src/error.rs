@@ -67,6 +67,24 @@ pub enum ActorError {
     /// No sync job of that name on this instance.
     #[error("no sync job named {0:?}")]
     UnknownSyncJob(String),
+    /// A write committed here whose replication (`replicated`, `quorum`)
+    /// was not confirmed in time: it may survive a failover, or not, so
+    /// the caller retries (writes are at least once).
+    #[error(
+        "the write is committed here but its {level} replication was not confirmed within {waited_ms} ms"
+    )]
+    NotReplicated {
+        /// The durability level waited for.
+        level: &'static str,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// No bridge of that name on this instance.
+    #[error("no bridge named {0:?}")]
+    UnknownBridge(String),
+    /// NATS or JetStream did not answer a cluster operation (retry later).
+    #[error("the cluster is unavailable: {0}")]
+    ClusterUnavailable(String),
 }
 
 impl ActorError {
@@ -83,8 +101,9 @@ impl ActorError {
             | Self::PermissionDenied { .. }
             | Self::InvalidRequest(_)
             | Self::NoCluster
-            | Self::UnknownSyncJob(_) => true,
-            Self::Stopped => false,
+            | Self::UnknownSyncJob(_)
+            | Self::UnknownBridge(_) => true,
+            Self::Stopped | Self::ClusterUnavailable(_) | Self::NotReplicated { .. } => false,
         }
     }
 
@@ -105,6 +124,9 @@ impl ActorError {
             Self::Stopped => "stopped",
             Self::NoCluster => "no_cluster",
             Self::UnknownSyncJob(_) => "unknown_sync_job",
+            Self::NotReplicated { .. } => "not_replicated",
+            Self::UnknownBridge(_) => "unknown_bridge",
+            Self::ClusterUnavailable(_) => "cluster_unavailable",
         }
     }
 }

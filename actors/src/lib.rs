@@ -52,12 +52,16 @@
 //! - [`Cluster`] (`cluster.rs`, `cluster/`): many instances on NATS
 //!   JetStream — the change feed's publisher and one `SyncActor` per sync
 //!   job (`docs/SYNC.md`).
+//! - `bridge.rs`, `bridge/`: one `BridgeActor` per bridge — shared,
+//!   federated (over NATS request/reply), cross-manifold
+//!   (`docs/BRIDGES.md`); driven through [`Hub::create_bridge`].
 //! - [`ActorError`] (`error.rs`).
 //!
 //! The delivery guarantees are written down in `docs/SEMANTICS.md`.
 
 mod admission;
 mod blocks;
+mod bridge;
 mod cluster;
 mod directory;
 mod error;
@@ -69,7 +73,9 @@ mod state;
 mod vectors;
 
 pub use blocks::BlockSettings;
-pub use cluster::{Cluster, ClusterConfig, feed_subject, stream_name};
+pub use cluster::{
+    Cluster, ClusterConfig, Replication, Role, feed_subject, replication_name, stream_name,
+};
 pub use directory::MailboxDefaults;
 pub use error::{ActorError, Result};
 pub use hub::{

@@ -2,7 +2,7 @@
 //! rate limit, encoding, storage) and owns the model's mailbox (admission,
 //! delivery, acks, redelivery, dead letters, the push stream).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,6 +138,9 @@ pub(crate) struct ModelActor {
     pub(crate) dead: VecDeque<DeadLetterInfo>,
     pub(crate) dead_count: u64,
     pub(crate) tick: Duration,
+    /// Letters read from the cluster's mail stream, and whether the model
+    /// lives on another instance (`cluster/mail`).
+    pub(crate) remote: crate::cluster::mail::RemoteLetters,
 }
 
 impl Actor for ModelActor {
@@ -145,7 +148,7 @@ impl Actor for ModelActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.tick, |act, _| act.on_tick());
+        ctx.run_interval(self.tick, |act, ctx| act.on_tick(ctx));
     }
 }
 
@@ -158,16 +161,17 @@ fn reason_of(r: &DeadReason) -> &'static str {
 }
 
 /// What a message costs its sender's storage quota: payload and vector.
-fn size_of(record: &MessageRecord) -> u64 {
+pub(crate) fn size_of(record: &MessageRecord) -> u64 {
     (record.payload.len() + 8 * record.vector.len()) as u64
 }
 
 /// Hands stored messages to their recipients' actors, one message per
-/// recipient actor.
-fn hand_over(registry: &Registry, stored: &[Arc<MessageRecord>]) {
+/// recipient actor, except to recipients living on other instances
+/// (`elsewhere`), whose letters went to the cluster's mail stream.
+fn hand_over(registry: &Registry, stored: &[Arc<MessageRecord>], elsewhere: &HashSet<String>) {
     let mut per: HashMap<&str, Vec<Arc<MessageRecord>>> = HashMap::new();
     for m in stored {
-        for to in &m.to {
+        for to in m.to.iter().filter(|to| !elsewhere.contains(*to)) {
             per.entry(to.as_str()).or_default().push(m.clone());
         }
     }
@@ -179,7 +183,7 @@ fn hand_over(registry: &Registry, stored: &[Arc<MessageRecord>]) {
 }
 
 impl ModelActor {
-    fn own_write_check(&self) -> Result<()> {
+    pub(crate) fn own_write_check(&self) -> Result<()> {
         let p = &self.profile;
         if p.contract.permissions.can_write(&p.namespace) {
             Ok(())
@@ -194,7 +198,7 @@ impl ModelActor {
     }
 
     /// The record of an outgoing message: its vector made, its size checked.
-    fn record(&self, out: Outgoing, to: Vec<String>, now: u64) -> Result<MessageRecord> {
+    pub(crate) fn record(&self, out: Outgoing, to: Vec<String>, now: u64) -> Result<MessageRecord> {
         let p = &self.profile;
         p.limiter.check_message_size(out.payload.len() as u64)?;
         let vector = match &out.vector {
@@ -225,6 +229,18 @@ impl ModelActor {
         records: Vec<MessageRecord>,
         admission: Admission,
     ) -> oneshot::Receiver<Result<Vec<Arc<MessageRecord>>>> {
+        self.store_and_hand_over_except(records, admission, HashSet::new())
+    }
+
+    /// [`store_and_hand_over`](Self::store_and_hand_over), handing nothing
+    /// to the recipients in `elsewhere` (their letters are in the cluster's
+    /// mail stream).
+    pub(crate) fn store_and_hand_over_except(
+        &self,
+        records: Vec<MessageRecord>,
+        admission: Admission,
+        elsewhere: HashSet<String>,
+    ) -> oneshot::Receiver<Result<Vec<Arc<MessageRecord>>>> {
         let (tx, rx) = oneshot::channel();
         let registry = self.registry.clone();
         self.store.append_messages(
@@ -233,7 +249,7 @@ impl ModelActor {
                 let answer = match r {
                     Ok(stored) => {
                         admission.commit();
-                        hand_over(&registry, &stored);
+                        hand_over(&registry, &stored, &elsewhere);
                         Ok(stored)
                     }
                     Err(e) => Err(e.into()),
@@ -265,14 +281,17 @@ impl ModelActor {
         let mut settled = Vec::with_capacity(dead.len());
         for d in dead {
             let reason = reason_of(&d.reason);
-            settled.push(Settled {
-                message: d.letter.id,
-                recipient: self.profile.id.clone(),
-                settlement: Settlement::DeadLettered {
-                    reason: reason.into(),
-                },
-                at_ms: now,
-            });
+            // Read from the cluster's mail stream: settled there.
+            if !self.remote.bury(d.letter.id) {
+                settled.push(Settled {
+                    message: d.letter.id,
+                    recipient: self.profile.id.clone(),
+                    settlement: Settlement::DeadLettered {
+                        reason: reason.into(),
+                    },
+                    at_ms: now,
+                });
+            }
             self.dead_count += 1;
             if self.dead.len() == DEAD_LETTERS_KEPT {
                 self.dead.pop_front();
@@ -305,7 +324,7 @@ impl ModelActor {
     /// [`PUSH_WINDOW`] deliveries, the rest waits in the mailbox (pending,
     /// not in flight) until the reader makes room; the next arrival or
     /// tick pushes again.
-    fn push(&mut self) {
+    pub(crate) fn push(&mut self) {
         let room = match &self.subscriber {
             Some(sub) if sub.is_closed() => {
                 self.subscriber = None;
@@ -336,7 +355,11 @@ impl ModelActor {
         }
     }
 
-    fn on_tick(&mut self) {
+    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        if self.remote.away() {
+            self.forward(ctx);
+            return;
+        }
         let dead = self.mailbox.tick(now_ms());
         self.bury(dead);
         self.push();
@@ -351,7 +374,10 @@ pub(crate) struct Post(pub(crate) Vec<(String, Outgoing)>);
 impl Handler<Post> for ModelActor {
     type Result = ResponseFuture<Result<Vec<Uuid>>>;
 
-    fn handle(&mut self, msg: Post, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Post, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(mail) = self.mail_for(msg.0.iter().map(|(to, _)| to.as_str())) {
+            return self.post_across(ctx, mail, msg.0);
+        }
         let prepared = (|| -> Result<_> {
             self.own_write_check()?;
             let mut admission = Admission::new(self.profile.clone());
@@ -395,7 +421,10 @@ pub struct EachOutcome {
 impl Handler<PostEach> for ModelActor {
     type Result = ResponseFuture<Result<EachOutcome>>;
 
-    fn handle(&mut self, msg: PostEach, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: PostEach, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(mail) = self.mail_for(msg.0.iter().map(|(to, _)| to.as_str())) {
+            return self.post_each_across(ctx, mail, msg.0);
+        }
         if let Err(e) = self.own_write_check() {
             return Box::pin(std::future::ready(Err(e)));
         }
@@ -451,20 +480,31 @@ pub(crate) struct Broadcast {
     pub(crate) recipients: Vec<String>,
 }
 
+impl ModelActor {
+    /// Whether the contract lets the model broadcast (and write its own
+    /// namespace, where the message is stored).
+    pub(crate) fn broadcast_check(&self) -> Result<()> {
+        if !self.profile.contract.permissions.broadcast {
+            return Err(ActorError::PermissionDenied {
+                model: self.profile.id.clone(),
+                action: "broadcast",
+                namespace: self.profile.namespace.clone(),
+                reason: "the contract's permissions.broadcast is false".into(),
+            });
+        }
+        self.own_write_check()
+    }
+}
+
 impl Handler<Broadcast> for ModelActor {
     type Result = ResponseFuture<Result<BroadcastReport>>;
 
-    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Broadcast, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(mail) = self.mail_for(msg.recipients.iter().map(String::as_str)) {
+            return self.broadcast_across(ctx, mail, msg.message, msg.recipients);
+        }
         let prepared = (|| -> Result<_> {
-            if !self.profile.contract.permissions.broadcast {
-                return Err(ActorError::PermissionDenied {
-                    model: self.profile.id.clone(),
-                    action: "broadcast",
-                    namespace: self.profile.namespace.clone(),
-                    reason: "the contract's permissions.broadcast is false".into(),
-                });
-            }
-            self.own_write_check()?;
+            self.broadcast_check()?;
             let mut admission = Admission::new(self.profile.clone());
             admission.take_vectors(1)?;
             let (mut recipients, mut refused) = (Vec::new(), Vec::new());
@@ -545,13 +585,24 @@ impl Handler<Ack> for ModelActor {
             acked: r.acked,
             unknown: r.unknown,
         };
+        // Letters read from the cluster's mail stream are settled there.
+        let remote = self.remote.take_acked(&report.acked);
+        let local: Vec<Uuid> = report
+            .acked
+            .iter()
+            .filter(|id| !remote.iter().any(|(r, _)| r == *id))
+            .copied()
+            .collect();
+        let remote = crate::cluster::mail::ack_remote(remote);
         // Nothing outlives the process at memory durability: no settlements.
         if self.store.durability() == Durability::Memory {
-            return Box::pin(async move { Ok(report) });
+            return Box::pin(async move {
+                remote.await?;
+                Ok(report)
+            });
         }
         let now = now_ms();
-        let settled = report
-            .acked
+        let settled = local
             .iter()
             .map(|id| Settled {
                 message: *id,
@@ -568,6 +619,7 @@ impl Handler<Ack> for ModelActor {
             }),
         );
         Box::pin(async move {
+            remote.await?;
             rx.await.map_err(|_| ActorError::Stopped)??;
             Ok(report)
         })
@@ -616,6 +668,20 @@ impl Handler<Unsubscribe> for ModelActor {
 
     fn handle(&mut self, _: Unsubscribe, _: &mut Self::Context) {
         self.subscriber = None;
+    }
+}
+
+/// Stops the actor (its mailbox is reloaded from storage by a successor:
+/// a mirror promoted to primary, `directory.rs`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Retire;
+
+impl Handler<Retire> for ModelActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }
 

@@ -2,7 +2,7 @@
 //! and of sync jobs, in the specification's vocabulary (`sync_full`,
 //! `sync_partial`, `sync_selective`).
 
-use hvs_actors::{Cluster, ClusterConfig};
+use hvs_actors::{Cluster, ClusterConfig, Role};
 use hvs_storage::AuditEntry;
 use hvs_types::{ConflictStrategy, FeedStatus, Filter, SyncMode, SyncSpec, SyncStatus};
 
@@ -22,6 +22,28 @@ impl Runtime {
     /// This instance's name in its cluster, if it is in one.
     pub fn instance(&self) -> Option<&str> {
         self.hub.cluster().ok().map(Cluster::instance)
+    }
+
+    /// This instance's role in its failover group (`None`: in none).
+    pub fn role(&self) -> Option<Role> {
+        self.hub.cluster().ok().and_then(Cluster::role)
+    }
+
+    /// Follows this instance's role in its failover group (`None`: in
+    /// none, or in no cluster).
+    pub fn watch_role(&self) -> Option<tokio::sync::watch::Receiver<Role>> {
+        self.hub.cluster().ok().and_then(Cluster::watch_role)
+    }
+
+    /// Waits until every write committed so far is replicated as the
+    /// cluster's durability level says (`replicated`, `quorum`; at once
+    /// without a cluster or at a local level): the server answers a
+    /// write only after this (`docs/CLUSTER.md`).
+    pub async fn confirm_replicated(&self) -> Result<()> {
+        match self.hub.cluster() {
+            Ok(c) => c.wait_replicated(self.storage().last_change()).await,
+            Err(_) => Ok(()),
+        }
     }
 
     /// How far this instance's change feed is published.

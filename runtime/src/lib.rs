@@ -31,6 +31,7 @@
 
 mod admin;
 pub mod auth;
+mod bridge;
 mod cluster;
 mod cmd;
 mod metrics;
@@ -50,7 +51,7 @@ pub use hvs_actors::{
     AccessKind, AckReport, ActorError as Error, BroadcastReport, BroadcastScope, ClusterConfig,
     ConsensusReport, DeadLetterInfo, Delivery, DeliveryStream, Grant, HubConfig, IsolationPolicy,
     MailboxDefaults, MailboxStats, ModelRef as ModelHandle, ModelState, NamespaceInfo, Outgoing,
-    OverflowPolicy, SharedHit, VectorInput, Visibility, stream_name,
+    OverflowPolicy, Replication, Role, SharedHit, VectorInput, Visibility, stream_name,
 };
 pub use hvs_contracts::Contract;
 pub use hvs_storage::{
@@ -58,6 +59,7 @@ pub use hvs_storage::{
     MessageRecord, NewVector, SearchHit, SearchQuery, StoreConfig,
 };
 pub use hvs_types::{
+    BridgeHit, BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
     ConflictCounts, ConflictStrategy, FeedStatus, SyncMode, SyncSpec, SyncState, SyncStatus,
 };
 

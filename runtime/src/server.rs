@@ -602,6 +602,7 @@ async fn session_loop(
     let mut push: Option<tokio::task::JoinHandle<()>> = None;
     let replaced = session.replaced.notified();
     tokio::pin!(replaced);
+    let mut role = shared.runtime.watch_role();
     // A frame read ahead while gathering a batch of sends, to be served next.
     let mut carry: Option<Result<BytesMut, std::io::Error>> = None;
     let end = loop {
@@ -610,6 +611,7 @@ async fn session_loop(
             None => tokio::select! {
                 r = tokio::time::timeout(silence, reader.next()) => r,
                 _ = &mut replaced => break ("replaced", Some((codes::REPLACED, "another connection claimed this model".to_string()))),
+                _ = not_primary(&mut role) => break ("not primary", Some((codes::NOT_PRIMARY, "this server is not its group's primary (any more): reconnect to the primary".to_string()))),
                 _ = shutdown.changed() => break ("shutdown", Some((codes::SHUTTING_DOWN, "the server is shutting down".to_string()))),
             },
         };
@@ -709,7 +711,10 @@ async fn session_loop(
         let model_id = model.id().to_string();
         tokio::spawn(async move {
             let started = Instant::now();
-            let answer = pending.await;
+            let mut answer = pending.await;
+            if answer.is_ok() && WRITES.contains(&op) {
+                answer = confirm(&shared2).await.and(answer);
+            }
             if op == "search" {
                 shared2.metrics.search(started.elapsed());
             }
@@ -798,7 +803,14 @@ async fn serve_sends(
     let sent = model.send_each(messages);
     let (tx, shared) = (tx.clone(), shared.clone());
     tokio::spawn(async move {
-        let answers = cmd::send_answers(sent.await, ids.len());
+        let mut answers = cmd::send_answers(sent.await, ids.len());
+        if answers.iter().any(Result::is_ok)
+            && let Err(e) = confirm(&shared).await
+        {
+            for a in answers.iter_mut().filter(|a| a.is_ok()) {
+                *a = Err(e.clone());
+            }
+        }
         for (id, answer) in ids.into_iter().zip(answers) {
             let reply = answer.and_then(|ok| {
                 Ok(cmd::Reply {
@@ -820,6 +832,51 @@ async fn serve_sends(
         drop(shared);
         drop(permit);
     });
+}
+
+/// Resolves once this server is not its failover group's primary; never
+/// outside a group.
+async fn not_primary(role: &mut Option<tokio::sync::watch::Receiver<hvs_actors::Role>>) {
+    match role {
+        Some(r) => {
+            let _ = r
+                .wait_for(|r| !matches!(r, hvs_actors::Role::Primary { .. }))
+                .await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The operations that write: answered only once their write is
+/// replicated as the cluster's durability level says (`confirm`).
+const WRITES: &[&str] = &[
+    "send_batch",
+    "broadcast",
+    "create_namespace",
+    "delete_namespace",
+    "grant_access",
+    "store_vector",
+    "batch_store_vectors",
+    "update_vector",
+    "delete_vector",
+    "delete_vectors",
+    "delete_by_filter",
+    "contribute",
+    "register_state",
+    "update_state",
+    "store_block",
+    "update_block",
+    "delete_block",
+];
+
+/// Waits for the replication of every write committed so far
+/// (`replicated`, `quorum`; at once otherwise).
+async fn confirm(shared: &Shared) -> Result<(), WireError> {
+    shared
+        .runtime
+        .confirm_replicated()
+        .await
+        .map_err(cmd::wire_error)
 }
 
 /// Refusals written to the audit log here: a model reaching for what its

@@ -28,6 +28,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// What the publisher shares with status readers and the connection.
 pub(crate) struct FeedGauge {
     published: AtomicU64,
+    /// The same position, for those who wait for it (`quorum` writes).
+    published_watch: tokio::sync::watch::Sender<u64>,
     failing: AtomicBool,
     last_error: std::sync::Mutex<Option<String>>,
     /// Connections (and reconnections) to NATS made so far.
@@ -38,6 +40,7 @@ impl FeedGauge {
     pub(crate) fn new(connections: Arc<AtomicU64>) -> FeedGauge {
         FeedGauge {
             published: AtomicU64::new(0),
+            published_watch: tokio::sync::watch::Sender::new(0),
             failing: AtomicBool::new(false),
             last_error: std::sync::Mutex::new(None),
             connections,
@@ -63,6 +66,16 @@ impl FeedGauge {
             lag: last_change.saturating_sub(published),
             last_error,
         }
+    }
+
+    fn set_published(&self, last: u64) {
+        self.published.store(last, Ordering::Relaxed);
+        self.published_watch.send_replace(last);
+    }
+
+    /// Follows the last change JetStream acknowledged.
+    pub(crate) fn watch_published(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published_watch.subscribe()
     }
 
     fn fail(&self, e: String) {
@@ -92,7 +105,7 @@ impl FeedPublisher {
                 return;
             }
         };
-        self.gauge.published.store(published, Ordering::Relaxed);
+        self.gauge.set_published(published);
         // Whether to compare the position with what the stream holds: at
         // the start, after every fault and after every reconnection. A nats-server killed may lose the
         // last messages it acknowledged (its file store flushes behind its
@@ -116,7 +129,7 @@ impl FeedPublisher {
                         );
                         self.write_mark(held).await?;
                         published = held;
-                        self.gauge.published.store(held, Ordering::Relaxed);
+                        self.gauge.set_published(held);
                     }
                     check = false;
                 }
@@ -143,7 +156,7 @@ impl FeedPublisher {
             match outcome {
                 Ok(Some(last)) => {
                     published = last;
-                    self.gauge.published.store(last, Ordering::Relaxed);
+                    self.gauge.set_published(last);
                     self.gauge.failing.store(false, Ordering::Relaxed);
                     backoff = Duration::from_millis(50);
                 }

@@ -147,6 +147,7 @@ impl Actor for SyncActor {
         }
         let job = JobLoop {
             spec: self.record.status.spec.clone(),
+            instance: self.instance.clone(),
             consumer_name: consumer_name(&self.instance, &self.record.status.spec.name),
             refused_namespaces: self.record.refused_namespaces.clone(),
             position: self.record.status.position,
@@ -317,6 +318,8 @@ impl Handler<Report> for SyncActor {
 /// The job's work, spawned in its actor's context (and so stopped with it).
 struct JobLoop {
     spec: SyncSpec,
+    /// The instance the job runs on.
+    instance: String,
     consumer_name: String,
     refused_namespaces: BTreeSet<String>,
     /// The stream sequence and the source's change sequence of the last
@@ -508,7 +511,7 @@ impl JobLoop {
     /// namespace's (the rest is filtered here).
     fn filter_subject(&self) -> String {
         let namespaces = match &self.spec.mode {
-            SyncMode::Full => &[][..],
+            SyncMode::Full | SyncMode::Mirror => &[][..],
             SyncMode::Partial { namespaces, .. } | SyncMode::Selective { namespaces, .. } => {
                 &namespaces[..]
             }
@@ -612,6 +615,23 @@ impl JobLoop {
         progress.pending = pending;
         progress.lag_ms = ((now_ns - published_ns).max(0) / 1_000_000) as u64;
         self.actor.do_send(Report::Batch(progress));
+        if self.spec.mode == SyncMode::Mirror {
+            // Told to the source, whose `replicated` writes wait for a
+            // mirror to hold them (`group.rs`); a lost notice only delays
+            // them until the next.
+            let notice = super::group::AppliedNotice {
+                mirror: self.instance.clone(),
+                change,
+            };
+            let _ = self
+                .js
+                .client()
+                .publish(
+                    super::group::applied_subject(&self.spec.source),
+                    notice.encode().into(),
+                )
+                .await;
+        }
         Ok(true)
     }
 
@@ -627,8 +647,14 @@ impl JobLoop {
             self.spec.strategy,
         );
         let changes = changes.to_vec();
-        let applied =
-            tokio::task::spawn_blocking(move || store.apply_changes(&job, strategy, changes));
+        let mirror = self.spec.mode == SyncMode::Mirror;
+        let applied = tokio::task::spawn_blocking(move || {
+            if mirror {
+                store.mirror_changes(&job, strategy, changes)
+            } else {
+                store.apply_changes(&job, strategy, changes)
+            }
+        });
         match applied.await {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(e)) => Err(format!("applying: {e}")),
@@ -693,6 +719,9 @@ impl JobLoop {
 
     /// Whether the job copies change `c` here.
     fn in_scope(&self, c: &Change) -> std::result::Result<bool, String> {
+        if self.spec.mode == SyncMode::Mirror {
+            return Ok(true);
+        }
         let vector = matches!(
             c.kind,
             ChangeKind::Insert | ChangeKind::Update | ChangeKind::Delete

@@ -6,6 +6,7 @@
 //! session. `docs/PROTOCOL.md` lists every operation.
 
 mod blocks;
+mod bridge;
 mod messages;
 mod session;
 mod spaces;
@@ -107,7 +108,7 @@ impl Ctx<'_> {
             Err(Refusal(WireError::new(
                 "permission_denied",
                 format!(
-                    "{:?} may not manage sync jobs: that needs a token whose namespaces include \"*\"",
+                    "{:?} may not manage sync jobs or bridges: that needs a token whose namespaces include \"*\"",
                     self.model.id()
                 ),
             )))
@@ -175,6 +176,11 @@ pub(crate) fn route(ctx: &Ctx<'_>, request: Request) -> Route {
         R::SyncDelete(a) => run(sync::delete(ctx.operator(), a)),
         R::SyncConflicts(a) => run(sync::conflicts(ctx.operator(), a)),
         R::ClusterStatus(_) => run(sync::cluster_status(ctx.operator())),
+        R::BridgeCreate(a) => run(bridge::create(ctx.operator(), a)),
+        R::BridgeList(_) => run(bridge::list(ctx.operator())),
+        R::BridgeStatus(a) => run(bridge::status(ctx.operator(), a)),
+        R::BridgeDelete(a) => run(bridge::delete(ctx.operator(), a)),
+        R::BridgeSearch(a) => run(bridge::search(ctx.runtime.clone(), m, ctx.operator, a)),
     };
     Route::Run(pending)
 }
@@ -216,11 +222,16 @@ pub(crate) fn wire_error(e: Error) -> WireError {
         }
         _ => None,
     };
+    let primary = match &e {
+        Error::Storage(hvs_storage::StorageError::NotPrimary { primary }) => primary.clone(),
+        _ => None,
+    };
     WireError {
         code: e.code().to_string(),
         message: e.to_string(),
         retry_after_ms,
         current_version,
+        primary,
     }
 }
 

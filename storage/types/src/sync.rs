@@ -70,6 +70,12 @@ impl std::str::FromStr for ConflictStrategy {
 pub enum SyncMode {
     /// Every namespace of the source, deletions included (`sync_full`).
     Full,
+    /// Everything of the source, as its mirror (`docs/CLUSTER.md`): what
+    /// `full` copies, and messages, settlements, expiries, blocks and
+    /// every catalog record (contracts, access lists, isolation policies),
+    /// as the source left them, so that this instance can take the
+    /// source's place.
+    Mirror,
     /// The named namespaces; with `regions`, only vectors of those regions
     /// (`sync_partial`).
     Partial {
@@ -95,6 +101,7 @@ impl SyncMode {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Full => "full",
+            Self::Mirror => "mirror",
             Self::Partial { .. } => "partial",
             Self::Selective { .. } => "selective",
         }

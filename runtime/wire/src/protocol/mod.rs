@@ -22,6 +22,7 @@
 //! - `sync.rs`: sync jobs and the change feed.
 
 mod blocks;
+mod bridge;
 mod json;
 mod messages;
 mod request;
@@ -31,6 +32,7 @@ mod sync;
 mod vectors;
 
 pub use blocks::*;
+pub use bridge::*;
 pub use messages::*;
 pub use request::{Request, RequestFrame, decode_request};
 pub use session::*;
@@ -124,6 +126,9 @@ pub struct WireError {
     /// The version the vector has now (`version_conflict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u64>,
+    /// Where the group's primary takes writes (`not_primary`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
 }
 
 impl WireError {
@@ -134,6 +139,7 @@ impl WireError {
             message: message.into(),
             retry_after_ms: None,
             current_version: None,
+            primary: None,
         }
     }
 
@@ -175,6 +181,9 @@ pub mod codes {
     pub const HEARTBEAT_TIMEOUT: &str = "heartbeat_timeout";
     /// Another connection claimed the same model.
     pub const REPLACED: &str = "replaced";
+    /// This server is a mirror of its failover group, or lost the lease:
+    /// writes go to the primary (`primary` in the error, if known).
+    pub const NOT_PRIMARY: &str = "not_primary";
     /// The server failed (a bug or a fault, not the request).
     pub const INTERNAL: &str = "internal";
 }
