@@ -37,7 +37,9 @@
 //!   [`DeSitter`], [`Product`]: one file each; [`AnyManifold`] dispatches
 //!   to any of them (`any.rs`).
 //! - [`FrechetOptions`], [`FrechetMean`]: the Karcher flow (`mean.rs`).
-//! - [`transform`] and the model maps (`transform.rs`).
+//! - [`transform`] and the model maps (`transform.rs`);
+//!   [`measure_transfer`]: how well `transform` keeps nearest neighbours
+//!   (`distortion.rs`).
 //! - [`lorentzian_cost_distance`], [`Interval`]: the cost space
 //!   (`de_sitter.rs`).
 //! - `numeric.rs`: cancellation-free helpers (`acosh(1 + d)`, doubled
@@ -58,6 +60,7 @@ mod any;
 mod dd;
 mod dd_hyperboloid;
 mod de_sitter;
+mod distortion;
 mod error;
 mod euclidean;
 mod hyperboloid;
@@ -75,6 +78,7 @@ pub use de_sitter::{
     DeSitter, Interval, IntervalKind, LIGHTLIKE_TOLERANCE, causally_precedes,
     lorentzian_cost_distance,
 };
+pub use distortion::{TransferDistortion, TransferSample, measure_transfer};
 pub use error::{GeometryError, Result};
 pub use euclidean::Euclidean;
 pub use hyperboloid::Hyperboloid;

@@ -5,7 +5,7 @@ use crate::error::{GeometryError, Result};
 use crate::hyperboloid::Hyperboloid;
 use crate::manifold::Manifold;
 use crate::numeric::{
-    check_coords, check_curvature, finite_result, norm_sq, one_minus_c_norm_sq, scaled,
+    check_coords, check_curvature, finite_result, norm, norm_sq, one_minus_c_norm_sq, scaled,
 };
 use crate::poincare::PoincareBall;
 
@@ -74,13 +74,22 @@ pub fn klein_to_hyperboloid(k: &[f64], c: f64) -> Result<Vec<f64>> {
 ///   exact isometry above (distances preserved).
 /// - Anything else of equal intrinsic dimension: through the tangent space
 ///   at the origin, `to.exp0(from.log0(x))`. This preserves the distance
-///   from the origin and the direction, and only those: it is a chart, not
-///   an isometry, between spaces of different curvature.
+///   from the origin (on de Sitter: the geodesic interval) and the
+///   direction, and only those: it is a chart, not an isometry, between
+///   spaces of different curvature. How many nearest neighbours survive it
+///   is measured by [`measure_transfer`](crate::measure_transfer) and
+///   tabled in `docs/GEOMETRY.md`.
 ///
 /// Errors: the point is checked against `from`; different intrinsic
 /// dimensions are [`GeometryError::IncompatibleManifolds`]; a point with no
-/// `log0` (the sphere's antipode of the origin) or a result that overflows
-/// is refused.
+/// `log0` (the sphere's antipode of the origin, a de Sitter point no
+/// geodesic from the origin reaches) or a result that overflows is
+/// refused. So is a point whose tangent vector is at least `πR` long where
+/// `to` is a sphere, or spacelike of at least that length where `to` is de
+/// Sitter space (also inside a product): `exp0` would wrap it around the
+/// closed geodesic onto another point's image, so neither its distance from
+/// the origin nor its direction would be kept and the transform would not
+/// be invertible (`IncompatibleManifolds`, naming the length).
 pub fn transform(point: &[f64], from: &AnyManifold, to: &AnyManifold) -> Result<Vec<f64>> {
     from.check(point)?;
     if from == to {
@@ -97,7 +106,11 @@ pub fn transform(point: &[f64], from: &AnyManifold, to: &AnyManifold) -> Result<
         {
             hyperboloid_to_poincare(point, a.c())
         }
-        _ if from.dim() == to.dim() => to.exp0(&from.log0(point)?),
+        _ if from.dim() == to.dim() => {
+            let v = from.log0(point)?;
+            check_chart_reaches(&v, from, to)?;
+            to.exp0(&v)
+        }
         _ => Err(GeometryError::IncompatibleManifolds {
             from: from.name(),
             to: to.name(),
@@ -107,5 +120,56 @@ pub fn transform(point: &[f64], from: &AnyManifold, to: &AnyManifold) -> Result<
                 to.dim()
             ),
         }),
+    }
+}
+
+/// Refuses a tangent vector `v` (in `to`'s frame at the origin) that `to`'s
+/// `exp0` would wrap around a closed geodesic: beyond the injectivity radius
+/// `πR` of the sphere, or of de Sitter space along spacelike directions.
+fn check_chart_reaches(v: &[f64], from: &AnyManifold, to: &AnyManifold) -> Result<()> {
+    match wrapped_length(v, to) {
+        None => Ok(()),
+        Some((length, limit)) => Err(GeometryError::IncompatibleManifolds {
+            from: from.name(),
+            to: to.name(),
+            reason: format!(
+                "the point is {length} from the origin, beyond {to}'s injectivity radius \
+                 {limit} there: the chart through the origin would wrap it onto another \
+                 point's image",
+                to = to.name()
+            ),
+        }),
+    }
+}
+
+/// `Some((length, πR))` when `to.exp0(v)` wraps around.
+fn wrapped_length(v: &[f64], to: &AnyManifold) -> Option<(f64, f64)> {
+    let pi = std::f64::consts::PI;
+    match to {
+        AnyManifold::Sphere(s) => {
+            let (length, limit) = (norm(v), pi * s.radius());
+            (length >= limit).then_some((length, limit))
+        }
+        AnyManifold::DeSitter(d) => {
+            // The frame is (t, s_1, …): spacelike when |s|² > t².
+            let (t, s) = v.split_first()?;
+            let q = norm_sq(s) - t * t;
+            let (length, limit) = (q.max(0.0).sqrt(), pi / d.c().sqrt());
+            (q > 0.0 && length >= limit).then_some((length, limit))
+        }
+        AnyManifold::Product(p) => {
+            // Component i receives its slice divided by √wᵢ (`Product::exp0`).
+            let mut rest = v;
+            for (m, w) in p.components() {
+                let (part, tail) = rest.split_at_checked(m.dim())?;
+                rest = tail;
+                let found = wrapped_length(&scaled(part, 1.0 / w.sqrt()), m);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        _ => None,
     }
 }
