@@ -16,6 +16,7 @@ mod bench_soak;
 mod bench_sync;
 mod bench_tcp;
 mod bench_vectors;
+mod bridge_cli;
 mod data;
 mod digest;
 mod nats_server;
@@ -96,6 +97,10 @@ enum Command {
     /// create, list, status, pause, resume, delete, conflicts. Connects as
     /// the model `hvs-operator`.
     Sync(sync_cli::SyncArgs),
+    /// Bridges of a running server (operators only; `docs/BRIDGES.md`):
+    /// create shared|federated|cross-manifold, list, status, delete,
+    /// search. Connects as the model `hvs-operator`.
+    Bridge(bridge_cli::BridgeArgs),
 }
 
 #[derive(Subcommand)]
@@ -323,6 +328,7 @@ fn main() -> ExitCode {
         Command::Import(args) => return data::import(args),
         Command::Reindex(args) => return data::reindex(args),
         Command::Sync(args) => return sync_cli::run(args),
+        Command::Bridge(args) => return bridge_cli::run(args),
         Command::Token(cmd) => return token::run(cmd),
         Command::Geometry(cmd) => cmd,
         Command::Contract(ContractCommand::Validate { file }) => return validate_contract(&file),

@@ -74,6 +74,8 @@ pub(crate) struct HubInner {
     pub(crate) cache_ttl_ms: u64,
     /// Set once by [`Hub::join_cluster`].
     cluster: std::sync::OnceLock<Cluster>,
+    /// The bridges (`bridge.rs`).
+    pub(crate) bridges: crate::bridge::Bridges,
 }
 
 impl Drop for HubInner {
@@ -131,6 +133,15 @@ impl Hub {
             Ok(()) | Err(StorageError::NamespaceExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        let bridges = crate::bridge::Bridges::start(
+            store.clone(),
+            registry.clone(),
+            directory.clone(),
+            arbiters
+                .first()
+                .map(Arbiter::handle)
+                .ok_or(ActorError::Stopped)?,
+        )?;
         let states = DashMap::new();
         for r in store.iter_namespace(STATES_NAMESPACE)? {
             if let Some(m) = r.metadata.get("model").and_then(|m| m.as_str()) {
@@ -149,6 +160,7 @@ impl Hub {
                 text,
                 cache_ttl_ms,
                 cluster: std::sync::OnceLock::new(),
+                bridges,
             }),
         })
     }

@@ -13,11 +13,16 @@
 //! ```
 
 mod block;
+mod bridge;
 mod filter;
 mod geometry;
 mod sync;
 
 pub use block::BlockContent;
+pub use bridge::{
+    BridgeHit, BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
+    InstanceRefusal,
+};
 pub use filter::Filter;
 pub use geometry::{GeometrySpec, MAX_DIMENSION};
 pub use sync::{

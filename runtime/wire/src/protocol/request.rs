@@ -7,12 +7,12 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    BatchSearch, BatchStoreVectors, CheckAccess, Contribute, Count, CreateNamespace,
-    DeleteByFilter, Empty, GetState, GrantArgs, Hello, IdArg, Ids, Join, ListBlocks, MAX_DEPTH,
-    NameArg, QueryBlocks, QueryShared, RangeSearch, Receive, RegisterState, RetrieveVector,
-    RetrieveVectors, Scroll, Search, SendBatch, SimilarStates, StoreBlock, StoreVector,
-    SyncConflicts, SyncSpec, UpdateBlock, UpdateState, UpdateVector, WireBroadcast, WireError,
-    WireOutgoing, codes, decode_head,
+    BatchSearch, BatchStoreVectors, BridgeSearch, BridgeSpec, CheckAccess, Contribute, Count,
+    CreateNamespace, DeleteByFilter, Empty, GetState, GrantArgs, Hello, IdArg, Ids, Join,
+    ListBlocks, MAX_DEPTH, NameArg, QueryBlocks, QueryShared, RangeSearch, Receive, RegisterState,
+    RetrieveVector, RetrieveVectors, Scroll, Search, SendBatch, SimilarStates, StoreBlock,
+    StoreVector, SyncConflicts, SyncSpec, UpdateBlock, UpdateState, UpdateVector, WireBroadcast,
+    WireError, WireOutgoing, codes, decode_head,
 };
 use super::{ConsensusArgs, from_slice_to};
 
@@ -168,6 +168,16 @@ requests! {
     "sync_conflicts" => SyncConflicts(SyncConflicts),
     /// The change feed's publishing (operators only).
     "cluster_status" => ClusterStatus(Empty),
+    /// Create and start a bridge (operators only).
+    "bridge_create" => BridgeCreate(BridgeSpec),
+    /// Every bridge's status (operators only).
+    "bridge_list" => BridgeList(Empty),
+    /// One bridge's status (operators only).
+    "bridge_status" => BridgeStatus(NameArg),
+    /// Stop and forget a bridge (operators only).
+    "bridge_delete" => BridgeDelete(NameArg),
+    /// Search through a federated or cross-manifold bridge.
+    "bridge_search" => BridgeSearch(BridgeSearch),
 }
 
 /// Arguments of type `T`, read from a map, or from nil / nothing as an

@@ -1,0 +1,341 @@
+//! `hvs bridge create|list|status|delete|search`: an operator manages the
+//! bridges of a running server (`docs/BRIDGES.md`) over the wire, with the
+//! Rust client, connecting as the model `hvs-operator` (as `hvs sync`
+//! does; see `sync_cli.rs` for the contract and the token it needs).
+//!
+//! Output: one line per bridge (`name kind=… … searches=… carried=…
+//! last_error=…`), or one line per hit then `answered=… missing=…`;
+//! `--json` prints the server's answer as JSON instead. Exit codes: 0, 1
+//! with `error[code]: message` when the server refuses or cannot be
+//! reached (`unknown_bridge`, `no_cluster`, `unknown_namespace`,
+//! `bad_request`, `permission_denied`, `connect_failed`, …), 2 for bad
+//! usage (clap's own errors).
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use hvs::runtime::protocol::{
+    BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
+};
+use hvs::runtime::{Client, ClientConfig, ClientError};
+use serde_json::json;
+
+/// `hvs bridge …`: which server, as whom, and what to do.
+#[derive(Args)]
+pub(crate) struct BridgeArgs {
+    #[command(flatten)]
+    options: BridgeOptions,
+    #[command(subcommand)]
+    command: BridgeCommand,
+}
+
+/// Options every `hvs bridge` command takes (before or after its name).
+#[derive(Args)]
+struct BridgeOptions {
+    /// The server's model port.
+    #[arg(
+        long,
+        env = "HVS_SERVER",
+        default_value = "127.0.0.1:7411",
+        value_name = "ADDR",
+        global = true
+    )]
+    server: String,
+    /// The operator's token: it must admit the model `hvs-operator` and
+    /// its namespaces must include "*" (not needed when the server has no
+    /// tokens file).
+    #[arg(long, env = "HVS_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the server's answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum BridgeCommand {
+    /// Create and start a bridge.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Every bridge on the instance, one line each.
+    List,
+    /// One bridge's status.
+    Status {
+        /// The bridge's name.
+        name: String,
+    },
+    /// Stop a bridge and forget it (prints its status before).
+    Delete {
+        /// The bridge's name.
+        name: String,
+    },
+    /// Search through a federated or cross-manifold bridge.
+    Search {
+        /// The bridge's name.
+        name: String,
+        /// The query point, comma-separated coordinates.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            allow_hyphen_values = true,
+            required = true
+        )]
+        vector: Vec<f64>,
+        /// How many hits.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum CreateCommand {
+    /// Networks of this instance under one isolation policy between every
+    /// pair of them.
+    Shared {
+        /// The bridge's name (letters, digits, `-` and `_`).
+        name: String,
+        /// The networks (models' regions), comma-separated, at least two.
+        #[arg(long, value_delimiter = ',', required = true)]
+        networks: Vec<String>,
+        /// strict, shared or federated.
+        #[arg(long, value_parser = parse_policy)]
+        policy: BridgeIsolation,
+    },
+    /// A search of a namespace sent to every instance with a capability.
+    Federated {
+        /// The bridge's name.
+        name: String,
+        /// The namespace searched on every instance.
+        #[arg(long)]
+        namespace: String,
+        /// Instances started with `--capability` this answer.
+        #[arg(long)]
+        capability: String,
+        /// How long to wait for the instances' answers.
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+    },
+    /// Vectors of one namespace carried into a namespace of another
+    /// geometry, and queries carried across.
+    CrossManifold {
+        /// The bridge's name.
+        name: String,
+        /// The source namespace.
+        #[arg(long)]
+        from: String,
+        /// The target namespace.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+impl CreateCommand {
+    fn spec(self) -> BridgeSpec {
+        let (name, kind) = match self {
+            Self::Shared {
+                name,
+                networks,
+                policy,
+            } => (name, BridgeKind::Shared { networks, policy }),
+            Self::Federated {
+                name,
+                namespace,
+                capability,
+                timeout_ms,
+            } => (
+                name,
+                BridgeKind::Federated {
+                    namespace,
+                    capability,
+                    timeout_ms,
+                },
+            ),
+            Self::CrossManifold { name, from, to } => {
+                (name, BridgeKind::CrossManifold { from, to })
+            }
+        };
+        BridgeSpec { name, kind }
+    }
+}
+
+fn parse_policy(s: &str) -> Result<BridgeIsolation, String> {
+    s.parse()
+}
+
+/// Runs a `hvs bridge` command (clap has already refused bad usage with
+/// exit 2): 0, or 1 with `error[code]: message`.
+pub(crate) fn run(args: BridgeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error[internal]: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = args.options.json;
+    match runtime.block_on(execute(args.options, args.command)) {
+        Ok(answer) => {
+            answer.print(json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let message = match &e {
+                ClientError::Server(w) => w.message.clone(),
+                other => other.to_string(),
+            };
+            eprintln!("error[{}]: {message}", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the server answered.
+enum Answer {
+    One(Box<BridgeStatus>),
+    All(Vec<BridgeStatus>),
+    Hits(BridgeHits),
+}
+
+async fn execute(options: BridgeOptions, command: BridgeCommand) -> Result<Answer, ClientError> {
+    let mut config = ClientConfig::new(options.server, crate::sync_cli::operator_contract());
+    config.token = options.token;
+    config.reconnect = false;
+    let client = Client::connect(config).await?;
+    let one = |s: BridgeStatus| Answer::One(Box::new(s));
+    let answer = match command {
+        BridgeCommand::Create(c) => client.bridge_create(c.spec()).await.map(one),
+        BridgeCommand::List => client.bridge_list().await.map(Answer::All),
+        BridgeCommand::Status { name } => client.bridge_status(&name).await.map(one),
+        BridgeCommand::Delete { name } => client.bridge_delete(&name).await.map(one),
+        BridgeCommand::Search { name, vector, k } => {
+            let query = BridgeQuery {
+                vector,
+                k,
+                filter: None,
+            };
+            client.bridge_search(&name, query).await.map(Answer::Hits)
+        }
+    };
+    // The answer stands whether or not the goodbye is heard.
+    let _ = client.close().await;
+    answer
+}
+
+impl Answer {
+    fn print(&self, json: bool) {
+        if json {
+            let value = match self {
+                Answer::One(s) => serde_json::to_value(s),
+                Answer::All(b) => serde_json::to_value(json!({ "bridges": b })),
+                Answer::Hits(h) => serde_json::to_value(h),
+            };
+            println!("{}", value.unwrap_or_default());
+            return;
+        }
+        match self {
+            Answer::One(s) => println!("{}", bridge_line(s)),
+            Answer::All(b) if b.is_empty() => eprintln!("no bridges"),
+            Answer::All(b) => b.iter().for_each(|s| println!("{}", bridge_line(s))),
+            Answer::Hits(h) => {
+                for hit in &h.hits {
+                    println!(
+                        "{}  instance={}  namespace={}  distance={}",
+                        hit.id, hit.instance, hit.namespace, hit.distance
+                    );
+                }
+                let refused: Vec<String> = h
+                    .refused
+                    .iter()
+                    .map(|r| format!("{}({})", r.instance, r.code))
+                    .collect();
+                println!(
+                    "answered={}  missing={}  refused={}",
+                    list(&h.answered),
+                    list(&h.missing),
+                    list(&refused)
+                );
+            }
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
+/// What a bridge connects, in a few words without spaces.
+fn kind_text(kind: &BridgeKind) -> String {
+    match kind {
+        BridgeKind::Shared { networks, policy } => {
+            format!(
+                "shared  networks={}  policy={}",
+                networks.join(","),
+                policy.name()
+            )
+        }
+        BridgeKind::Federated {
+            namespace,
+            capability,
+            timeout_ms,
+        } => format!(
+            "federated  namespace={namespace}  capability={capability}  timeout_ms={timeout_ms}"
+        ),
+        BridgeKind::CrossManifold { from, to } => {
+            format!("cross_manifold  from={from}  to={to}")
+        }
+    }
+}
+
+/// One bridge as `name kind=… …`; `last_error` quoted.
+fn bridge_line(s: &BridgeStatus) -> String {
+    let last_error = s
+        .last_error
+        .as_deref()
+        .map_or_else(|| "-".to_string(), |e| format!("{e:?}"));
+    format!(
+        "{}  kind={}  searches={}  partial={}  carried={}  refused={}  position={}  \
+         last_error={last_error}",
+        s.spec.name,
+        kind_text(&s.spec.kind),
+        s.searches,
+        s.partial,
+        s.carried,
+        s.refused,
+        s.position,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bridge_is_one_line_of_fields() {
+        let s = BridgeStatus {
+            spec: BridgeSpec {
+                name: "nets".into(),
+                kind: BridgeKind::Shared {
+                    networks: vec!["lab".into(), "ops".into()],
+                    policy: BridgeIsolation::Strict,
+                },
+            },
+            searches: 0,
+            partial: 0,
+            carried: 0,
+            refused: 0,
+            position: 0,
+            last_error: None,
+        };
+        assert_eq!(
+            bridge_line(&s),
+            "nets  kind=shared  networks=lab,ops  policy=strict  searches=0  partial=0  \
+             carried=0  refused=0  position=0  last_error=-"
+        );
+    }
+}
