@@ -719,3 +719,12 @@ class Client:
     sync_delete = _operation(p.sync_delete)
     sync_conflicts = _operation(p.sync_conflicts)
     cluster_status = _operation(p.cluster_status)
+
+    bridge_create = _operation(p.bridge_create)
+    bridge_shared = _operation(p.bridge_shared)
+    bridge_federated = _operation(p.bridge_federated)
+    bridge_cross_manifold = _operation(p.bridge_cross_manifold)
+    bridge_list = _operation(p.bridge_list)
+    bridge_status = _operation(p.bridge_status)
+    bridge_delete = _operation(p.bridge_delete)
+    bridge_search = _operation(p.bridge_search)

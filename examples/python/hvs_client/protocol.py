@@ -749,6 +749,82 @@ def cluster_status() -> Call[Dict[str, Any]]:
     return Call("cluster_status", {}, _raw, Retry.ALWAYS)
 
 
+# ---- bridges (docs/BRIDGES.md) ---------------------------------------------
+#
+# Creating, listing and deleting bridges are operators' operations (refused
+# with ``permission_denied`` unless the server has no tokens or the
+# connection's token has the namespace glob ``"*"``). A bridge's status map:
+# ``{spec: {name, kind: {type, ...}}, searches, partial, carried, refused,
+# position, last_error}``.
+
+#: The isolation policies a shared bridge may set.
+ISOLATIONS = ("strict", "shared", "federated")
+
+
+def bridge_create(spec: Mapping[str, Any]) -> Call[Dict[str, Any]]:
+    """Creates and starts a bridge from a spec map ``{name, kind}``
+    (``kind``: ``{"type": "shared", "networks": [..], "policy": ..}``,
+    ``{"type": "federated", "namespace": .., "capability": ..,
+    "timeout_ms"?: ..}`` or ``{"type": "cross_manifold", "from": ..,
+    "to": ..}``); returns its status map. A federated bridge on an instance
+    without a cluster raises ``HvsError("no_cluster")``. Never resent after
+    a lost answer: the repeat would find the bridge it created."""
+    return Call("bridge_create", dict(spec), _raw, Retry.NEVER)
+
+
+def bridge_shared(name: str, networks: Iterable[str], policy: str) -> Call[Dict[str, Any]]:
+    """A shared bridge: ``policy`` (``strict``, ``shared`` or ``federated``)
+    between every pair of ``networks`` (models' regions, at least two)."""
+    kind = {"type": "shared", "networks": _names(networks), "policy": policy}
+    return bridge_create({"name": name, "kind": kind})
+
+
+def bridge_federated(name: str, namespace: str, capability: str, timeout_ms: int = 2000) -> Call[Dict[str, Any]]:
+    """A federated bridge: searches of ``namespace`` go to every instance
+    of the cluster started with ``--capability`` ``capability``."""
+    kind = {"type": "federated", "namespace": namespace, "capability": capability, "timeout_ms": int(timeout_ms)}
+    return bridge_create({"name": name, "kind": kind})
+
+
+def bridge_cross_manifold(name: str, source: str, target: str) -> Call[Dict[str, Any]]:
+    """A cross-manifold bridge: the vectors of namespace ``source`` carried
+    into namespace ``target`` (another geometry of the same dimension)."""
+    kind = {"type": "cross_manifold", "from": source, "to": target}
+    return bridge_create({"name": name, "kind": kind})
+
+
+def bridge_list() -> Call[List[Dict[str, Any]]]:
+    """Every bridge's status map on the instance, by name."""
+    return Call("bridge_list", {}, lambda ok, vector: list(ok["bridges"]), Retry.ALWAYS)
+
+
+def bridge_status(name: str) -> Call[Dict[str, Any]]:
+    """One bridge's status map; an unknown bridge raises
+    ``HvsError("unknown_bridge")``."""
+    return Call("bridge_status", {"name": name}, _raw, Retry.ALWAYS)
+
+
+def bridge_delete(name: str) -> Call[Dict[str, Any]]:
+    """Stops a bridge and forgets it; its status map from before. Never
+    resent after a lost answer."""
+    return Call("bridge_delete", {"name": name}, _raw, Retry.NEVER)
+
+
+def bridge_search(
+    name: str,
+    vector: VectorLike,
+    k: int = 10,
+    filter: Optional[Filter] = None,  # noqa: A002
+) -> Call[Dict[str, Any]]:
+    """Searches through a federated or cross-manifold bridge: ``{hits:
+    [{id, instance, namespace, distance, vector, metadata}], answered,
+    missing, refused}``; a non-empty ``missing`` marks a partial answer."""
+    args: Dict[str, Any] = {"name": name, "vector": encode_vector(vector), "k": int(k)}
+    if filter is not None:
+        args["filter"] = dict(filter)
+    return Call("bridge_search", args, _raw, Retry.ALWAYS)
+
+
 def call(op: str, args: Optional[Mapping[str, Any]] = None) -> Call[Any]:
     """Any operation by name; its answer's ``ok`` as decoded (dicts and
     lists). Never resent after a lost answer: the client cannot know what
@@ -757,7 +833,9 @@ def call(op: str, args: Optional[Mapping[str, Any]] = None) -> Call[Any]:
 
 
 #: Every operation above, for the clients' method tables (by its wire name;
-#: ``sync_full``, ``sync_partial`` and ``sync_selective`` send ``sync_create``).
+#: ``sync_full``, ``sync_partial`` and ``sync_selective`` send ``sync_create``;
+#: ``bridge_shared``, ``bridge_federated`` and ``bridge_cross_manifold`` send
+#: ``bridge_create``).
 OPERATIONS = (
     ping, stats,
     send, send_batch, broadcast, receive, ack, release, mailbox, get_message,
@@ -769,4 +847,6 @@ OPERATIONS = (
     store_block, query_blocks, get_block, update_block, delete_block, list_blocks,
     sync_create, sync_full, sync_partial, sync_selective, sync_list, sync_status, sync_pause, sync_resume,
     sync_delete, sync_conflicts, cluster_status,
+    bridge_create, bridge_shared, bridge_federated, bridge_cross_manifold, bridge_list, bridge_status,
+    bridge_delete, bridge_search,
 )  # fmt: skip

@@ -165,19 +165,23 @@ class RetryTest(unittest.TestCase):
         "join", "query_shared", "consensus", "register_state", "get_state", "find_similar_states",
         "query_blocks", "get_block", "delete_block", "list_blocks", "delete_namespace",
         "sync_list", "sync_status", "sync_pause", "sync_resume", "sync_conflicts", "cluster_status",
+        "bridge_list", "bridge_status", "bridge_search",
     }  # fmt: skip
     AT_LEAST_ONCE = {
         "send", "send_batch", "broadcast", "store_vector", "batch_store_vectors", "update_vector",
         "contribute", "update_state", "update_block",
     }  # fmt: skip
-    NEVER = {"release", "create_namespace", "store_block", "sync_create", "sync_delete"}
+    NEVER = {
+        "release", "create_namespace", "store_block", "sync_create", "sync_delete", "bridge_create", "bridge_delete",
+    }  # fmt: skip
 
     def sample(self, build: object) -> protocol.Call:  # type: ignore[type-arg]
         args = {
             "namespace": "n", "vector": [0], "name": "n", "geometry": {}, "model": "m", "id": "i", "ids": ["i"],
             "payload": "p", "to": "m", "messages": [], "max": 1, "vectors": [], "searches": [], "filter": {},
             "radius": 1.0, "space": "s", "key": "k", "schema": {}, "state": {}, "text": "t", "metadata": {},
-            "spec": {}, "source": "b", "namespaces": ["n"],
+            "spec": {}, "source": "b", "namespaces": ["n"], "networks": ["a", "b"], "policy": "strict",
+            "capability": "c", "target": "t",
         }  # fmt: skip
         params = inspect.signature(build).parameters  # type: ignore[arg-type]
         given = {k: args[k] for k, p in params.items() if p.default is inspect.Parameter.empty}
