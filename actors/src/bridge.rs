@@ -87,6 +87,9 @@ pub(crate) struct Bridges {
     directory: Addr<Directory>,
     arbiter: ArbiterHandle,
     running: Mutex<BTreeMap<String, Running>>,
+    /// Held while a bridge is created or deleted, so two at once cannot
+    /// both take one name or one pair of networks.
+    managing: tokio::sync::Mutex<()>,
 }
 
 /// A running bridge: its actor, and the gate its feed-following steps run
@@ -111,6 +114,7 @@ impl Bridges {
             directory,
             arbiter,
             running: Mutex::new(BTreeMap::new()),
+            managing: tokio::sync::Mutex::new(()),
         };
         for (name, bytes) in bridges.store.catalog_list(BRIDGES)? {
             match serde_json::from_slice::<BridgeRecord>(&bytes) {
@@ -183,9 +187,8 @@ impl Bridges {
             refused: 0,
         };
         match &spec.kind {
-            BridgeKind::Shared { networks, policy } => {
+            BridgeKind::Shared { networks, .. } => {
                 record.previous = self.check_shared(networks)?;
-                let _ = policy;
             }
             BridgeKind::Federated {
                 namespace,
@@ -257,6 +260,7 @@ impl Bridges {
     }
 
     async fn create(&self, spec: BridgeSpec, cluster: Option<&Cluster>) -> Result<BridgeStatus> {
+        let _managing = self.managing.lock().await;
         let record = self.prepare(&spec, cluster)?;
         self.save(&record).await?;
         if let BridgeKind::Shared { policy, .. } = &spec.kind {
@@ -286,6 +290,7 @@ impl Bridges {
     }
 
     async fn delete(&self, name: &str) -> Result<BridgeStatus> {
+        let _managing = self.managing.lock().await;
         let running = self.get(name)?;
         let (status, record) = running.addr.send(Stop).await?;
         drop(running.gate.lock().await);
