@@ -285,18 +285,17 @@ async fn run(s: Settings) -> Result<(), String> {
         d => hvs::runtime::StoreConfig::file(&db, d),
     };
     let cluster = s.cluster.clone();
-    let mut hub = hvs::runtime::HubConfig::default();
-    if let Some(capacity) = s.mailbox_capacity {
-        hub.mailboxes.capacity = capacity.max(1);
-    }
-    let runtime = Runtime::open(RuntimeConfig {
+    let mut config = RuntimeConfig {
         store,
         cluster,
-        hub,
         ..RuntimeConfig::memory()
-    })
-    .await
-    .map_err(|e| format!("opening {}: {e}", db.display()))?;
+    };
+    if let Some(capacity) = s.mailbox_capacity {
+        config.hub.mailboxes.capacity = capacity.max(1);
+    }
+    let runtime = Runtime::open(config)
+        .await
+        .map_err(|e| format!("opening {}: {e}", db.display()))?;
     let auth = tokens
         .as_ref()
         .map(|t| (t.path().to_path_buf(), t.list().len()));

@@ -72,6 +72,9 @@ pub(crate) struct HubInner {
     pub(crate) states: DashMap<String, Uuid>,
     pub(crate) text: TextEncoder,
     pub(crate) cache_ttl_ms: u64,
+    /// Letters a mailbox holds (`MailboxDefaults::capacity`), also per
+    /// recipient in the cluster's mail stream.
+    mail_capacity: usize,
     /// Set once by [`Hub::join_cluster`].
     cluster: std::sync::OnceLock<Cluster>,
     /// The bridges (`bridge.rs`).
@@ -107,6 +110,7 @@ impl Hub {
         let (tx, rx) = std::sync::mpsc::channel();
         let s = store.clone();
         let cache_ttl_ms = config.cache_ttl_ms;
+        let mail_capacity = config.mailboxes.capacity;
         let thread = std::thread::Builder::new()
             .name("hvs-actors".into())
             .spawn(move || {
@@ -159,6 +163,7 @@ impl Hub {
                 states,
                 text,
                 cache_ttl_ms,
+                mail_capacity,
                 cluster: std::sync::OnceLock::new(),
                 bridges,
             }),
@@ -182,6 +187,7 @@ impl Hub {
             .cluster
             .set(cluster.clone())
             .map_err(|_| joined())?;
+        crate::cluster::mail::start(&cluster, &self.inner.registry, self.inner.mail_capacity);
         Ok(cluster)
     }
 
@@ -221,6 +227,11 @@ impl Hub {
                 base_dir: base_dir.to_path_buf(),
             })
             .await??;
+        // In a cluster this instance becomes the model's home: mail for it
+        // from other instances comes here (`docs/SEMANTICS.md`).
+        if let Some(mail) = self.inner.registry.mail.get() {
+            mail.claim(&entry.profile.id, entry.addr.clone()).await;
+        }
         Ok(ModelRef {
             hub: self.clone(),
             entry,

@@ -108,6 +108,8 @@ pub(crate) struct Registry {
     pub(crate) models: DashMap<String, Arc<ModelEntry>>,
     pub(crate) namespaces: DashMap<String, Addr<NamespaceActor>>,
     pub(crate) isolation: RwLock<Isolation>,
+    /// Mail across instances, once this instance joined a cluster.
+    pub(crate) mail: std::sync::OnceLock<Arc<crate::cluster::mail::Mail>>,
 }
 
 impl Registry {
@@ -119,6 +121,7 @@ impl Registry {
                 default,
                 pairs: HashMap::new(),
             }),
+            mail: std::sync::OnceLock::new(),
         }
     }
 

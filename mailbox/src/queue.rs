@@ -517,6 +517,26 @@ impl<M: Clone> Mailbox<M> {
         dead
     }
 
+    /// Takes every held letter out, pending and in flight, in id order,
+    /// without acking or dead-lettering any: the mailbox's owner moved to
+    /// another instance, which takes them over (`docs/SEMANTICS.md`,
+    /// "Across instances"). The gauge's held count drops to zero.
+    pub fn drain(&mut self) -> Vec<Letter<M>> {
+        let mut all: BTreeMap<Uuid, Letter<M>> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(id, e)| (id, e.letter))
+            .collect();
+        all.extend(
+            std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .map(|(id, f)| (id, f.entry.letter)),
+        );
+        self.deadlines.clear();
+        self.expiries.clear();
+        self.sync_gauge();
+        all.into_values().collect()
+    }
+
     /// The earliest in-flight deadline or held letter's expiry, when
     /// [`Mailbox::tick`] next has work; `None` if it has none.
     pub fn next_due_ms(&self) -> Option<u64> {
@@ -615,6 +635,21 @@ mod tests {
 
     fn ids_of(deliveries: &[Delivery<u128>]) -> Vec<Uuid> {
         deliveries.iter().map(|d| d.letter.id).collect()
+    }
+
+    #[test]
+    fn drain_takes_every_held_letter_in_id_order_and_empties_the_gauge() {
+        let mut mb = mailbox(config(10, OverflowPolicy::Refuse));
+        send(&mut mb, letter(3, "a"), T0);
+        send(&mut mb, expiring(1, T0 + 50), T0);
+        send(&mut mb, letter(2, "b"), T0);
+        assert_eq!(ids_of(&mb.receive(1, T0).deliveries), [id(1)]);
+        let drained: Vec<Uuid> = mb.drain().iter().map(|l| l.id).collect();
+        assert_eq!(drained, [id(1), id(2), id(3)]);
+        assert!(mb.is_empty());
+        assert_eq!(mb.gauge().len(), 0);
+        assert!(mb.tick(T0 + 1_000).is_empty());
+        assert_eq!(mb.next_due_ms(), None);
     }
 
     fn dead_ids(dead: &[DeadLetter<u128>]) -> Vec<(Uuid, DeadReason)> {
