@@ -3,8 +3,9 @@
 //! joined by `--nats`/`--instance`, driven by the Rust client.
 //!
 //! - a model on A sends to a model on B: delivered in order, acked, an
-//!   unacked letter comes back after the visibility timeout; a model
-//!   unknown everywhere stays `unknown_model`;
+//!   unacked letter comes back after the visibility timeout, one that
+//!   expires unread becomes a dead letter; a model unknown everywhere
+//!   stays `unknown_model`;
 //! - a broadcast to a namespace whose members live on A and B reaches all;
 //! - a full remote mailbox refuses with `mailbox_full`, as a local one;
 //! - a model that moves from B to C takes its mailbox (nothing pending
@@ -150,6 +151,29 @@ async fn a_model_on_a_sends_to_a_model_on_b_in_order_with_acks_and_redelivery() 
     );
     let mailbox = y.mailbox().await.unwrap();
     assert_eq!((mailbox.pending, mailbox.in_flight), (0, 0));
+
+    // A letter that expires unread is never delivered: it becomes a dead
+    // letter (`expired`) at the recipient's home, as on one instance.
+    let short = x
+        .send_message(p::WireOutgoing {
+            to: "y".into(),
+            payload: b"soon gone".to_vec(),
+            vector: Some(vec![0.1, 0.2, 0.3]),
+            ttl_ms: Some(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let reason = eventually("the expired letter dead", || async {
+        let m = y.mailbox().await.unwrap();
+        m.dead_letters
+            .iter()
+            .find(|d| d.id == short)
+            .map(|d| d.reason.clone())
+    })
+    .await;
+    assert_eq!(reason, "expired");
+    assert!(y.receive(10).await.unwrap().is_empty());
 
     // The sender's instance keeps the conversation's record.
     let kept = x.get_message(&sent[0]).await.unwrap().unwrap();
