@@ -10,8 +10,8 @@
 //! - a full remote mailbox refuses with `mailbox_full`, as a local one;
 //! - a model that moves from B to C takes its mailbox (nothing pending
 //!   lost, nothing acked delivered again);
-//! - SIGKILL of the recipient's instance loses nothing answered: the
-//!   model reconnects elsewhere, and the killed instance, restarted,
+//! - SIGKILL of the recipient's instance (on a 3-node NATS cluster, R3)
+//!   loses nothing answered: the model reconnects elsewhere, and the killed instance, restarted,
 //!   forwards the letters sent on it.
 
 mod support;
@@ -311,9 +311,17 @@ async fn a_model_that_moves_takes_its_mailbox_and_nothing_acked_comes_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_recipients_instance_loses_nothing_answered() {
+    // On a routed 3-node NATS cluster, the stream and the bucket with 3
+    // replicas, each instance on its own node.
     let root = tempfile::tempdir().unwrap();
-    let nats = Nats::start(root.path());
-    let mut at = start(root.path(), &nats, &["a", "b", "c"], &[]);
+    let nodes = Nats::start_cluster(root.path(), 3);
+    let mut at: Vec<Instance> = ["a", "b", "c"]
+        .iter()
+        .zip(&nodes)
+        .map(|(n, node)| {
+            Instance::start_with(root.path(), n, &node.url(), &["--feed-replicas", "3"])
+        })
+        .collect();
     let x = model(&at[0], "x", 10_000).await;
     let v = model(&at[1], "v", 10_000).await;
     let y = model(&at[1], "y", 60_000).await;

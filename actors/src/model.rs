@@ -587,10 +587,11 @@ impl Handler<Ack> for ModelActor {
         };
         // Letters read from the cluster's mail stream are settled there.
         let remote = self.remote.take_acked(&report.acked);
+        let from_stream: HashSet<Uuid> = remote.iter().map(|(id, _)| *id).collect();
         let local: Vec<Uuid> = report
             .acked
             .iter()
-            .filter(|id| !remote.iter().any(|(r, _)| r == *id))
+            .filter(|id| !from_stream.contains(*id))
             .copied()
             .collect();
         let remote = crate::cluster::mail::ack_remote(remote);
