@@ -246,7 +246,16 @@ fn read_config(path: &Path) -> Result<FileConfig, String> {
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then shuts it down cleanly.
+/// Its log goes to stderr, at the level `HVS_LOG` sets (a `tracing`
+/// filter such as `info` or `hvs_actors=debug`; `warn` by default).
 pub(crate) fn serve(args: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HVS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     let settings = match resolve(args) {
         Ok(s) => s,
         Err(e) => {

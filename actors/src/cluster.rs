@@ -27,7 +27,7 @@ use hvs_types::{FeedStatus, SyncMode, SyncSpec, SyncStatus};
 use crate::directory::Directory;
 use crate::error::{ActorError, Result};
 use feed::FeedGauge;
-pub use group::Role;
+pub use group::{GroupStatus, Role};
 use sync::{Control, GetStatus, JobRecord, SyncActor};
 
 /// Catalog kind of sync jobs' records: local (`_`), never in the feed.
@@ -115,6 +115,41 @@ fn subject_token(name: &str) -> String {
         }
     }
     out
+}
+
+/// Opens the key-value bucket `bucket` (one value per key, entries
+/// expiring after `max_age`, none if zero), making it if it is missing.
+/// Made as its stream by hand: async-nats 0.51's `create_key_value` first
+/// reads the account's info, which it cannot parse from nats-server 2.9
+/// (Debian's), and the stream is what a bucket is.
+pub(crate) async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> std::result::Result<jetstream::kv::Store, String> {
+    if let Ok(kv) = js.get_key_value(bucket).await {
+        return Ok(kv);
+    }
+    let config = jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| format!("bucket {bucket}: {e}"))?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| format!("bucket {bucket}: {e}"))
 }
 
 /// A name usable as an instance or job name (and so in subjects and
@@ -294,6 +329,12 @@ impl Cluster {
     /// This instance's role in its failover group (`None`: in none).
     pub fn role(&self) -> Option<Role> {
         self.inner.group.as_ref().map(|g| g.role())
+    }
+
+    /// This instance's part in its failover group (`None`: in none).
+    pub fn group_status(&self) -> Option<GroupStatus> {
+        let name = self.inner.config.group.as_deref()?;
+        self.inner.group.as_ref().map(|g| g.status(name))
     }
 
     /// Follows the role (`None`: in no group).

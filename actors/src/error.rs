@@ -71,7 +71,7 @@ pub enum ActorError {
     /// was not confirmed in time: it may survive a failover, or not, so
     /// the caller retries (writes are at least once).
     #[error(
-        "the write is committed here but its {level} replication was not confirmed within {waited_ms} ms"
+        "the write is committed here but {level} durability was not confirmed within {waited_ms} ms"
     )]
     NotReplicated {
         /// The durability level waited for.

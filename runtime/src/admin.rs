@@ -139,7 +139,7 @@ fn cluster(s: &Sources) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({ "feed": feed, "sync_jobs": jobs })
+    serde_json::json!({ "feed": feed, "sync_jobs": jobs, "group": s.runtime.group_status() })
 }
 
 fn snapshot(s: &Sources) -> Snapshot {
@@ -164,6 +164,7 @@ fn snapshot(s: &Sources) -> Snapshot {
             snap.sync_conflicts.push((name, j.conflicts.total() as i64));
         }
     }
+    snap.group = s.runtime.group_status();
     let models = s.runtime.models();
     snap.models_connected = models.iter().filter(|(_, c)| *c).count() as i64;
     for (id, connected) in models {

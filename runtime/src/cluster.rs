@@ -2,7 +2,7 @@
 //! and of sync jobs, in the specification's vocabulary (`sync_full`,
 //! `sync_partial`, `sync_selective`).
 
-use hvs_actors::{Cluster, ClusterConfig, Role};
+use hvs_actors::{Cluster, ClusterConfig, GroupStatus, Role};
 use hvs_storage::AuditEntry;
 use hvs_types::{ConflictStrategy, FeedStatus, Filter, SyncMode, SyncSpec, SyncStatus};
 
@@ -27,6 +27,11 @@ impl Runtime {
     /// This instance's role in its failover group (`None`: in none).
     pub fn role(&self) -> Option<Role> {
         self.hub.cluster().ok().and_then(Cluster::role)
+    }
+
+    /// This instance's part in its failover group (`None`: in none).
+    pub fn group_status(&self) -> Option<GroupStatus> {
+        self.hub.cluster().ok().and_then(Cluster::group_status)
     }
 
     /// Follows this instance's role in its failover group (`None`: in

@@ -225,6 +225,42 @@ impl Metrics {
                 gauge_family(&extra.sync_conflicts, "job"),
             );
         }
+        if let Some(g) = &extra.group {
+            let gauge = |v: i64| {
+                let g = Gauge::<i64>::default();
+                g.set(v);
+                g
+            };
+            let (primary, epoch) = match g.role {
+                hvs_actors::Role::Primary { epoch } => (1, epoch as i64),
+                _ => (0, 0),
+            };
+            r.register(
+                "group_primary",
+                "1 while this instance is its failover group's primary, else 0",
+                gauge(primary),
+            );
+            r.register(
+                "group_epoch",
+                "The lease epoch (fencing token) this primary writes under, 0 when not primary",
+                gauge(epoch),
+            );
+            r.register(
+                "group_promotions",
+                "Times this instance became its group's primary since it started",
+                gauge(g.promotions as i64),
+            );
+            r.register(
+                "group_lease_renew_failures",
+                "Lease renewals that failed since it started",
+                gauge(g.lease_renew_failures as i64),
+            );
+            r.register(
+                "group_mirrored",
+                "The last change of this instance's feed a mirror told it applied",
+                gauge(g.mirrored as i64),
+            );
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &r);
@@ -249,6 +285,8 @@ pub(crate) struct Snapshot {
     pub(crate) sync_lag_ms: Vec<(String, i64)>,
     pub(crate) sync_applied: Vec<(String, i64)>,
     pub(crate) sync_conflicts: Vec<(String, i64)>,
+    /// This instance's part in its failover group, if in one.
+    pub(crate) group: Option<hvs_actors::GroupStatus>,
 }
 
 #[cfg(test)]

@@ -226,7 +226,11 @@ impl Instance {
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--admin", &format!("127.0.0.1:{}", self.admin)])
             .args(["--data", self.data().to_str().unwrap()])
-            .args(["--durability", "buffered"])
+            .args(if self.extra.iter().any(|a| a == "--durability") {
+                &[][..]
+            } else {
+                &["--durability", "buffered"][..]
+            })
             .args(["--nats", &self.nats, "--instance", &self.name])
             .args(&self.extra)
             .stdout(out)
@@ -242,6 +246,37 @@ impl Instance {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the running server.
+    pub fn signal(&self, signal: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args([format!("-{signal}"), c.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -{signal} {}", self.name);
+        }
+    }
+
+    /// `GET path` of its admin endpoint, as JSON.
+    pub fn admin_json(&self, path: &str) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: hvs\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
+    }
+
+    /// Its role in its failover group (`primary`, `mirror`, …), from
+    /// `/health`; `None` if it does not answer.
+    pub fn role(&self) -> Option<String> {
+        let h = self.admin_json("/health")?;
+        h["cluster"]["group"]["role"]["role"]
+            .as_str()
+            .map(str::to_string)
     }
 
     /// SIGTERM, and the clean exit the server promises.
@@ -280,6 +315,19 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test shows what each server logged (HVS_LOG sets how
+        // much; warnings by default).
+        if std::thread::panicking() {
+            for n in 0..self.starts {
+                let log = std::fs::read_to_string(self.dir.join(format!("serve-{n}.err")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- {} (start {n}), last lines of its log:", self.name);
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 
@@ -347,5 +395,15 @@ where
         }
         assert!(began.elapsed() < PATIENCE, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -38,7 +38,7 @@ use hvs_types::{ConflictStrategy, SyncMode, SyncSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{Cluster, ClusterConfig, stream_name};
+use super::{Cluster, ClusterConfig, open_bucket, stream_name};
 use crate::directory::Promote;
 
 /// Bucket of leases, one key per group; entries expire after the TTL.
@@ -190,6 +190,34 @@ impl GroupGauge {
     }
 }
 
+/// What an operator sees of a member (`/health`, `/metrics`,
+/// `cluster_status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The group.
+    pub group: String,
+    /// This instance's role now.
+    pub role: Role,
+    /// Times this instance became the primary since it started.
+    pub promotions: u64,
+    /// Lease renewals that failed since it started.
+    pub lease_renew_failures: u64,
+    /// The last change of this instance's feed a mirror told it applied.
+    pub mirrored: u64,
+}
+
+impl GroupGauge {
+    pub(crate) fn status(&self, group: &str) -> GroupStatus {
+        GroupStatus {
+            group: group.to_string(),
+            role: self.role(),
+            promotions: self.promotions.load(Ordering::Relaxed),
+            lease_renew_failures: self.renew_failures.load(Ordering::Relaxed),
+            mirrored: *self.mirrored.borrow(),
+        }
+    }
+}
+
 /// The task that keeps this instance's role in `group`.
 pub(crate) struct GroupMember {
     pub(crate) cluster: Cluster,
@@ -268,27 +296,11 @@ impl GroupMember {
 
     async fn open_buckets(&self) -> Result<Buckets, String> {
         let js = self.cluster.jetstream();
-        let replicas = self.config().replicas.max(1);
-        let open = |bucket: &'static str, max_age: Duration| async move {
-            match js.get_key_value(bucket).await {
-                Ok(s) => Ok(s),
-                Err(_) => js
-                    .create_key_value(kv::Config {
-                        bucket: bucket.to_string(),
-                        history: 1,
-                        max_age,
-                        num_replicas: replicas,
-                        storage: async_nats::jetstream::stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| format!("bucket {bucket}: {e}")),
-            }
-        };
+        let replicas = self.config().replicas;
         Ok(Buckets {
-            leases: open(LEASES, self.ttl()).await?,
-            groups: open(GROUPS, Duration::ZERO).await?,
-            members: open(MEMBERS, self.ttl() * 4).await?,
+            leases: open_bucket(js, LEASES, self.ttl(), replicas).await?,
+            groups: open_bucket(js, GROUPS, Duration::ZERO, replicas).await?,
+            members: open_bucket(js, MEMBERS, self.ttl() * 4, replicas).await?,
         })
     }
 

@@ -19,7 +19,12 @@
 //! The next call reconnects (when [`ClientConfig::reconnect`] is set),
 //! presenting the same contract and token, and subscribes again if the
 //! client was subscribed.
+//!
+//! Given the other servers of a failover group
+//! ([`ClientConfig::with_servers`]), the client follows the group's
+//! primary: see [`ClientConfig::servers`].
 
+mod bridge;
 mod sync;
 
 use std::collections::HashMap;
@@ -52,6 +57,16 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// The largest frame accepted from the server.
     pub max_frame_bytes: usize,
+    /// The other servers of a failover group (`docs/CLUSTER.md`). With
+    /// any, the client follows the group's primary: it connects to the
+    /// server that takes its hello (trying the primary a `not_primary`
+    /// answer names first), and a request that meets a lost connection,
+    /// `not_primary` or `not_replicated` is sent again, to the primary,
+    /// (or `cluster_unavailable`) for up to `failover_timeout`; so a write
+    /// may be carried out twice.
+    pub servers: Vec<String>,
+    /// How long a request may keep looking for the primary.
+    pub failover_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -65,7 +80,16 @@ impl ClientConfig {
             reconnect: true,
             request_timeout: Duration::from_secs(30),
             max_frame_bytes: p::DEFAULT_MAX_FRAME,
+            servers: Vec::new(),
+            failover_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// The same, following the primary of the failover group that
+    /// `servers` (with `addr`) make up.
+    pub fn with_servers<S: Into<String>>(mut self, servers: impl IntoIterator<Item = S>) -> Self {
+        self.servers = servers.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The same with a token.
@@ -173,6 +197,9 @@ struct Inner {
     pushes_rx: Mutex<mpsc::UnboundedReceiver<p::WireDelivery>>,
     subscribed: AtomicBool,
     closed: AtomicBool,
+    /// The server to try first: the last that took the hello, or the
+    /// primary a `not_primary` answer named.
+    hint: StdMutex<Option<String>>,
 }
 
 impl Client {
@@ -189,6 +216,7 @@ impl Client {
                 pushes_rx: Mutex::new(pushes_rx),
                 subscribed: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                hint: StdMutex::new(None),
             }),
         };
         client.conn().await?;
@@ -226,12 +254,97 @@ impl Client {
         Ok(c)
     }
 
+    /// A new connection: to `addr`, or, with other servers configured, to
+    /// whichever of them is the primary now (within the failover timeout).
     async fn open(&self) -> Result<Conn, ClientError> {
         let cfg = &self.inner.config;
-        let stream = TcpStream::connect(&cfg.addr)
+        if cfg.servers.is_empty() {
+            return self.open_at(&cfg.addr).await;
+        }
+        let began = std::time::Instant::now();
+        loop {
+            let mut last = None;
+            for addr in self.candidates() {
+                match self.open_at(&addr).await {
+                    Ok(c) => {
+                        self.set_hint(&addr);
+                        return Ok(c);
+                    }
+                    Err(e) if is_failover(&e) => {
+                        let named = primary_named(&e).filter(|p| *p != addr);
+                        last = Some(e);
+                        if let Some(p) = named {
+                            self.set_hint(&p);
+                            break;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if began.elapsed() >= cfg.failover_timeout {
+                return Err(last.unwrap_or(ClientError::Closed));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The servers to try, the hinted one first.
+    fn candidates(&self) -> Vec<String> {
+        let cfg = &self.inner.config;
+        let hint = self
+            .inner
+            .hint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut out: Vec<String> = Vec::with_capacity(cfg.servers.len() + 2);
+        for a in hint.iter().chain([&cfg.addr]).chain(&cfg.servers) {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+        out
+    }
+
+    fn set_hint(&self, addr: &str) {
+        *self.inner.hint.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr.to_string());
+    }
+
+    /// Whether a failed request is sent again (to the primary).
+    fn retries(&self, e: &ClientError, began: std::time::Instant) -> bool {
+        let cfg = &self.inner.config;
+        !cfg.servers.is_empty() && began.elapsed() < cfg.failover_timeout && is_failover(e)
+    }
+
+    /// Sends a request, again after a failover if it must (see
+    /// [`ClientConfig::servers`]); its answer frame.
+    async fn call_following<R: Serialize>(
+        &self,
+        frame: impl Fn(u64) -> R,
+    ) -> Result<Bytes, ClientError> {
+        let began = std::time::Instant::now();
+        loop {
+            let c = self.conn().await?;
+            match self.call_on(&c, &frame).await {
+                Err(e) if self.retries(&e, began) => {
+                    c.alive.store(false, Ordering::SeqCst);
+                    if let Some(p) = primary_named(&e) {
+                        self.set_hint(&p);
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_at(&self, addr: &str) -> Result<Conn, ClientError> {
+        let cfg = &self.inner.config;
+        let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::Connect {
-                addr: cfg.addr.clone(),
+                addr: addr.to_string(),
                 reason: e.to_string(),
             })?;
         let _ = stream.set_nodelay(true);
@@ -257,8 +370,15 @@ impl Client {
             .send(Bytes::from(bytes))
             .await
             .map_err(|e| ClientError::ConnectionLost(e.to_string()))?;
-        let welcome = match tokio::time::timeout(cfg.request_timeout, reader.next()).await {
-            Err(_) => return Err(ClientError::Timeout(cfg.request_timeout)),
+        // Following a group, a server that does not greet soon (paused,
+        // say) is passed over for the next.
+        let greeting = if cfg.servers.is_empty() {
+            cfg.request_timeout
+        } else {
+            cfg.request_timeout.min(HELLO_WAIT)
+        };
+        let welcome = match tokio::time::timeout(greeting, reader.next()).await {
+            Err(_) => return Err(ClientError::Timeout(greeting)),
             Ok(None) => return Err(ClientError::ConnectionLost("closed at hello".into())),
             Ok(Some(Err(e))) => return Err(ClientError::ConnectionLost(e.to_string())),
             Ok(Some(Ok(b))) => match p::decode::<FrameHead>(&b) {
@@ -388,8 +508,12 @@ impl Client {
         request: p::Request,
     ) -> Result<T, ClientError> {
         let op = request.op();
-        let c = self.conn().await?;
-        let frame = self.call_on(&c, frame_of(request)).await?;
+        let frame = self
+            .call_following(|id| p::RequestFrame {
+                id,
+                request: request.clone(),
+            })
+            .await?;
         p::decode::<OkOnly<T>>(&frame)
             .map(|o| o.ok)
             .map_err(|e| ClientError::Protocol(format!("{op}: {e}")))
@@ -403,13 +527,12 @@ impl Client {
         args: &A,
     ) -> Result<T, ClientError> {
         let args = p::value(args).map_err(ClientError::Server)?;
-        let c = self.conn().await?;
         let op = op.to_string();
         let frame = self
-            .call_on(&c, |id| p::RawRequest {
+            .call_following(|id| p::RawRequest {
                 id,
                 op: op.clone(),
-                args,
+                args: args.clone(),
             })
             .await?;
         p::decode::<OkOnly<T>>(&frame)
@@ -857,6 +980,36 @@ impl Client {
 }
 
 /// A request frame with the id the client picks.
+/// How long a client following a group waits for a server's welcome.
+const HELLO_WAIT: Duration = Duration::from_secs(5);
+
+/// A failure after which a client following a group's primary tries
+/// again: the connection lost or refused, no answer in time, the server
+/// not (or no longer) the primary, a write not confirmed replicated, or
+/// NATS not answering the server (a node lost, a leader being elected).
+fn is_failover(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connect { .. } | ClientError::ConnectionLost(_) | ClientError::Timeout(_) => {
+            true
+        }
+        ClientError::Server(w) => {
+            matches!(
+                w.code.as_str(),
+                p::codes::NOT_PRIMARY | "not_replicated" | "shutting_down"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The primary a `not_primary` answer names.
+fn primary_named(e: &ClientError) -> Option<String> {
+    match e {
+        ClientError::Server(w) if w.code == p::codes::NOT_PRIMARY => w.primary.clone(),
+        _ => None,
+    }
+}
+
 fn frame_of(request: p::Request) -> impl FnOnce(u64) -> p::RequestFrame {
     move |id| p::RequestFrame { id, request }
 }
