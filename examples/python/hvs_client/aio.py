@@ -14,8 +14,9 @@
 A reader task routes answers to the awaiting coroutines by request id
 (any number of tasks may call at once; their requests are pipelined) and
 queues pushed deliveries for :meth:`AsyncClient.next_delivery`; a
-heartbeat task pings when the connection was quiet. Reconnection follows
-the same rules as the blocking client (:mod:`hvs_client.codec`).
+heartbeat task pings when the connection was quiet. Reconnection, and
+following a failover group's primary, follow the same rules as the
+blocking client (:mod:`hvs_client.codec`, :class:`hvs_client.client.GroupServers`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import itertools
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Iterable, Mapping, Optional, Tuple, TypeVar, Union
 
 from . import codec
 from . import protocol as p
 from . import types as t
-from .client import parse_address, read_contract
+from .client import HELLO_WAIT, Address, GroupServers, is_failover, parse_address, read_contract
 from .codec import CLIENT_NAME, DEFAULT_MAX_FRAME, HARD_MAX_FRAME, Backoff
 from .errors import ConnectionLost, HvsClientError, HvsError, ProtocolError, RequestTimeout
 
@@ -168,6 +169,11 @@ class _AsyncConnection:
             # Answered, timed out or cancelled: a late answer is dropped.
             self._waiters.pop(rid, None)
 
+    def abandon(self, why: HvsClientError) -> None:
+        """Ends the connection because of ``why`` (see
+        :meth:`hvs_client.client._Connection.abandon`)."""
+        self._fail_all(ConnectionLost(str(why), why.code))
+
     async def close(self, timeout: float, say_bye: bool) -> None:
         """Says ``bye`` (when asked and still up), then closes."""
         self._leaving = True
@@ -285,6 +291,8 @@ async def connect_async(
     backoff: Backoff = Backoff(),
     at_least_once: bool = False,
     max_resends: int = 3,
+    servers: Iterable[Address] = (),
+    failover_timeout: float = 30.0,
 ) -> "AsyncClient":
     """Connects as :func:`hvs_client.connect` does (same arguments), for
     asyncio."""
@@ -302,6 +310,8 @@ async def connect_async(
         backoff=backoff,
         at_least_once=at_least_once,
         max_resends=max_resends,
+        servers=servers,
+        failover_timeout=failover_timeout,
     )
     await c.connect()
     return c
@@ -331,6 +341,8 @@ class AsyncClient:
         backoff: Backoff = Backoff(),
         at_least_once: bool = False,
         max_resends: int = 3,
+        servers: Iterable[Address] = (),
+        failover_timeout: float = 30.0,
     ) -> None:
         self.timeout = float(timeout)
         self.reconnect = bool(reconnect)
@@ -347,7 +359,13 @@ class AsyncClient:
         self._heartbeat = heartbeat
         self._vector = codec.vector_reader(numpy)
         self._host_port = parse_address(address)
+        #: The server of the current connection (following a group: the
+        #: primary that took the latest hello).
         self.address = f"{self._host_port[0]}:{self._host_port[1]}"
+        servers = list(servers)
+        #: The group followed (``None`` without ``servers``).
+        self.group: Optional[GroupServers] = GroupServers(address, servers) if servers else None
+        self.failover_timeout = float(failover_timeout)
         self._pushes: "Optional[asyncio.Queue[Any]]" = None
         self._reconnect_lock: Optional[asyncio.Lock] = None
         self._closed = False
@@ -395,14 +413,42 @@ class AsyncClient:
         return self._vector is not codec._float_list
 
     async def _open(self) -> _AsyncConnection:
+        """A new connection (see :meth:`hvs_client.Client._open`)."""
+        if self.group is None:
+            return await self._open_at(self._host_port, self.timeout)
+        group = self.group
+        began = time.monotonic()
+        while True:
+            last: Optional[HvsClientError] = None
+            for address in group.candidates():
+                try:
+                    conn = await self._open_at(address, min(self.timeout, HELLO_WAIT))
+                except HvsClientError as e:
+                    if not is_failover(e):
+                        raise
+                    last = e
+                    if group.follow(e, address):
+                        break  # the primary it named, first
+                    continue
+                group.took(address)
+                self._host_port = address
+                self.address = f"{address[0]}:{address[1]}"
+                return conn
+            if last is not None and time.monotonic() - began >= self.failover_timeout:
+                raise last
+            if self._closed:
+                raise ConnectionLost("the client is closed", "closed")
+            await asyncio.sleep(0.05)
+
+    async def _open_at(self, address: Tuple[str, int], timeout: float) -> _AsyncConnection:
         assert self._pushes is not None
         self._generation += 1
         return await _AsyncConnection.open(
-            self._host_port,
+            address,
             self._contract,
             self._token,
             self._client_name,
-            self.timeout,
+            timeout,
             self._max_frame_bytes,
             self._pushes,
             self._vector,
@@ -426,7 +472,7 @@ class AsyncClient:
                 return conn
             loss = conn.loss
             assert loss is not None
-            if not self.reconnect or not codec.may_reconnect(loss):
+            if not self._may_reconnect(loss):
                 raise loss.copy(maybe_done=False)
             self._conn = await self._reopen(loss)
             await conn.close(1.0, say_bye=False)  # its stream and tasks
@@ -434,7 +480,14 @@ class AsyncClient:
             self.reconnects += 1
             return self._conn
 
+    def _may_reconnect(self, loss: ConnectionLost) -> bool:
+        if not self.reconnect:
+            return False
+        return is_failover(loss) if self.group is not None else codec.may_reconnect(loss)
+
     async def _reopen(self, loss: ConnectionLost) -> _AsyncConnection:
+        if self.group is not None:
+            return await self._reopen_following(loss)
         deadline = time.monotonic() + self.reconnect_timeout
         last: BaseException = loss
         for delay in self.backoff.delays():
@@ -462,7 +515,20 @@ class AsyncClient:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _reopen_following(self, loss: ConnectionLost) -> _AsyncConnection:
+        conn = await self._open()  # tries the group's servers for failover_timeout
+        try:
+            if self._subscribed:
+                await conn.request("subscribe", {}, self.timeout)
+        except BaseException:
+            await conn.close(1.0, say_bye=False)
+            raise
+        log.info("reconnected to %s as %s after %s", self.address, conn.welcome.model, loss)
+        return conn
+
     async def _run(self, call: p.Call[T], timeout: Optional[float] = None) -> T:
+        if self.group is not None:
+            return await self._run_following(self.group, call, timeout)
         resends = 0
         while True:
             conn = await self._connection()
@@ -478,6 +544,27 @@ class AsyncClient:
                     raise
                 resends += 1
                 log.info("resending %r after %s", call.op, loss)
+                continue
+            return call.read(ok, self._vector)
+
+    async def _run_following(self, group: GroupServers, call: p.Call[T], timeout: Optional[float]) -> T:
+        """Sends ``call`` until it is answered, again after each failover
+        error for up to ``failover_timeout`` (see
+        :meth:`hvs_client.Client._run_following`)."""
+        began = time.monotonic()
+        while True:
+            conn: Optional[_AsyncConnection] = None
+            try:
+                conn = await self._connection()
+                ok = await conn.request(call.op, call.args, self.timeout if timeout is None else timeout)
+            except HvsClientError as e:
+                if self._closed or not is_failover(e) or time.monotonic() - began >= self.failover_timeout:
+                    raise
+                if conn is not None:
+                    conn.abandon(e)  # the next attempt connects again
+                log.info("sending %r again after %s", call.op, e)
+                if not group.follow(e):
+                    await asyncio.sleep(0.05)
                 continue
             return call.read(ok, self._vector)
 

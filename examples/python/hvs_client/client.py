@@ -12,7 +12,10 @@ When the connection drops, the next call (or a reader of pushes) connects
 again with backoff, says hello with the same contract and token,
 subscribes again if the client was subscribed, and resends the request if
 :func:`hvs_client.codec.may_resend` allows it (see the README's
-"Reconnection"). The operations themselves are :mod:`hvs_client.protocol`.
+"Reconnection"). Given the other ``servers`` of a failover group, it
+follows the group's primary instead (:class:`GroupServers`, the README's
+"Following a failover group"). The operations themselves are
+:mod:`hvs_client.protocol`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import queue
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from . import codec
 from . import protocol as p
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
 
-__all__ = ["PROTOCOL_VERSIONS", "Client", "connect"]
+__all__ = ["PROTOCOL_VERSIONS", "Client", "GroupServers", "connect"]
 
 log = logging.getLogger("hvs_client")
 
@@ -55,6 +58,76 @@ def parse_address(address: Union[str, Tuple[str, int]]) -> Tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"address {address!r} is not host:port")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+#: A server's address: ``"host:port"`` or ``(host, port)``.
+Address = Union[str, Tuple[str, int]]
+
+#: How long a client following a group waits for a server's welcome
+#: before passing over it for the next (a paused server, say), in seconds.
+HELLO_WAIT = 5.0
+
+#: Refusals after which a client following a group sends the request again,
+#: to the primary: the server is not (or no longer) the primary, a write was
+#: committed but not confirmed replicated, NATS did not answer the server (a
+#: node lost, a leader being elected), or the server is shutting down.
+FAILOVER_CODES = frozenset({"not_primary", "not_replicated", "cluster_unavailable", "shutting_down"})
+
+#: Losses that end even a following client's attempts: it was closed,
+#: another connection took its model over (taking it back would fight it),
+#: or the server does not speak HVS.
+FINAL_LOSSES = frozenset({"closed", "replaced", "protocol"})
+
+
+def is_failover(e: BaseException) -> bool:
+    """Whether a client following a group tries again after ``e``: a lost
+    or refused connection, no answer in time, or a refusal in
+    :data:`FAILOVER_CODES`."""
+    if isinstance(e, ConnectionLost):
+        return e.code not in FINAL_LOSSES
+    if isinstance(e, RequestTimeout):
+        return True
+    return isinstance(e, HvsError) and e.code in FAILOVER_CODES
+
+
+class GroupServers:
+    """The servers of a failover group a client follows, and which to try
+    first: the one named by the last ``not_primary`` answer, else the last
+    that took the hello, else ``address``, then the others in order.
+    Shared by both clients; assignments only, so safe across threads."""
+
+    def __init__(self, address: Address, servers: Iterable[Address]) -> None:
+        self.servers: List[Tuple[str, int]] = []
+        for a in [address, *servers]:
+            hp = parse_address(a)
+            if hp not in self.servers:
+                self.servers.append(hp)
+        self._first: Optional[Tuple[str, int]] = None
+
+    def candidates(self) -> List[Tuple[str, int]]:
+        """The servers to try, in order."""
+        first = [] if self._first is None else [self._first]
+        return first + [a for a in self.servers if a != self._first]
+
+    def took(self, address: Tuple[str, int]) -> None:
+        """``address`` took the hello: it is tried first from now on."""
+        self._first = address
+
+    def follow(self, e: BaseException, refused_by: Optional[Tuple[str, int]] = None) -> bool:
+        """Tries first the primary ``e`` names (a ``not_primary`` answer's
+        ``primary``), unless that is the server that refused; whether it
+        named one."""
+        primary = e.primary if isinstance(e, HvsError) and e.code == "not_primary" else None
+        if not primary:
+            return False
+        try:
+            named = parse_address(primary)
+        except ValueError:
+            return False
+        if named == refused_by:
+            return False
+        self._first = named
+        return True
 
 
 def read_contract(contract: Union[str, "os.PathLike[str]", Mapping[str, Any]]) -> str:
@@ -200,6 +273,12 @@ class _Connection:
             raise w.error
         return w.ok
 
+    def abandon(self, why: HvsClientError) -> None:
+        """Ends the connection because of ``why`` (its server is not the
+        primary, or did not answer): a client following a group connects
+        again."""
+        self._fail_all(ConnectionLost(str(why), why.code))
+
     def close(self, timeout: float, say_bye: bool) -> None:
         """Says ``bye`` (when asked and still up), then closes."""
         self._leaving = True
@@ -342,6 +421,8 @@ def connect(
     backoff: Backoff = Backoff(),
     at_least_once: bool = False,
     max_resends: int = 3,
+    servers: Iterable[Address] = (),
+    failover_timeout: float = 30.0,
 ) -> "Client":
     """Connects to the server at ``address`` and says hello as the model of
     the contract.
@@ -366,6 +447,18 @@ def connect(
     whose answer was lost (``send``, ``store_vector``, …), which may then
     be done twice. See the README's "Reconnection".
 
+    ``servers``: the other servers of a failover group (``address`` among
+    them or not). With any, the client follows the group's primary: it
+    connects to the server that takes its hello (``address`` first, then
+    the primary a ``not_primary`` refusal names, then the others; a server
+    that does not greet within 5 s is passed over), and a request that
+    meets a lost connection, a timeout, ``not_primary``,
+    ``not_replicated``, ``cluster_unavailable`` or ``shutting_down`` is
+    sent again, to the primary, for up to ``failover_timeout`` seconds —
+    writes too, so a write may be carried out twice (``at_least_once`` and
+    ``max_resends`` then play no part). See the README's "Following a
+    failover group".
+
     Raises :class:`HvsError` when the server refuses (``invalid_contract``,
     ``unauthorized``, ``forbidden_claim``, ``unsupported_version``, …) and
     :class:`ConnectionLost` when the server cannot be reached (the first
@@ -385,6 +478,8 @@ def connect(
         backoff=backoff,
         at_least_once=at_least_once,
         max_resends=max_resends,
+        servers=servers,
+        failover_timeout=failover_timeout,
     )
 
 
@@ -415,6 +510,8 @@ class Client:
         backoff: Backoff = Backoff(),
         at_least_once: bool = False,
         max_resends: int = 3,
+        servers: Iterable[Address] = (),
+        failover_timeout: float = 30.0,
     ) -> None:
         self.timeout = float(timeout)
         self.reconnect = bool(reconnect)
@@ -431,7 +528,13 @@ class Client:
         self._heartbeat = heartbeat
         self._vector = codec.vector_reader(numpy)
         self._host_port = parse_address(address)
+        #: The server of the current connection (following a group: the
+        #: primary that took the latest hello).
         self.address = f"{self._host_port[0]}:{self._host_port[1]}"
+        servers = list(servers)
+        #: The group followed (``None`` without ``servers``).
+        self.group: Optional[GroupServers] = GroupServers(address, servers) if servers else None
+        self.failover_timeout = float(failover_timeout)
         self._pushes: "queue.Queue[Any]" = queue.Queue()
         self._reconnect_lock = threading.Lock()
         self._closed_event = threading.Event()
@@ -471,19 +574,52 @@ class Client:
         return self._vector is not codec._float_list
 
     def _open(self) -> _Connection:
+        """A new connection: to ``address``, or, following a group, to
+        whichever server takes the hello within ``failover_timeout``."""
+        if self.group is None:
+            return self._open_at(self._host_port, self.timeout)
+        group = self.group
+        began = time.monotonic()
+        while True:
+            last: Optional[HvsClientError] = None
+            for address in group.candidates():
+                try:
+                    conn = self._open_at(address, min(self.timeout, HELLO_WAIT))
+                except HvsClientError as e:
+                    if not is_failover(e):
+                        raise
+                    last = e
+                    if group.follow(e, address):
+                        break  # the primary it named, first
+                    continue
+                group.took(address)
+                self._host_port = address
+                self.address = f"{address[0]}:{address[1]}"
+                return conn
+            if last is not None and time.monotonic() - began >= self.failover_timeout:
+                raise last
+            if self._closed_event.wait(0.05):
+                raise ConnectionLost("the client is closed", "closed")
+
+    def _open_at(self, address: Tuple[str, int], timeout: float) -> _Connection:
         self._generation += 1
         return _Connection.open(
-            self._host_port,
+            address,
             self._contract,
             self._token,
             self._client_name,
-            self.timeout,
+            timeout,
             self._max_frame_bytes,
             self._pushes,
             self._vector,
             self._generation,
             self._heartbeat,
         )
+
+    def _may_reconnect(self, loss: ConnectionLost) -> bool:
+        if not self.reconnect:
+            return False
+        return is_failover(loss) if self.group is not None else codec.may_reconnect(loss)
 
     def _connection(self) -> _Connection:
         """The live connection, connecting again if it dropped and that is
@@ -499,7 +635,7 @@ class Client:
                 return conn
             loss = conn.loss
             assert loss is not None
-            if not self.reconnect or not codec.may_reconnect(loss):
+            if not self._may_reconnect(loss):
                 raise loss.copy(maybe_done=False)
             self._conn = self._reopen(loss)
             conn.close(1.0, say_bye=False)  # its socket and threads
@@ -508,6 +644,8 @@ class Client:
             return self._conn
 
     def _reopen(self, loss: ConnectionLost) -> _Connection:
+        if self.group is not None:
+            return self._reopen_following(loss)
         deadline = time.monotonic() + self.reconnect_timeout
         last: BaseException = loss
         for delay in self.backoff.delays():
@@ -535,7 +673,20 @@ class Client:
             self._closed_event.wait(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _reopen_following(self, loss: ConnectionLost) -> _Connection:
+        conn = self._open()  # tries the group's servers for failover_timeout
+        try:
+            if self._subscribed:
+                conn.request("subscribe", {}, self.timeout)
+        except BaseException:
+            conn.close(1.0, say_bye=False)
+            raise
+        log.info("reconnected to %s as %s after %s", self.address, conn.welcome.model, loss)
+        return conn
+
     def _run(self, call: p.Call[T], timeout: Optional[float] = None) -> T:
+        if self.group is not None:
+            return self._run_following(self.group, call, timeout)
         resends = 0
         while True:
             conn = self._connection()
@@ -554,11 +705,36 @@ class Client:
                 continue
             return call.read(ok, self._vector)
 
+    def _run_following(self, group: GroupServers, call: p.Call[T], timeout: Optional[float]) -> T:
+        """Sends ``call`` until it is answered, again after each failover
+        error (:func:`is_failover`) for up to ``failover_timeout``, whatever
+        the operation: the primary may have changed under it."""
+        began = time.monotonic()
+        while True:
+            conn: Optional[_Connection] = None
+            try:
+                conn = self._connection()
+                ok = conn.request(call.op, call.args, self.timeout if timeout is None else timeout)
+            except HvsClientError as e:
+                if (
+                    self._closed_event.is_set()
+                    or not is_failover(e)
+                    or time.monotonic() - began >= self.failover_timeout
+                ):
+                    raise
+                if conn is not None:
+                    conn.abandon(e)  # the next attempt connects again
+                log.info("sending %r again after %s", call.op, e)
+                if not group.follow(e) and self._closed_event.wait(0.05):
+                    raise
+                continue
+            return call.read(ok, self._vector)
+
     def request(self, op: str, args: Optional[Mapping[str, Any]] = None, timeout: Optional[float] = None) -> Any:
         """Sends one request and waits for its answer: the decoded ``ok``
         value (maps are dicts, ``bin`` is bytes). Raises :class:`HvsError`
         for an error frame. Resent on a new connection only if it was never
-        written."""
+        written (following a group: as every request is)."""
         return self._run(p.call(op, args), timeout)
 
     def call(self, op: str, **args: Any) -> Any:

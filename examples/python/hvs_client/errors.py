@@ -18,8 +18,10 @@ class HvsError(HvsClientError):
     ``code`` is the server's stable code (``permission_denied``,
     ``unknown_op``, ``limit_exceeded``, …; see docs/PROTOCOL.md),
     ``message`` is for people, ``retry_after_ms`` is set when a rate limit
-    refused and says when a retry can pass, and ``details`` holds every
-    other key of the error map (``current_version`` of a
+    refused and says when a retry can pass, ``primary`` is set when a
+    server of a failover group refused with ``not_primary`` and knows
+    which server is the primary (``"host:port"``), and ``details`` holds
+    every other key of the error map (``current_version`` of a
     ``version_conflict``, and whatever later servers add).
     """
 
@@ -29,15 +31,19 @@ class HvsError(HvsClientError):
         message: str,
         retry_after_ms: Optional[int] = None,
         details: Optional[Mapping[str, Any]] = None,
+        primary: Optional[str] = None,
     ):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retry_after_ms = retry_after_ms
+        self.primary = primary
         self.details: Dict[str, Any] = dict(details or {})
 
     def __repr__(self) -> str:
         extra = f", retry_after_ms={self.retry_after_ms}" if self.retry_after_ms is not None else ""
+        if self.primary is not None:
+            extra += f", primary={self.primary!r}"
         return f"{type(self).__name__}({self.code!r}, {self.message!r}{extra})"
 
 
@@ -64,7 +70,8 @@ class ConnectionLost(HvsClientError, ConnectionError):
     after :meth:`Client.close`, ``connect_failed`` when connecting failed,
     ``protocol`` when the server sent something unreadable, or the code of
     the server's ``closing`` push (``shutting_down``, ``heartbeat_timeout``,
-    ``replaced``) when the server said why it closed.
+    ``replaced``, ``not_primary`` from a primary that lost its lease) when
+    the server said why it closed.
 
     ``maybe_done`` is true when the request had been written to the
     server before the connection dropped: it may or may not have been
@@ -104,9 +111,10 @@ def error_from_wire(e: Any) -> HvsError:
         return HvsError("protocol", f"an unreadable error: {e!r}")
     code = str(e.get("code"))
     message = str(e.get("message", ""))
-    details = {k: v for k, v in e.items() if k not in ("code", "message", "retry_after_ms")}
+    details = {k: v for k, v in e.items() if k not in ("code", "message", "retry_after_ms", "primary")}
     if code == "version_conflict":
         current = e.get("current_version")
         return VersionConflict(message, None if current is None else int(current), details)
     retry = e.get("retry_after_ms")
-    return HvsError(code, message, None if retry is None else int(retry), details)
+    primary = e.get("primary")
+    return HvsError(code, message, None if retry is None else int(retry), details, None if primary is None else str(primary))

@@ -1,7 +1,8 @@
 """What the tests share: a real `hvs serve` on free loopback ports with a
 temporary data directory (restartable on the same port and data), contract
 files for new models, points of the test geometries, and polling with a
-deadline.
+deadline; for failover tests, a real `nats-server` with JetStream and
+`hvs serve` processes in one failover group.
 
 The server binary is $HVS_BIN if set, else the newer of target/release/hvs
 and target/debug/hvs under the repository root.
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, List, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -65,11 +66,12 @@ class ServerProcess:
     """`hvs serve` on free loopback ports, its data in a temporary
     directory, its output in a log file there."""
 
-    def __init__(self) -> None:
+    def __init__(self, serve_args: Sequence[str] = ("--durability", "buffered")) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="hvs-py-test-")
         self.path = Path(self.dir.name)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.admin = f"127.0.0.1:{free_port()}"
         self.log_path = self.path / "server.log"
         # HVS_* variables would configure the server (tokens, limits, a
         # config file): the test sets everything with flags.
@@ -80,11 +82,10 @@ class ServerProcess:
             "--listen",
             self.address,
             "--admin",
-            f"127.0.0.1:{free_port()}",
+            self.admin,
             "--data",
             str(self.path / "data"),
-            "--durability",
-            "buffered",
+            *serve_args,
         ]
         self._args, self._env = args, env
         self._log = open(self.log_path, "ab")
@@ -128,6 +129,30 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def kill(self) -> None:
+        """SIGKILL, and waits for it to be gone."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def health(self) -> Optional[Dict[str, Any]]:
+        """`GET /health` of the admin port, or None if it does not answer."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://{self.admin}/health", timeout=2) as r:
+                return json.loads(r.read())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    def role(self) -> Optional[str]:
+        """Its role in its failover group (`primary`, `mirror`, `joining`,
+        `promoting`), from `/health`; None if it does not answer."""
+        h = self.health() if self.proc.poll() is None else None
+        try:
+            return h["cluster"]["group"]["role"]["role"]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return None
 
     def stop(self) -> int:
         """SIGTERM, then the exit code (killed after two minutes)."""
@@ -221,3 +246,86 @@ def shared_server() -> ServerProcess:
     if _shared is None:
         raise RuntimeError("setUpModule has not started the shared server")
     return _shared
+
+
+# ---- failover groups: nats-server and instances ---------------------------
+
+
+def nats_binary() -> Path:
+    """Debian's nats-server: on PATH or in /usr/sbin, installed by
+    scripts/install-nats.sh when the machine lacks it (which fails without
+    root or sudo)."""
+    import shutil
+
+    def find() -> Optional[Path]:
+        for candidate in (shutil.which("nats-server"), "/usr/sbin/nats-server"):
+            if candidate and os.access(candidate, os.X_OK):
+                return Path(candidate)
+        return None
+
+    found = find()
+    if found is None:
+        subprocess.run(["sh", str(REPO / "scripts" / "install-nats.sh")], check=True)
+        found = find()
+    if found is None:
+        raise RuntimeError("scripts/install-nats.sh ran, yet no nats-server is found")
+    return found
+
+
+class NatsProcess:
+    """A nats-server with JetStream on a free loopback port, its store in a
+    temporary directory."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="hvs-py-nats-")
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        path = Path(self.dir.name)
+        self._log = open(path / "nats.log", "ab")
+        args = [str(nats_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(path / "store")]
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"nats-server did not listen within {STARTUP_TIMEOUT} s") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        self.dir.cleanup()
+
+
+def start_group(
+    nats: NatsProcess, names: Sequence[str] = ("a", "b", "c"), durability: str = "replicated"
+) -> List[ServerProcess]:
+    """One `hvs serve` per name in failover group `g` on `nats` (lease of
+    1 s), each with its own data, listen and admin ports."""
+    extra = ["--group", "g", "--lease-ttl-ms", "1000", "--durability", durability, "--nats", nats.url]
+    return [ServerProcess([*extra, "--instance", name]) for name in names]
+
+
+def group_primary(members: Sequence[ServerProcess], limit: float = REQUEST_TIMEOUT) -> ServerProcess:
+    """The member that says it is the primary, once exactly one running
+    member does and every other running one is a mirror."""
+
+    def settled() -> Optional[ServerProcess]:
+        roles = [(m, m.role()) for m in members if m.proc.poll() is None]
+        primaries = [m for m, r in roles if r == "primary"]
+        if len(primaries) == 1 and all(r in ("primary", "mirror") for _, r in roles):
+            return primaries[0]
+        return None
+
+    found = eventually(settled, limit)
+    if found is None:
+        raise AssertionError(f"no single primary within {limit} s: {[m.role() for m in members]}")
+    return found
