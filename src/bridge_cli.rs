@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use hvs::runtime::protocol::{
-    BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
+    BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus, SlowProgress,
 };
 use hvs::runtime::{Client, ClientConfig, ClientError};
 use serde_json::json;
@@ -126,6 +126,27 @@ enum CreateCommand {
         #[arg(long)]
         to: String,
     },
+    /// A namespace of another instance copied here in chunks under a rate
+    /// limit, resumable, checked by digest at the end.
+    Slow {
+        /// The bridge's name.
+        name: String,
+        /// The instance copied from (its `--instance` name).
+        #[arg(long)]
+        source: String,
+        /// The namespace copied.
+        #[arg(long)]
+        namespace: String,
+        /// The namespace written here (default: the same name).
+        #[arg(long)]
+        target: Option<String>,
+        /// The average rate, in bytes per second of chunks received.
+        #[arg(long)]
+        bytes_per_second: u64,
+        /// Vectors per chunk.
+        #[arg(long, default_value_t = 256)]
+        chunk_vectors: u32,
+    },
 }
 
 impl CreateCommand {
@@ -152,6 +173,23 @@ impl CreateCommand {
             Self::CrossManifold { name, from, to } => {
                 (name, BridgeKind::CrossManifold { from, to })
             }
+            Self::Slow {
+                name,
+                source,
+                namespace,
+                target,
+                bytes_per_second,
+                chunk_vectors,
+            } => (
+                name,
+                BridgeKind::Slow {
+                    source,
+                    namespace,
+                    target,
+                    bytes_per_second,
+                    chunk_vectors,
+                },
+            ),
         };
         BridgeSpec { name, kind }
     }
@@ -289,6 +327,17 @@ fn kind_text(kind: &BridgeKind) -> String {
         BridgeKind::CrossManifold { from, to } => {
             format!("cross_manifold  from={from}  to={to}")
         }
+        BridgeKind::Slow {
+            source,
+            namespace,
+            target,
+            bytes_per_second,
+            chunk_vectors,
+        } => format!(
+            "slow  source={source}  namespace={namespace}  target={}  \
+             bytes_per_second={bytes_per_second}  chunk_vectors={chunk_vectors}",
+            target.as_deref().unwrap_or(namespace)
+        ),
     }
 }
 
@@ -299,7 +348,7 @@ fn bridge_line(s: &BridgeStatus) -> String {
         .as_deref()
         .map_or_else(|| "-".to_string(), |e| format!("{e:?}"));
     format!(
-        "{}  kind={}  searches={}  partial={}  carried={}  refused={}  position={}  \
+        "{}  kind={}  searches={}  partial={}  carried={}  refused={}  position={}{}  \
          last_error={last_error}",
         s.spec.name,
         kind_text(&s.spec.kind),
@@ -308,6 +357,26 @@ fn bridge_line(s: &BridgeStatus) -> String {
         s.carried,
         s.refused,
         s.position,
+        s.slow.as_ref().map(progress_text).unwrap_or_default(),
+    )
+}
+
+/// A slow bridge's progress, `  state=… chunks=… …` (`-` for what is not
+/// known yet).
+fn progress_text(p: &SlowProgress) -> String {
+    let or_dash = |o: Option<&str>| o.unwrap_or("-").to_string();
+    format!(
+        "  state={}  chunks={}  vectors={}  bytes={}  rate={}B/s  cursor={}  \
+         digest_match={}  source_digest={}  target_digest={}",
+        p.state.name(),
+        p.chunks,
+        p.vectors,
+        p.bytes,
+        p.bytes_per_second,
+        or_dash(p.cursor.as_deref()),
+        p.digest_match.map_or("-".to_string(), |m| m.to_string()),
+        or_dash(p.source_digest.as_deref()),
+        or_dash(p.target_digest.as_deref()),
     )
 }
 
@@ -331,11 +400,47 @@ mod tests {
             refused: 0,
             position: 0,
             last_error: None,
+            slow: None,
         };
         assert_eq!(
             bridge_line(&s),
             "nets  kind=shared  networks=lab,ops  policy=strict  searches=0  partial=0  \
              carried=0  refused=0  position=0  last_error=-"
+        );
+    }
+
+    #[test]
+    fn a_slow_bridge_shows_its_progress() {
+        let s = BridgeStatus {
+            spec: BridgeSpec {
+                name: "copy".into(),
+                kind: BridgeKind::Slow {
+                    source: "a".into(),
+                    namespace: "docs".into(),
+                    target: None,
+                    bytes_per_second: 1000,
+                    chunk_vectors: 10,
+                },
+            },
+            searches: 0,
+            partial: 0,
+            carried: 5,
+            refused: 0,
+            position: 0,
+            last_error: None,
+            slow: Some(SlowProgress {
+                chunks: 1,
+                vectors: 5,
+                bytes: 300,
+                ..SlowProgress::default()
+            }),
+        };
+        assert_eq!(
+            bridge_line(&s),
+            "copy  kind=slow  source=a  namespace=docs  target=docs  bytes_per_second=1000  \
+             chunk_vectors=10  searches=0  partial=0  carried=5  refused=0  position=0  \
+             state=running  chunks=1  vectors=5  bytes=300  rate=0B/s  cursor=-  \
+             digest_match=-  source_digest=-  target_digest=-  last_error=-"
         );
     }
 }

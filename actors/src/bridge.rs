@@ -9,19 +9,25 @@
 //!   cluster that offers a capability, over NATS request/reply, merged by
 //!   the true distance;
 //! - *cross-manifold* (`cross.rs`): a namespace's vectors carried into a
-//!   namespace of another geometry, and queries carried across.
+//!   namespace of another geometry, and queries carried across;
+//! - *slow* (`slow.rs`): a namespace of another instance copied here in
+//!   chunks under a rate limit, resumable, checked by digest.
 
 mod cross;
 mod federated;
+mod slow;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use hvs_geometry::Manifold;
 use hvs_storage::Store;
-use hvs_types::{BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus};
+use hvs_types::{
+    BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus, SlowProgress,
+    SlowState,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
@@ -31,7 +37,13 @@ use crate::hub::Hub;
 use crate::namespace::{AccessKind, blocking};
 use crate::registry::{IsolationPolicy, Registry};
 
-pub(crate) use federated::start_federation;
+/// Starts this instance's answering side of bridges: its entry among the
+/// instances and federated searches (`federated.rs`), and the chunks and
+/// digests slow bridges elsewhere ask of it (`slow.rs`).
+pub(crate) fn start_federation(cluster: &Cluster) {
+    federated::start_federation(cluster);
+    slow::start_serving(cluster);
+}
 
 /// Catalog kind of bridges' records: local (`_`), never in the feed.
 const BRIDGES: &str = "_bridge";
@@ -41,6 +53,10 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 /// A cross-manifold bridge's position is written at most this often.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a slow bridge waits after a failed step (the source
+/// unreachable, no cluster yet) before trying again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// What is kept of a bridge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +75,19 @@ struct BridgeRecord {
     carried: u64,
     #[serde(default)]
     refused: u64,
+    /// Slow: the copy's progress (its cursor included).
+    #[serde(default)]
+    slow: Option<SlowProgress>,
+    /// Slow: why the copy failed, if it did.
+    #[serde(default)]
+    failure: Option<String>,
+}
+
+/// Writes a bridge's record.
+fn put_record(store: &Store, record: &BridgeRecord) -> Result<()> {
+    let bytes = serde_json::to_vec(record)
+        .map_err(|e| ActorError::InvalidRequest(format!("bridge record: {e}")))?;
+    Ok(store.catalog_put(BRIDGES, &record.spec.name, bytes)?)
 }
 
 fn policy_of(p: BridgeIsolation) -> IsolationPolicy {
@@ -90,6 +119,8 @@ pub(crate) struct Bridges {
     /// Held while a bridge is created or deleted, so two at once cannot
     /// both take one name or one pair of networks.
     managing: tokio::sync::Mutex<()>,
+    /// This instance's cluster, once it joined one (slow bridges wait for it).
+    cluster: Arc<OnceLock<Cluster>>,
 }
 
 /// A running bridge: its actor, and the gate its feed-following steps run
@@ -115,6 +146,7 @@ impl Bridges {
             arbiter,
             running: Mutex::new(BTreeMap::new()),
             managing: tokio::sync::Mutex::new(()),
+            cluster: Arc::new(OnceLock::new()),
         };
         for (name, bytes) in bridges.store.catalog_list(BRIDGES)? {
             match serde_json::from_slice::<BridgeRecord>(&bytes) {
@@ -125,6 +157,12 @@ impl Bridges {
         Ok(bridges)
     }
 
+    /// Hands the bridges this instance's cluster, once it joined one.
+    pub(crate) fn attach(&self, cluster: Cluster) {
+        // Joining twice is refused before this is reached.
+        let _ = self.cluster.set(cluster);
+    }
+
     fn running(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -132,15 +170,24 @@ impl Bridges {
     fn launch(&self, record: BridgeRecord) {
         let name = record.spec.name.clone();
         let gate = Arc::new(tokio::sync::Mutex::new(()));
+        let rate = match &record.spec.kind {
+            BridgeKind::Slow {
+                bytes_per_second, ..
+            } => *bytes_per_second,
+            _ => 1,
+        };
         let actor = BridgeActor {
             record,
             store: self.store.clone(),
             gate: gate.clone(),
+            cluster: self.cluster.clone(),
             searches: 0,
             partial: 0,
             last_error: None,
             busy: false,
             saved: Instant::now(),
+            bucket: slow::TokenBucket::new(rate, Instant::now()),
+            mark: Instant::now(),
         };
         let addr = BridgeActor::start_in_arbiter(&self.arbiter, move |_| actor);
         self.running().insert(name, Running { addr, gate });
@@ -154,10 +201,8 @@ impl Bridges {
     }
 
     async fn save(&self, record: &BridgeRecord) -> Result<()> {
-        let bytes = serde_json::to_vec(record)
-            .map_err(|e| ActorError::InvalidRequest(format!("bridge record: {e}")))?;
-        let (store, name) = (self.store.clone(), record.spec.name.clone());
-        blocking(move || Ok(store.catalog_put(BRIDGES, &name, bytes)?)).await
+        let (store, record) = (self.store.clone(), record.clone());
+        blocking(move || put_record(&store, &record)).await
     }
 
     async fn set_policies(&self, pairs: &[(String, String, IsolationPolicy)]) -> Result<()> {
@@ -185,6 +230,8 @@ impl Bridges {
             position: 0,
             carried: 0,
             refused: 0,
+            slow: None,
+            failure: None,
         };
         match &spec.kind {
             BridgeKind::Shared { networks, .. } => {
@@ -209,6 +256,34 @@ impl Bridges {
             }
             BridgeKind::CrossManifold { from, to } => {
                 cross::check(&self.store, from, to)?;
+            }
+            BridgeKind::Slow {
+                source,
+                namespace,
+                target,
+                bytes_per_second,
+                chunk_vectors,
+            } => {
+                let cluster = cluster.ok_or(ActorError::NoCluster)?;
+                check_slow(cluster.instance(), source, namespace, target.as_deref())?;
+                if !(1..=10_000_000_000).contains(bytes_per_second) {
+                    return Err(ActorError::InvalidRequest(format!(
+                        "bytes_per_second {bytes_per_second}: 1 to 10,000,000,000"
+                    )));
+                }
+                if !(1..=10_000).contains(chunk_vectors) {
+                    return Err(ActorError::InvalidRequest(format!(
+                        "chunk_vectors {chunk_vectors}: 1 to 10,000"
+                    )));
+                }
+                record.spec.kind = BridgeKind::Slow {
+                    source: source.clone(),
+                    namespace: namespace.clone(),
+                    target: Some(target.clone().unwrap_or_else(|| namespace.clone())),
+                    bytes_per_second: *bytes_per_second,
+                    chunk_vectors: *chunk_vectors,
+                };
+                record.slow = Some(SlowProgress::default());
             }
         }
         Ok(record)
@@ -302,6 +377,25 @@ impl Bridges {
     }
 }
 
+/// Refuses a slow bridge from this instance itself (ids are unique across
+/// an instance's namespaces, so a copy here would collide with its source),
+/// or one with a source or namespace name that cannot be.
+fn check_slow(here: &str, source: &str, namespace: &str, target: Option<&str>) -> Result<()> {
+    crate::cluster::check_name("source instance", source)?;
+    if source == here {
+        return Err(ActorError::InvalidRequest(format!(
+            "a slow bridge copies from another instance; {source:?} is this one"
+        )));
+    }
+    if namespace.is_empty() || target.is_some_and(str::is_empty) {
+        return Err(ActorError::InvalidRequest(
+            "a slow bridge names a source namespace (and a target, if given) that are not empty"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Hub {
     fn bridges(&self) -> &Bridges {
         &self.inner.bridges
@@ -343,7 +437,7 @@ impl Hub {
         let spec = running.addr.send(GetStatus).await?.spec;
         if let Some(model) = model {
             let namespaces = match &spec.kind {
-                BridgeKind::Shared { .. } => vec![],
+                BridgeKind::Shared { .. } | BridgeKind::Slow { .. } => vec![],
                 BridgeKind::Federated { namespace, .. } => vec![namespace.as_str()],
                 BridgeKind::CrossManifold { from, to } => vec![from.as_str(), to.as_str()],
             };
@@ -361,6 +455,7 @@ pub(crate) struct BridgeActor {
     record: BridgeRecord,
     store: Arc<Store>,
     gate: Arc<tokio::sync::Mutex<()>>,
+    cluster: Arc<OnceLock<Cluster>>,
     searches: u64,
     partial: u64,
     last_error: Option<String>,
@@ -368,14 +463,24 @@ pub(crate) struct BridgeActor {
     busy: bool,
     /// When the record was last written.
     saved: Instant,
+    /// Slow: spaces the chunks (empty when the actor starts).
+    bucket: slow::TokenBucket,
+    /// Slow: when the last step ended (or the actor started).
+    mark: Instant,
 }
 
 impl Actor for BridgeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if let BridgeKind::CrossManifold { .. } = self.record.spec.kind {
-            ctx.run_interval(FOLLOW_EVERY, |act, ctx| act.follow(ctx));
+        match self.record.spec.kind {
+            BridgeKind::CrossManifold { .. } => {
+                ctx.run_interval(FOLLOW_EVERY, |act, ctx| act.follow(ctx));
+            }
+            BridgeKind::Slow { .. } => {
+                ctx.run_later(Duration::ZERO, |act, ctx| act.copy(ctx));
+            }
+            _ => {}
         }
     }
 }
@@ -389,8 +494,72 @@ impl BridgeActor {
             carried: self.record.carried,
             refused: self.record.refused,
             position: self.record.position,
-            last_error: self.last_error.clone(),
+            last_error: self
+                .last_error
+                .clone()
+                .or_else(|| self.record.failure.clone()),
+            slow: self.record.slow.clone().map(|mut p| {
+                p.bytes_per_second = (p.bytes * 1000).checked_div(p.active_ms).unwrap_or(0);
+                p
+            }),
         }
+    }
+
+    /// One step of a slow bridge: the next chunk, or once every chunk is
+    /// here the digests; then the next step, after the token bucket's
+    /// wait (or [`RETRY_EVERY`] after a fault).
+    fn copy(&mut self, ctx: &mut Context<Self>) {
+        let BridgeKind::Slow {
+            source,
+            namespace,
+            target,
+            chunk_vectors,
+            ..
+        } = &self.record.spec.kind
+        else {
+            return;
+        };
+        if self.record.slow.as_ref().map(|p| p.state) != Some(SlowState::Running) {
+            return;
+        }
+        let Some(cluster) = self.cluster.get().cloned() else {
+            self.last_error = Some("no_cluster: this instance has not joined one yet".into());
+            ctx.run_later(RETRY_EVERY, |act, ctx| act.copy(ctx));
+            return;
+        };
+        let step = CopyStep {
+            copier: slow::Copier {
+                source: source.clone(),
+                namespace: namespace.clone(),
+                target: target.clone().unwrap_or_else(|| namespace.clone()),
+            },
+            cluster,
+            store: self.store.clone(),
+            gate: self.gate.clone(),
+            record: self.record.clone(),
+            mark: self.mark,
+            limit: *chunk_vectors,
+        };
+        ctx.spawn(step.run().into_actor(self).map(|r, act, ctx| {
+            let next = match r {
+                Ok((record, bytes)) => {
+                    act.record = record;
+                    act.last_error = None;
+                    let now = Instant::now();
+                    act.mark = now;
+                    act.bucket.take(bytes, now)
+                }
+                Err(slow::StepError::Retry(e)) => {
+                    act.last_error = Some(e);
+                    RETRY_EVERY
+                }
+                Err(slow::StepError::Fail(e)) => {
+                    act.last_error = Some(e);
+                    RETRY_EVERY
+                }
+            };
+            ctx.run_later(next, |act, ctx| act.copy(ctx));
+        }));
     }
 
     /// One step of a cross-manifold bridge: the first copy, or the
@@ -455,6 +624,113 @@ impl BridgeActor {
     }
 }
 
+/// One step of a slow bridge, run off the actor.
+struct CopyStep {
+    copier: slow::Copier,
+    cluster: Cluster,
+    store: Arc<Store>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    record: BridgeRecord,
+    /// When the step before ended: the time since is the copy's.
+    mark: Instant,
+    limit: u32,
+}
+
+impl CopyStep {
+    /// The record after the step (written), and the bytes received. A
+    /// step that cannot go on leaves the record `failed`, saying why.
+    async fn run(mut self) -> std::result::Result<(BridgeRecord, u64), slow::StepError> {
+        let copied = self.record.slow.as_ref().is_some_and(|p| p.copied);
+        let step = if copied {
+            self.verify().await.map(|()| 0)
+        } else {
+            self.next_chunk().await
+        };
+        let bytes = match step {
+            Ok(bytes) => bytes,
+            Err(slow::StepError::Fail(why)) => {
+                if let Some(p) = self.record.slow.as_mut() {
+                    p.state = SlowState::Failed;
+                }
+                self.record.failure = Some(why);
+                0
+            }
+            Err(retry) => return Err(retry),
+        };
+        let guard = self.gate.clone().lock_owned().await;
+        let (store, record) = (self.store.clone(), self.record.clone());
+        let saved = blocking(move || {
+            let _held = guard;
+            put_record(&store, &record)
+        })
+        .await;
+        match saved {
+            Ok(()) => Ok((self.record, bytes)),
+            Err(e) => Err(slow::StepError::Retry(format!("{}: {e}", e.code()))),
+        }
+    }
+
+    fn progress(&mut self) -> &mut SlowProgress {
+        self.record.slow.get_or_insert_with(SlowProgress::default)
+    }
+
+    /// Fetches and applies the chunk after the cursor; the bytes received.
+    async fn next_chunk(&mut self) -> std::result::Result<u64, slow::StepError> {
+        let cursor = match &self.progress().cursor {
+            None => None,
+            Some(c) => Some(c.parse::<uuid::Uuid>().map_err(|e| {
+                slow::StepError::Fail(format!("bad_request: the saved cursor {c:?}: {e}"))
+            })?),
+        };
+        let chunk = self.copier.fetch(&self.cluster, cursor, self.limit).await?;
+        let guard = self.gate.clone().lock_owned().await;
+        let (store, copier) = (self.store.clone(), self.copier.clone());
+        let (bytes, count, last, more) = (chunk.bytes, chunk.len(), chunk.last(), chunk.more);
+        let written = blocking(move || {
+            let _held = guard;
+            Ok(copier.apply(&store, &chunk))
+        })
+        .await
+        .map_err(|e| slow::StepError::Retry(format!("{}: {e}", e.code())))??;
+        self.record.carried += written;
+        let active = self.mark.elapsed().as_millis() as u64;
+        let p = self.progress();
+        p.chunks += 1;
+        p.vectors += count;
+        p.bytes += bytes;
+        p.active_ms += active;
+        if let Some(id) = last {
+            p.cursor = Some(id.to_string());
+        }
+        p.copied = !more;
+        Ok(bytes)
+    }
+
+    /// Compares the source's digest of its namespace with this one's of
+    /// the target: equal is done, else failed with both.
+    async fn verify(&mut self) -> std::result::Result<(), slow::StepError> {
+        let theirs = self.copier.source_digest(&self.cluster).await?;
+        let (store, target) = (self.store.clone(), self.copier.target.clone());
+        let ours = blocking(move || Ok(store.namespace_digest(&target)?))
+            .await
+            .map_err(|e| slow::StepError::Retry(format!("{}: {e}", e.code())))?;
+        let active = self.mark.elapsed().as_millis() as u64;
+        let p = self.progress();
+        p.active_ms += active;
+        p.source_digest = Some(theirs.sha256.clone());
+        p.target_digest = Some(ours.sha256.clone());
+        p.digest_match = Some(theirs == ours);
+        if theirs == ours {
+            p.state = SlowState::Done;
+            return Ok(());
+        }
+        Err(slow::StepError::Fail(format!(
+            "digest_mismatch: source {} ({} vectors), target {} ({} vectors)",
+            theirs.sha256, theirs.vectors, ours.sha256, ours.vectors
+        )))
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "BridgeStatus")]
 struct GetStatus;
@@ -499,6 +775,12 @@ impl Handler<Search> for BridgeActor {
                 BridgeKind::Shared { .. } => Box::pin(async {
                     Err(ActorError::InvalidRequest(
                         "a shared bridge is searched as its namespaces are (search)".into(),
+                    ))
+                }),
+                BridgeKind::Slow { .. } => Box::pin(async {
+                    Err(ActorError::InvalidRequest(
+                        "a slow bridge copies a namespace; search its target namespace (search)"
+                            .into(),
                     ))
                 }),
                 BridgeKind::Federated {

@@ -188,6 +188,7 @@ impl Hub {
             .set(cluster.clone())
             .map_err(|_| joined())?;
         crate::cluster::mail::start(&cluster, &self.inner.registry, self.inner.mail_capacity);
+        self.inner.bridges.attach(cluster.clone());
         Ok(cluster)
     }
 

@@ -37,6 +37,8 @@
 //!   [`Change`] and their msgpack encoding.
 //! - `vectors.rs`: operations over many vectors of a namespace (delete by
 //!   ids or filter, count, scroll in id order, delete the namespace).
+//! - `digest.rs`: a namespace's digest ([`NamespaceDigest`]), whatever its
+//!   name, to compare copies across instances.
 //! - `disk.rs`: the database file under redb, and how reads go on while
 //!   the disk refuses writes ([`StorageError::WriteFailed`]).
 //!
@@ -45,6 +47,7 @@
 
 mod backup;
 mod blocks;
+mod digest;
 mod disk;
 mod dump;
 mod error;
@@ -62,6 +65,7 @@ pub use blocks::{
     AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions,
     BlockPermissions, BlockVersion,
 };
+pub use digest::NamespaceDigest;
 #[doc(hidden)]
 pub use disk::FaultSwitch;
 pub use error::{Result, StorageError};

@@ -75,6 +75,28 @@ pub enum BridgeKind {
         /// The target namespace.
         to: String,
     },
+    /// Namespace `namespace` of instance `source` copied into this
+    /// instance in chunks, at most `bytes_per_second` on average, resumable
+    /// after either side restarts, checked by digest at the end.
+    Slow {
+        /// The instance copied from (its `--instance` name).
+        source: String,
+        /// The namespace copied, on the source.
+        namespace: String,
+        /// The namespace written here (default: `namespace`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// The average rate of chunk bytes received, 1 to 10,000,000,000.
+        bytes_per_second: u64,
+        /// Vectors per chunk, 1 to 10,000 (default 256); the source sends
+        /// fewer when a chunk would not fit in one NATS message.
+        #[serde(default = "default_chunk_vectors")]
+        chunk_vectors: u32,
+    },
+}
+
+fn default_chunk_vectors() -> u32 {
+    256
 }
 
 fn default_timeout_ms() -> u64 {
@@ -82,12 +104,13 @@ fn default_timeout_ms() -> u64 {
 }
 
 impl BridgeKind {
-    /// `shared`, `federated` or `cross_manifold`.
+    /// `shared`, `federated`, `cross_manifold` or `slow`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Shared { .. } => "shared",
             Self::Federated { .. } => "federated",
             Self::CrossManifold { .. } => "cross_manifold",
+            Self::Slow { .. } => "slow",
         }
     }
 }
@@ -119,6 +142,62 @@ pub struct BridgeStatus {
     pub position: u64,
     /// The latest refusal or fault.
     pub last_error: Option<String>,
+    /// Slow: how far the copy is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow: Option<SlowProgress>,
+}
+
+/// Where a slow bridge's copy stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowState {
+    /// Copying chunks, or waiting for the digests.
+    #[default]
+    Running,
+    /// Every chunk applied and the digests equal.
+    Done,
+    /// Stopped: the digests differ, or the target refused a chunk
+    /// (`last_error` says which).
+    Failed,
+}
+
+impl SlowState {
+    /// `running`, `done` or `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A slow bridge's progress, kept with the bridge (so it survives restarts).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SlowProgress {
+    /// Running, done or failed.
+    pub state: SlowState,
+    /// Chunks received and applied (one fetched again after a restart of
+    /// this instance counts again).
+    pub chunks: u64,
+    /// Vectors received in those chunks.
+    pub vectors: u64,
+    /// Bytes of those chunks as they crossed NATS.
+    pub bytes: u64,
+    /// Milliseconds spent copying (waits included, time stopped not).
+    pub active_ms: u64,
+    /// `bytes` over `active_ms`, per second.
+    pub bytes_per_second: u64,
+    /// The last vector id applied: the copy resumes after it.
+    pub cursor: Option<String>,
+    /// Every chunk is applied; the digests are compared (or being asked).
+    pub copied: bool,
+    /// The source namespace's digest at the end, and its vector count.
+    pub source_digest: Option<String>,
+    /// The target namespace's digest at the end.
+    pub target_digest: Option<String>,
+    /// Whether they are equal, once both are known.
+    pub digest_match: Option<bool>,
 }
 
 /// A search through a federated or cross-manifold bridge.

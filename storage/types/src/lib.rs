@@ -21,7 +21,7 @@ mod sync;
 pub use block::BlockContent;
 pub use bridge::{
     BridgeHit, BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
-    InstanceRefusal,
+    InstanceRefusal, SlowProgress, SlowState,
 };
 pub use filter::Filter;
 pub use geometry::{GeometrySpec, MAX_DIMENSION};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub use hvs_types::{
     BridgeHit, BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
-    InstanceRefusal,
+    InstanceRefusal, SlowProgress, SlowState,
 };
 
 /// `bridge_search`'s arguments: the bridge's name and a [`BridgeQuery`]'s
