@@ -733,6 +733,7 @@ class AsyncClient:
     bridge_shared = _operation(p.bridge_shared)
     bridge_federated = _operation(p.bridge_federated)
     bridge_cross_manifold = _operation(p.bridge_cross_manifold)
+    bridge_slow = _operation(p.bridge_slow)
     bridge_list = _operation(p.bridge_list)
     bridge_status = _operation(p.bridge_status)
     bridge_delete = _operation(p.bridge_delete)

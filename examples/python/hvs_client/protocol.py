@@ -755,7 +755,9 @@ def cluster_status() -> Call[Dict[str, Any]]:
 # with ``permission_denied`` unless the server has no tokens or the
 # connection's token has the namespace glob ``"*"``). A bridge's status map:
 # ``{spec: {name, kind: {type, ...}}, searches, partial, carried, refused,
-# position, last_error}``.
+# position, last_error}``, and for a slow bridge ``slow: {state, chunks,
+# vectors, bytes, active_ms, bytes_per_second, cursor, copied,
+# source_digest, target_digest, digest_match}``.
 
 #: The isolation policies a shared bridge may set.
 ISOLATIONS = ("strict", "shared", "federated")
@@ -765,8 +767,10 @@ def bridge_create(spec: Mapping[str, Any]) -> Call[Dict[str, Any]]:
     """Creates and starts a bridge from a spec map ``{name, kind}``
     (``kind``: ``{"type": "shared", "networks": [..], "policy": ..}``,
     ``{"type": "federated", "namespace": .., "capability": ..,
-    "timeout_ms"?: ..}`` or ``{"type": "cross_manifold", "from": ..,
-    "to": ..}``); returns its status map. A federated bridge on an instance
+    "timeout_ms"?: ..}``, ``{"type": "cross_manifold", "from": ..,
+    "to": ..}`` or ``{"type": "slow", "source": .., "namespace": ..,
+    "target"?: .., "bytes_per_second": .., "chunk_vectors"?: ..}``);
+    returns its status map. A federated or slow bridge on an instance
     without a cluster raises ``HvsError("no_cluster")``. Never resent after
     a lost answer: the repeat would find the bridge it created."""
     return Call("bridge_create", dict(spec), _raw, Retry.NEVER)
@@ -790,6 +794,30 @@ def bridge_cross_manifold(name: str, source: str, target: str) -> Call[Dict[str,
     """A cross-manifold bridge: the vectors of namespace ``source`` carried
     into namespace ``target`` (another geometry of the same dimension)."""
     kind = {"type": "cross_manifold", "from": source, "to": target}
+    return bridge_create({"name": name, "kind": kind})
+
+
+def bridge_slow(
+    name: str,
+    source: str,
+    namespace: str,
+    bytes_per_second: int,
+    target: Optional[str] = None,
+    chunk_vectors: int = 256,
+) -> Call[Dict[str, Any]]:
+    """A slow bridge: namespace ``namespace`` of instance ``source`` copied
+    into ``target`` here (default: the same name) in chunks of
+    ``chunk_vectors``, at most ``bytes_per_second`` on average; its
+    ``slow`` map says how far it is (``state``: running, done, failed)."""
+    kind: Dict[str, Any] = {
+        "type": "slow",
+        "source": source,
+        "namespace": namespace,
+        "bytes_per_second": int(bytes_per_second),
+        "chunk_vectors": int(chunk_vectors),
+    }
+    if target is not None:
+        kind["target"] = target
     return bridge_create({"name": name, "kind": kind})
 
 

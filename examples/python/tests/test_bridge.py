@@ -3,9 +3,9 @@ docs/BRIDGES.md), against a real `hvs serve` without a cluster: a
 cross-manifold bridge from a Poincaré disc to a hyperboloid carries the
 disc's vectors and answers a query in the disc's coordinates with the
 exact nearest there; it is listed, then deleted (`unknown_bridge` after);
-a federated bridge raises `no_cluster`; a spec the server cannot read
-raises `bad_request`. Federated bridges are tested with a cluster in
-tests/bridge_cluster.rs."""
+a federated or slow bridge raises `no_cluster`; a spec the server cannot read
+raises `bad_request`. Federated and slow bridges are tested with a
+cluster in tests/bridge_cluster.rs and tests/bridge_slow.rs."""
 
 from __future__ import annotations
 
@@ -87,6 +87,9 @@ class BridgeTest(unittest.TestCase):
             self.client.bridge_federated("f", "docs", "search")
         self.assertEqual(e.exception.code, "no_cluster")
         with self.assertRaises(HvsError) as e:
+            self.client.bridge_slow("s", "elsewhere", "docs", 1000, target="copy", chunk_vectors=10)
+        self.assertEqual(e.exception.code, "no_cluster")
+        with self.assertRaises(HvsError) as e:
             self.client.bridge_create({"name": "x", "kind": {"type": "wormhole"}})
         self.assertEqual(e.exception.code, "bad_request")
         with self.assertRaises(HvsError) as e:
@@ -110,6 +113,9 @@ class AsyncBridgeTest(unittest.TestCase):
                 with self.assertRaises(HvsError) as e:
                     await c.bridge_search("nope", [0.0, 0.0])
                 self.assertEqual(e.exception.code, "unknown_bridge")
+                with self.assertRaises(HvsError) as e:
+                    await c.bridge_slow("s", "elsewhere", "docs", 1000)
+                self.assertEqual(e.exception.code, "no_cluster")
 
         asyncio.run(main())
 
