@@ -4,7 +4,8 @@
 //! does; see `sync_cli.rs` for the contract and the token it needs).
 //!
 //! Output: one line per bridge (`name kind=… … searches=… carried=…
-//! last_error=…`), or one line per hit then `answered=… missing=…`;
+//! last_error=…`, with `state=… chunks=… vectors=… bytes=… rate=…
+//! cursor=… digest_match=…` for a slow bridge), or one line per hit then `answered=… missing=…`;
 //! `--json` prints the server's answer as JSON instead. Exit codes: 0, 1
 //! with `error[code]: message` when the server refuses or cannot be
 //! reached (`unknown_bridge`, `no_cluster`, `unknown_namespace`,

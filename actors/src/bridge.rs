@@ -401,8 +401,8 @@ impl Hub {
         &self.inner.bridges
     }
 
-    /// Creates and starts a bridge (`docs/BRIDGES.md`). A federated bridge
-    /// needs a cluster ([`ActorError::NoCluster`]).
+    /// Creates and starts a bridge (`docs/BRIDGES.md`). A federated or a
+    /// slow bridge needs a cluster ([`ActorError::NoCluster`]).
     pub async fn create_bridge(&self, spec: BridgeSpec) -> Result<BridgeStatus> {
         self.bridges().create(spec, self.cluster().ok()).await
     }

@@ -6,8 +6,9 @@ use crate::{Result, Runtime};
 
 impl Runtime {
     /// Creates and starts a bridge: shared (an isolation policy between
-    /// networks of this instance), federated (needs a cluster) or
-    /// cross-manifold.
+    /// networks of this instance), federated (needs a cluster),
+    /// cross-manifold, or slow (a namespace of another instance copied
+    /// here under a rate limit; needs a cluster).
     pub async fn bridge_create(&self, spec: BridgeSpec) -> Result<BridgeStatus> {
         self.hub.create_bridge(spec).await
     }

@@ -5,7 +5,8 @@ use super::{Client, ClientError};
 use crate::protocol as p;
 
 impl Client {
-    /// Creates and starts a bridge on the server's instance.
+    /// Creates and starts a bridge on the server's instance (a slow bridge
+    /// on the instance that receives the copy).
     pub async fn bridge_create(&self, spec: p::BridgeSpec) -> Result<p::BridgeStatus, ClientError> {
         self.request(p::Request::BridgeCreate(spec)).await
     }
