@@ -212,6 +212,13 @@ impl Cluster {
         check_name("instance name", &config.instance)?;
         if let Some(g) = &config.group {
             check_name("group name", g)?;
+            // At `memory` durability messages bypass the store's writer,
+            // and so its fence: a mirror could take sends.
+            if store.durability() == hvs_storage::Durability::Memory {
+                return Err(ActorError::InvalidRequest(
+                    "a failover group needs a durable store (buffered, sync, replicated or quorum), not memory".into(),
+                ));
+            }
         }
         match (config.replication, &config.group, config.replicas) {
             (Replication::Replicated, None, _) => {

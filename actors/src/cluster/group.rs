@@ -341,29 +341,31 @@ impl GroupMember {
     async fn renew(&mut self, b: &Buckets, epoch: u64) -> Result<Instant, String> {
         let sent = Instant::now();
         let value = self.lease_value(epoch);
-        match b
-            .leases
-            .update(&self.group, value.into(), self.revision)
-            .await
-        {
-            Ok(r) => {
+        // Bounded by half the lease: a renewal answered later is of no use
+        // (the fence closes at its deadline anyway), and the next is due.
+        let update = b.leases.update(&self.group, value.into(), self.revision);
+        let e = match tokio::time::timeout(self.ttl() / 2, update).await {
+            Ok(Ok(r)) => {
                 self.revision = r;
-                Ok(sent)
+                return Ok(sent);
             }
-            Err(e) => {
-                self.gauge.renew_failures.fetch_add(1, Ordering::Relaxed);
-                // Another holds it, or it lapsed: step down. (A NATS that
-                // does not answer leaves the fence to close at its deadline.)
-                if let Ok(current) = b.leases.entry(&self.group).await
-                    && current.as_ref().is_none_or(|c| c.revision != self.revision)
-                {
-                    tracing::warn!("group {}: lost the lease ({e})", self.group);
-                    self.cluster.store().fence().close(None);
-                    self.gauge.set_role(Role::Joining);
-                }
-                Err(format!("renewing the lease: {e}"))
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer in time".to_string(),
+        };
+        self.gauge.renew_failures.fetch_add(1, Ordering::Relaxed);
+        // Another holds it, or it lapsed: step down. (A NATS that does not
+        // answer leaves the fence to close at its deadline; a renewal that
+        // went through unanswered shows here as another revision, and the
+        // lease is taken back as this instance's own.)
+        let current = tokio::time::timeout(self.ttl() / 2, b.leases.entry(&self.group)).await;
+        if let Ok(Ok(current)) = current
+            && current.as_ref().is_none_or(|c| c.revision != self.revision)
+        {
+            tracing::warn!("group {}: lost the lease ({e})", self.group);
+            self.cluster.store().fence().close(None);
+            self.gauge.set_role(Role::Joining);
         }
+        Err(format!("renewing the lease: {e}"))
     }
 
     /// Opens the fence until the deadline of a lease renewed at `sent`.
@@ -379,31 +381,28 @@ impl GroupMember {
         b: &Buckets,
         lapsed_since: &mut Option<Instant>,
     ) -> Result<(), String> {
-        let entry = b
-            .leases
-            .entry(&self.group)
-            .await
-            .map_err(|e| format!("reading the lease: {e}"))?
+        let entry = self
+            .bounded("reading the lease", b.leases.entry(&self.group))
+            .await?
             .filter(|e| e.operation == kv::Operation::Put);
         if let Some(e) = entry {
             *lapsed_since = None;
             let lease: Lease = serde_json::from_slice(&e.value)
                 .map_err(|err| format!("an unreadable lease: {err}"))?;
             if lease.instance == self.me() {
-                // Its own lease, from before a restart within the TTL.
+                // Its own lease: from before a restart within the TTL, or
+                // taken by a create whose answer was lost.
                 let sent = Instant::now();
                 let value = self.lease_value(lease.epoch);
-                self.revision = b
-                    .leases
-                    .update(&self.group, value.into(), e.revision)
-                    .await
-                    .map_err(|err| format!("taking back the lease: {err}"))?;
+                let update = b.leases.update(&self.group, value.into(), e.revision);
+                self.revision = self.bounded("taking back the lease", update).await?;
                 let epoch = if lease.epoch == 0 {
                     e.revision
                 } else {
                     lease.epoch
                 };
-                return self.promote(b, epoch, None, sent).await;
+                let last = self.last_primary(b).await?;
+                return self.take_over(b, epoch, last, sent).await;
             }
             self.cluster.store().fence().close(lease.address.clone());
             self.follow(&lease.instance).await?;
@@ -414,35 +413,62 @@ impl GroupMember {
             return Ok(());
         }
         let since = *lapsed_since.get_or_insert_with(Instant::now);
-        let last: Option<LastPrimary> = b
-            .groups
-            .get(&self.group)
-            .await
-            .map_err(|e| format!("reading the group: {e}"))?
-            .and_then(|v| serde_json::from_slice(&v).ok());
+        let last = self.last_primary(b).await?;
         if !self.may_take(b, last.as_ref(), since.elapsed()).await? {
             return Ok(());
         }
         let sent = Instant::now();
-        let Ok(revision) = b
-            .leases
-            .create(&self.group, self.lease_value(0).into())
-            .await
-        else {
-            return Ok(()); // another took it first
+        let create = b.leases.create(&self.group, self.lease_value(0).into());
+        let Ok(revision) = self.bounded("taking the lease", create).await else {
+            return Ok(()); // another took it first (or the answer was lost)
         };
         self.revision = revision;
+        self.take_over(b, revision, last, sent).await
+    }
+
+    /// The group's last primary, as recorded.
+    async fn last_primary(&self, b: &Buckets) -> Result<Option<LastPrimary>, String> {
+        Ok(self
+            .bounded("reading the group", b.groups.get(&self.group))
+            .await?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Records this instance as the group's primary under `epoch`, then
+    /// promotes it (after applying what the last primary's stream holds).
+    async fn take_over(
+        &mut self,
+        b: &Buckets,
+        epoch: u64,
+        last: Option<LastPrimary>,
+        sent: Instant,
+    ) -> Result<(), String> {
         let record = LastPrimary {
             instance: self.me().to_string(),
-            epoch: revision,
+            epoch,
         };
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
-        b.groups
-            .put(&self.group, bytes.into())
-            .await
-            .map_err(|e| format!("recording the new primary: {e}"))?;
+        self.bounded(
+            "recording the new primary",
+            b.groups.put(&self.group, bytes.into()),
+        )
+        .await?;
         let old = last.map(|l| l.instance).filter(|i| i != self.me());
-        self.promote(b, revision, old, sent).await
+        self.promote(b, epoch, old, sent).await
+    }
+
+    /// A NATS operation, bounded by the lease's TTL (at least a second): a
+    /// starved JetStream must not stall the group's loop.
+    async fn bounded<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.ttl().max(Duration::from_secs(1)), f).await {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(format!("{what}: {e}")),
+            Err(_) => Err(format!("{what}: no answer in time")),
+        }
     }
 
     /// Whether this instance is the one to take a lapsed lease: the last
@@ -465,7 +491,8 @@ impl GroupMember {
             return Ok(true);
         }
         let mine = self.position(&last.instance).await;
-        for other in self.members(b).await? {
+        let members = self.bounded("listing members", self.members(b)).await?;
+        for other in members {
             let ahead =
                 other.applied > mine || (other.applied == mine && *other.instance < *self.me());
             if other.instance != self.me()
@@ -621,7 +648,8 @@ impl GroupMember {
         };
         let key = format!("{}.{}", self.group, self.me());
         let bytes = serde_json::to_vec(&member).unwrap_or_default();
-        if let Err(e) = b.members.put(key, bytes.into()).await {
+        let put = self.bounded("reporting progress", b.members.put(key, bytes.into()));
+        if let Err(e) = put.await {
             tracing::debug!("group {}: reporting progress: {e}", self.group);
         }
     }

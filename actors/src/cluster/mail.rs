@@ -114,7 +114,13 @@ struct Outgoing {
 
 /// This instance's side of mail across instances. One per cluster.
 pub(crate) struct Mail {
+    /// The home this instance is: its name, or, in a failover group, the
+    /// group's (its members hold the same mailboxes, so a model that moves
+    /// between them does not move its mail).
     instance: String,
+    /// In a failover group, this instance's role: only the primary reads
+    /// and forwards mail (`docs/CLUSTER.md`).
+    role: Option<watch::Receiver<super::Role>>,
     js: jetstream::Context,
     /// The bucket, once NATS answered.
     homes_kv: watch::Receiver<Option<kv::Store>>,
@@ -135,8 +141,13 @@ pub(crate) struct Mail {
 pub(crate) fn start(cluster: &Cluster, registry: &Arc<Registry>, capacity: usize) -> Arc<Mail> {
     let (kv_tx, kv_rx) = watch::channel(None);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let home = match &cluster.config().group {
+        Some(g) => format!("group:{g}"),
+        None => cluster.instance().to_string(),
+    };
     let mail = Arc::new(Mail {
-        instance: cluster.instance().to_string(),
+        instance: home,
+        role: cluster.watch_role(),
         js: cluster.jetstream().clone(),
         homes_kv: kv_rx,
         homes: DashMap::new(),
@@ -154,6 +165,21 @@ pub(crate) fn start(cluster: &Cluster, registry: &Arc<Registry>, capacity: usize
         let _ = kv_tx.send(Some(store.clone()));
         m.watch_homes(store).await;
     });
+    if let Some(mut role) = cluster.watch_role() {
+        // A primary that steps down stops reading: the new primary reads
+        // its models' mail once they connect there.
+        let m = Arc::downgrade(&mail);
+        cluster.arbiter().spawn(async move {
+            while role.changed().await.is_ok() {
+                let primary = matches!(*role.borrow(), super::Role::Primary { .. });
+                match m.upgrade() {
+                    Some(m) if !primary => m.stop_all_inboxes(),
+                    Some(_) => {}
+                    None => return,
+                }
+            }
+        });
+    }
     let js = mail.js.clone();
     let cap = capacity;
     cluster
@@ -277,11 +303,35 @@ impl Mail {
             return;
         };
         if home.instance == self.instance {
-            entry.addr.do_send(letters::ComeHome);
-            self.start_inbox(&home.model, entry.addr.clone());
-        } else {
+            // In a group the primary starts reading when the model
+            // connects to it (`claim`).
+            if self.role.is_none() {
+                entry.addr.do_send(letters::ComeHome);
+                self.start_inbox(&home.model, entry.addr.clone());
+            }
+        } else if self.is_primary() {
             self.stop_inbox(&home.model);
             entry.addr.do_send(letters::MoveAway);
+        }
+    }
+
+    /// Whether this instance reads and forwards mail: outside a group,
+    /// always; in one, while it is the primary.
+    fn is_primary(&self) -> bool {
+        self.role
+            .as_ref()
+            .is_none_or(|r| matches!(*r.borrow(), super::Role::Primary { .. }))
+    }
+
+    fn stop_all_inboxes(&self) {
+        let all: Vec<_> = self
+            .inboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (_, h) in all {
+            h.abort();
         }
     }
 

@@ -511,7 +511,10 @@ impl JobLoop {
     /// namespace's (the rest is filtered here).
     fn filter_subject(&self) -> String {
         let namespaces = match &self.spec.mode {
-            SyncMode::Full | SyncMode::Mirror => &[][..],
+            // A mirror takes changes of no namespace too (contracts,
+            // blocks, isolation policies).
+            SyncMode::Mirror => return format!("hvs.feed.{}.>", self.spec.source),
+            SyncMode::Full => &[][..],
             SyncMode::Partial { namespaces, .. } | SyncMode::Selective { namespaces, .. } => {
                 &namespaces[..]
             }
