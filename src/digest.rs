@@ -11,8 +11,11 @@
 
 use std::io::{self, BufReader, Read};
 
-use hvs::storage::{Block, BlockContent, SpaceConfig, StorageError, Store, VectorRecord};
+use hvs::storage::{
+    Block, BlockContent, DigestRow as Row, SpaceConfig, StorageError, Store, VectorRecord,
+};
 use serde_json::{Value, json};
+
 use sha2::{Digest, Sha256};
 
 /// The kinds of row a digest covers, in the order they are printed and
@@ -163,94 +166,6 @@ fn to_value(v: &impl serde::Serialize) -> Value {
     // These types are plain data (no maps with non-string keys): their
     // JSON form always exists.
     serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-/// One row being hashed. Every variable-length field is its length (u64
-/// little-endian) then its bytes, so two different rows never frame to the
-/// same bytes; numbers are u64 little-endian, coordinates their IEEE-754
-/// bits as u64 little-endian.
-struct Row(Sha256);
-
-impl Row {
-    fn new() -> Self {
-        Self(Sha256::new())
-    }
-
-    /// Bytes of a length fixed by the field (an id, a tag).
-    fn fixed(mut self, b: &[u8]) -> Self {
-        self.0.update(b);
-        self
-    }
-
-    fn number(self, n: u64) -> Self {
-        self.fixed(&n.to_le_bytes())
-    }
-
-    fn bytes(self, b: &[u8]) -> Self {
-        self.number(b.len() as u64).fixed(b)
-    }
-
-    fn text(self, s: &str) -> Self {
-        self.bytes(s.as_bytes())
-    }
-
-    /// `0` for none, `1` and the text for some.
-    fn optional(self, s: Option<&str>) -> Self {
-        match s {
-            None => self.fixed(&[0]),
-            Some(s) => self.fixed(&[1]).text(s),
-        }
-    }
-
-    fn floats(self, xs: &[f64]) -> Self {
-        xs.iter().fold(self.number(xs.len() as u64), |row, x| {
-            row.number(x.to_bits())
-        })
-    }
-
-    fn json(self, v: &Value) -> Self {
-        let mut text = String::new();
-        canonical_json(v, &mut text);
-        self.text(&text)
-    }
-
-    fn finish(self) -> [u8; 32] {
-        self.0.finalize().into()
-    }
-}
-
-/// `v` as JSON without whitespace, every object's keys in byte order at
-/// every depth (whatever order the map keeps them in), strings and numbers
-/// as serde_json writes them (a float as the shortest text that reads back
-/// to the same bits).
-fn canonical_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(v, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 /// Calls `on_block` with every stored block, whoever may read it.
@@ -415,15 +330,6 @@ mod tests {
             Row::new().floats(&[-0.0]).finish(),
             "coordinates are compared bit for bit"
         );
-    }
-
-    #[test]
-    fn canonical_json_orders_keys_at_every_depth() {
-        let a: Value =
-            serde_json::from_str(r#"{"b": {"y": 1, "x": [2.5, "s"]}, "a": null}"#).unwrap();
-        let mut out = String::new();
-        canonical_json(&a, &mut out);
-        assert_eq!(out, r#"{"a":null,"b":{"x":[2.5,"s"],"y":1}}"#);
     }
 
     #[test]

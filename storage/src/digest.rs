@@ -47,7 +47,7 @@ impl Store {
         }
         rows.sort_unstable();
         let mut h = Sha256::new();
-        h.update(Row::new().json(&to_value(&config.geometry)).finish());
+        h.update(DigestRow::new().json(&to_value(&config.geometry)).finish());
         for row in &rows {
             h.update(row);
         }
@@ -61,7 +61,7 @@ impl Store {
 
 fn vector_row(r: &VectorRecord) -> [u8; 32] {
     let metadata = Value::Object(r.metadata.clone().into_iter().collect());
-    Row::new()
+    DigestRow::new()
         .fixed(r.id.as_bytes())
         .optional(r.region.as_deref())
         .json(&metadata)
@@ -75,47 +75,72 @@ fn to_value(v: &impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// One row being hashed: lengths and numbers as u64 little-endian.
-struct Row(Sha256);
+/// One row being hashed, framed so that two different rows never hash
+/// the same bytes: every variable-length field is its length (u64
+/// little-endian) then its bytes; numbers are u64 little-endian,
+/// coordinates their IEEE-754 bits as u64 little-endian; JSON is
+/// canonical (no whitespace, every object's keys in byte order at every
+/// depth, numbers as serde_json writes them). Shared with
+/// `hvs inspect --digest`.
+pub struct DigestRow(Sha256);
 
-impl Row {
-    fn new() -> Self {
+impl Default for DigestRow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DigestRow {
+    /// An empty row.
+    pub fn new() -> Self {
         Self(Sha256::new())
     }
 
-    fn fixed(mut self, b: &[u8]) -> Self {
+    /// Bytes of a length fixed by the field (an id, a tag).
+    pub fn fixed(mut self, b: &[u8]) -> Self {
         self.0.update(b);
         self
     }
 
-    fn number(self, n: u64) -> Self {
+    /// A number.
+    pub fn number(self, n: u64) -> Self {
         self.fixed(&n.to_le_bytes())
     }
 
-    fn text(self, s: &str) -> Self {
-        self.number(s.len() as u64).fixed(s.as_bytes())
+    /// Bytes of any length.
+    pub fn bytes(self, b: &[u8]) -> Self {
+        self.number(b.len() as u64).fixed(b)
     }
 
-    fn optional(self, s: Option<&str>) -> Self {
+    /// Text.
+    pub fn text(self, s: &str) -> Self {
+        self.bytes(s.as_bytes())
+    }
+
+    /// `0` for none, `1` and the text for some.
+    pub fn optional(self, s: Option<&str>) -> Self {
         match s {
             None => self.fixed(&[0]),
             Some(s) => self.fixed(&[1]).text(s),
         }
     }
 
-    fn floats(self, xs: &[f64]) -> Self {
+    /// Coordinates, exactly.
+    pub fn floats(self, xs: &[f64]) -> Self {
         xs.iter().fold(self.number(xs.len() as u64), |row, x| {
             row.number(x.to_bits())
         })
     }
 
-    fn json(self, v: &Value) -> Self {
+    /// A JSON value, canonically.
+    pub fn json(self, v: &Value) -> Self {
         let mut text = String::new();
         canonical_json(v, &mut text);
         self.text(&text)
     }
 
-    fn finish(self) -> [u8; 32] {
+    /// The row's SHA-256.
+    pub fn finish(self) -> [u8; 32] {
         self.0.finalize().into()
     }
 }
@@ -153,7 +178,17 @@ fn canonical_json(v: &Value, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    use super::{Value, canonical_json};
     use crate::{GeometrySpec, NewVector, SpaceConfig, Store, StoreConfig};
+
+    #[test]
+    fn canonical_json_orders_keys_at_every_depth() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": {"y": 1, "x": [2.5, "s"]}, "a": null}"#).unwrap();
+        let mut out = String::new();
+        canonical_json(&a, &mut out);
+        assert_eq!(out, r#"{"a":null,"b":{"x":[2.5,"s"],"y":1}}"#);
+    }
 
     fn store_with(names: &[&str]) -> Store {
         let store = Store::open(StoreConfig::memory()).unwrap();

@@ -65,7 +65,7 @@ pub use blocks::{
     AuditAction, AuditEntry, Block, BlockClass, BlockContent, BlockHit, BlockOptions,
     BlockPermissions, BlockVersion,
 };
-pub use digest::NamespaceDigest;
+pub use digest::{DigestRow, NamespaceDigest};
 #[doc(hidden)]
 pub use disk::FaultSwitch;
 pub use error::{Result, StorageError};
