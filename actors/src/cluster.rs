@@ -8,10 +8,12 @@
 //! - `sync.rs`: one actor per sync job.
 //! - `group.rs`: a failover group's lease, roles and promotion.
 //! - `mail.rs`, `mail/`: mail between models on different instances.
+//! - `read.rs`: reads from a mirror, with read repair from the primary.
 
 mod feed;
 mod group;
 pub(crate) mod mail;
+mod read;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,7 @@ use crate::directory::Directory;
 use crate::error::{ActorError, Result};
 use feed::FeedGauge;
 pub use group::{GroupStatus, Role};
+pub use read::ReadRepairStatus;
 use sync::{Control, GetStatus, JobRecord, SyncActor};
 
 /// Catalog kind of sync jobs' records: local (`_`), never in the feed.
@@ -105,16 +108,69 @@ pub fn feed_subject(instance: &str, namespace: Option<&str>) -> String {
     }
 }
 
-fn subject_token(name: &str) -> String {
+pub(crate) fn subject_token(name: &str) -> String {
+    escape(name, '~')
+}
+
+/// `name` with bytes other than letters, digits, `-` and `_` written
+/// `<marker>xx` (hex): one subject token, or one key-value key.
+pub(crate) fn escape(name: &str, marker: char) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
             out.push(b as char);
         } else {
-            out.push_str(&format!("~{b:02x}"));
+            out.push_str(&format!("{marker}{b:02x}"));
         }
     }
     out
+}
+
+/// Answers the requests sent to `subject`, for good: each read as `Q`
+/// (msgpack) and served by `serve` (one that cannot be read, by
+/// `unreadable` with the reason), each answer written as msgpack to the
+/// request's reply subject. `what` names them in the log.
+pub(crate) async fn answer_requests<Q, R, F, Fut>(
+    cluster: Cluster,
+    subject: String,
+    what: &'static str,
+    serve: F,
+    unreadable: fn(String) -> R,
+) where
+    Q: serde::de::DeserializeOwned + 'static,
+    R: serde::Serialize + 'static,
+    F: Fn(Cluster, Q) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = R> + 'static,
+{
+    use futures_util::StreamExt;
+    let mut subscription = loop {
+        match cluster.nats().subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!("subscribing to {subject}: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        let Some(reply) = message.reply.clone() else {
+            continue;
+        };
+        let (cluster, serve) = (cluster.clone(), serve.clone());
+        actix::spawn(async move {
+            let answer = match rmp_serde::from_slice::<Q>(&message.payload) {
+                Ok(q) => serve(cluster.clone(), q).await,
+                Err(e) => unreadable(format!("{what}: {e}")),
+            };
+            let bytes = match rmp_serde::to_vec_named(&answer) {
+                Ok(b) => b,
+                Err(e) => return tracing::error!("{what}, answer: {e}"),
+            };
+            if let Err(e) = cluster.nats().publish(reply, bytes.into()).await {
+                tracing::debug!("answering a {what}: {e}");
+            }
+        });
+    }
 }
 
 /// Opens the key-value bucket `bucket` (one value per key, entries
@@ -189,6 +245,8 @@ struct ClusterInner {
     directory: Addr<Directory>,
     /// The failover group's state, if this instance is in one.
     group: Option<Arc<group::GroupGauge>>,
+    /// Read repair's counters (a mirror's reads).
+    reads: read::ReadGauge,
     jobs: Mutex<BTreeMap<String, Job>>,
 }
 
@@ -278,6 +336,7 @@ impl Cluster {
                 arbiter,
                 directory,
                 group,
+                reads: read::ReadGauge::default(),
                 jobs: Mutex::new(BTreeMap::new()),
             }),
         };
@@ -290,6 +349,7 @@ impl Cluster {
             }
         }
         if let (Some(name), Some(gauge)) = (&cluster.inner.config.group, &cluster.inner.group) {
+            read::start_serving(&cluster);
             let member = group::GroupMember::new(cluster.clone(), name.clone(), gauge.clone());
             cluster.inner.arbiter.spawn(member.run());
         }

@@ -231,13 +231,15 @@ impl Handler<Connect> for Directory {
                 store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
                 info = Some(i);
             }
-            let stored = StoredModel {
-                contract: contract_json,
-                base_dir: msg.base_dir,
-            };
-            let bytes = serde_json::to_vec(&stored)
-                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-            store.catalog_put(MODELS, &profile.id, bytes)?;
+            if !contract_stored(&store, &profile.id, &contract_json, &msg.base_dir)? {
+                let stored = StoredModel {
+                    contract: contract_json,
+                    base_dir: msg.base_dir,
+                };
+                let bytes = serde_json::to_vec(&stored)
+                    .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+                store.catalog_put(MODELS, &profile.id, bytes)?;
+            }
             Ok((profile, info))
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
@@ -270,6 +272,32 @@ impl Handler<Connect> for Directory {
             })
         })))
     }
+}
+
+/// Whether the catalog holds `contract` for model `id` already, from
+/// `base_dir` (or from any folder, while this store takes no writes of its
+/// own). Then a connect writes nothing: on a mirror of a failover group,
+/// whose fence refuses its own writes, a model whose contract and home
+/// namespace came from the primary connects for reads (`docs/CLUSTER.md`,
+/// "Reading from a mirror"), the folder recorded by the primary kept.
+fn contract_stored(
+    store: &Store,
+    id: &str,
+    contract: &serde_json::Value,
+    base_dir: &std::path::Path,
+) -> Result<bool> {
+    let Some((_, bytes)) = store
+        .catalog_list(MODELS)?
+        .into_iter()
+        .find(|(k, _)| k == id)
+    else {
+        return Ok(false);
+    };
+    let Ok(stored) = serde_json::from_slice::<StoredModel>(&bytes) else {
+        return Ok(false);
+    };
+    let fenced = store.fence().check(Instant::now()).is_err();
+    Ok(stored.contract == *contract && (stored.base_dir == base_dir || fenced))
 }
 
 /// Marks a model disconnected; its mailbox keeps collecting.
@@ -406,8 +434,7 @@ pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
 /// This instance became its failover group's primary (`cluster/group.rs`):
 /// its store now holds what the old primary held, mailboxes included, so
 /// every model and namespace is brought back from it as a restart would.
-/// (A mirror serves no model: its fence refuses the contract a `hello`
-/// stores.)
+/// (On a mirror, models connect only for reads: see `contract_stored`.)
 #[derive(Message)]
 #[rtype(result = "Result<()>")]
 pub(crate) struct Promote;

@@ -74,8 +74,8 @@ mod vectors;
 
 pub use blocks::BlockSettings;
 pub use cluster::{
-    Cluster, ClusterConfig, GroupStatus, Replication, Role, feed_subject, replication_name,
-    stream_name,
+    Cluster, ClusterConfig, GroupStatus, ReadRepairStatus, Replication, Role, feed_subject,
+    replication_name, stream_name,
 };
 pub use directory::MailboxDefaults;
 pub use error::{ActorError, Result};

@@ -139,7 +139,15 @@ fn cluster(s: &Sources) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({ "feed": feed, "sync_jobs": jobs, "group": s.runtime.group_status() })
+    let mut group = serde_json::json!(s.runtime.group_status());
+    if let (Some(g), Some(reads)) = (group.as_object_mut(), s.runtime.read_repair_status()) {
+        g.insert("read_repairs".into(), reads.read_repairs.into());
+        g.insert(
+            "read_repair_unanswered".into(),
+            reads.read_repair_unanswered.into(),
+        );
+    }
+    serde_json::json!({ "feed": feed, "sync_jobs": jobs, "group": group })
 }
 
 fn snapshot(s: &Sources) -> Snapshot {
@@ -165,6 +173,7 @@ fn snapshot(s: &Sources) -> Snapshot {
         }
     }
     snap.group = s.runtime.group_status();
+    snap.read_repairs = s.runtime.read_repair_status();
     let models = s.runtime.models();
     snap.models_connected = models.iter().filter(|(_, c)| *c).count() as i64;
     for (id, connected) in models {

@@ -2,7 +2,7 @@
 //! and of sync jobs, in the specification's vocabulary (`sync_full`,
 //! `sync_partial`, `sync_selective`).
 
-use hvs_actors::{Cluster, ClusterConfig, GroupStatus, Role};
+use hvs_actors::{Cluster, ClusterConfig, GroupStatus, ReadRepairStatus, Role};
 use hvs_storage::AuditEntry;
 use hvs_types::{ConflictStrategy, FeedStatus, Filter, SyncMode, SyncSpec, SyncStatus};
 
@@ -32,6 +32,13 @@ impl Runtime {
     /// This instance's part in its failover group (`None`: in none).
     pub fn group_status(&self) -> Option<GroupStatus> {
         self.hub.cluster().ok().and_then(Cluster::group_status)
+    }
+
+    /// Read repair's counters on a mirror (`None`: in no group).
+    pub fn read_repair_status(&self) -> Option<ReadRepairStatus> {
+        let cluster = self.hub.cluster().ok()?;
+        cluster.role()?;
+        Some(cluster.read_repair_status())
     }
 
     /// Follows this instance's role in its failover group (`None`: in

@@ -260,6 +260,17 @@ impl Metrics {
                 "The last change of this instance's feed a mirror told it applied",
                 gauge(g.mirrored as i64),
             );
+            let reads = extra.read_repairs.unwrap_or_default();
+            r.register(
+                "read_repairs",
+                "Vectors a read on this mirror repaired with the primary's version, since it started",
+                gauge(reads.read_repairs as i64),
+            );
+            r.register(
+                "read_repair_unanswered",
+                "Reads on this mirror answered from its own copy because the primary did not answer in time, since it started",
+                gauge(reads.read_repair_unanswered as i64),
+            );
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -287,6 +298,8 @@ pub(crate) struct Snapshot {
     pub(crate) sync_conflicts: Vec<(String, i64)>,
     /// This instance's part in its failover group, if in one.
     pub(crate) group: Option<hvs_actors::GroupStatus>,
+    /// Read repair's counters, in a group.
+    pub(crate) read_repairs: Option<hvs_actors::ReadRepairStatus>,
 }
 
 #[cfg(test)]

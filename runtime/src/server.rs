@@ -145,6 +145,11 @@ struct Session {
     /// feed's status): no tokens are configured, or its token covers
     /// every namespace (`*`).
     operator: bool,
+    /// The server's role in its failover group when the session opened
+    /// (`None`: in no group): a session opened on the primary closes when
+    /// the server stops being primary, one opened on a mirror (read-only)
+    /// when the role changes at all.
+    role: Option<hvs_actors::Role>,
 }
 
 /// A running server.
@@ -516,12 +521,14 @@ async fn greet(
             shared.config.default_heartbeat,
         ),
     };
+    let role = served_role(shared, hello.mirror_reads)?;
     let model = connect(shared, contract).await?;
     let session = Arc::new(Session {
         replaced: Notify::new(),
         gone: Notify::new(),
         ended: std::sync::atomic::AtomicBool::new(false),
         operator,
+        role: role.clone(),
     });
     shared
         .sessions
@@ -537,11 +544,44 @@ async fn greet(
         heartbeat_timeout_ms: (heartbeat + timeout).as_millis() as u64,
         max_frame_bytes: shared.config.max_frame_bytes as u64,
         max_in_flight: shared.config.max_in_flight as u64,
+        role: mirror_of(role.as_ref()).map(|_| "mirror".to_string()),
+        primary: mirror_of(role.as_ref()).flatten(),
     };
     let _ = tx
         .send(Bytes::from(p::ok_frame(id, &p::encode(&welcome)?)))
         .await;
     Ok((model, session, heartbeat + timeout))
+}
+
+/// The role a session is opened under (`None`: in no group). A member
+/// that is not the primary serves a session only as a mirror, and only to
+/// a client that asked for reads from a mirror (`Hello::mirror_reads`);
+/// others are refused with `not_primary`, naming the primary, as before.
+/// (The connect that follows writes nothing on a mirror, or is refused by
+/// its fence with `not_primary`.)
+fn served_role(shared: &Shared, mirror_reads: bool) -> Result<Option<hvs_actors::Role>, WireError> {
+    use hvs_actors::Role;
+    let role = shared.runtime.role();
+    let primary = match &role {
+        None | Some(Role::Primary { .. }) => return Ok(role),
+        Some(Role::Mirror { .. }) if mirror_reads => return Ok(role),
+        Some(Role::Mirror { address, .. }) => address.clone(),
+        Some(_) => None,
+    };
+    let mut e = WireError::new(
+        codes::NOT_PRIMARY,
+        "this server is not its group's primary: connect to the primary (or ask for reads from a mirror)",
+    );
+    e.primary = primary;
+    Err(e)
+}
+
+/// On a mirror, where its primary is (`None`: not a mirror).
+fn mirror_of(role: Option<&hvs_actors::Role>) -> Option<Option<String>> {
+    match role {
+        Some(hvs_actors::Role::Mirror { address, .. }) => Some(address.clone()),
+        _ => None,
+    }
 }
 
 /// Connects the contract's model, closing an older connection of the same
@@ -611,7 +651,7 @@ async fn session_loop(
             None => tokio::select! {
                 r = tokio::time::timeout(silence, reader.next()) => r,
                 _ = &mut replaced => break ("replaced", Some((codes::REPLACED, "another connection claimed this model".to_string()))),
-                _ = not_primary(&mut role) => break ("not primary", Some((codes::NOT_PRIMARY, "this server is not its group's primary (any more): reconnect to the primary".to_string()))),
+                _ = role_left(&mut role, session.role.as_ref()) => break ("not primary", Some((codes::NOT_PRIMARY, "this server is not its group's primary (any more), or no longer the mirror this session was opened on: reconnect to the primary".to_string()))),
                 _ = shutdown.changed() => break ("shutdown", Some((codes::SHUTTING_DOWN, "the server is shutting down".to_string()))),
             },
         };
@@ -680,13 +720,19 @@ async fn session_loop(
                 if let Some(old) = push.take() {
                     old.abort();
                 }
-                let answer = match model.deliveries().await {
+                // Mailboxes live on the primary: a mirror's read session
+                // has none to push.
+                let answer = match model.check_mail_served() {
+                    Err(e) => Err(cmd::wire_error(e)),
+                    Ok(()) => model.deliveries().await.map_err(cmd::wire_error),
+                };
+                let answer = match answer {
                     Ok(stream) => {
                         let metrics = shared.metrics.clone();
                         push = Some(tokio::spawn(push_loop(stream, tx.clone(), metrics)));
                         Ok(())
                     }
-                    Err(e) => Err(cmd::wire_error(e)),
+                    Err(e) => Err(e),
                 };
                 let reply = match answer {
                     Ok(()) => empty_ok(shared, id, op),
@@ -834,16 +880,24 @@ async fn serve_sends(
     });
 }
 
-/// Resolves once this server is not its failover group's primary; never
-/// outside a group.
-async fn not_primary(role: &mut Option<tokio::sync::watch::Receiver<hvs_actors::Role>>) {
-    match role {
-        Some(r) => {
+/// Resolves once this server left the role a session was `opened` under:
+/// for a session opened on the primary, once it is not the primary; for
+/// one opened on a mirror, once its role changed at all (a promoted mirror
+/// replaces its model actors). Never outside a group.
+async fn role_left(
+    role: &mut Option<tokio::sync::watch::Receiver<hvs_actors::Role>>,
+    opened: Option<&hvs_actors::Role>,
+) {
+    match (role, opened) {
+        (Some(r), Some(opened @ hvs_actors::Role::Mirror { .. })) => {
+            let _ = r.wait_for(|r| r != opened).await;
+        }
+        (Some(r), _) => {
             let _ = r
                 .wait_for(|r| !matches!(r, hvs_actors::Role::Primary { .. }))
                 .await;
         }
-        None => std::future::pending().await,
+        (None, _) => std::future::pending().await,
     }
 }
 

@@ -149,6 +149,8 @@ pub(super) async fn broadcast(
 }
 
 pub(super) async fn receive(m: ModelHandle, a: p::Receive) -> Result<p::Deliveries, Refusal> {
+    // Mailboxes live on the primary: a mirror's read session has none.
+    m.check_mail_served()?;
     let got = m.receive_messages(a.max).await?;
     Ok(p::Deliveries {
         deliveries: got.iter().map(wire_delivery).collect(),

@@ -198,7 +198,7 @@ pub(super) async fn retrieve_vector(
     m: ModelHandle,
     a: p::RetrieveVector,
 ) -> Result<Option<p::WireVector>, Refusal> {
-    let found = m.retrieve_vectors(&[uuid(&a.id)?]).await?;
+    let found = m.read_vectors(&[uuid(&a.id)?]).await?;
     let record = found.into_iter().next().flatten();
     Ok(record.map(|r| wire_vector(r, a.with_vector)))
 }
@@ -207,7 +207,7 @@ pub(super) async fn retrieve_vectors(
     m: ModelHandle,
     a: p::RetrieveVectors,
 ) -> Result<p::VectorsFound, Refusal> {
-    let found = m.retrieve_vectors(&uuids(&a.ids)?).await?;
+    let found = m.read_vectors(&uuids(&a.ids)?).await?;
     let (mut vectors, mut missing) = (Vec::new(), Vec::new());
     for (id, r) in a.ids.into_iter().zip(found) {
         match r {

@@ -67,6 +67,11 @@ pub struct ClientConfig {
     pub servers: Vec<String>,
     /// How long a request may keep looking for the primary.
     pub failover_timeout: Duration,
+    /// Accept a read-only session on a mirror of a failover group
+    /// (`docs/CLUSTER.md`, "Reading from a mirror"); off by default, so
+    /// that a mirror refuses the hello and a following client moves on to
+    /// the primary.
+    pub mirror_reads: bool,
 }
 
 impl ClientConfig {
@@ -82,7 +87,15 @@ impl ClientConfig {
             max_frame_bytes: p::DEFAULT_MAX_FRAME,
             servers: Vec::new(),
             failover_timeout: Duration::from_secs(30),
+            mirror_reads: false,
         }
+    }
+
+    /// The same, accepting a read-only session if `addr` is a mirror of a
+    /// failover group (see [`ClientConfig::mirror_reads`]).
+    pub fn with_mirror_reads(mut self) -> Self {
+        self.mirror_reads = true;
+        self
     }
 
     /// The same, following the primary of the failover group that
@@ -363,6 +376,7 @@ impl Client {
                 contract: cfg.contract.clone(),
                 token: cfg.token.clone(),
                 client: Some(format!("hvs-runtime/{}", env!("CARGO_PKG_VERSION"))),
+                mirror_reads: cfg.mirror_reads,
             }),
         };
         let bytes = p::encode(&hello).map_err(ClientError::Server)?;

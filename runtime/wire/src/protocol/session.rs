@@ -17,6 +17,12 @@ pub struct Hello {
     /// The client's name and version, for logs.
     #[serde(default)]
     pub client: Option<String>,
+    /// The client accepts a read-only session on a mirror of a failover
+    /// group (`docs/CLUSTER.md`, "Reading from a mirror"). Without it a
+    /// mirror refuses the hello with `not_primary`, naming the primary, as
+    /// clients that follow the primary expect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror_reads: bool,
 }
 
 /// `hello`'s answer.
@@ -38,6 +44,16 @@ pub struct Welcome {
     pub max_frame_bytes: u64,
     /// Requests the server reads ahead per connection before it waits.
     pub max_in_flight: u64,
+    /// `"mirror"` when the session is served by a mirror of a failover
+    /// group: read-only (writes, `receive` and `subscribe` are refused with
+    /// `not_primary`), closed with `not_primary` when the server's role
+    /// changes. Absent on a primary or a server in no group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// On a mirror, where the group's primary takes writes (`host:port`),
+    /// if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
 }
 
 /// `ping`'s answer.
