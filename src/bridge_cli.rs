@@ -15,41 +15,19 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use hvs::runtime::ClientError;
 use hvs::runtime::protocol::{
     BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus, SlowProgress,
 };
-use hvs::runtime::{Client, ClientConfig, ClientError};
 use serde_json::json;
 
 /// `hvs bridge …`: which server, as whom, and what to do.
 #[derive(Args)]
 pub(crate) struct BridgeArgs {
     #[command(flatten)]
-    options: BridgeOptions,
+    options: crate::sync_cli::SyncOptions,
     #[command(subcommand)]
     command: BridgeCommand,
-}
-
-/// Options every `hvs bridge` command takes (before or after its name).
-#[derive(Args)]
-struct BridgeOptions {
-    /// The server's model port.
-    #[arg(
-        long,
-        env = "HVS_SERVER",
-        default_value = "127.0.0.1:7411",
-        value_name = "ADDR",
-        global = true
-    )]
-    server: String,
-    /// The operator's token: it must admit the model `hvs-operator` and
-    /// its namespaces must include "*" (not needed when the server has no
-    /// tokens file).
-    #[arg(long, env = "HVS_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
-    /// Print the server's answer as JSON.
-    #[arg(long, global = true)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -203,31 +181,10 @@ fn parse_policy(s: &str) -> Result<BridgeIsolation, String> {
 /// Runs a `hvs bridge` command (clap has already refused bad usage with
 /// exit 2): 0, or 1 with `error[code]: message`.
 pub(crate) fn run(args: BridgeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error[internal]: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let json = args.options.json;
-    match runtime.block_on(execute(args.options, args.command)) {
-        Ok(answer) => {
-            answer.print(json);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let message = match &e {
-                ClientError::Server(w) => w.message.clone(),
-                other => other.to_string(),
-            };
-            eprintln!("error[{}]: {message}", e.code());
-            ExitCode::FAILURE
-        }
-    }
+    crate::sync_cli::run_command(execute(args.options, args.command), |a: Answer| {
+        a.print(json)
+    })
 }
 
 /// What the server answered.
@@ -237,11 +194,11 @@ enum Answer {
     Hits(BridgeHits),
 }
 
-async fn execute(options: BridgeOptions, command: BridgeCommand) -> Result<Answer, ClientError> {
-    let mut config = ClientConfig::new(options.server, crate::sync_cli::operator_contract());
-    config.token = options.token;
-    config.reconnect = false;
-    let client = Client::connect(config).await?;
+async fn execute(
+    options: crate::sync_cli::SyncOptions,
+    command: BridgeCommand,
+) -> Result<Answer, ClientError> {
+    let client = crate::sync_cli::connect(options).await?;
     let one = |s: BridgeStatus| Answer::One(Box::new(s));
     let answer = match command {
         BridgeCommand::Create(c) => client.bridge_create(c.spec()).await.map(one),

@@ -40,7 +40,7 @@ pub(crate) struct SyncArgs {
 
 /// Options every `hvs sync` command takes (before or after its name).
 #[derive(Args)]
-struct SyncOptions {
+pub(crate) struct SyncOptions {
     /// The server's model port.
     #[arg(
         long,
@@ -49,15 +49,15 @@ struct SyncOptions {
         value_name = "ADDR",
         global = true
     )]
-    server: String,
+    pub(crate) server: String,
     /// The operator's token: it must admit the model `hvs-operator` and
     /// its namespaces must include "*" (not needed when the server has no
     /// tokens file).
     #[arg(long, env = "HVS_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Print the server's answer as JSON.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +179,18 @@ fn parse_filter(s: &str) -> Result<Filter, String> {
 /// Runs a `hvs sync` command (clap has already refused bad usage with
 /// exit 2): 0, or 1 with `error[code]: message`.
 pub(crate) fn run(args: SyncArgs) -> ExitCode {
+    let json = args.options.json;
+    run_command(execute(args.options, args.command), |a: Answer| {
+        a.print(json)
+    })
+}
+
+/// Runs an operator's command (`hvs sync`, `hvs bridge`) to its end and
+/// prints its answer: 0, or 1 with `error[code]: message`.
+pub(crate) fn run_command<A>(
+    work: impl std::future::Future<Output = Result<A, ClientError>>,
+    print: impl FnOnce(A),
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,10 +201,9 @@ pub(crate) fn run(args: SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let json = args.options.json;
-    match runtime.block_on(execute(args.options, args.command)) {
+    match runtime.block_on(work) {
         Ok(answer) => {
-            answer.print(json);
+            print(answer);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -232,7 +243,8 @@ async fn execute(options: SyncOptions, command: SyncCommand) -> Result<Answer, C
     answer
 }
 
-async fn connect(options: SyncOptions) -> Result<Client, ClientError> {
+/// Connects as the operator's model, for one command.
+pub(crate) async fn connect(options: SyncOptions) -> Result<Client, ClientError> {
     let mut config = ClientConfig::new(options.server, operator_contract());
     config.token = options.token;
     // One request and done: a dropped connection is reported, not retried.

@@ -151,34 +151,11 @@ async fn announce(cluster: Cluster) {
 /// Answers federated searches sent to this instance, for good.
 async fn answer(cluster: Cluster) {
     let subject = search_subject(cluster.instance());
-    let mut subscription = loop {
-        match cluster.nats().subscribe(subject.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!("subscribing to {subject}: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    while let Some(message) = subscription.next().await {
-        let Some(reply) = message.reply.clone() else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        actix::spawn(async move {
-            let answer = match rmp_serde::from_slice::<FedQuery>(&message.payload) {
-                Ok(q) => serve(&cluster, q).await,
-                Err(e) => refused("bad_request", format!("federated query: {e}")),
-            };
-            let bytes = match rmp_serde::to_vec_named(&answer) {
-                Ok(b) => b,
-                Err(e) => return tracing::error!("federated answer: {e}"),
-            };
-            if let Err(e) = cluster.nats().publish(reply, bytes.into()).await {
-                tracing::debug!("answering a federated search: {e}");
-            }
-        });
-    }
+    let serve = |c: Cluster, q: FedQuery| async move { serve(&c, q).await };
+    crate::cluster::answer_requests(cluster, subject, "federated query", serve, |e| {
+        refused("bad_request", e)
+    })
+    .await
 }
 
 fn refused(code: &str, message: String) -> FedReply {

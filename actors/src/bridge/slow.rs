@@ -18,7 +18,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use hvs_storage::{
     ApplyOutcome, Change, ChangeBody, ChangeKind, ConflictStrategy, NamespaceDigest, SpaceConfig,
     StorageError, Store, VectorRecord,
@@ -105,34 +104,11 @@ pub(crate) fn start_serving(cluster: &Cluster) {
 
 async fn answer(cluster: Cluster) {
     let subject = subject(cluster.instance());
-    let mut subscription = loop {
-        match cluster.nats().subscribe(subject.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!("subscribing to {subject}: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    while let Some(message) = subscription.next().await {
-        let Some(reply) = message.reply.clone() else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        actix::spawn(async move {
-            let answer = match rmp_serde::from_slice::<SlowAsk>(&message.payload) {
-                Ok(ask) => serve(&cluster, ask).await,
-                Err(e) => refused("bad_request", format!("slow bridge ask: {e}")),
-            };
-            let bytes = match rmp_serde::to_vec_named(&answer) {
-                Ok(b) => b,
-                Err(e) => return tracing::error!("slow bridge answer: {e}"),
-            };
-            if let Err(e) = cluster.nats().publish(reply, bytes.into()).await {
-                tracing::debug!("answering a slow bridge: {e}");
-            }
-        });
-    }
+    let serve = |c: Cluster, ask: SlowAsk| async move { serve(&c, ask).await };
+    crate::cluster::answer_requests(cluster, subject, "slow bridge ask", serve, |e| {
+        refused("bad_request", e)
+    })
+    .await
 }
 
 fn refused(code: &str, message: String) -> SlowReply {

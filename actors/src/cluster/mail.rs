@@ -76,15 +76,7 @@ fn consumer_name(model: &str) -> String {
 /// `_`, `=`, `/`, `.`): bytes other than letters, digits, `-` and `_` are
 /// written `=xx` (hex).
 fn home_key(model: &str) -> String {
-    let mut out = String::with_capacity(model.len());
-    for b in model.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("={b:02x}"));
-        }
-    }
-    out
+    super::escape(model, '=')
 }
 
 /// A value of [`HOMES`].
