@@ -909,6 +909,7 @@ const WRITES: &[&str] = &[
     "create_namespace",
     "delete_namespace",
     "grant_access",
+    "join",
     "store_vector",
     "batch_store_vectors",
     "update_vector",
