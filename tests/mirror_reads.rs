@@ -115,6 +115,9 @@ async fn a_mirror_serves_reads_and_repairs_them_from_the_primary() {
     };
     assert_eq!(code(reader.update_vector(update).await), "not_primary");
     assert_eq!(code(reader.receive(10).await), "not_primary");
+    let some = [first.id.clone()];
+    assert_eq!(code(reader.ack(&some).await), "not_primary");
+    assert_eq!(code(reader.release(&some).await), "not_primary");
 
     // The mirror falls behind: its job paused, the primary changes a
     // vector, deletes another and stores a third.

@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use hvs_storage::{
     ApplyOutcome, Change, ChangeBody, ChangeKind, Resolution, StorageError, Tombstone,
     VectorRecord, hlc_millis,
@@ -96,34 +95,11 @@ pub(crate) fn start_serving(cluster: &Cluster) {
 
 async fn answer(cluster: Cluster) {
     let subject = read_subject(cluster.instance());
-    let mut subscription = loop {
-        match cluster.nats().subscribe(subject.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!("subscribing to {subject}: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    while let Some(message) = subscription.next().await {
-        let Some(reply) = message.reply.clone() else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        actix::spawn(async move {
-            let answer = match rmp_serde::from_slice::<ReadAsk>(&message.payload) {
-                Ok(ask) => serve(&cluster, ask).await,
-                Err(e) => refused("bad_request", format!("read ask: {e}")),
-            };
-            let bytes = match rmp_serde::to_vec_named(&answer) {
-                Ok(b) => b,
-                Err(e) => return tracing::error!("read answer: {e}"),
-            };
-            if let Err(e) = cluster.nats().publish(reply, bytes.into()).await {
-                tracing::debug!("answering a mirror's read: {e}");
-            }
-        });
-    }
+    let serve = |c: Cluster, ask: ReadAsk| async move { serve(&c, ask).await };
+    super::answer_requests(cluster, subject, "mirror's read", serve, |e| {
+        refused("bad_request", e)
+    })
+    .await
 }
 
 fn refused(code: &str, message: String) -> ReadReply {
@@ -366,7 +342,7 @@ impl ModelRef {
 
     /// Refused with `not_primary` on a member of a failover group that is
     /// not its primary: mailboxes are served by the primary alone
-    /// (`receive`, `subscribe`).
+    /// (`receive`, `subscribe`, `ack`, `release`).
     pub fn check_mail_served(&self) -> Result<()> {
         match self.hub.cluster().ok().and_then(Cluster::role) {
             None | Some(Role::Primary { .. }) => Ok(()),

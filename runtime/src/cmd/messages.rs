@@ -158,6 +158,7 @@ pub(super) async fn receive(m: ModelHandle, a: p::Receive) -> Result<p::Deliveri
 }
 
 pub(super) async fn ack(m: ModelHandle, a: p::Ids) -> Result<p::AckAnswer, Refusal> {
+    m.check_mail_served()?;
     let r = m.ack(&uuids(&a.ids)?).await?;
     Ok(p::AckAnswer {
         acked: ids(r.acked),
@@ -166,6 +167,7 @@ pub(super) async fn ack(m: ModelHandle, a: p::Ids) -> Result<p::AckAnswer, Refus
 }
 
 pub(super) async fn release(m: ModelHandle, a: p::Ids) -> Result<p::Released, Refusal> {
+    m.check_mail_served()?;
     let n = m.release(&uuids(&a.ids)?).await?;
     Ok(p::Released { released: n as u64 })
 }
