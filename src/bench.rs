@@ -29,6 +29,30 @@ pub(crate) enum BenchDurability {
     Memory,
     Buffered,
     Sync,
+    /// Over TCP only: a failover group of `hvs serve` on a 3-node NATS
+    /// cluster, each write answered once the 3-replica feed stream holds
+    /// it (docs/STORAGE.md).
+    Quorum,
+}
+
+impl BenchDurability {
+    /// The configuration of a runtime in this process at this level
+    /// (`quorum` needs a cluster of servers: `--over tcp`).
+    pub(crate) fn runtime_config(self, path: &std::path::Path) -> Result<RuntimeConfig, String> {
+        match self {
+            BenchDurability::Memory => Ok(RuntimeConfig::memory()),
+            BenchDurability::Buffered => Ok(RuntimeConfig::file(path, Durability::Buffered)),
+            BenchDurability::Sync => Ok(RuntimeConfig::file(path, Durability::Sync)),
+            BenchDurability::Quorum => {
+                Err("durability quorum runs a group of servers: add `--over tcp`".into())
+            }
+        }
+    }
+
+    /// The name `hvs serve --durability` takes.
+    pub(crate) fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
 }
 
 /// Where the models run.
@@ -51,9 +75,15 @@ pub(crate) struct MessagingArgs {
     /// Messages in all (split evenly over the models).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) messages: u64,
-    /// Storage durability.
+    /// Storage durability. `quorum` (with `--over tcp`) starts a 3-node
+    /// NATS cluster and a failover group of `--instances` servers on it,
+    /// their feed streams at 3 replicas; the clients follow the primary.
     #[arg(long, value_enum, default_value = "memory")]
     pub(crate) durability: BenchDurability,
+    /// With `--durability quorum`: servers in the failover group (the
+    /// primary and its mirrors, which apply everything it writes).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) instances: usize,
     /// Messages a sender has outstanding: it sends a batch this big and
     /// waits for its answer before the next.
     #[arg(long, default_value_t = 1000)]
@@ -76,14 +106,25 @@ pub(crate) struct MessagingArgs {
     pub(crate) json: bool,
     /// With `--over tcp`: then run the same load against nats-server (core
     /// pub/sub; JetStream publishes with acks, then drained by pull
-    /// consumers) and print them side by side with the HVS run. Needs a
-    /// build with `--features nats`.
+    /// consumers) and print them side by side with the HVS run. With
+    /// `--durability quorum`: JetStream alone, to a 3-replica stream on the
+    /// same NATS cluster, and the feed publisher's pattern (one publisher,
+    /// batches of 1,024 awaited whole).
     #[arg(long)]
     pub(crate) nats: bool,
     /// The nats-server `--nats` starts (default: `nats-server` on PATH, else
     /// /usr/sbin/nats-server).
     #[arg(long, value_name = "PATH")]
     pub(crate) nats_server: Option<PathBuf>,
+}
+
+/// The benches' tokio runtime: two workers, as many as the machine the
+/// figures in docs/BENCHMARKS.md come from has cores.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
 
 pub(crate) fn contract(id: &str) -> serde_json::Value {
@@ -252,6 +293,9 @@ fn index_counts(store: &Store) -> (usize, usize) {
 }
 
 pub(crate) fn run(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.durability == BenchDurability::Quorum && args.over != Over::Tcp {
+        return Err("durability quorum runs a group of servers: add `--over tcp`".into());
+    }
     if args.nats && args.over != Over::Tcp {
         return Err("--nats compares against hvs over tcp: add `--over tcp`".into());
     }
@@ -269,10 +313,7 @@ pub(crate) fn run(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>>
     if args.over == Over::Tcp {
         return crate::bench_tcp::run(args);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::bench::runtime()?;
     rt.block_on(run_async(args))
 }
 
@@ -285,11 +326,7 @@ async fn run_async(args: MessagingArgs) -> Result<(), Box<dyn std::error::Error>
         .data
         .clone()
         .unwrap_or_else(|| tmp.path().join("bench.redb"));
-    let mut config = match args.durability {
-        BenchDurability::Memory => RuntimeConfig::memory(),
-        BenchDurability::Buffered => RuntimeConfig::file(&path, Durability::Buffered),
-        BenchDurability::Sync => RuntimeConfig::file(&path, Durability::Sync),
-    };
+    let mut config = args.durability.runtime_config(&path)?;
     config.hub = HubConfig {
         mailboxes: MailboxDefaults {
             capacity: 1 << 22,

@@ -21,6 +21,14 @@
 //!
 //! Each message body is the HVS run's payload followed by the same point of
 //! H^12 (13 little-endian f64), so both systems carry the same bytes.
+//!
+//! At `--durability quorum` the HVS group ran on a 3-node NATS cluster,
+//! and the NATS runs go to that cluster: JetStream (no core run) with its
+//! stream at 3 replicas, the clients spread over the nodes; then the
+//! pattern of the HVS feed publisher alone (`actors/src/cluster/feed.rs`):
+//! one publisher, rounds of 1,024 publishes with message ids, each round's
+//! acks awaited before the next, bodies the size of the HVS run's mean feed
+//! change, to a 3-replica stream; what bounds a `quorum` write.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,7 +43,8 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::bench::{DIM, MessagingArgs, histogram};
-use crate::nats_server::{NatsServer, nats_server_binary};
+use crate::bench_tcp::CpuOf;
+use crate::nats_server::{NatsCluster, NatsServer, nats_server_binary};
 use crate::procstat;
 
 type Error = Box<dyn std::error::Error>;
@@ -54,6 +63,74 @@ const CORE_WHAT: &str =
     "messages received by the subscribing peer (core pub/sub: at most once, from memory, no ack)";
 const JS_WHAT: &str =
     "publishes acked by the server (JetStream file-storage stream, publish-with-ack)";
+const JS_R3_WHAT: &str = "publishes acked by the server (JetStream file-storage stream at 3 replicas on 3 routed nodes, publish-with-ack)";
+const FEED_WHAT: &str = "publishes acked, by one publisher in rounds of 1,024 awaited whole (the HVS feed publisher's pattern; 3-replica file stream; latency is per round)";
+/// Changes the feed publisher reads and publishes per round
+/// (`actors/src/cluster/feed.rs` `BATCH`).
+const FEED_BATCH: usize = 1024;
+
+/// The nats-servers a run goes to: one fresh server, or the nodes of the
+/// cluster the HVS group ran on (its streams then with a replica on every
+/// node, its clients spread over the nodes).
+struct Brokers {
+    urls: Vec<String>,
+    pids: Vec<u32>,
+}
+
+impl Brokers {
+    fn of_server(s: &NatsServer) -> Self {
+        Brokers {
+            urls: vec![s.url.clone()],
+            pids: vec![s.pid()],
+        }
+    }
+
+    fn of_cluster(c: &NatsCluster) -> Self {
+        Brokers {
+            urls: c.urls(),
+            pids: c.pids(),
+        }
+    }
+
+    /// The node client `i` connects to.
+    fn url(&self, i: usize) -> &str {
+        &self.urls[i % self.urls.len()]
+    }
+
+    fn replicas(&self) -> usize {
+        self.urls.len()
+    }
+
+    fn watch(&self) -> BrokersWatch {
+        BrokersWatch {
+            first: procstat::Watch::start(self.pids[0]),
+            all: CpuOf::start(&self.pids),
+            nodes: self.pids.len(),
+        }
+    }
+}
+
+/// The first node's figures (as for one server), its CPU replaced by all
+/// the nodes' together.
+struct BrokersWatch {
+    first: procstat::Watch,
+    all: CpuOf,
+    nodes: usize,
+}
+
+impl BrokersWatch {
+    async fn finish(self, secs: f64) -> Result<serde_json::Map<String, Value>, Error> {
+        let mut m = self.first.finish(secs).await?;
+        if self.nodes > 1 {
+            let cpu = self.all.seconds();
+            m.insert("nodes".into(), self.nodes.into());
+            m.insert("cpu_seconds_first_node".into(), m["cpu_seconds"].clone());
+            m.insert("cpu_seconds".into(), cpu.into());
+            m.insert("cpu_cores_busy".into(), cpu.map(|c| c / secs).into());
+        }
+        Ok(m)
+    }
+}
 const JS_CONSUME_WHAT: &str = "stored messages delivered to a pull consumer per subject and acked one by one (explicit acks), after the publishes";
 
 /// The load shared by both runs.
@@ -180,12 +257,12 @@ async fn core_send(
     client.flush().await.map_err(|e| e.to_string())
 }
 
-async fn core(load: &Load, server: &NatsServer) -> Result<Value, Error> {
+async fn core(load: &Load, brokers: &Brokers) -> Result<Value, Error> {
     let n = load.clients;
     let mut clients = Vec::new();
     let mut subs = Vec::new();
     for i in 0..n {
-        let c = connect(&server.url, load).await?;
+        let c = connect(brokers.url(i), load).await?;
         subs.push(c.subscribe(format!("bench.{i}")).await?);
         // The server has the subscription once it answers the flush's ping.
         c.flush().await?;
@@ -205,7 +282,7 @@ async fn core(load: &Load, server: &NatsServer) -> Result<Value, Error> {
             tokio::spawn(core_receive(sub, p, load.per_client, base))
         })
         .collect();
-    let watch = procstat::Watch::start(server.pid());
+    let watch = brokers.watch();
     let start = Instant::now();
     let senders: Vec<_> = clients
         .iter()
@@ -280,11 +357,11 @@ async fn js_send(
     Ok(latency_us)
 }
 
-async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error> {
+async fn jetstream_run(load: &Load, brokers: &Brokers) -> Result<Value, Error> {
     let n = load.clients;
     let mut contexts = Vec::new();
-    for _ in 0..n {
-        let c = connect(&server.url, load).await?;
+    for i in 0..n {
+        let c = connect(brokers.url(i), load).await?;
         contexts.push(
             jetstream::context::ContextBuilder::new()
                 .max_ack_inflight(load.window)
@@ -298,11 +375,12 @@ async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error>
             name: "BENCH".into(),
             subjects: vec!["js.>".into()],
             storage: jetstream::stream::StorageType::File,
+            num_replicas: brokers.replicas(),
             ..Default::default()
         })
         .await?;
     let base = Instant::now();
-    let watch = procstat::Watch::start(server.pid());
+    let watch = brokers.watch();
     let start = Instant::now();
     let senders: Vec<_> = contexts
         .iter()
@@ -341,7 +419,7 @@ async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error>
                 .await?,
         );
     }
-    let watch = procstat::Watch::start(server.pid());
+    let watch = brokers.watch();
     let start = Instant::now();
     let drains: Vec<_> = consumers
         .into_iter()
@@ -361,9 +439,14 @@ async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error>
         "per_second": consumed as f64 / consume_secs,
         "server": consume_server,
     });
+    let what = if brokers.replicas() > 1 {
+        JS_R3_WHAT
+    } else {
+        JS_WHAT
+    };
     Ok(report(
         "nats-jetstream",
-        JS_WHAT,
+        what,
         &version,
         load,
         secs,
@@ -372,8 +455,70 @@ async fn jetstream_run(load: &Load, server: &NatsServer) -> Result<Value, Error>
         &latency,
         server_stats,
         json!({"acked": acked, "stored_in_stream": stored, "storage": "file",
-               "consume": consume}),
+               "replicas": brokers.replicas(), "consume": consume}),
     ))
+}
+
+/// The feed publisher's pattern: one publisher, `load.total()` bodies of
+/// `bytes` bytes in rounds of [`FEED_BATCH`], each with a message id, each
+/// round's acks awaited before the next. Latency is per round.
+async fn feed_pattern(load: &Load, brokers: &Brokers, bytes: usize) -> Result<Value, Error> {
+    let client = async_nats::connect(brokers.url(0)).await?;
+    let version = client.server_info().version;
+    // As the instances build theirs (`actors/src/cluster.rs`).
+    let js = jetstream::context::ContextBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build(client);
+    let mut stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "BENCH_FEED".into(),
+            subjects: vec!["jsf.>".into()],
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: brokers.replicas(),
+            ..Default::default()
+        })
+        .await?;
+    let total = load.total();
+    let watch = brokers.watch();
+    let start = Instant::now();
+    let mut rounds = histogram();
+    let mut seq = 0u64;
+    while seq < total {
+        let t = Instant::now();
+        let mut acks = Vec::with_capacity(FEED_BATCH);
+        for _ in 0..FEED_BATCH.min((total - seq) as usize) {
+            seq += 1;
+            let m = jetstream::message::PublishMessage::build()
+                .payload(vec![(seq % 251) as u8; bytes].into())
+                .message_id(format!("bench:{seq}"));
+            acks.push(js.send_publish("jsf.bench", m).await?);
+        }
+        for a in acks {
+            a.await?;
+        }
+        let _ = rounds.record((t.elapsed().as_micros() as u64).max(1));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let server_stats = watch.finish(secs).await?;
+    let stored = stream.info().await?.state.messages;
+    let r = report(
+        "nats-jetstream-feed-pattern",
+        FEED_WHAT,
+        &version,
+        load,
+        secs,
+        total,
+        None,
+        &rounds,
+        server_stats,
+        json!({"acked": total, "stored_in_stream": stored, "storage": "file",
+               "replicas": brokers.replicas(), "rounds": rounds.len(),
+               "round_size": FEED_BATCH}),
+    );
+    // Bodies of the feed's size, not the HVS run's messages.
+    let mut r = r;
+    r["payload_bytes"] = bytes.into();
+    Ok(r)
 }
 
 /// Takes `expected` messages from a pull consumer, acking each.
@@ -439,10 +584,10 @@ fn report(
 async fn with_server(
     bin: &Path,
     load: &Load,
-    which: impl AsyncFnOnce(&Load, &NatsServer) -> Result<Value, Error>,
+    which: impl AsyncFnOnce(&Load, &Brokers) -> Result<Value, Error>,
 ) -> Result<Value, Error> {
     let server = NatsServer::start(bin)?;
-    let mut r = which(load, &server).await?;
+    let mut r = which(load, &Brokers::of_server(&server)).await?;
     let (clean, code) = server.stop()?;
     r["server"]["exit_clean"] = clean.into();
     r["server"]["exit_code"] = code.into();
@@ -450,10 +595,18 @@ async fn with_server(
 }
 
 /// The NATS runs with the HVS run's load, printed after `hvs` (the HVS
-/// run's report) and side by side with it.
-pub(crate) async fn run(args: &MessagingArgs, hvs: &Value) -> Result<(), Error> {
+/// run's report) and side by side with it: on fresh servers, or on
+/// `cluster`, the one the HVS group at `quorum` ran on.
+pub(crate) async fn run(
+    args: &MessagingArgs,
+    hvs: &Value,
+    cluster: Option<&NatsCluster>,
+) -> Result<(), Error> {
     let bin = nats_server_binary(args.nats_server.as_deref());
     let load = Load::new(args)?;
+    if let Some(cluster) = cluster {
+        return run_on_cluster(args, hvs, &load, &Brokers::of_cluster(cluster)).await;
+    }
     let core = with_server(&bin, &load, core).await?;
     if !args.json {
         print_report(&core);
@@ -465,6 +618,40 @@ pub(crate) async fn run(args: &MessagingArgs, hvs: &Value) -> Result<(), Error> 
     } else {
         print_report(&js);
         print_table(&[hvs, &core, &js]);
+    }
+    Ok(())
+}
+
+/// JetStream at 3 replicas, then the feed publisher's pattern, on the
+/// cluster the HVS group ran on.
+async fn run_on_cluster(
+    args: &MessagingArgs,
+    hvs: &Value,
+    load: &Load,
+    brokers: &Brokers,
+) -> Result<(), Error> {
+    let js = jetstream_run(load, brokers).await?;
+    if !args.json {
+        print_report(&js);
+    }
+    let bytes = hvs["group"]["feed"]["bytes_per_change"]
+        .as_f64()
+        .map_or(load.body_bytes(), |b| b.round() as usize);
+    let feed = feed_pattern(load, brokers, bytes).await?;
+    if args.json {
+        println!("{js}");
+        println!("{feed}");
+    } else {
+        print_report(&feed);
+        print_table(&[hvs, &js, &feed]);
+        let rate = |r: &Value| r["per_second"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "\nhvs at quorum / jetstream R3 publish: {:.2}",
+            hvs["delivered_and_acked_per_second"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+                / rate(&js)
+        );
     }
     Ok(())
 }
@@ -493,10 +680,10 @@ fn print_report(r: &Value) {
         f(&r["seconds"])
     );
     let l = &r["latency_ms"];
-    let what = if r["system"] == "nats-core" {
-        "publish→receive"
-    } else {
-        "publish→ack"
+    let what = match r["system"].as_str() {
+        Some("nats-core") => "publish→receive",
+        Some("nats-jetstream-feed-pattern") => "round (1,024 publishes→their acks)",
+        _ => "publish→ack",
     };
     println!(
         "  {what} latency: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
@@ -505,12 +692,17 @@ fn print_report(r: &Value) {
         f(&l["p999"]),
         f(&l["max"])
     );
+    // On a cluster: every node's CPU, the first node's memory; the nodes
+    // stop after the last run.
+    let (nodes, exit) = match s["nodes"].as_u64() {
+        Some(n) => (format!(" ({n} nodes)"), String::new()),
+        None => (String::new(), format!(", clean exit: {}", s["exit_clean"])),
+    };
     println!(
-        "  server: {:.1} CPU s ({:.2} cores busy), RSS peak {:.0} MiB, clean exit: {}",
+        "  server{nodes}: {:.1} CPU s ({:.2} cores busy), RSS peak {:.0} MiB{exit}",
         f(&s["cpu_seconds"]),
         f(&s["cpu_cores_busy"]),
         f(&s["rss_mib_peak"]),
-        s["exit_clean"]
     );
     let c = &r["consume"];
     if c.is_object() {
@@ -571,14 +763,20 @@ fn print_table(reports: &[&Value]) {
                 l,
                 s,
             ),
+            Some("nats-jetstream-feed-pattern") => row(
+                "jetstream R3, 1 pub",
+                "rounds of 1,024 acked (feed's way)",
+                &r["per_second"],
+                l,
+                s,
+            ),
             Some("nats-jetstream") => {
-                row(
-                    "nats jetstream (file)",
-                    "publishes acked (stored)",
-                    &r["per_second"],
-                    l,
-                    s,
-                );
+                let system = if r["replicas"].as_u64().unwrap_or(1) > 1 {
+                    "nats jetstream R3"
+                } else {
+                    "nats jetstream (file)"
+                };
+                row(system, "publishes acked (stored)", &r["per_second"], l, s);
                 let c = &r["consume"];
                 if c.is_object() {
                     row(
@@ -590,13 +788,20 @@ fn print_table(reports: &[&Value]) {
                     );
                 }
             }
-            _ => row(
-                &format!("hvs ({})", r["durability"].as_str().unwrap_or("?")),
-                "delivered to and acked by the peer",
-                &r["delivered_and_acked_per_second"],
-                l,
-                s,
-            ),
+            _ => {
+                // At quorum: every server's CPU, the group's and NATS's.
+                let mut s = s.clone();
+                if let Some(all) = r["group"]["all_servers_cpu_seconds"].as_f64() {
+                    s["cpu_seconds"] = all.into();
+                }
+                row(
+                    &format!("hvs ({})", r["durability"].as_str().unwrap_or("?")),
+                    "delivered to and acked by the peer",
+                    &r["delivered_and_acked_per_second"],
+                    l,
+                    &s,
+                )
+            }
         }
     }
 }

@@ -22,8 +22,8 @@ use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use hvs::runtime::protocol::{CreateNamespace, GrantArgs, NewWireVector};
 use hvs::runtime::{
-    Client, ClientConfig, Durability, GeometrySpec, Grant, ModelHandle, NewVector, Runtime,
-    RuntimeConfig, SearchQuery, Visibility,
+    Client, ClientConfig, GeometrySpec, Grant, ModelHandle, NewVector, Runtime, SearchQuery,
+    Visibility,
 };
 use hvs_geometry::{GeometryError, Hyperboloid, Manifold};
 use rand::rngs::StdRng;
@@ -405,11 +405,7 @@ impl Side for InProcess {
 async fn run_inproc(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxError> {
     let tmp = tempfile::tempdir()?;
     let path = tmp.path().join("bench.redb");
-    let config = match args.durability {
-        BenchDurability::Memory => RuntimeConfig::memory(),
-        BenchDurability::Buffered => RuntimeConfig::file(&path, Durability::Buffered),
-        BenchDurability::Sync => RuntimeConfig::file(&path, Durability::Sync),
-    };
+    let config = args.durability.runtime_config(&path)?;
     let runtime = Runtime::open(config).await?;
     let mut models = Vec::new();
     for id in ids(args.clients.max(1)) {
@@ -539,10 +535,7 @@ async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxE
 }
 
 pub(crate) fn run(args: VectorsArgs) -> Result<(), BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = crate::bench::runtime()?;
     let spinner =
         crate::progress::Spinner::start(format!("generating {} points of H^{DIM}", args.vectors));
     let work = Arc::new(Workload::generate(args.vectors.max(1))?);
