@@ -17,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hvs::Manifold;
+mod support;
+
 use hvs::runtime::protocol as p;
 use hvs::runtime::{Client, ClientConfig, GeometrySpec};
 use rand::rngs::StdRng;
@@ -139,23 +141,7 @@ impl Drop for Server {
 /// A model whose home namespace is its id, in network `region`, reading
 /// everything.
 fn contract(id: &str, region: &str, geometry: &str, dim: usize) -> String {
-    json!({
-        "contract_version": "1.0.0",
-        "model": {"id": id, "name": id, "version": "1", "type": "test", "capabilities": []},
-        "hvs_binding": {"hvs_id": "bridge", "region": region, "namespace": id,
-                        "geometry": geometry, "dimension": dim},
-        "vector_spec": {"input_dimension": dim, "output_dimension": dim,
-                        "encoding": "geometric", "encoder": {"type": "identity"}},
-        "communication_protocol": {"message_format": "msgpack", "encoding": "utf-8",
-            "max_message_size_bytes": 1 << 20, "timeout_ms": 10_000,
-            "retry": {"max_attempts": 3, "backoff_ms": [20]}},
-        "permissions": {"read_namespaces": ["*"], "write_namespaces": [id],
-                        "broadcast": true, "query_other_models": true},
-        "resource_limits": {"max_vectors_per_second": 1_000_000_000u64,
-                            "max_storage_mb": 1_000_000,
-                            "max_queries_per_second": 1_000_000_000u64}
-    })
-    .to_string()
+    support::contract_in(id, region, id, geometry, dim)
 }
 
 /// Polls until `check` answers `Some` (90 s at most).

@@ -56,7 +56,7 @@ async fn follower_in(instances: &[Instance], model: &str, namespace: &str) -> Cl
     let contract = contract(model, namespace, "euclidean", 2);
     let mut config =
         ClientConfig::new(addrs[0].clone(), contract).with_servers(addrs[1..].to_vec());
-    config.failover_timeout = Duration::from_secs(60);
+    config.failover_timeout = Duration::from_secs(120);
     config.request_timeout = Duration::from_secs(20);
     Client::connect(config).await.unwrap()
 }
@@ -122,25 +122,11 @@ async fn write_until(
 
 /// Every vector id of `namespace` the primary holds.
 async fn held(c: &Client, namespace: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut after = None;
-    loop {
-        let page = c
-            .scroll(p::Scroll {
-                namespace: namespace.into(),
-                after: after.clone(),
-                limit: 1000,
-                filter: None,
-                with_vector: false,
-            })
-            .await
-            .unwrap();
-        out.extend(page.vectors.into_iter().map(|v| v.id));
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return out,
-        }
-    }
+    support::scroll_all(c, namespace, false)
+        .await
+        .into_iter()
+        .map(|v| v.id)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

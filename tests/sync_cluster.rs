@@ -48,31 +48,14 @@ fn spec(name: &str, source: &str, strategy: p::ConflictStrategy, follow: bool) -
 type Snapshot = BTreeMap<String, (Vec<f64>, u64, serde_json::Value)>;
 
 async fn snapshot(c: &Client, namespace: &str) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = c
-            .scroll(p::Scroll {
-                namespace: namespace.into(),
-                after: after.clone(),
-                limit: 1000,
-                filter: None,
-                with_vector: true,
-            })
-            .await
-            .unwrap();
-        for v in page.vectors {
+    support::scroll_all(c, namespace, true)
+        .await
+        .into_iter()
+        .map(|v| {
             let meta = serde_json::to_value(&v.metadata).unwrap();
-            out.insert(
-                v.id.clone(),
-                (v.vector.unwrap_or_default(), v.version, meta),
-            );
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return out,
-        }
-    }
+            (v.id, (v.vector.unwrap_or_default(), v.version, meta))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

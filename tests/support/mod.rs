@@ -363,10 +363,15 @@ impl Cluster {
 }
 
 pub fn contract(id: &str, namespace: &str, geometry: &str, dim: usize) -> String {
+    contract_in(id, "sync", namespace, geometry, dim)
+}
+
+/// The same contract, in network (region) `region`.
+pub fn contract_in(id: &str, region: &str, namespace: &str, geometry: &str, dim: usize) -> String {
     json!({
         "contract_version": "1.0.0",
         "model": {"id": id, "name": id, "version": "1", "type": "test", "capabilities": []},
-        "hvs_binding": {"hvs_id": "sync", "region": "sync", "namespace": namespace,
+        "hvs_binding": {"hvs_id": "sync", "region": region, "namespace": namespace,
                         "geometry": geometry, "dimension": dim},
         "vector_spec": {"input_dimension": dim, "output_dimension": dim,
                         "encoding": "geometric", "encoder": {"type": "identity"}},
@@ -380,6 +385,34 @@ pub fn contract(id: &str, namespace: &str, geometry: &str, dim: usize) -> String
                             "max_queries_per_second": 1_000_000_000u64}
     })
     .to_string()
+}
+
+/// Every vector of `namespace` (with coordinates when `with_vector`),
+/// page by page in id order.
+pub async fn scroll_all(
+    c: &Client,
+    namespace: &str,
+    with_vector: bool,
+) -> Vec<hvs::runtime::protocol::WireVector> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = c
+            .scroll(hvs::runtime::protocol::Scroll {
+                namespace: namespace.into(),
+                after: after.clone(),
+                limit: 1000,
+                filter: None,
+                with_vector,
+            })
+            .await
+            .unwrap();
+        out.extend(page.vectors);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
 }
 
 /// Polls `check` until it answers `Some`, or fails after [`PATIENCE`].

@@ -574,7 +574,7 @@ impl GroupMember {
         self.gauge.set_role(Role::Promoting { epoch });
         let began = Instant::now();
         if let Some(old) = &old {
-            let target = self.stream_end(old).await;
+            let target = self.stream_end(old, began).await;
             let mut renewed = Instant::now();
             while began.elapsed() < DRAIN_LIMIT {
                 if self.position(old).await >= target {
@@ -618,8 +618,7 @@ impl GroupMember {
     }
 
     /// The last sequence `instance`'s stream holds (0 if it cannot be read).
-    async fn stream_end(&self, instance: &str) -> u64 {
-        let began = Instant::now();
+    async fn stream_end(&self, instance: &str, began: Instant) -> u64 {
         while began.elapsed() < DRAIN_LIMIT {
             if let Ok(mut s) = self
                 .cluster
