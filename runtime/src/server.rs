@@ -589,7 +589,11 @@ fn mirror_of(role: Option<&hvs_actors::Role>) -> Option<Option<String>> {
 /// old connection die).
 async fn connect(shared: &Arc<Shared>, contract: Contract) -> Result<ModelHandle, WireError> {
     let dir = shared.config.contracts_dir.clone();
-    for _ in 0..2 {
+    // A session that just ended (closed by the server: shutting down, not
+    // the primary any more) may not have disconnected its model yet: a
+    // client reconnecting at once waits for that, up to about a second.
+    let (mut ending, mut takeovers) = (0, 0);
+    while takeovers < 2 {
         match shared
             .runtime
             .connect_model_in(contract.clone(), &dir)
@@ -599,8 +603,14 @@ async fn connect(shared: &Arc<Shared>, contract: Contract) -> Result<ModelHandle
             Err(crate::Error::AlreadyConnected(id)) => {
                 let old = shared.sessions.lock().await.get(&id).cloned();
                 let Some(old) = old else {
+                    if ending < 20 {
+                        ending += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
                     return Err(cmd::wire_error(crate::Error::AlreadyConnected(id)));
                 };
+                takeovers += 1;
                 let gone = old.gone.notified();
                 old.replaced.notify_waiters();
                 if !old.ended.load(Ordering::SeqCst) {
