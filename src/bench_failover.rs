@@ -317,8 +317,7 @@ async fn measure(args: &FailoverArgs, cluster: &NatsCluster) -> Result<Value, Bo
     for round in 0..args.kills {
         let gap = rng.random_range(args.min_gap_ms..=args.max_gap_ms.max(args.min_gap_ms));
         tokio::time::sleep(Duration::from_millis(gap)).await;
-        rounds.push(kill_once(&mut group, &ledger).await?);
-        let r = rounds.last().expect("just pushed");
+        let r = kill_once(&mut group, &ledger).await?;
         note(format!(
             "kill {}: s{} → s{}, first write {:.0} ms after the kill (primary seen at {:.0} ms), s{} restarted, a mirror {:.1} s later",
             round + 1,
@@ -329,6 +328,7 @@ async fn measure(args: &FailoverArgs, cluster: &NatsCluster) -> Result<Value, Bo
             r.killed,
             r.rejoined.map_or(f64::NAN, |d| d.as_secs_f64())
         ));
+        rounds.push(r);
     }
     // A last stretch with every instance back.
     tokio::time::sleep(Duration::from_millis(args.min_gap_ms)).await;

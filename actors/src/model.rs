@@ -221,6 +221,28 @@ impl ModelActor {
         })
     }
 
+    /// Messages admitted one by one, put together: each one's refusal
+    /// (`None` if admitted), the records admitted, and their admissions
+    /// as one.
+    pub(crate) fn gather(
+        &self,
+        each: impl IntoIterator<Item = Result<(MessageRecord, Admission)>>,
+    ) -> (Vec<Option<ActorError>>, Vec<MessageRecord>, Admission) {
+        let (mut refused, mut records) = (Vec::new(), Vec::new());
+        let mut admitted = Admission::new(self.profile.clone());
+        for one in each {
+            match one {
+                Ok((record, admission)) => {
+                    records.push(record);
+                    admitted.absorb(admission);
+                    refused.push(None);
+                }
+                Err(e) => refused.push(Some(e)),
+            }
+        }
+        (refused, records, admitted)
+    }
+
     /// Stores `records` (admitted: tokens, quota and mailbox slots held)
     /// and, once committed, hands them to their recipients; the answer
     /// comes after the commit. A failed write gives the admission back.
@@ -429,13 +451,12 @@ impl Handler<PostEach> for ModelActor {
             return Box::pin(std::future::ready(Err(e)));
         }
         let now = now_ms();
-        let mut refused = Vec::with_capacity(msg.0.len());
-        let mut records = Vec::new();
-        let mut admitted = Admission::new(self.profile.clone());
-        for (to, out) in msg.0 {
-            // Each message is admitted on its own: a refused one gives back
-            // what it took and does not hold the others back.
-            let one = (|| -> Result<(MessageRecord, Admission)> {
+        // Each message is admitted on its own: a refused one gives back
+        // what it took and does not hold the others back.
+        let each: Vec<_> = msg
+            .0
+            .into_iter()
+            .map(|(to, out)| -> Result<(MessageRecord, Admission)> {
                 let mut admission = Admission::new(self.profile.clone());
                 admission.take_vectors(1)?;
                 let recipient = self.registry.model(&to)?;
@@ -443,16 +464,9 @@ impl Handler<PostEach> for ModelActor {
                 admission.charge(size_of(&record))?;
                 admission.reserve(&recipient.gauge)?;
                 Ok((record, admission))
-            })();
-            match one {
-                Ok((record, admission)) => {
-                    records.push(record);
-                    admitted.absorb(admission);
-                    refused.push(None);
-                }
-                Err(e) => refused.push(Some(e)),
-            }
-        }
+            })
+            .collect();
+        let (refused, records, admitted) = self.gather(each);
         if records.is_empty() {
             return Box::pin(std::future::ready(Ok(EachOutcome {
                 refused,

@@ -178,26 +178,20 @@ impl ModelActor {
             }
             let finish: Finish<EachOutcome> = Box::new(move |act, answers| {
                 let mut answers = answers.into_iter();
-                let mut refused = Vec::with_capacity(each.len());
-                let (mut records, mut remote) = (Vec::new(), HashSet::new());
-                let mut admitted = Admission::new(act.profile.clone());
-                for one in each {
-                    let one = one.and_then(|(record, admission, is_remote)| {
-                        if is_remote {
-                            answers.next().unwrap_or(Err(ActorError::Stopped))?;
-                            remote.insert(record.to[0].clone());
-                        }
-                        Ok((record, admission))
-                    });
-                    match one {
-                        Ok((record, admission)) => {
-                            records.push(record);
-                            admitted.absorb(admission);
-                            refused.push(None);
-                        }
-                        Err(e) => refused.push(Some(e)),
-                    }
-                }
+                let mut remote = HashSet::new();
+                let each: Vec<_> = each
+                    .into_iter()
+                    .map(|one| {
+                        one.and_then(|(record, admission, is_remote)| {
+                            if is_remote {
+                                answers.next().unwrap_or(Err(ActorError::Stopped))?;
+                                remote.insert(record.to[0].clone());
+                            }
+                            Ok((record, admission))
+                        })
+                    })
+                    .collect();
+                let (refused, records, admitted) = act.gather(each);
                 if records.is_empty() {
                     return Box::pin(std::future::ready(Ok(EachOutcome {
                         refused,
