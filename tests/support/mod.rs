@@ -25,14 +25,24 @@ pub fn free_port() -> u16 {
 }
 
 pub fn wait_listening(port: u16, what: &str, child: &mut Child) {
+    if let Err(why) = listening(port, child) {
+        panic!("{what}: {why}");
+    }
+}
+
+/// Waits until `port` takes connections, or says why it never will.
+fn listening(port: u16, child: &mut Child) -> Result<(), String> {
     let began = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening: {status}");
+            return Err(format!("exited before listening: {status}"));
         }
-        assert!(began.elapsed() < PATIENCE, "{what} does not listen");
+        if began.elapsed() > PATIENCE {
+            return Err("does not listen".into());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
 }
 
 /// Debian's nats-server, installed by `scripts/install-nats.sh` (once,
@@ -217,12 +227,38 @@ impl Instance {
 
     pub fn spawn(&mut self) {
         std::fs::create_dir_all(&self.dir).unwrap();
-        let n = self.starts;
-        self.starts += 1;
+        // A first start may find a port taken meanwhile (a free port is
+        // only free when asked): it tries again on others. A restart keeps
+        // its ports, which clients know.
+        for attempt in 0.. {
+            let n = self.starts;
+            self.starts += 1;
+            let mut child = self.command(n).spawn().unwrap();
+            match listening(self.port, &mut child) {
+                Ok(()) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(why) => {
+                    let log = std::fs::read_to_string(self.dir.join(format!("serve-{n}.err")))
+                        .unwrap_or_default();
+                    let in_use = log.contains("in use");
+                    if n == 0 && in_use && attempt < 3 {
+                        (self.port, self.admin) = (free_port(), free_port());
+                        self.starts = 0;
+                        continue;
+                    }
+                    panic!("hvs serve {}: {why}; its log:\n{log}", self.name);
+                }
+            }
+        }
+    }
+
+    fn command(&self, n: usize) -> Command {
         let out = std::fs::File::create(self.dir.join(format!("serve-{n}.out"))).unwrap();
         let err = std::fs::File::create(self.dir.join(format!("serve-{n}.err"))).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hvs"))
-            .current_dir(&self.dir)
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hvs"));
+        c.current_dir(&self.dir)
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--admin", &format!("127.0.0.1:{}", self.admin)])
             .args(["--data", self.data().to_str().unwrap()])
@@ -234,11 +270,8 @@ impl Instance {
             .args(["--nats", &self.nats, "--instance", &self.name])
             .args(&self.extra)
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        wait_listening(self.port, &format!("hvs serve {}", self.name), &mut child);
-        self.child = Some(child);
+            .stderr(err);
+        c
     }
 
     pub fn kill9(&mut self) {
