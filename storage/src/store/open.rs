@@ -1,0 +1,286 @@
+//! Opening a store: the file's meta rows, reading spaces, vectors and
+//! messages back, building each index (from its graph dump when there is a
+//! usable one), and saving the dumps on close.
+
+use super::*;
+
+impl Store {
+    /// Opens (or creates) a store: reads everything back and rebuilds the
+    /// indexes. A newer format version, a corrupt or foreign file, or a file
+    /// open in another process is a clear error.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        contain("opening the database", || Self::open_inner(config))
+    }
+
+    fn open_inner(config: StoreConfig) -> Result<Store> {
+        let db = match (&config.durability, &config.path) {
+            (Durability::Memory, _) => {
+                Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?
+            }
+            (_, Some(p)) => crate::disk::open(p, config.faults.as_ref(), false)?,
+            (_, None) => {
+                return Err(StorageError::Io("a durable store needs a path".into()));
+            }
+        };
+        let dumps = match (&config.durability, &config.path) {
+            (Durability::Memory, _) | (_, None) => None,
+            (_, Some(p)) => Some(crate::dump::dir_of(p)),
+        };
+        let shared = Arc::new(Shared {
+            fence: crate::fence::WriteFence::default(),
+            db: RwLock::new(Some(Arc::new(db))),
+            faults: config.faults.clone(),
+            write_refusal: Mutex::new(None),
+            last_commit: AtomicU64::new(0),
+            durability: config.durability,
+            commits: AtomicU64::new(0),
+            commit_requests: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            memory_messages: Mutex::new(HashMap::new()),
+            message_expiries: Mutex::new(Default::default()),
+            messages_purged: AtomicU64::new(0),
+            path: config.path.clone(),
+            dumps,
+            spaces: RwLock::new(HashMap::new()),
+            index_params: config.index,
+            last_seq: Mutex::new(0),
+            last_audit: Mutex::new(0),
+            last_hlc: Mutex::new(0),
+            instance: AtomicU64::new(0),
+            next_expiry: Mutex::new(None),
+            blocks_index: SpaceIndex::new(
+                hvs_geometry::Sphere::new(TEXT_DIM - 1, 1.0)
+                    .map_err(StorageError::InvalidGeometry)?
+                    .into(),
+                config.index,
+            )?,
+            block_sections: Mutex::new(HashMap::new()),
+            encoder: hvs_contracts::TextEncoder::new(TEXT_DIM)
+                .ok_or_else(|| StorageError::Io("text encoder dimension".into()))?,
+            // Work pending from the start: a loaded dump may leave vectors
+            // in the fresh buffer.
+            signal: (Mutex::new((true, false)), Condvar::new()),
+        });
+        shared.init_meta()?;
+        shared.load()?;
+        let (tx, rx) = mpsc::sync_channel::<Request>(MAX_GROUP);
+        let group = if config.durability == Durability::Sync {
+            1
+        } else {
+            MAX_GROUP
+        };
+        let durability = match config.durability {
+            Durability::Memory => redb::Durability::None,
+            _ => redb::Durability::Immediate,
+        };
+        let w = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("hvs-writer".into())
+            .spawn(move || w.run_writer(rx, group, durability))
+            .map_err(|e| StorageError::Io(e.to_string()))?;
+        let i = shared.clone();
+        let indexer = std::thread::Builder::new()
+            .name("hvs-indexer".into())
+            .spawn(move || i.run_indexer())
+            .map_err(|e| StorageError::Io(e.to_string()))?;
+        Ok(Store {
+            shared,
+            tx: Some(tx),
+            threads: vec![writer, indexer],
+        })
+    }
+}
+
+impl Store {
+    /// Saves every namespace's graph next to the database (in
+    /// `<file>.graphs/`), so that the next open loads it instead of
+    /// rebuilding it. [`Store::close`] and dropping the store do this too;
+    /// call it to bound the work of a reopen after a crash. Nothing at
+    /// [`Durability::Memory`]. A dump is a cache: the next open checks every
+    /// vector in it against the database.
+    pub fn save_index(&self) -> Result<()> {
+        self.shared.save_index()
+    }
+
+    /// Stops the writer and indexer threads, then saves the graphs
+    /// ([`Store::save_index`]). Every write already answered is durable at
+    /// `buffered` and `sync` whether or not this is called; it only makes
+    /// the next open faster.
+    pub fn close(mut self) -> Result<()> {
+        self.stop();
+        self.shared.save_index()
+    }
+
+    fn stop(&mut self) {
+        self.tx.take();
+        {
+            let (m, cv) = &self.shared.signal;
+            lock(m).1 = true;
+            cv.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop();
+            // Best effort: a dump that is not written costs the next open
+            // time, never data.
+            let _ = self.shared.save_index();
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn init_meta(&self) -> Result<()> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let last = meta.get(LAST_COMMIT)?.map_or(0, |v| v.value());
+            self.last_commit.store(last, Ordering::Relaxed);
+            let found = meta.get("format_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > FORMAT_VERSION => {
+                    return Err(StorageError::NewerFormat {
+                        found: v as u32,
+                        supported: FORMAT_VERSION as u32,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)?;
+                }
+            }
+            let found = meta.get(INSTANCE)?.map(|v| v.value());
+            let instance = match found {
+                Some(i) => i,
+                None => {
+                    // The random half of a UUID v7: 62 random bits.
+                    let i = Uuid::now_v7().as_u64_pair().1;
+                    meta.insert(INSTANCE, i)?;
+                    i
+                }
+            };
+            self.instance.store(instance, Ordering::Relaxed);
+            txn.open_table(SPACES)?;
+            txn.open_table(VECTORS)?;
+            txn.open_table(CHANGES)?;
+            txn.open_table(BLOCKS)?;
+            txn.open_table(BLOCK_NAMES)?;
+            txn.open_table(AUDIT)?;
+            txn.open_table(MESSAGES)?;
+            txn.open_table(SETTLED)?;
+            txn.open_table(CATALOG)?;
+            txn.open_table(TOMBSTONES)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub(super) fn make_space(&self, config: SpaceConfig) -> Result<Arc<Space>> {
+        let m: AnyManifold = config
+            .geometry
+            .build()
+            .map_err(StorageError::InvalidGeometry)?;
+        Ok(Arc::new(Space {
+            index: SpaceIndex::new(m, self.index_params)?,
+            config,
+            restored: AtomicUsize::new(0),
+            vectors: RwLock::new(BTreeSet::new()),
+        }))
+    }
+
+    /// Builds a space's index at open: from its graph dump when there is a
+    /// usable one (verified against `entries`), from scratch otherwise.
+    pub(super) fn build_index(&self, space: &Space, mut entries: Vec<Entry>) -> Result<()> {
+        let name = &space.config.name;
+        if let Some(dir) = &self.dumps
+            && let Ok(Some(dump)) = crate::dump::read(&crate::dump::file_of(dir, name))
+            && dump.meta.namespace == *name
+            && let Ok(kept) = space.index.load_dump(&dump, &mut entries)
+        {
+            space.restored.store(kept, Ordering::Relaxed);
+            return Ok(());
+        }
+        space.index.bulk_load(entries)
+    }
+
+    pub(super) fn save_index(&self) -> Result<()> {
+        let Some(dir) = &self.dumps else {
+            return Ok(());
+        };
+        let spaces = self.all_spaces();
+        for s in spaces.iter().filter(|s| s.index.changed_since_dump()) {
+            let (meta, graph) = s.index.dump(&s.config.name)?;
+            crate::dump::write(&crate::dump::file_of(dir, &s.config.name), &meta, &graph)?;
+        }
+        Ok(())
+    }
+
+    /// Reads spaces and vectors back and builds the indexes.
+    pub(super) fn load(&self) -> Result<()> {
+        let txn = self.begin_read()?;
+        let mut spaces = HashMap::new();
+        for row in txn.open_table(SPACES)?.iter()? {
+            let (_, v) = row?;
+            let config: SpaceConfig = decode(v.value(), "namespace")?;
+            spaces.insert(config.name.clone(), self.make_space(config)?);
+        }
+        let mut per_space: HashMap<String, Vec<Entry>> = HashMap::new();
+        for row in txn.open_table(VECTORS)?.iter()? {
+            let (_, v) = row?;
+            let r: VectorRecord = decode(v.value(), "vector record")?;
+            if !spaces.contains_key(&r.namespace) {
+                return Err(StorageError::Corrupt(format!(
+                    "vector {} belongs to unknown namespace {:?}",
+                    r.id, r.namespace
+                )));
+            }
+            spaces[&r.namespace].write_vectors().insert(r.id);
+            per_space
+                .entry(r.namespace.clone())
+                .or_default()
+                .push(entry_of(r));
+        }
+        let messages = txn.open_table(MESSAGES)?;
+        let rows = messages.iter()?.map(|row| {
+            let (_, v) = row?;
+            decode::<crate::messages::MessageRecord>(v.value(), "message")
+        });
+        let (message_entries, expiries) = crate::messages::message_entries(rows)?;
+        *lock(&self.message_expiries) = expiries;
+        for (name, entries) in message_entries {
+            if !spaces.contains_key(&name) {
+                return Err(StorageError::Corrupt(format!(
+                    "a message belongs to unknown namespace {name:?}"
+                )));
+            }
+            per_space.entry(name).or_default().extend(entries);
+        }
+        for (name, entries) in per_space {
+            self.build_index(&spaces[&name], entries)?;
+        }
+        if let Some(dir) = &self.dumps {
+            crate::dump::remove_stale(dir, spaces.keys());
+        }
+        let changes = txn.open_table(CHANGES)?;
+        *lock(&self.last_seq) = changes.last()?.map_or(0, |(k, _)| k.value());
+        *lock(&self.last_hlc) = last_hlc(&changes)?;
+        *lock(&self.last_audit) = txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value());
+        let mut section_entries = Vec::new();
+        for row in txn.open_table(BLOCKS)?.iter()? {
+            let (_, v) = row?;
+            let b: Block = decode(v.value(), "block")?;
+            self.note_expiry(b.expires_ms);
+            section_entries.extend(self.section_entries(&b));
+        }
+        self.blocks_index.bulk_load(section_entries)?;
+        *self.spaces.write().unwrap_or_else(|e| e.into_inner()) = spaces;
+        Ok(())
+    }
+}
