@@ -396,6 +396,9 @@ pub(crate) fn status(args: StatusArgs) -> ExitCode {
                 v["listen"].as_str().unwrap_or("?"),
                 v["status"].as_str().unwrap_or("?")
             );
+            if let Some(reason) = v["reason"].as_str() {
+                println!("  {reason}");
+            }
             println!(
                 "  up {} s, {} durability, auth {}",
                 v["uptime_seconds"],

@@ -103,6 +103,7 @@ async fn a_mirror_serves_reads_and_repairs_them_from_the_primary() {
     let welcome = reader.welcome().await.unwrap();
     assert_eq!(welcome.role.as_deref(), Some("mirror"));
     assert_eq!(welcome.primary.as_deref(), Some(primary.addr().as_str()));
+    assert!(welcome.read_only, "{welcome:?}");
     // Held by the mirror, or repaired from the primary (which may not
     // answer within the repair's 500 ms on a busy machine: then the next
     // read, once the mirror's job applied it).

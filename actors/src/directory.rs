@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use hvs_contracts::Contract;
 use hvs_mailbox::{Mailbox, MailboxConfig, OverflowPolicy, StoredLetter};
-use hvs_storage::{SpaceConfig, StorageError, Store};
+use hvs_storage::{GeometrySpec, SpaceConfig, StorageError, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ActorError, Result};
@@ -97,11 +97,12 @@ impl Directory {
     }
 
     /// Starts a model's actor with its mailbox (refilled from what storage
-    /// recovered) and registers it.
+    /// recovered) and registers it (`read_only`: see [`ModelEntry`]).
     pub(crate) fn start_model(
         &mut self,
         profile: Arc<Profile>,
         connected: bool,
+        read_only: Option<String>,
     ) -> Arc<ModelEntry> {
         let p = &profile.contract.communication_protocol;
         let config = MailboxConfig {
@@ -149,6 +150,7 @@ impl Directory {
             gauge,
             profile,
             connected: AtomicBool::new(connected),
+            read_only,
         });
         self.registry
             .models
@@ -171,6 +173,12 @@ impl Directory {
 
 /// Connects a model: validates its contract, creates its namespace, records
 /// it, starts (or re-profiles) its actor.
+///
+/// While the store refuses writes after a disk fault, a model whose
+/// contract or home namespace would have to be stored connects read-only
+/// instead ([`ModelEntry::read_only`]): what the store refused is not
+/// stored, nor kept in memory as if it were, and the next connect once the
+/// store takes writes again stores it.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<ModelEntry>>")]
 pub(crate) struct Connect {
@@ -201,36 +209,17 @@ impl Handler<Connect> for Directory {
                 .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
             let geometry = geometry_of(&msg.contract)?;
             let profile = profile_of(msg.contract, &msg.base_dir)?;
-            let ns = profile.namespace.clone();
-            let mut info = None;
-            if !ns_known {
-                match store.create_namespace(SpaceConfig::new(ns.clone(), geometry.clone())) {
-                    Ok(()) => {}
-                    // Made here by a sync job, without an access list yet:
-                    // the connecting model's, as if it had made it.
-                    Err(StorageError::NamespaceExists(_))
-                        if store.namespace(&ns).is_ok_and(|c| c.geometry == geometry) => {}
-                    Err(StorageError::NamespaceExists(n)) => {
-                        return Err(ActorError::InvalidRequest(format!(
-                            "namespace {n:?} exists with another geometry than the contract's"
-                        )));
+            let info = if ns_known {
+                None
+            } else {
+                match record_home(&store, &profile, geometry) {
+                    Ok(i) => Some(i),
+                    Err(ActorError::Storage(StorageError::WriteFailed(r))) => {
+                        return Ok((profile, None, Some(refusal(&store, r))));
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
-                let i = NamespaceInfo {
-                    name: ns.clone(),
-                    owner: profile.id.clone(),
-                    visibility: namespace::Visibility::Private,
-                    network: profile.network.clone(),
-                    geometry,
-                    grants: BTreeMap::new(),
-                    members: BTreeMap::new(),
-                };
-                let bytes = serde_json::to_vec(&i)
-                    .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-                store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
-                info = Some(i);
-            }
+            };
             if !contract_stored(&store, &profile.id, &contract_json, &msg.base_dir)? {
                 let stored = StoredModel {
                     contract: contract_json,
@@ -238,14 +227,22 @@ impl Handler<Connect> for Directory {
                 };
                 let bytes = serde_json::to_vec(&stored)
                     .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-                store.catalog_put(MODELS, &profile.id, bytes)?;
+                match store.catalog_put(MODELS, &profile.id, bytes) {
+                    Ok(()) => {}
+                    Err(StorageError::WriteFailed(r)) => {
+                        return Ok((profile, info, Some(refusal(&store, r))));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Ok((profile, info))
+            Ok((profile, info, None))
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
-            let (profile, info) = r?;
+            let (profile, info, read_only) = r?;
             match info {
                 Some(i) => act.start_namespace(i),
+                // Not stored, so not claimed either (a claim is stored).
+                None if read_only.is_some() => {}
                 // Created before by another model: it is this model's now.
                 None => {
                     if let Ok(ns) = act.registry.namespace(&profile.namespace) {
@@ -264,14 +261,52 @@ impl Handler<Connect> for Directory {
                         gauge: e.gauge.clone(),
                         profile,
                         connected: AtomicBool::new(true),
+                        read_only,
                     });
                     act.registry.models.insert(id, entry.clone());
                     entry
                 }
-                None => act.start_model(profile, true),
+                None => act.start_model(profile, true, read_only),
             })
         })))
     }
+}
+
+/// Creates a connecting model's home namespace in storage and records its
+/// access list (the model owns it, private).
+fn record_home(store: &Store, profile: &Profile, geometry: GeometrySpec) -> Result<NamespaceInfo> {
+    let ns = profile.namespace.clone();
+    match store.create_namespace(SpaceConfig::new(ns.clone(), geometry.clone())) {
+        Ok(()) => {}
+        // Made here by a sync job, without an access list yet:
+        // the connecting model's, as if it had made it.
+        Err(StorageError::NamespaceExists(_))
+            if store.namespace(&ns).is_ok_and(|c| c.geometry == geometry) => {}
+        Err(StorageError::NamespaceExists(n)) => {
+            return Err(ActorError::InvalidRequest(format!(
+                "namespace {n:?} exists with another geometry than the contract's"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let info = NamespaceInfo {
+        name: ns.clone(),
+        owner: profile.id.clone(),
+        visibility: namespace::Visibility::Private,
+        network: profile.network.clone(),
+        geometry,
+        grants: BTreeMap::new(),
+        members: BTreeMap::new(),
+    };
+    let bytes = serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+    store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
+    Ok(info)
+}
+
+/// Why a connect goes read-only: the store's own reason for refusing
+/// writes, or else what the refused write heard (`refused`).
+fn refusal(store: &Store, refused: String) -> String {
+    store.write_refusal().unwrap_or(refused)
 }
 
 /// Whether the catalog holds `contract` for model `id` already, from
@@ -421,7 +456,7 @@ pub(crate) fn recover(dir: &mut Directory) -> Result<()> {
         let contract = Contract::from_value(stored.contract)?;
         match profile_of(contract, &stored.base_dir) {
             Ok(p) => {
-                dir.start_model(Arc::new(p), false);
+                dir.start_model(Arc::new(p), false, None);
             }
             // A contract whose encoder file is gone: the model must connect
             // again with a valid one; its mailbox waits in storage.

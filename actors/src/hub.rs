@@ -218,7 +218,9 @@ impl Hub {
     /// Connects a model with its contract (files it names, such as encoder
     /// weights, are relative to `base_dir`). Its namespace is created on
     /// first connect (private, owned by the model); a model that was
-    /// connected before gets its mailbox back.
+    /// connected before gets its mailbox back. While the store refuses
+    /// writes, a model that would have to be stored connects read-only
+    /// ([`ModelRef::read_only`]).
     pub async fn connect_model(&self, contract: Contract, base_dir: &Path) -> Result<ModelRef> {
         let entry = self
             .inner
@@ -476,6 +478,17 @@ impl ModelRef {
     /// The contract it connected with.
     pub fn contract(&self) -> &Contract {
         &self.entry.profile.contract
+    }
+
+    /// Why this model is connected read-only, if it is: it connected while
+    /// the store refused writes after a disk fault (the store's reason), so
+    /// its contract or home namespace is not stored until it connects
+    /// again. The server refuses such a session's writes itself
+    /// (`docs/PROTOCOL.md`, "Read-only sessions during a disk fault"); this
+    /// handle does not: its writes are refused by the store while the
+    /// fault lasts, and go through once the store takes writes again.
+    pub fn read_only(&self) -> Option<&str> {
+        self.entry.read_only.as_deref()
     }
 
     pub(crate) fn live(&self) -> Result<&Addr<crate::model::ModelActor>> {

@@ -63,6 +63,10 @@ pub(crate) struct ModelEntry {
     pub(crate) gauge: Arc<Gauge>,
     pub(crate) profile: Arc<Profile>,
     pub(crate) connected: AtomicBool,
+    /// Why the model is connected read-only: it connected while the store
+    /// refused writes, so its contract (or home namespace) is not stored
+    /// (`None`: connected normally, or not connected).
+    pub(crate) read_only: Option<String>,
 }
 
 /// How two networks may reach each other's namespaces.

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use hvs_storage::StorageError;
+
 use crate::Runtime;
 use crate::metrics::{Metrics, Snapshot};
 
@@ -91,7 +93,8 @@ fn answer(s: &Sources, req: tiny_http::Request) {
 fn health(s: &Sources) -> serde_json::Value {
     let models = s.runtime.models();
     let connected = models.iter().filter(|(_, c)| *c).count();
-    let stats = s.runtime.storage().get_stats();
+    let store = s.runtime.storage();
+    let stats = store.get_stats();
     let (namespaces, vectors) = match &stats {
         Ok(st) => (
             st.namespaces.len(),
@@ -99,8 +102,18 @@ fn health(s: &Sources) -> serde_json::Value {
         ),
         Err(_) => (0, 0),
     };
+    let refusal = store.write_refusal();
+    // What is wrong, worst first: storage that cannot be read, then
+    // storage that refuses writes.
+    let reason = match (&stats, &refusal) {
+        (Err(e), _) => Some(format!("storage cannot be read: {e}")),
+        (Ok(_), Some(r)) => Some(StorageError::WriteFailed(r.clone()).to_string()),
+        (Ok(_), None) => None,
+    };
     serde_json::json!({
-        "status": if stats.is_ok() { "ok" } else { "degraded" },
+        "status": if reason.is_none() { "ok" } else { "degraded" },
+        "reason": reason,
+        "store_writable": refusal.is_none(),
         "version": env!("CARGO_PKG_VERSION"),
         "protocol_versions": crate::protocol::PROTOCOL_VERSIONS,
         "listen": s.listen.to_string(),
@@ -151,7 +164,10 @@ fn cluster(s: &Sources) -> serde_json::Value {
 }
 
 fn snapshot(s: &Sources) -> Snapshot {
-    let mut snap = Snapshot::default();
+    let mut snap = Snapshot {
+        store_refuses_writes: s.runtime.storage().write_refusal().is_some(),
+        ..Snapshot::default()
+    };
     if let Ok(st) = s.runtime.storage().get_stats() {
         snap.commits = st.commits;
         snap.commit_requests = st.commit_requests;

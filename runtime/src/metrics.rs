@@ -188,6 +188,13 @@ impl Metrics {
         let models = Gauge::<i64>::default();
         models.set(extra.models_connected);
         r.register("models_connected", "Models connected now", models);
+        let writable = Gauge::<i64>::default();
+        writable.set(i64::from(!extra.store_refuses_writes));
+        r.register(
+            "store_writable",
+            "1 while the store takes writes, 0 while it refuses them after a disk fault (the reason is on /health)",
+            writable,
+        );
         if let Some((published, lag)) = extra.feed {
             let gauge = |v: u64| {
                 let g = Gauge::<i64>::default();
@@ -290,6 +297,8 @@ pub(crate) struct Snapshot {
     pub(crate) pending: Vec<(String, i64)>,
     pub(crate) in_flight: Vec<(String, i64)>,
     pub(crate) models_connected: i64,
+    /// The store refuses writes after a disk fault.
+    pub(crate) store_refuses_writes: bool,
     /// The feed's published position and lag, in a cluster.
     pub(crate) feed: Option<(u64, u64)>,
     pub(crate) sync_pending: Vec<(String, i64)>,
@@ -318,6 +327,7 @@ mod tests {
             commit_requests: 10,
             vectors: vec![("chat".into(), 5)],
             pending: vec![("alice".into(), 7)],
+            store_refuses_writes: true,
             ..Snapshot::default()
         });
         for line in [
@@ -329,6 +339,7 @@ mod tests {
             "hvs_commit_requests_total 10",
             "hvs_vectors{namespace=\"chat\"} 5",
             "hvs_mailbox_pending{model=\"alice\"} 7",
+            "hvs_store_writable 0",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

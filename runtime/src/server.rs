@@ -150,6 +150,10 @@ struct Session {
     /// the server stops being primary, one opened on a mirror (read-only)
     /// when the role changes at all.
     role: Option<hvs_actors::Role>,
+    /// Why the session's writes are refused: its model connected while the
+    /// store refused writes, so its contract is not stored (`None`: it was
+    /// stored, or needed no write).
+    read_only: Option<String>,
 }
 
 /// A running server.
@@ -523,12 +527,14 @@ async fn greet(
     };
     let role = served_role(shared, hello.mirror_reads)?;
     let model = connect(shared, contract).await?;
+    let read_only = model.read_only().map(str::to_string);
     let session = Arc::new(Session {
         replaced: Notify::new(),
         gone: Notify::new(),
         ended: std::sync::atomic::AtomicBool::new(false),
         operator,
         role: role.clone(),
+        read_only: read_only.clone(),
     });
     shared
         .sessions
@@ -546,6 +552,9 @@ async fn greet(
         max_in_flight: shared.config.max_in_flight as u64,
         role: mirror_of(role.as_ref()).map(|_| "mirror".to_string()),
         primary: mirror_of(role.as_ref()).flatten(),
+        read_only: read_only.is_some() || mirror_of(role.as_ref()).is_some(),
+        read_only_reason: read_only
+            .or_else(|| mirror_of(role.as_ref()).map(|_| MIRROR_READS.to_string())),
     };
     let _ = tx
         .send(Bytes::from(p::ok_frame(id, &p::encode(&welcome)?)))
@@ -575,6 +584,10 @@ fn served_role(shared: &Shared, mirror_reads: bool) -> Result<Option<hvs_actors:
     e.primary = primary;
     Err(e)
 }
+
+/// Why a session on a mirror is read-only, as its welcome says.
+const MIRROR_READS: &str =
+    "this server is a mirror of its failover group: writes go to the primary";
 
 /// On a mirror, where its primary is (`None`: not a mirror).
 fn mirror_of(role: Option<&hvs_actors::Role>) -> Option<Option<String>> {
@@ -696,6 +709,19 @@ async fn session_loop(
             }
         };
         let op = request.op();
+        if let Some(reason) = &session.read_only
+            && (op == "send" || WRITES.contains(&op))
+        {
+            let e = read_only_refusal(reason);
+            if tx
+                .send(respond(shared, Some(id), op, Err(e)))
+                .await
+                .is_err()
+            {
+                break ("writer gone", None);
+            }
+            continue;
+        }
         let ctx = Ctx {
             runtime: &shared.runtime,
             model,
@@ -912,7 +938,8 @@ async fn role_left(
 }
 
 /// The operations that write: answered only once their write is
-/// replicated as the cluster's durability level says (`confirm`).
+/// replicated as the cluster's durability level says (`confirm`); with
+/// `send`, refused in a read-only session (`read_only_refusal`).
 const WRITES: &[&str] = &[
     "send_batch",
     "broadcast",
@@ -933,6 +960,20 @@ const WRITES: &[&str] = &[
     "update_block",
     "delete_block",
 ];
+
+/// The answer to a write in a session whose model connected read-only
+/// (`Session::read_only`): `write_failed`, as the store's own refusals,
+/// for the session's whole life, even once the store takes writes again
+/// (its contract is not stored until it connects again).
+fn read_only_refusal(reason: &str) -> WireError {
+    WireError::new(
+        "write_failed",
+        format!(
+            "this session is read-only: its model connected while the store refused writes \
+             ({reason}), so its contract is not stored; connect again to write"
+        ),
+    )
+}
 
 /// Waits for the replication of every write committed so far
 /// (`replicated`, `quorum`; at once otherwise).

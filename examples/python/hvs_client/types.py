@@ -60,7 +60,13 @@ def build_list(cls: Type[T], values: Any, vector: VectorReader = _as_list) -> Li
 
 @dataclass
 class Welcome:
-    """The server's answer to ``hello``."""
+    """The server's answer to ``hello``.
+
+    ``read_only`` is true when the session cannot write: on a mirror of a
+    failover group, or when the model connected while the server's store
+    refused writes after a disk fault (its contract is then not stored:
+    every write raises ``write_failed`` until the client connects again).
+    ``read_only_reason`` says why (``None`` when it can write)."""
 
     version: int
     server: str
@@ -70,6 +76,13 @@ class Welcome:
     heartbeat_timeout_ms: int
     max_frame_bytes: int
     max_in_flight: int
+    read_only: bool = False
+    read_only_reason: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        # A server that leaves the key out (the session can write, or an
+        # older server) reads as None.
+        self.read_only = bool(self.read_only)
 
 
 @dataclass

@@ -49,6 +49,14 @@ class FrameTest(unittest.TestCase):
         with self.assertRaises(ProtocolError):
             codec.read_frame({"id": 3})
 
+    def test_a_welcome_says_whether_the_session_is_read_only(self) -> None:
+        base = {"version": 1, "server": "hvs/0", "model": "m", "namespace": "m"}
+        plain = codec.read_welcome({"id": 0, "ok": base})
+        self.assertEqual((plain.read_only, plain.read_only_reason), (False, None))
+        reason = "No space left on device (os error 28)"
+        ro = codec.read_welcome({"id": 0, "ok": {**base, "read_only": True, "read_only_reason": reason}})
+        self.assertEqual((ro.read_only, ro.read_only_reason), (True, reason))
+
     def test_a_version_conflict_carries_the_current_version(self) -> None:
         e = error_from_wire({"code": "version_conflict", "message": "at 4", "current_version": 4})
         self.assertIsInstance(e, VersionConflict)

@@ -54,6 +54,19 @@ pub struct Welcome {
     /// if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+    /// The session cannot write. On a mirror: see `role`. When the model
+    /// connected while the server's store refused writes after a disk
+    /// fault (so its contract or home namespace is not stored): every
+    /// write is refused with `write_failed` for the session's life, while
+    /// reads, `receive`, `subscribe`, `ack` and `release` are served; a
+    /// new hello once the store takes writes again stores the contract.
+    /// Absent (false) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Why the session is read-only (with `read_only`): on a disk fault,
+    /// the store's reason for refusing writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_reason: Option<String>,
 }
 
 /// `ping`'s answer.
