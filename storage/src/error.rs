@@ -61,6 +61,24 @@ pub enum StorageError {
         /// Stored messages whose vectors are in it.
         messages: usize,
     },
+    /// A message does not fit its namespace's retention limits: the
+    /// namespace is at `limit` and its discard policy is `new`, or the
+    /// message alone is larger than `max_bytes` (under either policy).
+    /// Nothing was stored.
+    #[error("namespace {namespace:?} is full: {limit} is {max} and {why}")]
+    NamespaceFull {
+        /// The namespace the message is stored in (its sender's).
+        namespace: String,
+        /// `max_messages` or `max_bytes`.
+        limit: &'static str,
+        /// The limit's value.
+        max: u64,
+        /// Which: the policy, or the message's own size.
+        why: String,
+    },
+    /// Retention limits that cannot be used (a limit of 0).
+    #[error("invalid retention: {0}")]
+    InvalidRetention(String),
     /// A search parameter is out of range.
     #[error("invalid search: {0}")]
     InvalidQuery(String),
@@ -154,6 +172,8 @@ impl StorageError {
                 | Self::VectorNotFound(_)
                 | Self::VersionConflict { .. }
                 | Self::NamespaceInUse { .. }
+                | Self::NamespaceFull { .. }
+                | Self::InvalidRetention(_)
                 | Self::InvalidQuery(_)
                 | Self::InvalidMetadata(_)
                 | Self::ReadOnlyBlock(_)
@@ -177,6 +197,8 @@ impl StorageError {
             Self::VectorNotFound(_) => "vector_not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::NamespaceInUse { .. } => "namespace_in_use",
+            Self::NamespaceFull { .. } => "namespace_full",
+            Self::InvalidRetention(_) => "invalid_retention",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidMetadata(_) => "invalid_metadata",
             Self::NewerFormat { .. } => "newer_format",

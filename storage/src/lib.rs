@@ -55,6 +55,7 @@ mod fence;
 mod index;
 mod messages;
 mod record;
+mod retention;
 mod store;
 mod sync;
 mod vectors;
@@ -75,10 +76,11 @@ pub use hvs_types::Filter;
 pub use index::IndexParams;
 pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
-    Change, ChangeBody, ChangeKind, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION,
-    MAX_METADATA_DEPTH, Metadata, NewVector, SpaceConfig, VectorRecord, VectorUpdate,
+    Change, ChangeBody, ChangeKind, DiscardPolicy, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION,
+    MAX_METADATA_DEPTH, Metadata, NewVector, Retention, SpaceConfig, VectorRecord, VectorUpdate,
     decode_change, decode_stored_rows, try_decode_stored_rows,
 };
+pub use retention::{DiscardListener, Discarded, StoreClock};
 pub use store::{
     ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,
     SearchQuery, Stats, Store, StoreConfig,

@@ -13,8 +13,11 @@
 //!
 //! A message with a TTL is purged (row, settlements, index entry) by the
 //! writer once it has expired, earliest expiry first, in bounded batches
-//! (see `Shared::run_writer` and `Tables::purge_messages`); one without a
-//! TTL is kept for good.
+//! (see `Shared::run_writer` and `Tables::purge_messages`). Its
+//! namespace's retention (`docs/SEMANTICS.md`, "Retention") removes it the
+//! same way when a limit discards it or, once every recipient settled it,
+//! when `keep_acked_ms` runs out; without a TTL or retention it is kept
+//! for good.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -144,11 +147,12 @@ impl Store {
             Err(e) => return done(Err(e)),
         };
         if self.durability() == Durability::Memory {
-            self.shared.index_messages(&records);
-            lock(&self.shared.memory_messages).extend(records.iter().map(|m| (m.id, m.clone())));
-            // After the map: a purge finds what it takes from the set.
-            self.shared.note_message_expiries(&records);
-            return done(Ok(records));
+            if let Err(e) = self.shared.append_memory_messages(&records) {
+                return done(Err(e));
+            }
+            done(Ok(records));
+            // After the hand-over, as after a commit (`Shared::finish`).
+            return self.shared.notify_discarded();
         }
         self.submit_then(
             Op::PutMessages(records.clone()),
@@ -158,9 +162,14 @@ impl Store {
 
     /// Records settlements; `done` hears when they are committed. At
     /// `Memory` durability there is nothing to restore after a restart, so
-    /// nothing is written.
+    /// nothing is written; only namespaces with `keep_acked_ms` count them
+    /// (see [`Store::keeps_settlements`]).
     pub fn settle_messages(&self, settled: Vec<Settled>, done: Completion<()>) {
-        if settled.is_empty() || self.durability() == Durability::Memory {
+        if settled.is_empty() {
+            return done(Ok(()));
+        }
+        if self.durability() == Durability::Memory {
+            self.shared.settle_memory(&settled);
             return done(Ok(()));
         }
         self.submit_then(Op::Settle(settled), Box::new(move |r| done(r.map(|_| ()))));
@@ -318,6 +327,17 @@ impl Store {
             Ok(out)
         })
     }
+
+    /// The value under `(kind, key)` in the catalog, if any (one lookup,
+    /// however many records the kind holds).
+    pub fn catalog_get(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        check_catalog_key(kind, key)?;
+        contain("reading the catalog", || {
+            let txn = self.shared.begin_read()?;
+            let t = txn.open_table(CATALOG)?;
+            Ok(t.get((kind, key))?.map(|v| v.value().to_vec()))
+        })
+    }
 }
 
 fn check_catalog_key(kind: &str, key: &str) -> Result<()> {
@@ -335,18 +355,30 @@ fn check_catalog_key(kind: &str, key: &str) -> Result<()> {
 pub(crate) type Expiries = BTreeSet<(u64, Uuid)>;
 
 /// Message entries per namespace, and `(expires_ms, id)` of those with a
-/// TTL, from stored rows (at open).
+/// TTL, from stored rows (at open); each message also goes into its
+/// namespace's retention ledger, if it keeps one, and those of namespaces
+/// with `keep_acked_ms` are listed with their number of recipients (see
+/// `Shared::schedule_settled`).
 pub(crate) fn message_entries(
     rows: impl Iterator<Item = Result<MessageRecord>>,
-) -> Result<(HashMap<String, Vec<Entry>>, Expiries)> {
+    spaces: &HashMap<String, Arc<crate::store::Space>>,
+) -> Result<(
+    HashMap<String, Vec<Entry>>,
+    Expiries,
+    crate::retention::Settling,
+)> {
     let mut out: HashMap<String, Vec<Entry>> = HashMap::new();
     let mut expiries = BTreeSet::new();
+    let mut settling = HashMap::new();
     for m in rows {
         let m = m?;
         if let Some(t) = m.expires_ms {
             expiries.insert((t, m.id));
         }
+        if let Some(space) = spaces.get(&m.namespace) {
+            space.note_held(&m, &mut settling);
+        }
         out.entry(m.namespace.clone()).or_default().push(m.entry());
     }
-    Ok((out, expiries))
+    Ok((out, expiries, settling))
 }

@@ -1,6 +1,6 @@
 //! What is stored: spaces, vector records, changes, and their encoding.
 
-pub use hvs_types::{GeometrySpec, MAX_DIMENSION, Metadata};
+pub use hvs_types::{DiscardPolicy, GeometrySpec, MAX_DIMENSION, Metadata, Retention};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -32,6 +32,10 @@ pub struct SpaceConfig {
     /// What happens to off-manifold vectors.
     #[serde(default)]
     pub on_invalid: InvalidPointPolicy,
+    /// How long its messages are kept (`docs/SEMANTICS.md`, "Retention");
+    /// `None`: the store's defaults ([`crate::StoreConfig::retention`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 impl SpaceConfig {
@@ -41,7 +45,14 @@ impl SpaceConfig {
             name: name.into(),
             geometry,
             on_invalid: InvalidPointPolicy::Reject,
+            retention: None,
         }
+    }
+
+    /// The same space with its own retention limits.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
+        self
     }
 }
 
@@ -129,7 +140,9 @@ pub enum ChangeKind {
     PutMessage,
     /// A message was settled for one recipient (body: the settlement).
     Settle,
-    /// An expired message was removed (`id`: the message).
+    /// A message was removed by the store: its TTL passed, a retention
+    /// limit discarded it, or `keep_acked` ran out after every recipient
+    /// settled it (`id`: the message).
     ExpireMessage,
     /// A block was created or changed (body: the block after the change).
     PutBlock,

@@ -88,6 +88,12 @@ pub struct StoreConfig {
     /// (`tests/disk_faults.rs`). `None` in every real store.
     #[doc(hidden)]
     pub faults: Option<crate::disk::FaultSwitch>,
+    /// The retention of every namespace that sets none of its own
+    /// ([`SpaceConfig::retention`]); default: no limits, acked messages
+    /// kept (`docs/SEMANTICS.md`, "Retention").
+    pub retention: crate::record::Retention,
+    /// The time expiry and retention read; default the system clock.
+    pub clock: crate::retention::StoreClock,
 }
 
 impl StoreConfig {
@@ -98,6 +104,8 @@ impl StoreConfig {
             durability: Durability::Memory,
             index: IndexParams::default(),
             faults: None,
+            retention: Default::default(),
+            clock: Default::default(),
         }
     }
 
@@ -108,6 +116,8 @@ impl StoreConfig {
             durability,
             index: IndexParams::default(),
             faults: None,
+            retention: Default::default(),
+            clock: Default::default(),
         }
     }
 }
@@ -198,10 +208,16 @@ pub struct Stats {
     pub commit_requests: u64,
     /// Time spent inside those commits (applying and committing), in µs.
     pub commit_micros: u64,
-    /// Expired messages removed (row, settlements, index entry) since the
-    /// store opened.
+    /// Messages removed (row, settlements, index entry) since the store
+    /// opened because their TTL passed or, once every recipient settled
+    /// them, their `keep_acked` did.
     pub messages_purged: u64,
-    /// Stored messages with a TTL, not purged yet (expired or not).
+    /// Messages a retention limit (`max_age_ms`, `max_messages`,
+    /// `max_bytes`) removed since the store opened.
+    pub messages_discarded: u64,
+    /// Removals scheduled and not done yet (expired or not): one per
+    /// stored message with a TTL, one per message settled by every
+    /// recipient in a namespace with `keep_acked_ms`.
     pub messages_expiring: usize,
 }
 
@@ -230,6 +246,10 @@ pub(crate) struct Space {
     /// after each commit, beside the index (see `Shared::apply`), so every
     /// id the index holds is a vector here or a message.
     pub(crate) vectors: RwLock<BTreeSet<Uuid>>,
+    /// Its retention: its own, or the store's defaults.
+    pub(crate) retention: crate::record::Retention,
+    /// Its messages, when `retention` has a limit (`retention.rs`).
+    pub(crate) held: Option<Mutex<crate::retention::Held>>,
 }
 
 impl Space {
@@ -326,12 +346,16 @@ pub(crate) struct Shared {
     commit_micros: AtomicU64,
     /// Messages, at `Memory` durability only (see `messages.rs`).
     pub(crate) memory_messages: Mutex<HashMap<Uuid, Arc<crate::messages::MessageRecord>>>,
-    /// `(expires_ms, id)` of every stored message with a TTL: the writer
-    /// purges them in this order once they expire, without scanning the
-    /// table. Rebuilt from the table on open.
+    /// `(expires_ms, id)` of every stored message with a TTL, and
+    /// `(settled + keep_acked_ms, id)` of every message all its recipients
+    /// settled in a namespace with `keep_acked_ms`: the writer purges them
+    /// in this order once due, without scanning the table. Rebuilt from
+    /// the tables on open.
     message_expiries: Mutex<crate::messages::Expiries>,
     /// Expired messages purged since the store opened.
     messages_purged: AtomicU64,
+    /// Retention's clock, defaults, ledgers' undo log and counters.
+    pub(crate) retention: crate::retention::RetentionState,
     path: Option<PathBuf>,
     /// Where graph dumps go (durable stores only).
     dumps: Option<PathBuf>,
@@ -459,6 +483,9 @@ impl Store {
     pub fn create_namespace(&self, config: SpaceConfig) -> Result<()> {
         if config.name.is_empty() || config.name.len() > 256 {
             return Err(StorageError::InvalidNamespaceName(config.name));
+        }
+        if let Some(p) = config.retention.as_ref().and_then(|r| r.problem()) {
+            return Err(StorageError::InvalidRetention(p));
         }
         config
             .geometry
@@ -722,6 +749,7 @@ impl Store {
             commit_requests: self.shared.commit_requests.load(Ordering::Relaxed),
             commit_micros: self.shared.commit_micros.load(Ordering::Relaxed),
             messages_purged: self.shared.messages_purged.load(Ordering::Relaxed),
+            messages_discarded: self.shared.retention.discarded.load(Ordering::Relaxed),
             messages_expiring: lock(&self.shared.message_expiries).len(),
         })
     }

@@ -24,6 +24,7 @@ use crate::sync::{Clock, Tombstone, next_hlc};
 use hvs_types::{ConflictStrategy, Filter};
 
 mod remote;
+mod retention;
 
 pub use remote::ApplyOutcome;
 
@@ -85,6 +86,12 @@ pub(crate) enum Op {
     /// Removes these expired messages (`(expires_ms, id)`, at most
     /// [`PURGE_BATCH`]): their rows, their settlements, their index entries.
     PurgeMessages(Vec<(u64, Uuid)>),
+    /// Removes these messages, which a retention limit discards (the
+    /// writer's sweep, at most [`PURGE_BATCH`]).
+    DiscardMessages(Vec<Uuid>),
+    /// Nothing of its own: the writer purges what is due in the same
+    /// commit and answers after it (`Store::purge_due`).
+    Sweep,
     Settle(Vec<Settled>),
     CatalogPut {
         kind: String,
@@ -127,7 +134,9 @@ impl Op {
             | Op::SetMark { .. }
             | Op::Audit { .. }
             | Op::PurgeExpired
-            | Op::PurgeMessages(_) => false,
+            | Op::PurgeMessages(_)
+            | Op::DiscardMessages(_)
+            | Op::Sweep => false,
             Op::CatalogPut { kind, .. } | Op::CatalogDelete { kind, .. } => !kind.starts_with('_'),
             _ => true,
         }
@@ -165,14 +174,18 @@ pub(crate) enum Applied {
     IndexBlock(Block),
     UnindexBlock(Uuid),
     IndexMessages(Vec<std::sync::Arc<MessageRecord>>),
-    /// Expired messages purged: `due` leaves the set of expiries (whether
-    /// or not its row was still there), `removed` (per namespace) the
-    /// index; `count` rows were deleted.
+    /// Messages removed: `due` leaves the set of expiries (whether or
+    /// not its row was still there), `removed` (their rows deleted) the
+    /// index and the set; `why` says which counter they go to, and
+    /// whether the mailboxes hear of them (`store/expiry.rs`).
     MessagesPurged {
         due: Vec<(u64, Uuid)>,
-        removed: Vec<(String, Vec<Uuid>)>,
-        count: usize,
+        removed: Vec<crate::retention::Removed>,
+        why: crate::retention::Why,
     },
+    /// Messages every recipient settled, removed at these times
+    /// (`keep_acked_ms`).
+    ScheduleRemovals(Vec<(u64, Uuid)>),
 }
 
 /// The answer to one operation of a group, with what to apply after commit;
@@ -220,6 +233,10 @@ pub(crate) struct Tables<'t> {
     /// Namespaces found in `spaces` by this transaction (forgotten when one
     /// is deleted).
     known_spaces: HashSet<String>,
+    /// The ledger changes of this transaction (`writer/retention.rs`).
+    undo: &'t crate::retention::UndoLog,
+    /// The store's clock when the transaction began.
+    now_ms: u64,
 }
 
 impl<'t> Tables<'t> {
@@ -227,12 +244,14 @@ impl<'t> Tables<'t> {
         txn: &'t WriteTransaction,
         positions: Positions,
         memory: &'t RwLock<HashMap<String, Arc<Space>>>,
+        undo: &'t crate::retention::UndoLog,
     ) -> Result<Self> {
         let Positions {
             seq,
             audit_seq,
             hlc,
             instance,
+            now_ms,
         } = positions;
         Ok(Self {
             spaces: txn.open_table(SPACES)?,
@@ -254,6 +273,8 @@ impl<'t> Tables<'t> {
             inserted: Vec::new(),
             messages_put: Vec::new(),
             known_spaces: HashSet::new(),
+            undo,
+            now_ms,
         })
     }
 
@@ -289,8 +310,10 @@ impl<'t> Tables<'t> {
                 done(Reply::Done, vec![])
             }
             Op::PurgeExpired => self.purge_expired(),
-            Op::PutMessages(records) => self.put_messages(records),
+            Op::PutMessages(records) => self.put_messages(records, true),
             Op::PurgeMessages(due) => self.purge_messages(due),
+            Op::DiscardMessages(ids) => self.discard(ids),
+            Op::Sweep => done(Reply::Done, vec![]),
             Op::Settle(settled) => self.settle(settled),
             Op::CatalogPut {
                 kind,
@@ -358,8 +381,10 @@ impl<'t> Tables<'t> {
         self.log(change, namespace, None, 0, Some(body))
     }
 
-    /// One row per message: payload, vector and recipients together.
-    fn put_messages(&mut self, records: &[std::sync::Arc<MessageRecord>]) -> Step {
+    /// One row per message: payload, vector and recipients together,
+    /// within the namespace's retention limits if `enforce`
+    /// (`writer/retention.rs`).
+    fn put_messages(&mut self, records: &[std::sync::Arc<MessageRecord>], enforce: bool) -> Step {
         // A namespace deleted since the messages were checked: refused, or
         // their rows would outlive it.
         for m in records {
@@ -367,55 +392,22 @@ impl<'t> Tables<'t> {
                 return Ok(Err(StorageError::NamespaceNotFound(m.namespace.clone())));
             }
         }
-        self.messages_put.extend(records.iter().cloned());
-        for m in records {
-            self.messages
-                .insert(m.id.as_u128(), encode(m.as_ref())?.as_slice())?;
-            self.log(ChangeKind::PutMessage, &m.namespace, Some(m.id), 0, None)?;
-        }
-        done(Reply::Done, vec![Applied::IndexMessages(records.to_vec())])
+        self.put_within_limits(records, enforce)
     }
 
-    /// Deletes the rows of expired messages and every settlement of them.
-    /// A row that is gone already (or that cannot be read) is skipped: the
-    /// purge of the rest goes on, and its expiry is forgotten either way.
+    /// Deletes the rows of due messages (TTL, `keep_acked_ms`) and every
+    /// settlement of them. A row that is gone already (or that cannot be
+    /// read) is skipped: the purge of the rest goes on, and its expiry is
+    /// forgotten either way.
     fn purge_messages(&mut self, due: &[(u64, Uuid)]) -> Step {
-        let mut removed: std::collections::HashMap<String, Vec<Uuid>> = Default::default();
-        let mut count = 0;
-        for &(_, id) in due {
-            let key = id.as_u128();
-            let namespace = match self.messages.get(key)? {
-                Some(v) => decode::<MessageHead>(v.value(), "message")
-                    .ok()
-                    .map(|h| h.namespace),
-                None => None,
-            };
-            let Some(namespace) = namespace else {
-                continue;
-            };
-            self.messages.remove(key)?;
-            let mut recipients = Vec::new();
-            for row in self.settled.range((key, "")..)? {
-                let (k, _) = row?;
-                let (m, r) = k.value();
-                if m != key {
-                    break;
-                }
-                recipients.push(r.to_string());
-            }
-            for r in &recipients {
-                self.settled.remove((key, r.as_str()))?;
-            }
-            self.log(ChangeKind::ExpireMessage, &namespace, Some(id), 0, None)?;
-            removed.entry(namespace).or_default().push(id);
-            count += 1;
-        }
+        let ids: Vec<Uuid> = due.iter().map(|(_, id)| *id).collect();
+        let removed = self.remove_messages(&ids)?;
         done(
             Reply::Done,
             vec![Applied::MessagesPurged {
                 due: due.to_vec(),
-                removed: removed.into_iter().collect(),
-                count,
+                removed,
+                why: crate::retention::Why::Due,
             }],
         )
     }
@@ -424,15 +416,18 @@ impl<'t> Tables<'t> {
     /// that is not stored (purged once it expired, typically: its dead
     /// letter, or a late ack) is dropped, so no row outlives its message.
     fn settle(&mut self, settled: &[Settled]) -> Step {
+        let mut removals = Vec::new();
         for s in settled {
-            let namespace = match self.messages.get(s.message.as_u128())? {
-                Some(v) => decode::<MessageHead>(v.value(), "message")?.namespace,
+            let head = match self.messages.get(s.message.as_u128())? {
+                Some(v) => decode::<MessageHead>(v.value(), "message")?,
                 None => continue,
             };
             self.settled.insert(
                 (s.message.as_u128(), s.recipient.as_str()),
                 encode(&(&s.settlement, s.at_ms))?.as_slice(),
             )?;
+            removals.extend(self.removal_after_settled(s.message, &head)?);
+            let namespace = head.namespace;
             let body = ChangeBody::Settled(s.clone());
             self.log(
                 ChangeKind::Settle,
@@ -442,7 +437,12 @@ impl<'t> Tables<'t> {
                 Some(body),
             )?;
         }
-        done(Reply::Done, vec![])
+        let applied = if removals.is_empty() {
+            vec![]
+        } else {
+            vec![Applied::ScheduleRemovals(removals)]
+        };
+        done(Reply::Done, applied)
     }
 
     /// Appends a change to the feed, stamped with the store's clock.
@@ -915,12 +915,18 @@ pub(crate) struct Positions {
     pub(crate) audit_seq: u64,
     pub(crate) hlc: u64,
     pub(crate) instance: u64,
+    /// The store's clock (expiry and retention read it).
+    pub(crate) now_ms: u64,
 }
 
 /// The part of a stored message that settling and purging need.
 #[derive(serde::Deserialize)]
 pub(crate) struct MessageHead {
     pub(crate) namespace: String,
+    #[serde(default)]
+    pub(crate) to: Vec<String>,
+    #[serde(default)]
+    pub(crate) expires_ms: Option<u64>,
 }
 
 /// The block `id` unless it is absent or expired.

@@ -3,6 +3,7 @@
 
 use super::recovery::WriterState;
 use super::*;
+use crate::retention::Why;
 
 /// How often an idle writer checks for expired blocks and messages to purge.
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -36,6 +37,7 @@ impl Shared {
         // More expired messages are due than the last purge took: go on
         // at once instead of waiting for a request or the next check.
         let mut backlog = false;
+        let mut sweep_again = false;
         loop {
             let wait = if backlog {
                 std::time::Duration::ZERO
@@ -48,8 +50,9 @@ impl Shared {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             let mut batch: Vec<Request> = first.into_iter().collect();
-            let now = now_ms();
-            if lock(&self.next_expiry).is_some_and(|t| now >= t) {
+            let now = self.retention.clock.now_ms();
+            // Blocks expire by the system clock (`purge_expired` reads it).
+            if lock(&self.next_expiry).is_some_and(|t| now_ms() >= t) {
                 batch.push(Request {
                     op: Op::PurgeExpired,
                     reply: Replier::Nobody,
@@ -59,14 +62,33 @@ impl Shared {
             let full = due.len() == PURGE_BATCH;
             let head = due.first().copied();
             backlog = false;
+            let asked = batch.first().is_some_and(|r| matches!(r.op, Op::Sweep));
+            let discards = self.swept_messages(now, asked || sweep_again);
+            // A full batch: more may be due; look again at the next turn.
+            sweep_again = discards.len() == PURGE_BATCH;
             if self.durability == Durability::Memory {
-                self.purge_memory_messages(&due);
+                self.remove_memory_messages(&due, Why::Due);
+                let discards: Vec<(u64, Uuid)> = discards.into_iter().map(|id| (0, id)).collect();
+                self.remove_memory_messages(&discards, Why::Limit);
+                self.notify_discarded();
                 backlog = full;
-            } else if !due.is_empty() {
-                batch.push(Request {
-                    op: Op::PurgeMessages(due),
-                    reply: Replier::Nobody,
-                });
+            } else {
+                if !due.is_empty() {
+                    batch.push(Request {
+                        op: Op::PurgeMessages(due),
+                        reply: Replier::Nobody,
+                    });
+                }
+                if !discards.is_empty() {
+                    batch.push(Request {
+                        op: Op::DiscardMessages(discards),
+                        reply: Replier::Nobody,
+                    });
+                }
+            }
+            if asked {
+                // Answered after the purges it asked for are applied.
+                batch.rotate_left(1);
             }
             if batch.is_empty() {
                 continue;
@@ -82,7 +104,8 @@ impl Shared {
             // that failed left them (and is retried at the next check).
             if self.durability != Durability::Memory && full {
                 let first = lock(&self.message_expiries).first().copied();
-                backlog = first != head && first.is_some_and(|(t, _)| t <= now_ms());
+                let now = self.retention.clock.now_ms();
+                backlog = first != head && first.is_some_and(|(t, _)| t <= now);
             }
         }
     }
@@ -105,6 +128,19 @@ impl Shared {
             refuse(batch, &reason.unwrap_or_default());
             return;
         }
+        self.apply_group(batch, durability, state);
+        // Whatever of the group was not applied (`finish` keeps what was)
+        // leaves the retention ledgers too.
+        self.retention.undo.undo();
+    }
+
+    /// [`Shared::commit_group`] once the store takes writes.
+    fn apply_group(
+        &self,
+        batch: Vec<Request>,
+        durability: redb::Durability,
+        state: &mut WriterState,
+    ) {
         let started = std::time::Instant::now();
         let requests = batch.len() as u64;
         let seq_before = *lock(&self.last_seq);
@@ -125,8 +161,9 @@ impl Shared {
                 audit_seq: audit_before,
                 hlc: *lock(&self.last_hlc),
                 instance: self.instance.load(Ordering::Relaxed),
+                now_ms: self.retention.clock.now_ms(),
             };
-            let mut tables = Tables::open(&txn, positions, &self.spaces)?;
+            let mut tables = Tables::open(&txn, positions, &self.spaces, &self.retention.undo)?;
             // Checked once per group, before any of it is written: a
             // member of a failover group whose lease lapsed writes nothing
             // of its own (`fence.rs`).
@@ -225,6 +262,7 @@ impl Shared {
         results: Vec<OpOutcome>,
         failed: Option<&str>,
     ) {
+        self.retention.undo.keep();
         let mut wake = false;
         for (req, result) in batch.into_iter().zip(results) {
             let answer = result.map(|(reply, applied)| {
@@ -251,6 +289,9 @@ impl Shared {
             lock(m).0 = true;
             cv.notify_one();
         }
+        // After every answer: a message handed over by this commit is in
+        // its mailbox before the mailbox hears it was discarded.
+        self.notify_discarded();
     }
 
     /// Remembers the earliest time a block expires.
@@ -300,12 +341,12 @@ impl Shared {
                 self.note_message_expiries(&records);
                 true
             }
-            Applied::MessagesPurged {
-                due,
-                removed,
-                count,
-            } => {
-                self.forget_messages(&due, removed, count);
+            Applied::MessagesPurged { due, removed, why } => {
+                self.forget_messages(&due, removed, why);
+                false
+            }
+            Applied::ScheduleRemovals(at) => {
+                self.schedule_removals(&at);
                 false
             }
             Applied::UnindexBlock(id) => {

@@ -39,6 +39,10 @@ impl Store {
             memory_messages: Mutex::new(HashMap::new()),
             message_expiries: Mutex::new(Default::default()),
             messages_purged: AtomicU64::new(0),
+            retention: crate::retention::RetentionState::new(
+                config.clock.clone(),
+                config.retention,
+            )?,
             path: config.path.clone(),
             dumps,
             spaces: RwLock::new(HashMap::new()),
@@ -187,11 +191,14 @@ impl Shared {
             .geometry
             .build()
             .map_err(StorageError::InvalidGeometry)?;
+        let (retention, held) = self.retention_of(&config);
         Ok(Arc::new(Space {
             index: SpaceIndex::new(m, self.index_params)?,
             config,
             restored: AtomicUsize::new(0),
             vectors: RwLock::new(BTreeSet::new()),
+            retention,
+            held,
         }))
     }
 
@@ -252,8 +259,10 @@ impl Shared {
             let (_, v) = row?;
             decode::<crate::messages::MessageRecord>(v.value(), "message")
         });
-        let (message_entries, expiries) = crate::messages::message_entries(rows)?;
+        let (message_entries, expiries, settling) =
+            crate::messages::message_entries(rows, &spaces)?;
         *lock(&self.message_expiries) = expiries;
+        self.schedule_settled(&txn, settling)?;
         for (name, entries) in message_entries {
             if !spaces.contains_key(&name) {
                 return Err(StorageError::Corrupt(format!(

@@ -93,7 +93,7 @@ impl Tables<'_> {
                 if self.messages.get(m.id.as_u128())?.is_some() {
                     return Ok(ApplyOutcome::Unchanged);
                 }
-                self.put_messages(&[std::sync::Arc::new((**m).clone())])?
+                self.put_messages(&[std::sync::Arc::new((**m).clone())], false)?
             }
             (ChangeKind::Settle, Some(ChangeBody::Settled(s)), _) => {
                 let key = (s.message.as_u128(), s.recipient.as_str());

@@ -16,6 +16,7 @@ mod block;
 mod bridge;
 mod filter;
 mod geometry;
+mod retention;
 mod sync;
 
 pub use block::BlockContent;
@@ -25,6 +26,7 @@ pub use bridge::{
 };
 pub use filter::Filter;
 pub use geometry::{GeometrySpec, MAX_DIMENSION};
+pub use retention::{DiscardPolicy, Retention, message_bytes};
 pub use sync::{
     ConflictCounts, ConflictStrategy, FeedStatus, SyncMode, SyncSpec, SyncState, SyncStatus,
 };
