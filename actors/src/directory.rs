@@ -139,6 +139,7 @@ impl Directory {
                 subscriber: None,
                 dead: Default::default(),
                 dead_count: 0,
+                withdrawn: 0,
                 tick,
                 remote: Default::default(),
             };

@@ -125,6 +125,14 @@ impl Hub {
             .map_err(|e| ActorError::Storage(StorageError::Io(e.to_string())))?;
         let (registry, directory, system, arbiters) =
             rx.recv().map_err(|_| ActorError::Stopped)??;
+        // Letters of messages retention discarded leave their mailboxes.
+        // Weak: the store must not keep the actors' registry alive.
+        let weak = Arc::downgrade(&registry);
+        store.on_discard(Arc::new(move |d: &[hvs_storage::Discarded]| {
+            if let Some(r) = weak.upgrade() {
+                crate::model::withdraw_discarded(&r, d);
+            }
+        }));
         let text = TextEncoder::new(STATE_DIM)
             .ok_or_else(|| ActorError::InvalidRequest("text encoder dimension".into()))?;
         match store.create_namespace(SpaceConfig::new(

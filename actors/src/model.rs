@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use hvs_mailbox::{DeadLetter, DeadReason, Mailbox, letter_of};
-use hvs_storage::{Durability, MessageRecord, Metadata, Settled, Settlement, Store};
+use hvs_storage::{Discarded, MessageRecord, Metadata, Settled, Settlement, Store};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -122,6 +122,9 @@ pub struct MailboxStats {
     pub in_flight: usize,
     /// Dead letters since the process started.
     pub dead_lettered: u64,
+    /// Letters taken out since the process started because a retention
+    /// limit discarded their message (not dead letters).
+    pub discarded: u64,
 }
 
 /// Deliveries a push stream holds before the model's reader takes them;
@@ -137,6 +140,8 @@ pub(crate) struct ModelActor {
     pub(crate) subscriber: Option<mpsc::Sender<Delivery>>,
     pub(crate) dead: VecDeque<DeadLetterInfo>,
     pub(crate) dead_count: u64,
+    /// Letters taken out because retention discarded their message.
+    pub(crate) withdrawn: u64,
     pub(crate) tick: Duration,
     /// Letters read from the cluster's mail stream, and whether the model
     /// lives on another instance (`cluster/mail`).
@@ -572,6 +577,39 @@ impl Handler<Deliver> for ModelActor {
     }
 }
 
+/// Hands the messages retention discarded to their recipients' actors,
+/// which take their letters out ([`Withdraw`]). Runs on the storage writer
+/// thread (`Store::on_discard`): it only sends.
+pub(crate) fn withdraw_discarded(registry: &Registry, discarded: &[Discarded]) {
+    let mut per: HashMap<&str, Vec<Uuid>> = HashMap::new();
+    for d in discarded {
+        for to in &d.recipients {
+            per.entry(to.as_str()).or_default().push(d.id);
+        }
+    }
+    for (to, ids) in per {
+        if let Ok(e) = registry.model(to) {
+            e.addr.do_send(Withdraw(ids));
+        }
+    }
+}
+
+/// Messages a retention limit removed from storage: their letters leave
+/// the mailbox, pending or in flight, never delivered again and not dead
+/// letters (`docs/SEMANTICS.md`, "Retention"). Sent after the hand-over
+/// of any of them ([`Deliver`]), so it finds them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Withdraw(pub(crate) Vec<Uuid>);
+
+impl Handler<Withdraw> for ModelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Withdraw, _: &mut Self::Context) {
+        self.withdrawn += self.mailbox.withdraw(&msg.0) as u64;
+    }
+}
+
 /// Up to `max` pending messages, now in flight.
 #[derive(Message)]
 #[rtype(result = "Vec<Delivery>")]
@@ -609,8 +647,9 @@ impl Handler<Ack> for ModelActor {
             .copied()
             .collect();
         let remote = crate::cluster::mail::ack_remote(remote);
-        // Nothing outlives the process at memory durability: no settlements.
-        if self.store.durability() == Durability::Memory {
+        // Nothing outlives the process at memory durability: no
+        // settlements, unless retention removes settled messages.
+        if !self.store.keeps_settlements() {
             return Box::pin(async move {
                 remote.await?;
                 Ok(report)
@@ -714,6 +753,7 @@ impl Handler<Inspect> for ModelActor {
                 pending: self.mailbox.pending_len(),
                 in_flight: self.mailbox.in_flight_len(),
                 dead_lettered: self.dead_count,
+                discarded: self.withdrawn,
             },
             self.dead.iter().cloned().collect(),
         ))

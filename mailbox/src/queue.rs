@@ -278,8 +278,9 @@ struct InFlight<M> {
 ///   capacity; under [`OverflowPolicy::DeadLetterOldest`] every letter is
 ///   admitted and the oldest pending one is dead-lettered to make room.
 /// - **Accounting.** After every call the gauge's held count equals
-///   [`Mailbox::len`]; every letter leaves exactly once, by ack or as a dead
-///   letter.
+///   [`Mailbox::len`]; every letter leaves exactly once, by ack, as a dead
+///   letter, or withdrawn ([`Mailbox::withdraw`]: its message was removed
+///   from storage by a retention limit).
 #[derive(Debug)]
 pub struct Mailbox<M> {
     config: MailboxConfig,
@@ -515,6 +516,27 @@ impl<M: Clone> Mailbox<M> {
         }
         self.sync_gauge();
         dead
+    }
+
+    /// Takes these letters out, pending or in flight, without acking or
+    /// dead-lettering them: their message is gone from storage (a retention
+    /// limit discarded it, `docs/SEMANTICS.md`, "Retention"), so they are
+    /// never delivered again and an ack of them finds nothing. Returns how
+    /// many were held; ids not held are ignored.
+    pub fn withdraw(&mut self, ids: &[Uuid]) -> usize {
+        let mut withdrawn = 0;
+        for &id in ids {
+            let entry = match self.pending.remove(&id) {
+                Some(entry) => Some(entry),
+                None => self.take_in_flight(id).map(|flight| flight.entry),
+            };
+            if let Some(entry) = entry {
+                self.forget_expiry(&entry.letter);
+                withdrawn += 1;
+            }
+        }
+        self.sync_gauge();
+        withdrawn
     }
 
     /// Takes every held letter out, pending and in flight, in id order,
@@ -889,6 +911,25 @@ mod tests {
         assert_eq!(ids_of(&r.deliveries), [id(2)]);
         assert_eq!(mb.gauge().len(), 1);
         check_invariants(&mb);
+    }
+
+    #[test]
+    fn withdrawn_letters_leave_pending_or_in_flight_without_a_dead_letter() {
+        let mut mb = Mailbox::new("m", MailboxConfig::default());
+        send(&mut mb, letter(1, "a"), T0);
+        send(&mut mb, expiring(2, T0 + 50), T0);
+        send(&mut mb, letter(3, "a"), T0);
+        let r = mb.receive(1, T0);
+        assert_eq!(r.deliveries[0].letter.id, id(1));
+        assert_eq!(mb.withdraw(&[id(1), id(2), id(9)]), 2);
+        assert_eq!((mb.len(), mb.gauge().len()), (1, 1));
+        assert_eq!(mb.next_due_ms(), None, "no deadline or expiry is left");
+        // Neither comes back: not by a tick past the deadline, not as dead.
+        assert!(mb.tick(T0 + 100_000).is_empty());
+        assert_eq!(mb.ack(&[id(1)]).unknown, vec![id(1)]);
+        let r = mb.receive(10, T0 + 100_000);
+        let ids: Vec<Uuid> = r.deliveries.iter().map(|d| d.letter.id).collect();
+        assert_eq!((ids, r.dead.len()), (vec![id(3)], 0));
     }
 
     #[test]
