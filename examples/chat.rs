@@ -294,6 +294,7 @@ async fn run_model(me: &str, server: &str, contract: &Path, script: &Path) -> Re
                 name: room.into(),
                 visibility: "shared".into(),
                 geometry: own.geometry.clone(),
+                retention: None,
             })
             .await?;
     }

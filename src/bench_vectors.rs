@@ -506,6 +506,7 @@ async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxE
         name: NAMESPACE.into(),
         visibility: "public".into(),
         geometry: h12(),
+        retention: None,
     };
     clients[0].create_namespace(&create).await?;
     for id in &ids(clients.len())[1..] {

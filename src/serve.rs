@@ -13,6 +13,7 @@ use hvs::runtime::auth::TokenStore;
 use hvs::runtime::{
     ClusterConfig, Durability, Replication, Runtime, RuntimeConfig, Server, ServerConfig,
 };
+use hvs::storage::{DiscardPolicy, Retention};
 use serde::Deserialize;
 
 /// `hvs serve`'s options.
@@ -75,6 +76,26 @@ pub(crate) struct ServeArgs {
     /// [default: 2000]: a stopped primary is replaced about this long after.
     #[arg(long, env = "HVS_LEASE_TTL_MS")]
     lease_ttl_ms: Option<u64>,
+    /// Retention of namespaces created without their own (docs/SEMANTICS.md,
+    /// "Retention"): messages older than this many ms are removed
+    /// [default: no limit].
+    #[arg(long, env = "HVS_MAX_AGE_MS")]
+    max_age_ms: Option<u64>,
+    /// Most messages a namespace holds [default: no limit].
+    #[arg(long, env = "HVS_MAX_MESSAGES")]
+    max_messages: Option<u64>,
+    /// Most bytes of messages (payload + 8 per coordinate) a namespace
+    /// holds [default: no limit].
+    #[arg(long, env = "HVS_MAX_BYTES")]
+    max_bytes: Option<u64>,
+    /// A message every recipient settled is removed this many ms after
+    /// the last settlement [default: kept until a limit removes it].
+    #[arg(long, env = "HVS_KEEP_ACKED_MS")]
+    keep_acked_ms: Option<u64>,
+    /// At max_messages or max_bytes: `old` drops the oldest messages,
+    /// `new` refuses the new one with `namespace_full` [default: old].
+    #[arg(long, env = "HVS_DISCARD")]
+    discard: Option<String>,
     /// Letters a model's mailbox holds before senders are refused with
     /// `mailbox_full` (in a cluster, also per model in the mail stream)
     /// [default: 100000].
@@ -96,6 +117,7 @@ struct FileConfig {
     max_in_flight: Option<usize>,
     mailbox_capacity: Option<usize>,
     cluster: Option<ClusterSection>,
+    retention: Option<RetentionSection>,
 }
 
 /// `[cluster]` in `hvs.toml`.
@@ -111,6 +133,38 @@ struct ClusterSection {
     lease_ttl_ms: Option<u64>,
 }
 
+/// `[retention]` in `hvs.toml`: the store's default retention.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    max_age_ms: Option<u64>,
+    max_messages: Option<u64>,
+    max_bytes: Option<u64>,
+    keep_acked_ms: Option<u64>,
+    discard: Option<String>,
+}
+
+/// The default retention from the flags (each stronger) and the file.
+fn retention(args: &ServeArgs, file: Option<RetentionSection>) -> Result<Retention, String> {
+    let file = file.unwrap_or_default();
+    let discard = match args.discard.as_deref().or(file.discard.as_deref()) {
+        None | Some("old") => DiscardPolicy::Old,
+        Some("new") => DiscardPolicy::New,
+        Some(other) => return Err(format!("discard {other:?} is not old or new")),
+    };
+    let r = Retention {
+        max_age_ms: args.max_age_ms.or(file.max_age_ms),
+        max_messages: args.max_messages.or(file.max_messages),
+        max_bytes: args.max_bytes.or(file.max_bytes),
+        keep_acked_ms: args.keep_acked_ms.or(file.keep_acked_ms),
+        discard,
+    };
+    match r.problem() {
+        Some(p) => Err(format!("retention: {p}")),
+        None => Ok(r),
+    }
+}
+
 /// The settings a server starts with, resolved.
 struct Settings {
     server: ServerConfig,
@@ -119,6 +173,7 @@ struct Settings {
     tokens: Option<PathBuf>,
     config_file: Option<PathBuf>,
     cluster: Option<ClusterConfig>,
+    retention: Retention,
     mailbox_capacity: Option<usize>,
 }
 
@@ -147,6 +202,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         None => (FileConfig::default(), None),
     };
     let defaults = ServerConfig::default();
+    let retention = retention(&args, file.retention)?;
     let data = args
         .data
         .or(file.data)
@@ -214,6 +270,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         tokens,
         config_file,
         cluster,
+        retention,
         mailbox_capacity: args.mailbox_capacity.or(file.mailbox_capacity),
     })
 }
@@ -299,6 +356,7 @@ async fn run(s: Settings) -> Result<(), String> {
         cluster,
         ..RuntimeConfig::memory()
     };
+    config.store.retention = s.retention;
     if let Some(capacity) = s.mailbox_capacity {
         config.hub.mailboxes.capacity = capacity.max(1);
     }

@@ -298,6 +298,7 @@ fn record_home(store: &Store, profile: &Profile, geometry: GeometrySpec) -> Resu
         geometry,
         grants: BTreeMap::new(),
         members: BTreeMap::new(),
+        retention: None,
     };
     let bytes = serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
     store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
@@ -370,8 +371,11 @@ impl Handler<CreateNamespace> for Directory {
         }
         let store = self.store.clone();
         let work = blocking(move || {
-            match store.create_namespace(SpaceConfig::new(info.name.clone(), info.geometry.clone()))
-            {
+            let config = SpaceConfig {
+                retention: info.retention,
+                ..SpaceConfig::new(info.name.clone(), info.geometry.clone())
+            };
+            match store.create_namespace(config) {
                 Ok(()) => {}
                 Err(StorageError::NamespaceExists(n)) => {
                     return Err(ActorError::NamespaceExists(n));

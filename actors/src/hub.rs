@@ -275,13 +275,29 @@ impl Hub {
     }
 
     /// Creates a namespace owned by `owner` (a model id, or an operator's
-    /// name); its network is the owner's region, or `"local"`.
+    /// name); its network is the owner's region, or `"local"`. Its
+    /// messages are kept as the store's default retention says.
     pub async fn create_namespace(
         &self,
         name: &str,
         owner: &str,
         visibility: Visibility,
         geometry: GeometrySpec,
+    ) -> Result<NamespaceInfo> {
+        self.create_namespace_with(name, owner, visibility, geometry, None)
+            .await
+    }
+
+    /// [`Hub::create_namespace`] with the namespace's own retention
+    /// (`None`: the store's defaults); limits of 0 are refused with
+    /// `invalid_retention`.
+    pub async fn create_namespace_with(
+        &self,
+        name: &str,
+        owner: &str,
+        visibility: Visibility,
+        geometry: GeometrySpec,
+        retention: Option<hvs_storage::Retention>,
     ) -> Result<NamespaceInfo> {
         let network = self
             .inner
@@ -296,6 +312,7 @@ impl Hub {
             geometry,
             grants: BTreeMap::new(),
             members: BTreeMap::new(),
+            retention,
         };
         self.inner.directory.send(CreateNamespace(info)).await?
     }
@@ -651,6 +668,19 @@ impl ModelRef {
         visibility: Visibility,
         geometry: GeometrySpec,
     ) -> Result<NamespaceInfo> {
+        self.create_namespace_with(name, visibility, geometry, None)
+            .await
+    }
+
+    /// [`ModelRef::create_namespace`] with the namespace's own retention
+    /// (`None`: the store's defaults).
+    pub async fn create_namespace_with(
+        &self,
+        name: &str,
+        visibility: Visibility,
+        geometry: GeometrySpec,
+        retention: Option<hvs_storage::Retention>,
+    ) -> Result<NamespaceInfo> {
         self.live()?;
         if !self.contract().permissions.can_write(name) {
             return Err(ActorError::PermissionDenied {
@@ -669,7 +699,7 @@ impl ModelRef {
             });
         }
         self.hub
-            .create_namespace(name, self.id(), visibility, geometry)
+            .create_namespace_with(name, self.id(), visibility, geometry, retention)
             .await
     }
 

@@ -79,6 +79,10 @@ pub struct NamespaceInfo {
     pub grants: BTreeMap<String, Grant>,
     /// Models that joined it, with the capabilities they declared.
     pub members: BTreeMap<String, Vec<String>>,
+    /// The retention it was created with (`docs/SEMANTICS.md`,
+    /// "Retention"); `None`: the store's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<hvs_storage::Retention>,
 }
 
 /// Who asks: a model (checked) or the operator of the process (trusted).

@@ -139,6 +139,7 @@ async fn a_model_connecting_during_a_disk_fault_reads_but_cannot_write_until_it_
                 dim: 2,
                 curvature: 1.0,
             },
+            retention: None,
         })
         .await
         .unwrap();

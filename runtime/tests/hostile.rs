@@ -247,6 +247,7 @@ async fn private_namespaces_read_only_blocks_and_isolation_hold_over_the_wire() 
             dim: 2,
             curvature: 1.0,
         },
+        retention: None,
     })
     .await
     .unwrap();

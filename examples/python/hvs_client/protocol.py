@@ -239,12 +239,22 @@ def unsubscribe() -> Call[None]:
 # ---- namespaces ------------------------------------------------------------
 
 
-def create_namespace(name: str, geometry: Mapping[str, Any], visibility: str = "private") -> Call[t.Namespace]:
+def create_namespace(
+    name: str,
+    geometry: Mapping[str, Any],
+    visibility: str = "private",
+    retention: Optional[Mapping[str, Any]] = None,
+) -> Call[t.Namespace]:
     """Creates a namespace owned by this model. ``geometry`` is e.g.
     ``{"kind": "hyperboloid", "dim": 12, "curvature": 1.0}`` (see
     :func:`hvs_client.geometry`); ``visibility`` is ``private``, ``shared``
-    or ``public``."""
-    args = {"name": name, "geometry": dict(geometry), "visibility": visibility}
+    or ``public``; ``retention`` (the server's defaults if not given) is a
+    map of ``max_age_ms``, ``max_messages``, ``max_bytes``,
+    ``keep_acked_ms`` and ``discard`` (``old`` or ``new``), each optional
+    (docs/SEMANTICS.md, "Retention")."""
+    args: Dict[str, Any] = {"name": name, "geometry": dict(geometry), "visibility": visibility}
+    if retention is not None:
+        args["retention"] = dict(retention)
     return Call("create_namespace", args, _one(t.Namespace), Retry.NEVER)
 
 

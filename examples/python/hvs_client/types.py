@@ -233,7 +233,8 @@ class NamespaceSummary:
 class Namespace:
     """A namespace and its access list. ``grants`` maps a model to
     ``{"read": bool, "write": bool}``; ``members`` maps a model to its
-    declared capabilities."""
+    declared capabilities; ``retention`` is the retention it was created
+    with (``None``: the server's defaults)."""
 
     name: str
     owner: str
@@ -242,6 +243,7 @@ class Namespace:
     geometry: Dict[str, Any]
     grants: Dict[str, Dict[str, bool]]
     members: Dict[str, List[str]]
+    retention: Optional[Dict[str, Any]] = None
 
 
 @dataclass

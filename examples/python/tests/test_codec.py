@@ -116,6 +116,13 @@ class ProtocolTest(unittest.TestCase):
             protocol.update_block("b")
         with self.assertRaises(ValueError):
             protocol.store_block("b", text="x", data=b"y")
+        geometry = {"kind": "euclidean", "dim": 2}
+        plain = protocol.create_namespace("n", geometry).args
+        self.assertNotIn("retention", plain)
+        kept = protocol.create_namespace("n", geometry, retention={"max_messages": 3, "discard": "new"})
+        self.assertEqual(kept.args["retention"], {"max_messages": 3, "discard": "new"})
+        info = kept.read({"name": "n", "retention": {"max_messages": 3}}, codec.vector_reader(False))
+        self.assertEqual(info.retention, {"max_messages": 3})
         items = protocol.batch_store_vectors("n", [[1], {"vector": [2], "region": "r"}], metadata=[{"a": 1}, None]).args
         self.assertEqual(items["vectors"], [{"vector": [1.0], "metadata": {"a": 1}}, {"vector": [2.0], "region": "r"}])
 

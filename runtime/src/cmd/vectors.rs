@@ -40,6 +40,7 @@ fn wire_namespace(n: NamespaceInfo) -> p::WireNamespace {
         geometry: n.geometry,
         grants: n.grants.into_iter().map(|(m, g)| (m, grant(g))).collect(),
         members: n.members,
+        retention: n.retention,
     }
 }
 
@@ -89,7 +90,8 @@ pub(super) async fn create_namespace(
 ) -> Result<p::WireNamespace, Refusal> {
     let vis = visibility(&a.visibility)?;
     Ok(wire_namespace(
-        m.create_namespace(&a.name, vis, a.geometry).await?,
+        m.create_namespace_with(&a.name, vis, a.geometry, a.retention)
+            .await?,
     ))
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use hvs_types::{Filter, GeometrySpec, Metadata};
+use hvs_types::{Filter, GeometrySpec, Metadata, Retention};
 
 /// Arguments naming one thing (`namespace_info`, `get_block`, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -23,6 +23,11 @@ pub struct CreateNamespace {
     pub visibility: String,
     /// Its manifold, e.g. `{"kind": "hyperboloid", "dim": 12, "curvature": 1.0}`.
     pub geometry: GeometrySpec,
+    /// How long its messages are kept, e.g. `{"max_messages": 1000,
+    /// "discard": "new"}` (`docs/PROTOCOL.md`); absent: the server's
+    /// defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 fn default_visibility() -> String {
@@ -83,6 +88,9 @@ pub struct WireNamespace {
     pub grants: BTreeMap<String, WireGrant>,
     /// Members and their declared capabilities.
     pub members: BTreeMap<String, Vec<String>>,
+    /// The retention it was created with; absent: the server's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 /// One grant.
