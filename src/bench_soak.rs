@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::bench::{BenchDurability, histogram};
-use crate::bench_tcp::ServerProcess;
+use crate::bench_tcp::ServeCommand;
 use crate::procstat;
 
 #[derive(Args, Debug)]
@@ -45,9 +45,14 @@ pub(crate) struct SoakArgs {
     /// Payload bytes per message.
     #[arg(long, default_value_t = 128)]
     payload: usize,
-    /// Time to live of each message, ms.
+    /// Time to live of each message, ms; 0 sends messages without one
+    /// (then only a retention limit, see `--serve-arg`, bounds memory).
     #[arg(long, default_value_t = 60_000)]
     ttl_ms: u64,
+    /// An argument for the `hvs serve` the bench starts, e.g.
+    /// `--serve-arg=--max-messages --serve-arg=100000` (repeatable).
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -130,7 +135,7 @@ async fn send(
             to: to.clone(),
             payload: p,
             vector: Some(points[k as usize % points.len()].clone()),
-            ttl_ms: Some(ttl_ms),
+            ttl_ms: (ttl_ms > 0).then_some(ttl_ms),
             ..WireOutgoing::default()
         };
         let (c, e) = (client.clone(), errors.clone());
@@ -150,7 +155,9 @@ async fn send(
 async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let clients_n = args.clients.max(2);
     let tmp = tempfile::tempdir()?;
-    let (server, addr) = ServerProcess::start(&tmp.path().join("data"), args.durability)?;
+    let mut command = ServeCommand::new(&tmp.path().join("data"), args.durability)?;
+    command.extend_args(args.serve_args.iter().cloned());
+    let (server, addr) = (command.spawn()?, command.listen);
     let pid = server.pid();
     let ids: Vec<String> = (0..clients_n).map(|i| format!("soak-{i}")).collect();
     let clients = crate::bench_tcp::connect_subscribed(addr, &ids).await?;
@@ -203,8 +210,8 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
             interval.as_secs()
         );
         println!(
-            "{:>6} {:>10} {:>9} {:>9} {:>9} {:>10} {:>8}",
-            "t s", "msgs/s", "p50 ms", "p99 ms", "max ms", "RSS MiB", "CPU"
+            "{:>6} {:>10} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10}",
+            "t s", "msgs/s", "p50 ms", "p99 ms", "max ms", "RSS MiB", "CPU", "CPU µs/msg"
         );
     }
     while next <= until + Duration::from_millis(1) {
@@ -221,18 +228,27 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
             (Some(a), Some(b)) => Some((b - a) / interval.as_secs_f64()),
             _ => None,
         };
+        // The server's CPU for the interval over the messages delivered in
+        // it: what each message costs the server, all threads counted.
+        let per_message = match (last_cpu, cpu) {
+            (Some(a), Some(b)) if received > last_received => {
+                Some((b - a) * 1e6 / (received - last_received) as f64)
+            }
+            _ => None,
+        };
         last_cpu = cpu;
         let rss = procstat::rss_mib(pid).map(|(now, _)| now);
         let row = json!({
             "t_s": start.elapsed().as_secs_f64().round(),
             "msgs_per_s": (received - last_received) as f64 / interval.as_secs_f64(),
             "p50_ms": q(&lat, 0.5), "p99_ms": q(&lat, 0.99), "max_ms": lat.max() as f64 / 1000.0,
-            "server_rss_mib": rss, "server_cores_busy": busy, "received_total": received,
+            "server_rss_mib": rss, "server_cores_busy": busy,
+            "server_cpu_us_per_msg": per_message, "received_total": received,
         });
         if !args.json {
             let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
             println!(
-                "{:>6.0} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>8.2}",
+                "{:>6.0} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>8.2} {:>10.1}",
                 f(&row["t_s"]),
                 f(&row["msgs_per_s"]),
                 f(&row["p50_ms"]),
@@ -240,6 +256,7 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
                 f(&row["max_ms"]),
                 f(&row["server_rss_mib"]),
                 f(&row["server_cores_busy"]),
+                f(&row["server_cpu_us_per_msg"]),
             );
         }
         last_received = received;

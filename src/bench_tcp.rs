@@ -74,6 +74,11 @@ impl ServeCommand {
         Ok(c)
     }
 
+    /// More arguments for `hvs serve`.
+    pub(crate) fn extend_args(&mut self, more: impl IntoIterator<Item = String>) {
+        self.args.extend(more);
+    }
+
     /// Starts it and waits until it listens.
     pub(crate) fn spawn(&self) -> Result<ServerProcess, Box<dyn std::error::Error>> {
         let stderr = match &self.log {
