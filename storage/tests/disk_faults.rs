@@ -441,3 +441,29 @@ fn a_full_file_system_refuses_writes_until_space_returns() {
     let s = open(&path, Durability::Buffered, None);
     m.check(&s);
 }
+
+#[test]
+fn an_idle_store_notices_by_itself_that_the_disk_takes_writes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let faults = FaultSwitch::new();
+    let s = open(&path, Durability::Buffered, Some(&faults));
+    s.create_namespace(SpaceConfig::new("n", h2())).unwrap();
+    assert_eq!(s.write_refusal(), None);
+    faults.fail_writes(true);
+    assert_write_failed(s.store_vector(NewVector::new("n", point(1.0, 0.0))));
+    let reason = s.write_refusal().expect("refusing writes after the fault");
+    assert!(reason.contains("No space left"), "{reason}");
+    faults.heal();
+    // No write comes: the writer's idle probe finds the disk healed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.write_refusal().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refusing 30 s after the disk healed, with no write"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.store_vector(NewVector::new("n", point(1.0, 0.0)))
+        .unwrap();
+}

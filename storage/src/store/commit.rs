@@ -91,6 +91,12 @@ impl Shared {
                 batch.rotate_left(1);
             }
             if batch.is_empty() {
+                // Idle while writes are refused: look at the disk now and
+                // then, so that the store (and /health) says it takes
+                // writes again without waiting for a write to try.
+                if state.refusing.is_some() {
+                    self.writable(&mut state);
+                }
                 continue;
             }
             while batch.len() < group {
