@@ -181,6 +181,18 @@ impl UndoLog {
     }
 }
 
+/// The namespace `name` of a store's map of namespaces, if there.
+pub(crate) fn space_in(
+    spaces: &std::sync::RwLock<std::collections::HashMap<String, Arc<Space>>>,
+    name: &str,
+) -> Option<Arc<Space>> {
+    spaces
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned()
+}
+
 /// A message's ledger entry.
 pub(crate) fn held_entry(m: &crate::messages::MessageRecord) -> HeldEntry {
     (

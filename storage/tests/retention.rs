@@ -122,14 +122,18 @@ fn open_with(
     }
 }
 
-fn open(durability: Durability, path: &Path, own: Retention) -> Fixture {
-    open_with(
+/// A fresh store (in a directory that lives as long as the first half)
+/// whose `chat` has `own` retention, on a manual clock at [`T0`].
+fn fresh(durability: Durability, own: Retention) -> (tempfile::TempDir, Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = open_with(
         durability,
-        path,
+        &dir.path().join("db"),
         Retention::default(),
         Some(own),
         &StoreClock::manual(T0),
-    )
+    );
+    (dir, f)
 }
 
 /// Every message id a search over all of `chat` returns, exact and through
@@ -198,10 +202,8 @@ fn refs(ms: &[Arc<MessageRecord>]) -> Vec<&Arc<MessageRecord>> {
 #[test]
 fn max_messages_with_discard_old_drops_the_oldest_and_tells_the_listener() {
     for durability in DURABILITIES {
-        let dir = tempfile::tempdir().unwrap();
-        let f = open(
+        let (_dir, f) = fresh(
             durability,
-            &dir.path().join("db"),
             Retention {
                 max_messages: Some(3),
                 ..Retention::default()
@@ -228,10 +230,8 @@ fn max_messages_with_discard_old_drops_the_oldest_and_tells_the_listener() {
 #[test]
 fn max_messages_with_discard_new_refuses_the_send_whole_and_keeps_the_rest() {
     for durability in DURABILITIES {
-        let dir = tempfile::tempdir().unwrap();
-        let f = open(
+        let (_dir, f) = fresh(
             durability,
-            &dir.path().join("db"),
             Retention {
                 max_messages: Some(3),
                 discard: DiscardPolicy::New,
@@ -274,10 +274,8 @@ fn max_bytes_counts_payload_and_vector_under_both_policies() {
     // Each message counts 8 + 3 × 8 = 32 bytes; 100 bytes hold 3.
     for durability in DURABILITIES {
         for discard in [DiscardPolicy::Old, DiscardPolicy::New] {
-            let dir = tempfile::tempdir().unwrap();
-            let f = open(
+            let (_dir, f) = fresh(
                 durability,
-                &dir.path().join("db"),
                 Retention {
                     max_bytes: Some(100),
                     discard,
@@ -324,10 +322,8 @@ fn max_bytes_counts_payload_and_vector_under_both_policies() {
 fn max_age_removes_messages_once_older_than_the_limit_whatever_the_policy() {
     for durability in DURABILITIES {
         for discard in [DiscardPolicy::Old, DiscardPolicy::New] {
-            let dir = tempfile::tempdir().unwrap();
-            let f = open(
+            let (_dir, f) = fresh(
                 durability,
-                &dir.path().join("db"),
                 Retention {
                     max_age_ms: Some(10_000),
                     discard,
@@ -357,10 +353,8 @@ fn max_age_removes_messages_once_older_than_the_limit_whatever_the_policy() {
 #[test]
 fn keep_acked_removes_a_message_once_every_recipient_settled_it() {
     for durability in DURABILITIES {
-        let dir = tempfile::tempdir().unwrap();
-        let f = open(
+        let (_dir, f) = fresh(
             durability,
-            &dir.path().join("db"),
             Retention {
                 keep_acked_ms: Some(5_000),
                 ..Retention::default()

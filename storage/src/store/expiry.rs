@@ -221,11 +221,7 @@ impl Shared {
     }
 
     fn space_of(&self, name: &str) -> Option<Arc<Space>> {
-        self.spaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        crate::retention::space_in(&self.spaces, name)
     }
 
     /// At `Memory` durability: stores messages in the map and the index,

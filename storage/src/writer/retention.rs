@@ -24,11 +24,7 @@ const PUT_EXTRA: usize = crate::writer::PURGE_BATCH;
 impl Tables<'_> {
     /// The namespace `name` as of the last commit, if it exists.
     fn space(&self, name: &str) -> Option<Arc<Space>> {
-        self.memory
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        crate::retention::space_in(self.memory, name)
     }
 
     /// Stores messages (their namespaces exist) within their namespaces'
