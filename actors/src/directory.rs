@@ -141,6 +141,7 @@ impl Directory {
                 dead_count: 0,
                 withdrawn: 0,
                 tick,
+                ticking: false,
                 remote: Default::default(),
             };
             a.bury(dead);
@@ -323,11 +324,7 @@ fn contract_stored(
     contract: &serde_json::Value,
     base_dir: &std::path::Path,
 ) -> Result<bool> {
-    let Some((_, bytes)) = store
-        .catalog_list(MODELS)?
-        .into_iter()
-        .find(|(k, _)| k == id)
-    else {
+    let Some(bytes) = store.catalog_get(MODELS, id)? else {
         return Ok(false);
     };
     let Ok(stored) = serde_json::from_slice::<StoredModel>(&bytes) else {

@@ -233,9 +233,13 @@ fn expired_messages_leave_the_table_the_settlements_and_the_index() {
         let s = open(durability, &dir.path().join("db"));
         check_purged(&s, gone, kept);
         assert_eq!(s.get_stats().unwrap().messages_expiring, 10);
-        // Without the graph dump too (the graph rebuilt from the table).
+        // Without the graph dump too (the index rebuilt from the table). A
+        // namespace this small has no graph, so maybe no dump to remove.
         drop(s);
-        std::fs::remove_dir_all(dir.path().join("db.graphs")).unwrap();
+        match std::fs::remove_dir_all(dir.path().join("db.graphs")) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.unwrap(),
+        }
         let s = open(durability, &dir.path().join("db"));
         check_purged(&s, gone, kept);
     }

@@ -102,7 +102,7 @@ pub(crate) struct RemoteDeliver {
 impl Handler<RemoteDeliver> for ModelActor {
     type Result = ();
 
-    fn handle(&mut self, msg: RemoteDeliver, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RemoteDeliver, ctx: &mut Self::Context) {
         let id = msg.record.id;
         if self.remote.settled_set.contains(&id) {
             // Settled as JetStream offered it again: settle again.
@@ -123,6 +123,7 @@ impl Handler<RemoteDeliver> for ModelActor {
         let dead = self.mailbox.restore(letter_of(&msg.record), now_ms());
         self.bury(dead);
         self.push();
+        self.arm_tick(ctx);
     }
 }
 
@@ -192,7 +193,7 @@ impl ModelActor {
             }
             results
         };
-        ctx.spawn(work.into_actor(self).map(move |results, act, _| {
+        ctx.spawn(work.into_actor(self).map(move |results, act, ctx| {
             let now = now_ms();
             let mut settled = Vec::new();
             let mut back: Vec<DeadLetter<_>> = Vec::new();
@@ -219,6 +220,8 @@ impl ModelActor {
                 );
             }
             act.bury(back);
+            // Those that came back are tried again on a tick.
+            act.arm_tick(ctx);
         }));
     }
 }
