@@ -145,6 +145,24 @@ async fn absurd_sizes_and_limits_are_refused_or_bounded() {
             "{geometry}: {code}"
         );
     }
+    // Retention with a key the server does not know, or a limit of 0.
+    let h2 = json!({"kind": "hyperboloid", "dim": 2, "curvature": 1.0});
+    for (retention, expected) in [
+        (json!({"max_mesages": 10}), "bad_request"),
+        (
+            json!({"max_messages": 10, "discard": "sometimes"}),
+            "bad_request",
+        ),
+        (json!({"max_messages": 0}), "invalid_retention"),
+    ] {
+        let code = refused(
+            &a,
+            "create_namespace",
+            json!({"name": "team-kept", "geometry": h2, "retention": retention}),
+        )
+        .await;
+        assert_eq!(code, expected, "{retention}");
+    }
     // Metadata nested past the decoder's limit.
     let mut deep = json!("leaf");
     for _ in 0..200 {
