@@ -26,7 +26,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
 use crate::auth::TokenStore;
-use crate::cmd::{self, Ctx, Route, wire_delivery};
+use crate::cmd::{self, Ctx, Route};
 use crate::metrics::Metrics;
 use crate::protocol::{self as p, Push, ServerFrame, WireError, codes};
 use crate::{Contract, ModelHandle, Runtime};
@@ -1053,9 +1053,10 @@ fn empty_ok(shared: &Shared, id: u64, op: &str) -> Bytes {
 /// queue and this waits: undelivered messages stay in the mailbox.
 async fn push_loop(mut stream: crate::DeliveryStream, tx: mpsc::Sender<Bytes>, metrics: Metrics) {
     while let Some(d) = stream.next().await {
-        let f = frame(&ServerFrame::Push(Push::Delivery {
-            delivery: wire_delivery(&d),
-        }));
+        let f = match cmd::delivery_push(&d) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => error_frame(None, e),
+        };
         if tx.send(f).await.is_err() {
             return;
         }

@@ -121,6 +121,26 @@ pub(crate) fn wire_delivery(d: &crate::Delivery) -> p::WireDelivery {
     }
 }
 
+/// The frame pushing a delivery, encoded straight from the stored
+/// message (see [`p::delivery_push_frame`]).
+pub(crate) fn delivery_push(d: &crate::Delivery) -> Result<Vec<u8>, WireError> {
+    let m = &d.message;
+    let mut id = uuid::Uuid::encode_buffer();
+    p::delivery_push_frame(&p::DeliveryRef {
+        id: m.id.hyphenated().encode_lower(&mut id),
+        from: &m.from,
+        to: &m.to,
+        namespace: &m.namespace,
+        payload: &m.payload,
+        vector: &m.vector,
+        metadata: &m.metadata,
+        sent_ms: m.sent_ms,
+        expires_ms: m.expires_ms,
+        attempt: d.attempt,
+        deadline_ms: d.deadline_ms,
+    })
+}
+
 pub(super) async fn send_batch(m: ModelHandle, a: p::SendBatch) -> Result<p::Ids, Refusal> {
     let msgs = a
         .messages

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::protocol::{self as p, Request, WireError, WireOutgoing};
 use crate::{Error, ModelHandle, Runtime};
 
-pub(crate) use messages::{addressed, send_answers, wire_delivery};
+pub(crate) use messages::{addressed, delivery_push, send_answers};
 
 /// An answer encoded for its frame, and what it counts for metrics.
 pub(crate) struct Reply {

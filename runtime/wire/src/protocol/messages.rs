@@ -103,6 +103,87 @@ pub struct WireDelivery {
     pub deadline_ms: u64,
 }
 
+/// A delivery borrowed from where the server holds it: the fields of a
+/// [`WireDelivery`], for [`delivery_push_frame`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRef<'a> {
+    /// The message's id, as its UUID string.
+    pub id: &'a str,
+    /// The sender.
+    pub from: &'a str,
+    /// The recipients.
+    pub to: &'a [String],
+    /// The namespace whose index holds its vector.
+    pub namespace: &'a str,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// Its point.
+    pub vector: &'a [f64],
+    /// The sender's metadata.
+    pub metadata: &'a Metadata,
+    /// When it was sent (ms since the epoch).
+    pub sent_ms: u64,
+    /// When it stops being delivered, if ever.
+    pub expires_ms: Option<u64>,
+    /// 1 for the first delivery, 2 for the first redelivery, …
+    pub attempt: u32,
+    /// Ack before this (ms since the epoch) or it is delivered again.
+    pub deadline_ms: u64,
+}
+
+/// The frame pushing a delivery, `{push: "delivery", delivery: {…}}`,
+/// written straight from the borrowed message: what a client decodes as
+/// [`Push::Delivery`](super::Push::Delivery), without the message being
+/// copied into a [`WireDelivery`] first. `push` is the first key, as
+/// [`peek_frame`](super::peek_frame) expects.
+pub fn delivery_push_frame(d: &DeliveryRef<'_>) -> Result<Vec<u8>, super::WireError> {
+    use rmp::encode as w;
+    let mut out = Vec::with_capacity(d.payload.len() + 9 * d.vector.len() + 192);
+    // Writing into a Vec cannot fail; only the metadata's encoding can.
+    let _ = w::write_map_len(&mut out, 2);
+    let _ = w::write_str(&mut out, "push");
+    let _ = w::write_str(&mut out, "delivery");
+    let _ = w::write_str(&mut out, "delivery");
+    let _ = w::write_map_len(&mut out, 11);
+    for (key, value) in [("id", d.id), ("from", d.from)] {
+        let _ = w::write_str(&mut out, key);
+        let _ = w::write_str(&mut out, value);
+    }
+    let _ = w::write_str(&mut out, "to");
+    let _ = w::write_array_len(&mut out, d.to.len() as u32);
+    for to in d.to {
+        let _ = w::write_str(&mut out, to);
+    }
+    let _ = w::write_str(&mut out, "namespace");
+    let _ = w::write_str(&mut out, d.namespace);
+    let _ = w::write_str(&mut out, "payload");
+    let _ = w::write_bin(&mut out, d.payload);
+    let _ = w::write_str(&mut out, "vector");
+    let _ = w::write_array_len(&mut out, d.vector.len() as u32);
+    for x in d.vector {
+        let _ = w::write_f64(&mut out, *x);
+    }
+    let _ = w::write_str(&mut out, "metadata");
+    rmp_serde::encode::write_named(&mut out, d.metadata)
+        .map_err(|e| super::WireError::new(super::codes::INTERNAL, e.to_string()))?;
+    let _ = w::write_str(&mut out, "sent_ms");
+    let _ = w::write_uint(&mut out, d.sent_ms);
+    let _ = w::write_str(&mut out, "expires_ms");
+    match d.expires_ms {
+        Some(t) => {
+            let _ = w::write_uint(&mut out, t);
+        }
+        None => {
+            let _ = w::write_nil(&mut out);
+        }
+    }
+    let _ = w::write_str(&mut out, "attempt");
+    let _ = w::write_uint(&mut out, u64::from(d.attempt));
+    let _ = w::write_str(&mut out, "deadline_ms");
+    let _ = w::write_uint(&mut out, d.deadline_ms);
+    Ok(out)
+}
+
 /// `receive`'s arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Receive {
