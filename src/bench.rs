@@ -88,6 +88,11 @@ pub(crate) struct MessagingArgs {
     /// waits for its answer before the next.
     #[arg(long, default_value_t = 1000)]
     pub(crate) window: usize,
+    /// With `--over tcp`: messages per `send_batch` request, `window /
+    /// batch` requests in flight (default: a quarter of the window); 1
+    /// sends each message as its own `send`, `window` of them pipelined.
+    #[arg(long)]
+    pub(crate) batch: Option<usize>,
     /// Payload bytes per message.
     #[arg(long, default_value_t = 128)]
     pub(crate) payload: usize,
@@ -116,6 +121,14 @@ pub(crate) struct MessagingArgs {
     /// /usr/sbin/nats-server).
     #[arg(long, value_name = "PATH")]
     pub(crate) nats_server: Option<PathBuf>,
+}
+
+impl MessagingArgs {
+    /// Messages per request over TCP (see `--batch`), within the window.
+    pub(crate) fn batch(&self) -> usize {
+        let window = self.window.max(1);
+        self.batch.unwrap_or(window / 4).clamp(1, window)
+    }
 }
 
 /// The benches' tokio runtime: two workers, as many as the machine the

@@ -1,8 +1,9 @@
 //! `hvs bench messaging --over tcp`: the same ring of models as the
 //! in-process bench, but each model is a client of an `hvs serve` started
 //! in another process, talking over loopback TCP. Each client keeps
-//! `window` `send` requests in flight (one message per request, pipelined)
-//! and receives through pushed deliveries, acking in batches. Reports
+//! `window` messages in flight, in `send_batch` requests of `--batch`
+//! messages (or, with `--batch 1`, one pipelined `send` per message), and
+//! receives through pushed deliveries, acking in batches. Reports
 //! delivered-and-acked messages per second, send-to-receive latency, and
 //! the server's CPU time and memory.
 
@@ -416,30 +417,46 @@ async fn receive(
     })
 }
 
-/// Sends `count` messages to `to`, `window` requests in flight.
+/// Sends `count` messages to `to` with `window` messages in flight: in
+/// `send_batch` requests of `batch` messages, `window / batch` of them in
+/// flight, or, with `batch` 1, as one pipelined `send` per message.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     client: Client,
     to: String,
     count: u64,
     window: usize,
+    batch: usize,
     payload: usize,
     points: Arc<Vec<Vec<f64>>>,
     base: Instant,
 ) -> Result<(), String> {
-    let mut results = futures_util::stream::iter(0..count)
-        .map(|k| {
-            let mut p = vec![0u8; payload.max(8)];
-            p[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
-            let m = WireOutgoing {
-                to: to.clone(),
-                payload: p,
-                vector: Some(points[k as usize % points.len()].clone()),
-                ..WireOutgoing::default()
-            };
+    let batch = batch.clamp(1, window.max(1)) as u64;
+    let in_flight = (window as u64 / batch).max(1) as usize;
+    let message = move |k: u64| {
+        let mut p = vec![0u8; payload.max(8)];
+        p[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_le_bytes());
+        WireOutgoing {
+            to: to.clone(),
+            payload: p,
+            vector: Some(points[k as usize % points.len()].clone()),
+            ..WireOutgoing::default()
+        }
+    };
+    let mut results = futures_util::stream::iter(0..count.div_ceil(batch))
+        .map(|r| {
+            let mut ms: Vec<WireOutgoing> = (r * batch..count.min((r + 1) * batch))
+                .map(&message)
+                .collect();
             let c = client.clone();
-            async move { c.send_message(m).await }
+            async move {
+                match ms.len() {
+                    1 => c.send_message(ms.remove(0)).await.map(drop),
+                    _ => c.send_batch(ms).await.map(drop),
+                }
+            }
         })
-        .buffer_unordered(window.max(1));
+        .buffer_unordered(in_flight);
     while let Some(r) = results.next().await {
         r.map_err(|e| e.to_string())?;
     }
@@ -646,6 +663,7 @@ async fn run_async(
                 ids[(i + 1) % models].clone(),
                 per_model,
                 args.window,
+                args.batch(),
                 args.payload,
                 points.clone(),
                 base,
@@ -698,6 +716,7 @@ async fn run_async(
         "received": received,
         "durability": args.durability.name(),
         "window": args.window,
+        "batch": args.batch(),
         "payload_bytes": args.payload,
         "seconds": secs,
         "sent_per_second": total as f64 / sent_secs,
@@ -719,8 +738,8 @@ async fn run_async(
 fn print_report(r: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "hvs over tcp: {} clients, {} messages of {} B + a point of H^{DIM}, {} durability, window {}",
-        r["clients"], r["messages"], r["payload_bytes"], r["durability"], r["window"]
+        "hvs over tcp: {} clients, {} messages of {} B + a point of H^{DIM}, {} durability, window {}, {} per request",
+        r["clients"], r["messages"], r["payload_bytes"], r["durability"], r["window"], r["batch"]
     );
     println!(
         "  delivered and acked: {:.0} msgs/s ({:.2} s; sends answered at {:.0} msgs/s)",
