@@ -327,7 +327,7 @@ impl ModelActor {
             }
             self.dead.push_back(DeadLetterInfo {
                 id: d.letter.id,
-                from: d.letter.from,
+                from: d.letter.from.to_string(),
                 reason: reason.into(),
                 attempts: d.attempts,
             });

@@ -18,7 +18,7 @@ pub type StoredLetter = Letter<Arc<MessageRecord>>;
 pub fn letter_of(message: &Arc<MessageRecord>) -> StoredLetter {
     Letter {
         id: message.id,
-        from: message.from.clone(),
+        from: message.from.as_str().into(),
         sent_ms: message.sent_ms,
         expires_ms: message.expires_ms,
         body: message.clone(),

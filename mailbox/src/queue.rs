@@ -53,13 +53,13 @@ impl Default for MailboxConfig {
 
 /// One message in a mailbox. `M` is the body (the runtime uses an `Arc` of a
 /// stored record); it is cloned on every delivery, so it should be cheap to
-/// clone.
+/// clone, as the rest of the letter is (`from` is shared, not copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Letter<M> {
     /// UUID v7 given by the sender; the mailbox delivers in id order.
     pub id: Uuid,
     /// The sending model.
-    pub from: String,
+    pub from: Arc<str>,
     /// When it was sent, in ms since the Unix epoch.
     pub sent_ms: u64,
     /// When it expires, if ever; a letter is dead at `now_ms >= expires_ms`.
@@ -622,7 +622,7 @@ mod tests {
     fn letter(n: u128, from: &str) -> Letter<u128> {
         Letter {
             id: id(n),
-            from: from.to_owned(),
+            from: from.into(),
             sent_ms: T0,
             expires_ms: None,
             body: n,
@@ -738,7 +738,7 @@ mod tests {
         for sender in ["a", "b", "c"] {
             let theirs: Vec<u128> = got
                 .iter()
-                .filter(|d| d.letter.from == sender)
+                .filter(|d| &*d.letter.from == sender)
                 .map(|d| d.letter.body)
                 .collect();
             let sent_by: Vec<u128> = sent
