@@ -218,3 +218,39 @@ pub(super) async fn get_message(
     let r = m.get_message(uuid(&a.id)?).await?;
     Ok(r.map(|r| wire_message(&r)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_pushed_delivery_reads_as_the_delivery_receive_answers() {
+        let mut metadata = hvs_storage::Metadata::new();
+        metadata.insert("k".into(), serde_json::json!({"n": [1, 2.5, "x"]}));
+        for expires_ms in [None, Some(1 << 40)] {
+            let d = crate::Delivery {
+                message: Arc::new(MessageRecord {
+                    id: uuid::Uuid::now_v7(),
+                    namespace: "a".into(),
+                    from: "a".into(),
+                    to: vec!["b".into(), "c".into()],
+                    payload: vec![0, 1, 255],
+                    vector: vec![1.5, -0.25, 3.0],
+                    metadata: metadata.clone(),
+                    sent_ms: 1_700_000_000_000,
+                    expires_ms,
+                }),
+                attempt: 2,
+                deadline_ms: 1_700_000_030_000,
+            };
+            let frame = delivery_push(&d).unwrap();
+            assert_eq!(p::peek_frame(&frame), Some(p::FrameKind::Push));
+            let p::Push::Delivery { delivery } = p::decode::<p::Push>(&frame).unwrap() else {
+                panic!("not a delivery");
+            };
+            assert_eq!(delivery, wire_delivery(&d));
+        }
+    }
+}

@@ -414,58 +414,6 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_pushed_from_borrowed_fields_reads_as_the_owned_one() {
-        let mut metadata = hvs_types::Metadata::new();
-        metadata.insert("k".into(), serde_json::json!({"n": [1, 2.5, "x"]}));
-        let to = vec!["b".to_string(), "c".to_string()];
-        for expires_ms in [None, Some(1 << 40)] {
-            let owned = WireDelivery {
-                message: WireMessage {
-                    id: "0190b0a0-0000-7000-8000-000000000001".into(),
-                    from: "a".into(),
-                    to: to.clone(),
-                    namespace: "a".into(),
-                    payload: vec![0, 1, 255],
-                    vector: vec![1.5, -0.25, 3.0],
-                    metadata: metadata.clone(),
-                    sent_ms: 1_700_000_000_000,
-                    expires_ms,
-                },
-                attempt: 2,
-                deadline_ms: 1_700_000_030_000,
-            };
-            let m = &owned.message;
-            let bytes = delivery_push_frame(&DeliveryRef {
-                id: &m.id,
-                from: &m.from,
-                to: &m.to,
-                namespace: &m.namespace,
-                payload: &m.payload,
-                vector: &m.vector,
-                metadata: &m.metadata,
-                sent_ms: m.sent_ms,
-                expires_ms: m.expires_ms,
-                attempt: owned.attempt,
-                deadline_ms: owned.deadline_ms,
-            })
-            .unwrap();
-            assert_eq!(peek_frame(&bytes), Some(FrameKind::Push));
-            let Push::Delivery { delivery } = decode::<Push>(&bytes).unwrap() else {
-                panic!("not a delivery");
-            };
-            assert_eq!(delivery, owned);
-            let by_serde = encode(&ServerFrame::Push(Push::Delivery {
-                delivery: owned.clone(),
-            }))
-            .unwrap();
-            let Push::Delivery { delivery } = decode::<Push>(&by_serde).unwrap() else {
-                panic!("not a delivery");
-            };
-            assert_eq!(delivery, owned);
-        }
-    }
-
-    #[test]
     fn the_head_of_a_request_is_read_past_any_depth() {
         let mut frame = b"\x83\xa4args\x81\xa1k".to_vec();
         frame.extend(std::iter::repeat_n(0x91u8, 1_000_000));
