@@ -10,6 +10,7 @@
 //! server's sync jobs.
 
 mod bench;
+mod bench_agents;
 mod bench_failover;
 #[cfg(feature = "nats")]
 mod bench_nats;
@@ -125,6 +126,10 @@ enum BenchCommand {
     /// cluster, its primary SIGKILLed again and again under writes and
     /// sends: failover times, throughput, and nothing acknowledged lost.
     Failover(bench_failover::FailoverArgs),
+    /// Many models in one process, each with its own namespace (1k, 10k,
+    /// 100k by default): memory per model at rest, connect time per model,
+    /// messages per second delivered on a ring.
+    Agents(bench_agents::AgentsArgs),
 }
 
 #[derive(Subcommand)]
@@ -315,6 +320,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
         BenchCommand::Vectors(args) => bench_vectors::run(args),
         BenchCommand::Sync(args) => bench_sync::run(args),
         BenchCommand::Failover(args) => bench_failover::run(args),
+        BenchCommand::Agents(args) => bench_agents::run(args),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

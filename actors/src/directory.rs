@@ -141,7 +141,7 @@ impl Directory {
                 dead_count: 0,
                 withdrawn: 0,
                 tick,
-                ticking: false,
+                tick_at: None,
                 remote: Default::default(),
             };
             a.bury(dead);

@@ -143,8 +143,9 @@ pub(crate) struct ModelActor {
     /// Letters taken out because retention discarded their message.
     pub(crate) withdrawn: u64,
     pub(crate) tick: Duration,
-    /// Whether a tick is due (see [`ModelActor::arm_tick`]).
-    pub(crate) ticking: bool,
+    /// When the next tick is set for, ms since the Unix epoch (see
+    /// [`ModelActor::arm_tick`]).
+    pub(crate) tick_at: Option<u64>,
     /// Letters read from the cluster's mail stream, and whether the model
     /// lives on another instance (`cluster/mail`).
     pub(crate) remote: crate::cluster::mail::RemoteLetters,
@@ -384,19 +385,37 @@ impl ModelActor {
         }
     }
 
-    /// Ticks run every `tick` while the mailbox holds letters, and only
-    /// then: everything a tick does (redeliveries, expiries, pushes the
-    /// stream had no room for, forwarding to another instance) is about
-    /// letters held, and an idle model with a timer of its own would cost
-    /// CPU for nothing (100,000 models, a million wake-ups a second).
-    /// Called wherever letters come in.
+    /// Sets the timer for the next tick, when there is one to make: at the
+    /// mailbox's earliest in-flight deadline or letter expiry; every
+    /// `tick` while letters wait for a push stream that had no room, or
+    /// for forwarding to the model's instance elsewhere; never for a model
+    /// with nothing due. A timer per model every 100 ms cost 100,000 models
+    /// a million wake-ups a second, idle or not. Called by every handler
+    /// that adds letters, takes them in flight, or sets a push stream.
     pub(crate) fn arm_tick(&mut self, ctx: &mut Context<Self>) {
-        if self.ticking || self.mailbox.is_empty() {
+        if self.mailbox.is_empty() {
             return;
         }
-        self.ticking = true;
-        ctx.run_later(self.tick, |act, ctx| {
-            act.ticking = false;
+        let now = now_ms();
+        let waiting =
+            self.remote.away() || (self.subscriber.is_some() && self.mailbox.pending_len() > 0);
+        let due = if waiting {
+            Some(now.saturating_add(self.tick.as_millis() as u64))
+        } else {
+            self.mailbox.next_due_ms()
+        };
+        let Some(due) = due else { return };
+        // One set for no later is enough; one set for later fires too, and
+        // finds nothing due.
+        if self.tick_at.is_some_and(|at| at <= due) {
+            return;
+        }
+        self.tick_at = Some(due);
+        let wait = Duration::from_millis(due.saturating_sub(now));
+        ctx.run_later(wait, move |act, ctx| {
+            if act.tick_at == Some(due) {
+                act.tick_at = None;
+            }
             act.on_tick(ctx);
             act.arm_tick(ctx);
         });
@@ -639,8 +658,10 @@ pub(crate) struct Receive(pub(crate) usize);
 impl Handler<Receive> for ModelActor {
     type Result = MessageResult<Receive>;
 
-    fn handle(&mut self, msg: Receive, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.deliveries(msg.0))
+    fn handle(&mut self, msg: Receive, ctx: &mut Self::Context) -> Self::Result {
+        let delivered = self.deliveries(msg.0);
+        self.arm_tick(ctx);
+        MessageResult(delivered)
     }
 }
 
@@ -709,9 +730,10 @@ pub(crate) struct Release(pub(crate) Vec<Uuid>);
 impl Handler<Release> for ModelActor {
     type Result = usize;
 
-    fn handle(&mut self, msg: Release, _: &mut Self::Context) -> usize {
+    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> usize {
         let n = self.mailbox.release(&msg.0);
         self.push();
+        self.arm_tick(ctx);
         n
     }
 }
@@ -724,10 +746,11 @@ pub(crate) struct Subscribe;
 impl Handler<Subscribe> for ModelActor {
     type Result = MessageResult<Subscribe>;
 
-    fn handle(&mut self, _: Subscribe, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Subscribe, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = mpsc::channel(PUSH_WINDOW);
         self.subscriber = Some(tx);
         self.push();
+        self.arm_tick(ctx);
         MessageResult(rx)
     }
 }

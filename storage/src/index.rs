@@ -1,13 +1,25 @@
 //! The in-memory search index of one space: a usearch HNSW graph over the
-//! manifold's own distance, plus an exact "fresh" buffer.
+//! manifold's own distance, plus an exact "fresh" buffer; or, while the
+//! space is small, no graph at all.
 //!
 //! Invariants:
 //! - `entries` holds exactly the vectors of the space that the store has
 //!   committed (it is rebuilt from redb on open, and changed by the writer
 //!   thread after each commit, in commit order).
-//! - Every key in `entries` is in the graph or in `fresh` (or both, briefly,
-//!   while the indexer moves it). Searches scan `fresh` exactly, so a vector
-//!   is searchable as soon as its write is answered.
+//! - Until a space has held [`GRAPH_MIN`] vectors it is not `graphed`: it
+//!   has no graph and an empty `fresh` buffer, and every search scans all of
+//!   its entries exactly. A graph reserves memory for its nodes and for
+//!   every thread that may search it (hundreds of KB), which a space of a
+//!   few vectors does not need, and scanning those few is faster than a
+//!   graph search. The upsert that reaches `GRAPH_MIN` makes it `graphed`
+//!   and puts every key in `fresh`: the indexer thread then builds the graph
+//!   from them in its batches, off the writer's path, while searches scan
+//!   them exactly. A graphed space stays graphed when it shrinks (until a
+//!   rebuild).
+//! - In a graphed space, every key in `entries` is in the graph or in
+//!   `fresh` (or both, briefly, while the indexer moves it). Searches scan
+//!   `fresh` exactly, so a vector is searchable as soon as its write is
+//!   answered. The graph itself is made by the first merge (or load).
 //! - A graph node whose key is not in `entries` is stale; searches skip it,
 //!   and the indexer removes any it creates by racing a delete.
 //! - A key in `unreachable` is in the graph but was not found by a search
@@ -54,6 +66,16 @@ impl Default for IndexParams {
 /// per concurrent caller; more callers wait for a permit).
 const GRAPH_THREADS: usize = 32;
 
+/// Vectors a space holds before it gets a graph; below this, searches scan
+/// it exactly (see the module's invariants). A k=10 search over 250 points
+/// of H^12 costs less that way than through a graph (148 µs against
+/// 219 µs, docs/BENCHMARKS.md "Agents in one process"), and a graph's
+/// reservation costs ~600 KB whatever it holds.
+pub(crate) const GRAPH_MIN: usize = 256;
+
+/// Nodes a new graph reserves room for (it doubles from there).
+const GRAPH_FIRST_CAPACITY: usize = 1024;
+
 /// A vector as the index keeps it.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -76,6 +98,13 @@ struct State {
     entries: HashMap<u64, Arc<Entry>>,
     keys: HashMap<Uuid, u64>,
     next_key: u64,
+    /// Whether new vectors go to the graph (through `fresh`), or the space
+    /// is still scanned exactly ([`GRAPH_MIN`]).
+    graphed: bool,
+    /// Set between [`SpaceIndex::load_unbuilt`] and the end of
+    /// [`SpaceIndex::build_loaded`]: the graph is being built from the
+    /// entries loaded at open, so every search scans every entry exactly.
+    building: bool,
 }
 
 struct Permits {
@@ -103,6 +132,54 @@ impl Drop for PermitGuard<'_> {
     }
 }
 
+/// Keys waiting for the graph, oldest first, and how many there are,
+/// readable without the lock: the indexer asks every space on every pass,
+/// and most (every space below [`GRAPH_MIN`]) have none.
+#[derive(Default)]
+struct FreshBuffer {
+    keys: Mutex<VecDeque<u64>>,
+    len: std::sync::atomic::AtomicUsize,
+}
+
+impl FreshBuffer {
+    fn lock(&self) -> FreshGuard<'_> {
+        FreshGuard {
+            keys: self.keys.lock().unwrap_or_else(|e| e.into_inner()),
+            len: &self.len,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The locked keys; the count follows them when the lock is let go.
+struct FreshGuard<'a> {
+    keys: std::sync::MutexGuard<'a, VecDeque<u64>>,
+    len: &'a std::sync::atomic::AtomicUsize,
+}
+
+impl std::ops::Deref for FreshGuard<'_> {
+    type Target = VecDeque<u64>;
+    fn deref(&self) -> &VecDeque<u64> {
+        &self.keys
+    }
+}
+
+impl std::ops::DerefMut for FreshGuard<'_> {
+    fn deref_mut(&mut self) -> &mut VecDeque<u64> {
+        &mut self.keys
+    }
+}
+
+impl Drop for FreshGuard<'_> {
+    fn drop(&mut self) {
+        self.len
+            .store(self.keys.len(), std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// A search request inside the crate.
 pub(crate) struct Query<'a> {
     pub(crate) vector: &'a [f64],
@@ -116,11 +193,12 @@ pub(crate) struct SpaceIndex {
     manifold: AnyManifold,
     /// The manifold and HNSW parameters, as a graph dump records them.
     fingerprint: String,
-    graph: RwLock<Index>,
+    /// `None` until the space is graphed and the first merge or load makes it.
+    graph: RwLock<Option<Index>>,
     state: RwLock<State>,
     /// Keys waiting for the graph, oldest first (pushed at the back, merged
     /// from the front).
-    fresh: Mutex<VecDeque<u64>>,
+    fresh: FreshBuffer,
     unreachable: Mutex<HashSet<u64>>,
     /// Vectors merged into the graph since the last full reachability pass.
     since_relink: std::sync::atomic::AtomicUsize,
@@ -190,28 +268,15 @@ macro_rules! write {
 }
 
 impl SpaceIndex {
+    /// An index with no vectors and no graph (it costs a few hundred bytes
+    /// until it holds [`GRAPH_MIN`] vectors).
     pub(crate) fn new(manifold: AnyManifold, params: IndexParams) -> Result<Self> {
-        let dims = manifold.ambient_dim();
-        let options = IndexOptions {
-            dimensions: dims,
-            metric: MetricKind::L2sq,
-            quantization: ScalarKind::F64,
-            connectivity: params.connectivity,
-            expansion_add: params.expansion_add,
-            expansion_search: params.expansion_search,
-            multi: false,
-        };
-        let mut graph = Index::new(&options).map_err(index_err)?;
-        Self::set_metric(&mut graph, &manifold);
-        graph
-            .reserve_capacity_and_threads(1024, GRAPH_THREADS)
-            .map_err(index_err)?;
         Ok(Self {
             fingerprint: format!("{manifold:?} {params:?}"),
             manifold,
-            graph: RwLock::new(graph),
+            graph: RwLock::new(None),
             state: RwLock::new(State::default()),
-            fresh: Mutex::new(VecDeque::new()),
+            fresh: FreshBuffer::default(),
             unreachable: Mutex::new(HashSet::new()),
             since_relink: std::sync::atomic::AtomicUsize::new(0),
             merging: Mutex::new(()),
@@ -225,6 +290,26 @@ impl SpaceIndex {
             overflow: RwLock::new(None),
             depth: 0,
         })
+    }
+
+    /// An empty graph with room for `capacity` nodes and every permitted
+    /// thread.
+    fn new_graph(&self, capacity: usize) -> Result<Index> {
+        let options = IndexOptions {
+            dimensions: self.manifold.ambient_dim(),
+            metric: MetricKind::L2sq,
+            quantization: ScalarKind::F64,
+            connectivity: self.params.connectivity,
+            expansion_add: self.params.expansion_add,
+            expansion_search: self.params.expansion_search,
+            multi: false,
+        };
+        let mut graph = Index::new(&options).map_err(index_err)?;
+        Self::set_metric(&mut graph, &self.manifold);
+        graph
+            .reserve_capacity_and_threads(capacity, GRAPH_THREADS)
+            .map_err(index_err)?;
+        Ok(graph)
     }
 
     fn lock_merging(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -247,9 +332,11 @@ impl SpaceIndex {
     }
 
     /// Whether anything a graph dump holds has changed since the last dump
-    /// or the dump this index was loaded from.
+    /// or the dump this index was loaded from. A space without a graph has
+    /// nothing to dump: it is scanned exactly after a reopen too.
     pub(crate) fn changed_since_dump(&self) -> bool {
-        self.changed.load(std::sync::atomic::Ordering::Relaxed)
+        let st = read!(self.state);
+        self.changed.load(std::sync::atomic::Ordering::Relaxed) && st.graphed && !st.building
     }
 
     /// Euclidean distance and the sphere's (a monotone function of the
@@ -279,7 +366,7 @@ impl SpaceIndex {
         let mut replaced = Vec::new();
         {
             let mut st = write!(self.state);
-            let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fresh = self.fresh.lock();
             for entry in entries {
                 let key = st.next_key;
                 st.next_key += 1;
@@ -288,7 +375,16 @@ impl SpaceIndex {
                     replaced.push(k);
                 }
                 st.entries.insert(key, Arc::new(entry));
-                fresh.push_back(key);
+                if st.graphed {
+                    fresh.push_back(key);
+                }
+            }
+            if !st.graphed && st.entries.len() >= GRAPH_MIN {
+                // The indexer builds the graph from all of them, oldest first.
+                st.graphed = true;
+                let mut keys: Vec<u64> = st.entries.keys().copied().collect();
+                keys.sort_unstable();
+                fresh.extend(keys);
             }
         }
         for k in replaced {
@@ -310,15 +406,15 @@ impl SpaceIndex {
         };
         let _p = self.permits.acquire();
         let g = read!(self.graph);
-        if !g.contains(key) {
+        let Some(g) = g.as_ref().filter(|g| g.contains(key)) else {
             return Ok(true);
-        }
-        let mut ok = found(&g)?;
+        };
+        let mut ok = found(g)?;
         if !ok && reinsert {
             self.mark_changed();
             let _ = g.remove(key);
             g.add(key, data).map_err(index_err)?;
-            ok = found(&g)?;
+            ok = found(g)?;
         }
         let mut u = self.lock_unreachable();
         let moved = if ok { u.remove(&key) } else { u.insert(key) };
@@ -339,6 +435,9 @@ impl SpaceIndex {
         let _one = self.lock_merging();
         self.since_relink
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        if read!(self.graph).is_none() {
+            return Ok(0);
+        }
         let items: Vec<(u64, Arc<Entry>)> = read!(self.state)
             .entries
             .iter()
@@ -419,7 +518,8 @@ impl SpaceIndex {
         let mut index = SpaceIndex::new(self.manifold.clone(), self.params)?;
         index.depth = self.depth + 1;
         let keys = entries.iter().map(|(k, _)| *k).collect();
-        index.bulk_load_shared(entries.into_iter().map(|(_, e)| e).collect())?;
+        // A graph whatever the count: it is built to be one.
+        index.bulk_load_shared(entries.into_iter().map(|(_, e)| e).collect(), true)?;
         *write!(self.overflow) = Some(Arc::new(Overflow { index, keys }));
         Ok(())
     }
@@ -462,7 +562,8 @@ impl SpaceIndex {
     /// passes' total work at about two searches per change.
     pub(crate) fn relink_due(&self) -> bool {
         let changed = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
-        changed >= (self.graph_len() / 2).max(256)
+        // The cheap test first: asked of every space on every pass.
+        changed >= 256 && changed >= self.graph_len() / 2
     }
 
     pub(crate) fn unreachable_len(&self) -> usize {
@@ -517,7 +618,9 @@ impl SpaceIndex {
     fn remove_from_graph(&self, key: u64) {
         let _p = self.permits.acquire();
         let g = read!(self.graph);
-        if g.contains(key) {
+        if let Some(g) = g.as_ref()
+            && g.contains(key)
+        {
             // A failed removal leaves an orphan, which searches skip and
             // repair_index clears.
             let _ = g.remove(key);
@@ -528,23 +631,56 @@ impl SpaceIndex {
         }
     }
 
-    /// Builds the graph from many entries at once (on open), on all cores.
+    /// Adds many entries at once (on open) and, if the space then holds
+    /// [`GRAPH_MIN`] vectors or more, builds its graph on all cores.
     pub(crate) fn bulk_load(&self, entries: Vec<Entry>) -> Result<()> {
-        self.bulk_load_shared(entries.into_iter().map(Arc::new).collect())
+        self.bulk_load_shared(entries.into_iter().map(Arc::new).collect(), false)
     }
 
-    /// [`SpaceIndex::bulk_load`] of entries shared with another index.
-    fn bulk_load_shared(&self, entries: Vec<Arc<Entry>>) -> Result<()> {
-        self.mark_changed();
-        {
-            let mut st = write!(self.state);
-            for e in entries {
-                let key = st.next_key;
-                st.next_key += 1;
-                st.keys.insert(e.id, key);
-                st.entries.insert(key, e);
-            }
+    /// [`SpaceIndex::bulk_load`] of entries shared with another index; with
+    /// `graph`, a graph however few they are.
+    fn bulk_load_shared(&self, entries: Vec<Arc<Entry>>, graph: bool) -> Result<()> {
+        if self.insert_loaded(entries, graph, false) {
+            self.build_graph(&|| false)?;
         }
+        Ok(())
+    }
+
+    /// Adds the entries read at open without building their graph: until
+    /// [`SpaceIndex::build_loaded`] has, every search scans them exactly.
+    /// Whether the space needs that build.
+    pub(crate) fn load_unbuilt(&self, entries: Vec<Entry>) -> bool {
+        self.insert_loaded(entries.into_iter().map(Arc::new).collect(), false, true)
+    }
+
+    /// Builds the graph of the entries [`SpaceIndex::load_unbuilt`] added,
+    /// on every core, then lets searches use it. Writes made meanwhile go
+    /// through the fresh buffer as usual. `stop` ends the build early (the
+    /// store is closing): the space is then scanned exactly until closed.
+    pub(crate) fn build_loaded(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<()> {
+        self.build_graph(stop)?;
+        write!(self.state).building = false;
+        Ok(())
+    }
+
+    /// Puts entries in; whether the space (now) needs a graph built.
+    fn insert_loaded(&self, entries: Vec<Arc<Entry>>, graph: bool, building: bool) -> bool {
+        self.mark_changed();
+        let mut st = write!(self.state);
+        for e in entries {
+            let key = st.next_key;
+            st.next_key += 1;
+            st.keys.insert(e.id, key);
+            st.entries.insert(key, e);
+        }
+        st.graphed |= graph || st.entries.len() >= GRAPH_MIN;
+        st.building = building && st.graphed;
+        st.graphed
+    }
+
+    /// Adds every entry to the graph on all cores, then checks that each is
+    /// found by a search for its own vector.
+    fn build_graph(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<()> {
         let items: Vec<(u64, Arc<Entry>)> = read!(self.state)
             .entries
             .iter()
@@ -552,6 +688,9 @@ impl SpaceIndex {
             .collect();
         self.ensure_capacity(items.len())?;
         in_parallel(&items, |(k, e)| {
+            if stop() {
+                return Err(StorageError::Closed);
+            }
             let _p = self.permits.acquire();
             self.add_node(*k, &e.data)
         })?;
@@ -567,26 +706,43 @@ impl SpaceIndex {
     fn add_node(&self, key: u64, data: &[f64]) -> Result<()> {
         {
             let g = read!(self.graph);
-            if g.size() > 0 {
+            if let Some(g) = g.as_ref()
+                && g.size() > 0
+            {
                 return g.add(key, data).map_err(index_err);
             }
         }
-        write!(self.graph).add(key, data).map_err(index_err)
+        match write!(self.graph).as_ref() {
+            Some(g) => g.add(key, data).map_err(index_err),
+            None => Err(index_err("a node added before the graph was made")),
+        }
     }
 
+    /// Makes the graph if there is none yet, with room for `extra` more
+    /// nodes.
     fn ensure_capacity(&self, extra: usize) -> Result<()> {
-        let need = read!(self.graph).size() + extra;
-        if need > read!(self.graph).capacity() {
-            let g = write!(self.graph);
-            let cap = g.capacity().max(1024);
-            let mut new_cap = cap;
-            while new_cap < need {
-                new_cap *= 2;
-            }
-            g.reserve_capacity_and_threads(new_cap, GRAPH_THREADS)
-                .map_err(index_err)?;
+        let (size, capacity) = read!(self.graph)
+            .as_ref()
+            .map_or((0, 0), |g| (g.size(), g.capacity()));
+        let need = size + extra;
+        if need <= capacity {
+            return Ok(());
         }
-        Ok(())
+        let mut new_cap = capacity.max(GRAPH_FIRST_CAPACITY);
+        while new_cap < need {
+            new_cap *= 2;
+        }
+        let mut g = write!(self.graph);
+        match g.as_ref() {
+            // Grown meanwhile by another caller: reserving less is a no-op.
+            Some(g) => g
+                .reserve_capacity_and_threads(new_cap, GRAPH_THREADS)
+                .map_err(index_err),
+            None => {
+                *g = Some(self.new_graph(new_cap)?);
+                Ok(())
+            }
+        }
     }
 
     /// The graph and what a dump needs to trust it later. Runs beside
@@ -604,6 +760,16 @@ impl SpaceIndex {
             .collect();
         let unreachable: Vec<u64> = self.lock_unreachable().iter().copied().collect();
         let g = write!(self.graph);
+        // Graphed but not merged into yet: an empty graph, every key fresh
+        // when loaded.
+        let empty;
+        let g = match g.as_ref() {
+            Some(g) => g,
+            None => {
+                empty = self.new_graph(0)?;
+                &empty
+            }
+        };
         let mut bytes = vec![0u8; g.serialized_length()];
         g.save_to_buffer(&mut bytes).map_err(index_err)?;
         Ok((
@@ -623,8 +789,16 @@ impl SpaceIndex {
     /// node's stored coordinates equal the entry's bit for bit; every other
     /// entry goes to the fresh buffer, and every other node is removed.
     /// Returns how many entries kept their node. On error the index and
-    /// `entries` are unchanged and the caller builds from scratch instead.
+    /// `entries` are unchanged and the caller builds from scratch instead;
+    /// so for a space of fewer than [`GRAPH_MIN`] vectors, which is
+    /// scanned exactly rather than given back a graph.
     pub(crate) fn load_dump(&self, dump: &Dump, entries: &mut Vec<Entry>) -> Result<usize> {
+        if entries.len() < GRAPH_MIN {
+            return Err(index_err(format!(
+                "{} vectors are scanned exactly, without the dumped graph",
+                entries.len()
+            )));
+        }
         let _one = self.lock_merging();
         let meta = &dump.meta;
         if meta.fingerprint != self.fingerprint {
@@ -634,26 +808,19 @@ impl SpaceIndex {
             )));
         }
         let mut st = write!(self.state);
-        let mut g = write!(self.graph);
+        let mut slot = write!(self.graph);
         let dims = self.manifold.ambient_dim();
-        let loaded = (|| {
-            g.load_from_buffer(dump.graph()).map_err(index_err)?;
-            if g.dimensions() != dims {
-                return Err(index_err("graph dump of another dimension"));
-            }
-            Self::set_metric(&mut g, &self.manifold);
-            g.reserve_capacity_and_threads(g.size().max(1024), GRAPH_THREADS)
-                .map_err(index_err)
-        })();
-        if let Err(e) = loaded {
-            let _ = g.reset();
-            Self::set_metric(&mut g, &self.manifold);
-            g.reserve_capacity_and_threads(1024, GRAPH_THREADS)
-                .map_err(index_err)?;
-            return Err(e);
+        let mut g = self.new_graph(0)?;
+        g.load_from_buffer(dump.graph()).map_err(index_err)?;
+        if g.dimensions() != dims {
+            return Err(index_err("graph dump of another dimension"));
         }
+        Self::set_metric(&mut g, &self.manifold);
+        g.reserve_capacity_and_threads(g.size().max(GRAPH_FIRST_CAPACITY), GRAPH_THREADS)
+            .map_err(index_err)?;
+        st.graphed = true;
         let dumped: HashMap<Uuid, u64> = meta.keys.iter().copied().collect();
-        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = self.fresh.lock();
         st.next_key = dumped.values().max().map_or(0, |k| k + 1);
         let mut kept: HashSet<u64> = HashSet::new();
         let mut coords = vec![0.0f64; dims];
@@ -701,7 +868,8 @@ impl SpaceIndex {
             !fresh.is_empty() || dropped > 0,
             std::sync::atomic::Ordering::Relaxed,
         );
-        drop((g, st, fresh));
+        *slot = Some(g);
+        drop((slot, st, fresh));
         drop(_one);
         if dropped > 0 {
             // Removed nodes took links with them; the dumped unreachable set
@@ -716,9 +884,15 @@ impl SpaceIndex {
     /// Moves up to `max` fresh vectors into the graph on up to `threads`
     /// threads; returns how many were moved.
     pub(crate) fn merge_fresh(&self, max: usize, threads: usize) -> Result<usize> {
+        // The indexer asks every space on every pass: one with nothing
+        // fresh (every space below `GRAPH_MIN`) answers without waiting
+        // for a merger.
+        if self.fresh_len() == 0 {
+            return Ok(0);
+        }
         let _one = self.lock_merging();
         let batch: Vec<u64> = {
-            let f = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+            let f = self.fresh.lock();
             f.iter().take(max).copied().collect()
         };
         if batch.is_empty() {
@@ -731,7 +905,7 @@ impl SpaceIndex {
             if let Some(e) = entry {
                 {
                     let _p = self.permits.acquire();
-                    if !read!(self.graph).contains(*key) {
+                    if !read!(self.graph).as_ref().is_some_and(|g| g.contains(*key)) {
                         self.add_node(*key, &e.data)?;
                     }
                 }
@@ -757,18 +931,18 @@ impl SpaceIndex {
         // Keys are only pushed at the back (or all cleared), so the batch's
         // keys still present are a prefix: drop it without scanning the rest.
         let done: HashSet<u64> = batch.iter().copied().collect();
-        let mut f = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = self.fresh.lock();
         let n = f.iter().take_while(|k| done.contains(k)).count();
         f.drain(..n);
         Ok(batch.len())
     }
 
     pub(crate) fn fresh_len(&self) -> usize {
-        self.fresh.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.fresh.len()
     }
 
     pub(crate) fn graph_len(&self) -> usize {
-        read!(self.graph).size()
+        read!(self.graph).as_ref().map_or(0, Index::size)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -809,17 +983,16 @@ impl SpaceIndex {
         // Lock order as everywhere: state, then fresh, then graph.
         let _one = self.lock_merging();
         let st = read!(self.state);
-        let fresh: HashSet<u64> = self
-            .fresh
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect();
+        let fresh: HashSet<u64> = self.fresh.lock().iter().copied().collect();
+        if !st.graphed || st.building {
+            // Every search scans every entry.
+            return Vec::new();
+        }
         let g = read!(self.graph);
+        let in_graph = |k: u64| g.as_ref().is_some_and(|g| g.contains(k));
         st.entries
             .iter()
-            .filter(|(k, _)| !fresh.contains(k) && !g.contains(**k))
+            .filter(|(k, _)| !fresh.contains(k) && !in_graph(**k))
             .map(|(_, e)| e.id)
             .collect()
     }
@@ -833,6 +1006,9 @@ impl SpaceIndex {
         let _one = self.lock_merging();
         let st = read!(self.state);
         let g = read!(self.graph);
+        let Some(g) = g.as_ref() else {
+            return 0;
+        };
         loop {
             let before = g.size();
             let live = st.entries.keys().filter(|k| g.contains(**k)).count();
@@ -842,7 +1018,8 @@ impl SpaceIndex {
         }
     }
 
-    /// Rebuilds the graph from the entries (drops every orphan node).
+    /// Rebuilds the graph from the entries (drops every orphan node); a
+    /// space of fewer than [`GRAPH_MIN`] entries is left without one.
     pub(crate) fn rebuild(&self) -> Result<()> {
         let entries: Vec<Entry> = {
             let mut st = write!(self.state);
@@ -860,13 +1037,10 @@ impl SpaceIndex {
                 })
                 .collect()
         };
-        self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.fresh.lock().clear();
         self.lock_unreachable().clear();
         *write!(self.overflow) = None;
-        write!(self.graph).reset().map_err(index_err)?;
-        write!(self.graph)
-            .reserve_capacity_and_threads(1024, GRAPH_THREADS)
-            .map_err(index_err)?;
+        *write!(self.graph) = None;
         self.bulk_load(entries)
     }
 
@@ -880,6 +1054,17 @@ impl SpaceIndex {
             q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                 && q.filter.is_none_or(|f| f.matches(&e.metadata))
         };
+        if q.exact || !st.graphed || st.building {
+            // Every entry once, so no map to merge candidates in: what a
+            // search of a small namespace costs is the distances.
+            let all: Vec<(u64, f64)> = st
+                .entries
+                .iter()
+                .filter(|(_, e)| matches(e))
+                .map(|(k, e)| (*k, self.manifold.distance_unchecked(q.vector, &e.data)))
+                .collect();
+            return Ok(nearest(&st, all, q.want));
+        }
         let mut hits: HashMap<u64, f64> = HashMap::new();
         let exact_scan = |hits: &mut HashMap<u64, f64>, keys: &mut dyn Iterator<Item = u64>| {
             for k in keys {
@@ -890,39 +1075,32 @@ impl SpaceIndex {
                 }
             }
         };
-        if q.exact {
-            exact_scan(&mut hits, &mut st.entries.keys().copied());
-        } else {
-            // Snapshot the exactly-scanned sets *before* the graph search: the
-            // indexer adds a key to the graph before it leaves `fresh`, so a
-            // key missing from this snapshot is already in the graph.
-            let mut pending: Vec<u64> = self
-                .fresh
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .copied()
-                .collect();
-            let overflow = read!(self.overflow).clone();
-            {
-                let u = self.lock_unreachable();
-                match &overflow {
-                    Some(o) => pending.extend(u.iter().filter(|k| !o.keys.contains(k))),
-                    None => pending.extend(u.iter()),
-                }
+        // Snapshot the exactly-scanned sets *before* the graph search: the
+        // indexer adds a key to the graph before it leaves `fresh`, so a
+        // key missing from this snapshot is already in the graph.
+        let mut pending: Vec<u64> = self.fresh.lock().iter().copied().collect();
+        let overflow = read!(self.overflow).clone();
+        {
+            let u = self.lock_unreachable();
+            match &overflow {
+                Some(o) => pending.extend(u.iter().filter(|k| !o.keys.contains(k))),
+                None => pending.extend(u.iter()),
             }
-            // The overflow graph proposes candidates among the unreachable
-            // nodes it covers; their distances come from this space's entries.
-            if let Some(o) = &overflow {
-                let proposed = o.index.search(q)?;
-                exact_scan(
-                    &mut hits,
-                    &mut proposed.iter().filter_map(|h| st.keys.get(&h.id).copied()),
-                );
-            }
-            {
-                let _p = self.permits.acquire();
-                let g = read!(self.graph);
+        }
+        // The overflow graph proposes candidates among the unreachable
+        // nodes it covers; their distances come from this space's entries.
+        if let Some(o) = &overflow {
+            let proposed = o.index.search(q)?;
+            exact_scan(
+                &mut hits,
+                &mut proposed.iter().filter_map(|h| st.keys.get(&h.id).copied()),
+            );
+        }
+        {
+            let _p = self.permits.acquire();
+            let g = read!(self.graph);
+            // No graph yet: every key is in `pending`.
+            if let Some(g) = g.as_ref() {
                 let found = if q.filter.is_none() && q.region.is_none() {
                     g.search(q.vector, q.want)
                 } else {
@@ -933,25 +1111,14 @@ impl SpaceIndex {
                 .map_err(index_err)?;
                 exact_scan(&mut hits, &mut found.keys.into_iter());
             }
-            exact_scan(&mut hits, &mut pending.into_iter());
-            // A selective filter can starve the graph search: when fewer than
-            // `want` came back but more may exist, scan the matches exactly.
-            if hits.len() < q.want && st.entries.len() > hits.len() {
-                exact_scan(&mut hits, &mut st.entries.keys().copied());
-            }
         }
-        let mut out: Vec<(u64, f64)> = hits.into_iter().collect();
-        out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        out.truncate(q.want);
-        Ok(out
-            .into_iter()
-            .filter_map(|(k, d)| {
-                st.entries.get(&k).map(|e| Hit {
-                    id: e.id,
-                    distance: d,
-                })
-            })
-            .collect())
+        exact_scan(&mut hits, &mut pending.into_iter());
+        // A selective filter can starve the graph search: when fewer than
+        // `want` came back but more may exist, scan the matches exactly.
+        if hits.len() < q.want && st.entries.len() > hits.len() {
+            exact_scan(&mut hits, &mut st.entries.keys().copied());
+        }
+        Ok(nearest(&st, hits.into_iter().collect(), q.want))
     }
 
     /// Every matching vector within `radius`, sorted by distance (exact).
@@ -973,6 +1140,27 @@ impl SpaceIndex {
         out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
         out
     }
+}
+
+/// The `want` nearest of `(key, distance)` candidates as hits, sorted by
+/// distance, ties by key (so the same candidates always give the same
+/// answer, however they were found).
+fn nearest(st: &State, mut found: Vec<(u64, f64)>, want: usize) -> Vec<Hit> {
+    let order = |a: &(u64, f64), b: &(u64, f64)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+    if want > 0 && found.len() > want {
+        found.select_nth_unstable_by(want - 1, order);
+        found.truncate(want);
+    }
+    found.sort_by(order);
+    found
+        .into_iter()
+        .filter_map(|(k, d)| {
+            st.entries.get(&k).map(|e| Hit {
+                id: e.id,
+                distance: d,
+            })
+        })
+        .collect()
 }
 
 /// Runs `f` on every item, split over the machine's cores (graph inserts
