@@ -82,7 +82,7 @@ pub use record::{
 };
 pub use retention::{DiscardListener, Discarded, StoreClock};
 pub use store::{
-    ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats, SearchHit,
-    SearchQuery, Stats, Store, StoreConfig,
+    CHECKPOINT_EVERY, ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats,
+    SearchHit, SearchQuery, Stats, Store, StoreConfig,
 };
 pub use sync::{ApplyOutcome, Causality, Clock, Resolution, Tombstone, hlc_millis};

@@ -38,6 +38,10 @@ pub const FORMAT_VERSION: u64 = 1;
 /// The most results one search may ask for (`k + offset`).
 pub const MAX_RESULTS: usize = 10_000;
 
+/// How often, by default, the graphs that changed are saved
+/// ([`StoreConfig::checkpoint_every`]).
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Writes the group-commit writer takes into one transaction at most.
 const MAX_GROUP: usize = 4096;
 
@@ -84,6 +88,11 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// HNSW parameters.
     pub index: IndexParams,
+    /// How often the indexer saves the graphs that changed
+    /// ([`Store::save_index`]), so that a reopen after a crash loads them
+    /// and indexes only what came after; `None`: only on close. Ignored at
+    /// [`Durability::Memory`]. Default [`CHECKPOINT_EVERY`].
+    pub checkpoint_every: Option<std::time::Duration>,
     /// For tests only: makes the file fail writes or syncs on demand
     /// (`tests/disk_faults.rs`). `None` in every real store.
     #[doc(hidden)]
@@ -103,6 +112,7 @@ impl StoreConfig {
             path: None,
             durability: Durability::Memory,
             index: IndexParams::default(),
+            checkpoint_every: Some(CHECKPOINT_EVERY),
             faults: None,
             retention: Default::default(),
             clock: Default::default(),
@@ -115,6 +125,7 @@ impl StoreConfig {
             path: Some(path.into()),
             durability,
             index: IndexParams::default(),
+            checkpoint_every: Some(CHECKPOINT_EVERY),
             faults: None,
             retention: Default::default(),
             clock: Default::default(),
@@ -359,6 +370,11 @@ pub(crate) struct Shared {
     path: Option<PathBuf>,
     /// Where graph dumps go (durable stores only).
     dumps: Option<PathBuf>,
+    /// How often the indexer saves changed graphs ([`StoreConfig::checkpoint_every`]).
+    checkpoint_every: Option<std::time::Duration>,
+    /// Whether the graphs of the indexes opened without a usable dump are
+    /// built (`Shared::build_loaded`); what must see whole graphs waits.
+    built: (Mutex<bool>, Condvar),
     spaces: RwLock<HashMap<String, Arc<Space>>>,
     index_params: IndexParams,
     pub(crate) last_seq: Mutex<u64>,
@@ -462,8 +478,9 @@ impl Store {
 
     /// Why the store refuses writes, while it does: the disk's error after
     /// it failed a commit (see "When the disk fails" in `docs/STORAGE.md`).
-    /// `None` when writes are taken; it turns `None` again at the first
-    /// write after the disk takes writes again.
+    /// `None` when writes are taken; it turns `None` again once the disk
+    /// takes writes again (the writer probes it before each write, and
+    /// about once a second while idle).
     pub fn write_refusal(&self) -> Option<String> {
         lock(&self.shared.write_refusal).clone()
     }
@@ -756,12 +773,14 @@ impl Store {
 
     /// Compares storage with the indexes.
     pub fn verify_consistency(&self) -> Result<ConsistencyReport> {
+        self.shared.wait_built();
         contain("verifying", || self.shared.verify(false))
     }
 
     /// Makes the indexes agree with storage again: re-adds what is missing,
     /// drops what is orphaned, rebuilds graphs that hold stale nodes.
     pub fn repair_index(&self) -> Result<ConsistencyReport> {
+        self.shared.wait_built();
         contain("repairing", || {
             self.shared.verify(true)?;
             self.shared.verify(false)
@@ -797,8 +816,10 @@ impl Store {
     /// graph node is reached by a search for its own vector (re-inserting,
     /// or scanning exactly, those that are not), and builds the overflow
     /// graph over the nodes that are not. For benchmarks and tests that
-    /// measure the graph alone, and after large imports.
+    /// measure the graph alone, and after large imports. Waits first for
+    /// the graphs being built after the open (see [`Store::open`]).
     pub fn flush_index(&self) -> Result<()> {
+        self.shared.wait_built();
         let spaces = self.shared.all_spaces();
         for s in spaces {
             while s.index.merge_fresh(MAX_GROUP, all_cores())? > 0 {}

@@ -271,3 +271,71 @@ fn an_unchanged_index_is_not_dumped_again() {
     let after = inodes(&path);
     assert_eq!(after.iter().zip(&before).filter(|(a, b)| a != b).count(), 1);
 }
+
+const CHECKPOINT_CHILD_ENV: &str = "HVS_CHECKPOINT_CHILD_DB";
+
+/// Not a test of its own: the body of the child process that
+/// `a_store_killed_after_a_checkpoint_reopens_from_it` starts and kills.
+/// Run without its environment variable, it returns at once.
+#[test]
+fn checkpoint_child() {
+    let Ok(path) = std::env::var(CHECKPOINT_CHILD_ENV) else {
+        return;
+    };
+    let mut config = StoreConfig::file(&path, Durability::Buffered);
+    config.checkpoint_every = Some(std::time::Duration::from_millis(200));
+    let s = Store::open(config).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    fill(&s, 600, &mut rng);
+    s.flush_index().unwrap();
+    // No close, no save_index: only the indexer's checkpoint writes dumps.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while graph_files(Path::new(&path)).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Written after the checkpoint: these come back through the fresh buffer.
+    let more: Vec<NewVector> = (0..100)
+        .map(|_| NewVector::new("h", random_point(&spaces()[0].1, &mut rng)))
+        .collect();
+    s.batch_store_vectors(more).unwrap();
+    println!("READY");
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}
+
+#[test]
+fn a_store_killed_after_a_checkpoint_reopens_from_it() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "checkpoint_child", "--nocapture"])
+        .env(CHECKPOINT_CHILD_ENV, &path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let ready = out
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.trim() == "READY");
+    child.kill().unwrap(); // SIGKILL: no close, no dump on drop
+    let _ = child.wait();
+    assert!(ready, "the child did not reach its checkpoint");
+
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let stats = s.get_stats().unwrap();
+    let h = &stats.namespaces["h"];
+    assert_eq!(h.vectors, 700);
+    // The graph came from the checkpoint, not from a rebuild; what was
+    // written after it waits in the fresh buffer (or a later checkpoint
+    // took it too).
+    assert!(h.restored_from_dump >= 600, "{h:?}");
+    assert_eq!(h.restored_from_dump + h.fresh, 700, "{h:?}");
+    assert_eq!(stats.namespaces["e"].restored_from_dump, 600);
+    let live: Vec<VectorRecord> = ["h", "e"]
+        .iter()
+        .flat_map(|n| s.iter_namespace(n).unwrap())
+        .collect();
+    assert_all_findable(&s, &live, &[]);
+}

@@ -60,11 +60,20 @@ impl Shared {
 
     pub(super) fn run_indexer(&self) {
         let (m, cv) = &self.signal;
+        let mut checkpoint = Checkpoint::new(self.dumps.as_ref().and(self.checkpoint_every));
         loop {
             {
                 let mut g = lock(m);
                 while !g.0 && !g.1 {
-                    g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                    g = match checkpoint.wait() {
+                        Some(d) => cv.wait_timeout(g, d).unwrap_or_else(|e| e.into_inner()).0,
+                        None => cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                    };
+                    if !g.0 && !g.1 && checkpoint.due() {
+                        drop(g);
+                        checkpoint.save(self);
+                        g = lock(m);
+                    }
                 }
                 if g.1 {
                     return;
@@ -99,6 +108,9 @@ impl Shared {
                         let _ = index.relink_on(BACKGROUND_THREADS);
                     }
                 }
+                if checkpoint.due() {
+                    checkpoint.save(self);
+                }
                 if !merged && !skipped {
                     break;
                 }
@@ -106,6 +118,41 @@ impl Shared {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
+        }
+    }
+}
+
+/// When the indexer next saves the graphs that changed
+/// ([`StoreConfig::checkpoint_every`]): a crash then costs a reopen the
+/// vectors indexed since the last save, not a whole build.
+struct Checkpoint {
+    every: Option<std::time::Duration>,
+    last: std::time::Instant,
+}
+
+impl Checkpoint {
+    fn new(every: Option<std::time::Duration>) -> Self {
+        Self {
+            every,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// How long until the next save, if there is one to make.
+    fn wait(&self) -> Option<std::time::Duration> {
+        self.every.map(|e| e.saturating_sub(self.last.elapsed()))
+    }
+
+    fn due(&self) -> bool {
+        self.wait().is_some_and(|d| d.is_zero())
+    }
+
+    /// Saves now. A failed save is retried at the next checkpoint: a dump
+    /// is a cache, and one not written costs a reopen time, never data.
+    fn save(&mut self, shared: &Shared) {
+        self.last = std::time::Instant::now();
+        if let Err(e) = shared.save_index() {
+            tracing::warn!("saving the index checkpoint failed: {e}");
         }
     }
 }

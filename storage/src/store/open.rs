@@ -5,9 +5,12 @@
 use super::*;
 
 impl Store {
-    /// Opens (or creates) a store: reads everything back and rebuilds the
-    /// indexes. A newer format version, a corrupt or foreign file, or a file
-    /// open in another process is a clear error.
+    /// Opens (or creates) a store: reads everything back and loads each
+    /// namespace's graph from its dump. A namespace without a usable dump
+    /// is searched exactly (every result right, each search slower) while
+    /// a background thread builds its graph on every core; the store
+    /// answers at once either way. A newer format version, a corrupt or
+    /// foreign file, or a file open in another process is a clear error.
     pub fn open(config: StoreConfig) -> Result<Store> {
         contain("opening the database", || Self::open_inner(config))
     }
@@ -45,6 +48,8 @@ impl Store {
             )?,
             path: config.path.clone(),
             dumps,
+            checkpoint_every: config.checkpoint_every,
+            built: (Mutex::new(false), Condvar::new()),
             spaces: RwLock::new(HashMap::new()),
             index_params: config.index,
             last_seq: Mutex::new(0),
@@ -66,7 +71,7 @@ impl Store {
             signal: (Mutex::new((true, false)), Condvar::new()),
         });
         shared.init_meta()?;
-        shared.load()?;
+        let unbuilt = shared.load()?;
         let (tx, rx) = mpsc::sync_channel::<Request>(MAX_GROUP);
         let group = if config.durability == Durability::Sync {
             1
@@ -87,10 +92,15 @@ impl Store {
             .name("hvs-indexer".into())
             .spawn(move || i.run_indexer())
             .map_err(|e| StorageError::Io(e.to_string()))?;
+        let b = shared.clone();
+        let builder = std::thread::Builder::new()
+            .name("hvs-index-build".into())
+            .spawn(move || b.build_loaded(unbuilt))
+            .map_err(|e| StorageError::Io(e.to_string()))?;
         Ok(Store {
             shared,
             tx: Some(tx),
-            threads: vec![writer, indexer],
+            threads: vec![writer, indexer, builder],
         })
     }
 }
@@ -202,9 +212,11 @@ impl Shared {
         }))
     }
 
-    /// Builds a space's index at open: from its graph dump when there is a
-    /// usable one (verified against `entries`), from scratch otherwise.
-    pub(super) fn build_index(&self, space: &Space, mut entries: Vec<Entry>) -> Result<()> {
+    /// Fills a space's index at open: from its graph dump when there is a
+    /// usable one (verified against `entries`); otherwise with the entries
+    /// alone, scanned exactly until the graph built in the background
+    /// ([`Shared::build_loaded`]) takes over. Whether it needs that build.
+    pub(super) fn build_index(&self, space: &Space, mut entries: Vec<Entry>) -> bool {
         let name = &space.config.name;
         if let Some(dir) = &self.dumps
             && let Ok(Some(dump)) = crate::dump::read(&crate::dump::file_of(dir, name))
@@ -212,9 +224,9 @@ impl Shared {
             && let Ok(kept) = space.index.load_dump(&dump, &mut entries)
         {
             space.restored.store(kept, Ordering::Relaxed);
-            return Ok(());
+            return false;
         }
-        space.index.bulk_load(entries)
+        space.index.load_unbuilt(entries)
     }
 
     pub(super) fn save_index(&self) -> Result<()> {
@@ -230,7 +242,7 @@ impl Shared {
     }
 
     /// Reads spaces and vectors back and builds the indexes.
-    pub(super) fn load(&self) -> Result<()> {
+    pub(super) fn load(&self) -> Result<Unbuilt> {
         let txn = self.begin_read()?;
         let mut spaces = HashMap::new();
         for row in txn.open_table(SPACES)?.iter()? {
@@ -271,8 +283,11 @@ impl Shared {
             }
             per_space.entry(name).or_default().extend(entries);
         }
+        let mut unbuilt = Unbuilt::default();
         for (name, entries) in per_space {
-            self.build_index(&spaces[&name], entries)?;
+            if self.build_index(&spaces[&name], entries) {
+                unbuilt.spaces.push(spaces[&name].clone());
+            }
         }
         if let Some(dir) = &self.dumps {
             crate::dump::remove_stale(dir, spaces.keys());
@@ -288,8 +303,57 @@ impl Shared {
             self.note_expiry(b.expires_ms);
             section_entries.extend(self.section_entries(&b));
         }
-        self.blocks_index.bulk_load(section_entries)?;
+        unbuilt.blocks = self.blocks_index.load_unbuilt(section_entries);
         *self.spaces.write().unwrap_or_else(|e| e.into_inner()) = spaces;
-        Ok(())
+        Ok(unbuilt)
+    }
+}
+
+/// The indexes read at open without a usable graph dump: searched exactly
+/// until their graphs are built.
+#[derive(Default)]
+pub(super) struct Unbuilt {
+    spaces: Vec<Arc<Space>>,
+    blocks: bool,
+}
+
+impl Shared {
+    /// Builds, one index after the other on every core, the graphs of the
+    /// indexes opened without a usable dump, so that the store serves at
+    /// once after a crash (exact scans meanwhile) instead of after the
+    /// build. Ends early when the store closes.
+    fn build_loaded(&self, unbuilt: Unbuilt) {
+        self.build_graphs(unbuilt);
+        *lock(&self.built.0) = true;
+        self.built.1.notify_all();
+    }
+
+    /// Waits until the graphs opened without a dump are built (or their
+    /// build stopped because the store is closing).
+    pub(super) fn wait_built(&self) {
+        let mut built = lock(&self.built.0);
+        while !*built {
+            built = self.built.1.wait(built).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn build_graphs(&self, unbuilt: Unbuilt) {
+        let stop = || lock(&self.signal.0).1;
+        let indexes = unbuilt
+            .spaces
+            .iter()
+            .map(|s| &s.index)
+            .chain(unbuilt.blocks.then_some(&self.blocks_index));
+        for index in indexes {
+            if stop() {
+                return;
+            }
+            if let Err(e) = index.build_loaded(&stop) {
+                if !stop() {
+                    tracing::warn!("building a graph after opening failed: {e}");
+                }
+                return;
+            }
+        }
     }
 }
