@@ -355,13 +355,14 @@ impl SpaceIndex {
         &self.manifold
     }
 
-    /// Adds or replaces the vector `entry.id`; it goes to the fresh buffer.
-    pub(crate) fn upsert(&self, entry: Entry) {
-        self.upsert_all(std::iter::once(entry));
+    /// Adds or replaces the vector `entry.id`; it goes to the fresh buffer
+    /// of a graphed space. Whether the indexer has work (the space is graphed).
+    pub(crate) fn upsert(&self, entry: Entry) -> bool {
+        self.upsert_all(std::iter::once(entry))
     }
 
     /// [`upsert`](Self::upsert) for many entries, taking the locks once.
-    pub(crate) fn upsert_all(&self, entries: impl IntoIterator<Item = Entry>) {
+    pub(crate) fn upsert_all(&self, entries: impl IntoIterator<Item = Entry>) -> bool {
         self.mark_changed();
         let mut replaced = Vec::new();
         {
@@ -391,6 +392,7 @@ impl SpaceIndex {
             self.lock_unreachable().remove(&k);
             self.remove_from_graph(k);
         }
+        read!(self.state).graphed
     }
 
     fn lock_unreachable(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {

@@ -328,12 +328,13 @@ impl Shared {
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&r.namespace)
                     .cloned();
-                if let Some(s) = space {
-                    let id = r.id;
-                    s.index.upsert(entry_of(r));
-                    s.write_vectors().insert(id);
-                }
-                true
+                let Some(s) = space else {
+                    return false;
+                };
+                let id = r.id;
+                let work = s.index.upsert(entry_of(r));
+                s.write_vectors().insert(id);
+                work
             }
             Applied::IndexBlock(b) => {
                 self.unindex_block(b.id);
@@ -343,9 +344,9 @@ impl Shared {
                 true
             }
             Applied::IndexMessages(records) => {
-                self.index_messages(&records);
+                let work = self.index_messages(&records);
                 self.note_message_expiries(&records);
-                true
+                work
             }
             Applied::MessagesPurged { due, removed, why } => {
                 self.forget_messages(&due, removed, why);

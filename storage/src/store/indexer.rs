@@ -24,8 +24,9 @@ impl Shared {
         }
     }
 
-    /// Puts message vectors into their namespaces' indexes.
-    pub(crate) fn index_messages(&self, records: &[Arc<crate::messages::MessageRecord>]) {
+    /// Puts message vectors into their namespaces' indexes; whether the
+    /// indexer has work from them.
+    pub(crate) fn index_messages(&self, records: &[Arc<crate::messages::MessageRecord>]) -> bool {
         let mut per_space: HashMap<&str, Vec<Entry>> = HashMap::new();
         // Messages between the same models with no metadata of their own
         // share one index metadata.
@@ -45,17 +46,21 @@ impl Shared {
                 .push(m.entry_with(metadata));
         }
         let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        let mut work = false;
         for (name, entries) in per_space {
             if let Some(s) = spaces.get(name) {
-                s.index.upsert_all(entries);
+                work |= s.index.upsert_all(entries);
             }
         }
         drop(spaces);
-        if self.durability == Durability::Memory {
+        // Namespaces without a graph (small ones) give the indexer nothing
+        // to do: it is not woken to walk every namespace for them.
+        if work && self.durability == Durability::Memory {
             let (m, cv) = &self.signal;
             lock(m).0 = true;
             cv.notify_one();
         }
+        work
     }
 
     pub(super) fn run_indexer(&self) {
