@@ -14,6 +14,7 @@ mod bench_agents;
 mod bench_failover;
 #[cfg(feature = "nats")]
 mod bench_nats;
+mod bench_restart;
 mod bench_soak;
 mod bench_sync;
 mod bench_tcp;
@@ -60,7 +61,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the server: models connect over TCP with their contracts.
-    Serve(serve::ServeArgs),
+    // Boxed: its many options would make every other command as large.
+    Serve(Box<serve::ServeArgs>),
     /// Asks a running server how it is (its admin /health page).
     Status(serve::StatusArgs),
     /// Geometry on the command line: points are JSON arrays of numbers.
@@ -130,6 +132,10 @@ enum BenchCommand {
     /// 100k by default): memory per model at rest, connect time per model,
     /// messages per second delivered on a ring.
     Agents(bench_agents::AgentsArgs),
+    /// A server with many stored messages and vectors SIGKILLed and
+    /// restarted, with and without a graph checkpoint: time to listen, to
+    /// the first answer, and until searches run at graph speed again.
+    Restart(bench_restart::RestartArgs),
 }
 
 #[derive(Subcommand)]
@@ -321,6 +327,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
         BenchCommand::Sync(args) => bench_sync::run(args),
         BenchCommand::Failover(args) => bench_failover::run(args),
         BenchCommand::Agents(args) => bench_agents::run(args),
+        BenchCommand::Restart(args) => bench_restart::run(args),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -333,7 +340,7 @@ fn bench(cmd: BenchCommand) -> ExitCode {
 
 fn main() -> ExitCode {
     let cmd = match Cli::parse().command {
-        Command::Serve(args) => return serve::serve(args),
+        Command::Serve(args) => return serve::serve(*args),
         Command::Status(args) => return serve::status(args),
         Command::Inspect(args) => return data::inspect(args),
         Command::Export(args) => return data::export(args),

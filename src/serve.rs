@@ -101,6 +101,12 @@ pub(crate) struct ServeArgs {
     /// [default: 100000].
     #[arg(long, env = "HVS_MAILBOX_CAPACITY")]
     mailbox_capacity: Option<usize>,
+    /// Seconds between graph checkpoints: the search graphs that changed
+    /// are saved beside the database, so a restart after a crash loads
+    /// them and indexes only what came after; 0: only on a clean stop
+    /// [default: 60]. See docs/STORAGE.md.
+    #[arg(long, env = "HVS_CHECKPOINT_SECS")]
+    checkpoint_secs: Option<u64>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -116,6 +122,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
     mailbox_capacity: Option<usize>,
+    checkpoint_secs: Option<u64>,
     cluster: Option<ClusterSection>,
     retention: Option<RetentionSection>,
 }
@@ -175,6 +182,8 @@ struct Settings {
     cluster: Option<ClusterConfig>,
     retention: Retention,
     mailbox_capacity: Option<usize>,
+    /// How often changed graphs are saved; `None`: only on a clean stop.
+    checkpoint_every: Option<std::time::Duration>,
 }
 
 /// The store's level, and the cluster's (`replicated` and `quorum`
@@ -272,7 +281,17 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         cluster,
         retention,
         mailbox_capacity: args.mailbox_capacity.or(file.mailbox_capacity),
+        checkpoint_every: checkpoint_every(args.checkpoint_secs.or(file.checkpoint_secs)),
     })
+}
+
+/// `checkpoint_secs` as the store takes it: 0 means only on a clean stop.
+fn checkpoint_every(secs: Option<u64>) -> Option<std::time::Duration> {
+    match secs {
+        None => Some(hvs::storage::CHECKPOINT_EVERY),
+        Some(0) => None,
+        Some(s) => Some(std::time::Duration::from_secs(s)),
+    }
 }
 
 /// The cluster settings: none, or NATS urls and an instance name together.
@@ -346,10 +365,11 @@ async fn run(s: Settings) -> Result<(), String> {
         None => None,
     };
     let db = s.data.join("hvs.redb");
-    let store = match s.durability {
+    let mut store = match s.durability {
         Durability::Memory => hvs::runtime::StoreConfig::memory(),
         d => hvs::runtime::StoreConfig::file(&db, d),
     };
+    store.checkpoint_every = s.checkpoint_every;
     let cluster = s.cluster.clone();
     let mut config = RuntimeConfig {
         store,

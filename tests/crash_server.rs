@@ -8,6 +8,14 @@
 //!
 //! `HVS_SERVER_CRASH_ROUNDS` sets the number of kills (3 by default, for CI;
 //! 20 for the full run), `HVS_SERVER_CRASH_SEED` the random seed.
+//!
+//! Each restart prints how long the server took to listen, to answer a new
+//! client's hello, and to answer that client's first search (figures, not
+//! assertions: `hvs bench restart` measures restarts at scale).
+//!
+//! A second test starts the server with graph checkpoints every second and
+//! finds one written while it runs, then SIGKILLs it and finds every vector
+//! again.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -35,6 +43,9 @@ const SEND_LOOPS: usize = 3;
 /// (`subscribe` + `next_delivery` + `ack`).
 const PULL: &str = "sink-pull";
 const PUSH: &str = "sink-push";
+/// The model that measures each restart's first answers (it searches its
+/// own, empty namespace: the others are private to their models).
+const PROBE: &str = "probe";
 
 /// The bench's contract (`src/bench.rs`), on H^DIM, with a visibility
 /// timeout short enough that a lost push comes back well within the drain.
@@ -75,6 +86,10 @@ struct Server {
     admin: u16,
     child: Option<Child>,
     starts: usize,
+    /// When the running server was spawned.
+    spawned: Option<Instant>,
+    /// Flags added to every start.
+    extra: Vec<String>,
 }
 
 impl Server {
@@ -90,11 +105,13 @@ impl Server {
             .args(["--admin", &format!("127.0.0.1:{}", self.admin)])
             .args(["--data", self.data.to_str().unwrap()])
             .args(["--durability", "buffered"])
+            .args(&self.extra)
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap();
         self.child = Some(child);
+        self.spawned = Some(Instant::now());
     }
 
     /// What start number `n` wrote to stderr.
@@ -105,8 +122,8 @@ impl Server {
     /// Starts the server and waits until it listens. It must: a data
     /// directory left unopenable by a kill fails here.
     fn start(&mut self) -> Duration {
-        let began = Instant::now();
         self.spawn();
+        let began = self.spawned.expect("just spawned");
         let n = self.starts - 1;
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -145,6 +162,63 @@ impl Server {
             .unwrap();
         assert!(killed.success());
         child.wait().unwrap()
+    }
+}
+
+impl Server {
+    /// Starts the server, then polls until a new client of `model` is
+    /// welcomed and its first search is answered. Not from an async task:
+    /// it blocks on the test's runtime.
+    fn start_and_probe(&mut self, model: &str) -> StartTimes {
+        let listen = self.start();
+        let spawned = self.spawned.expect("just spawned");
+        let addr = format!("127.0.0.1:{}", self.port);
+        let (hello, first_search) = tokio::runtime::Handle::current().block_on(first_answers(
+            addr,
+            model.to_string(),
+            spawned,
+        ));
+        StartTimes {
+            listen,
+            hello,
+            first_search,
+        }
+    }
+}
+
+/// What one start took, from the spawn: until the server listened, until a
+/// new client's hello was answered, until its first search was.
+#[derive(Debug, Clone, Copy)]
+struct StartTimes {
+    listen: Duration,
+    hello: Duration,
+    first_search: Duration,
+}
+
+/// Polls until a new client of `model` is welcomed and its first search
+/// (of its own namespace) is answered: the times since `spawned`. A server
+/// that listens but answers neither within 180 s fails the test, and so
+/// does an error other than a refused or lost connection.
+async fn first_answers(addr: String, model: String, spawned: Instant) -> (Duration, Duration) {
+    let origin = Hyperboloid::new(DIM, 1.0).unwrap().origin();
+    loop {
+        let attempt = async {
+            let c = Client::connect(ClientConfig::new(addr.as_str(), contract(&model))).await?;
+            let hello = spawned.elapsed();
+            c.search(&model, origin.clone(), 10).await?;
+            let first_search = spawned.elapsed();
+            let _ = c.close().await;
+            Ok::<_, ClientError>((hello, first_search))
+        };
+        match attempt.await {
+            Ok(times) => return times,
+            Err(e) => assert!(
+                matches!(e.code(), "connect_failed" | "connection_lost")
+                    && spawned.elapsed() < Duration::from_secs(180),
+                "no hello and search answered by the listening server: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -435,6 +509,8 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
         admin: free_port(),
         child: None,
         starts: 0,
+        spawned: None,
+        extra: Vec::new(),
     };
     server.start();
     let addr = format!("127.0.0.1:{}", server.port);
@@ -509,7 +585,7 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
                     "the clean stop exited with {status}; stderr:\n{}",
                     server.stderr_of(server.starts - 1)
                 );
-                server.start();
+                restarts.push(server.start_and_probe(PROBE));
                 std::thread::sleep(Duration::from_millis(rng.random_range(200..=800)));
             }
             server.kill9();
@@ -520,7 +596,7 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
                 server.kill9();
                 startup_kills += 1;
             }
-            restarts.push(server.start());
+            restarts.push(server.start_and_probe(PROBE));
         }
         (server, restarts, startup_kills)
     });
@@ -682,7 +758,7 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
         .keys()
         .filter(|id| !acked.contains_key(*id))
         .count();
-    let max_restart = restarts.iter().max().copied().unwrap_or_default();
+    let max_restart = restarts.iter().map(|t| t.listen).max().unwrap_or_default();
     println!(
         "crash_server: {rounds} kills under load (+{startup_kills} during startup, 1 clean restart), \
          {} server starts, restarts took up to {max_restart:?}; load ran {load_time:?}, drain {drain_time:?}\n\
@@ -705,6 +781,13 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
     );
     for m in &missed_by_graph {
         println!("crash_server: graph miss:{m}");
+    }
+    for (k, t) in restarts.iter().enumerate() {
+        println!(
+            "crash_server: restart {k}: listening after {:?}, hello answered after {:?}, \
+             first search answered after {:?} (from the spawn)",
+            t.listen, t.hello, t.first_search
+        );
     }
 
     assert!(
@@ -756,4 +839,85 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
         "the index disagrees with storage: {}",
         report["consistency"]
     );
+}
+
+/// Graph dump files (`*.graph`) in the data directory's dump folder.
+fn graph_dumps(data: &Path) -> usize {
+    std::fs::read_dir(data.join("hvs.redb.graphs")).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "graph"))
+            .count()
+    })
+}
+
+/// `--checkpoint-secs 1` (over `checkpoint_secs = 3600` in `hvs.toml`: the
+/// flag wins) makes the running server save its graph without being
+/// stopped; after SIGKILL it serves every vector again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphs_are_checkpointed_while_the_server_runs() {
+    const NS: &str = "checkpointed";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hvs.toml"), "checkpoint_secs = 3600\n").unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server {
+        dir: dir.path().to_path_buf(),
+        data: data.clone(),
+        port: free_port(),
+        admin: free_port(),
+        child: None,
+        starts: 0,
+        spawned: None,
+        extra: vec!["--checkpoint-secs".into(), "1".into()],
+    };
+    server.start();
+    let addr = format!("127.0.0.1:{}", server.port);
+    let c = connect(&addr, NS).await;
+    let h = Hyperboloid::new(DIM, 1.0).unwrap();
+    let mut rng = StdRng::seed_from_u64(14);
+    // Enough for a graph: a namespace of a few vectors is scanned exactly
+    // and has none to save.
+    let points: Vec<Vec<f64>> = (0..1000).map(|_| random_point(&h, &mut rng)).collect();
+    let vectors = points
+        .iter()
+        .map(|v| p::NewWireVector {
+            vector: v.clone(),
+            region: None,
+            metadata: Default::default(),
+        })
+        .collect();
+    let ids = c.batch_store_vectors(NS, vectors).await.unwrap();
+    let _ = c.close().await;
+
+    let began = Instant::now();
+    while graph_dumps(&data) == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "no graph checkpoint within 120 s of the store; stderr:\n{}",
+            server.stderr_of(0)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill9();
+    let listen = server.start();
+    let spawned = server.spawned.unwrap();
+    let (hello, first_search) = first_answers(addr.clone(), NS.into(), spawned).await;
+    println!(
+        "crash_server: checkpointed restart: listening after {listen:?}, hello answered after \
+         {hello:?}, first search answered after {first_search:?} (from the spawn)"
+    );
+
+    let c = connect(&addr, NS).await;
+    for (id, point) in ids.iter().zip(&points).step_by(50) {
+        let hits = c.search(NS, point.clone(), 3).await.unwrap();
+        assert!(
+            hits.iter().any(|hit| &hit.id == id && hit.distance < 1e-6),
+            "{id} not found by its own vector after the restart: {hits:?}"
+        );
+    }
+    let stats = c.stats().await.unwrap();
+    assert_eq!(stats.namespaces[NS].vectors, points.len(), "{stats:?}");
+    let _ = c.close().await;
+    let status = server.term();
+    assert!(status.success(), "the SIGTERM exited with {status}");
 }
