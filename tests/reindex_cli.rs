@@ -179,14 +179,15 @@ fn reindex_refuses_a_missing_or_busy_database_and_keeps_the_dumps() {
     assert!(!dir.exists(), "reindex must not create a database");
 
     make_data_dir(&dir);
-    // Opened and closed here: the dumps are back.
-    Store::open(StoreConfig::file(
+    // Opened, its graphs built (flush_index waits for the build an open
+    // without dumps starts) and closed here: the dumps are back.
+    let s = Store::open(StoreConfig::file(
         dir.join("hvs.redb"),
         Durability::Buffered,
     ))
-    .unwrap()
-    .close()
     .unwrap();
+    s.flush_index().unwrap();
+    s.close().unwrap();
     let dumps = dump_files(&dir);
     assert_eq!(dumps.len(), 2);
 
