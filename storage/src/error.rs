@@ -79,6 +79,9 @@ pub enum StorageError {
     /// Retention limits that cannot be used (a limit of 0).
     #[error("invalid retention: {0}")]
     InvalidRetention(String),
+    /// A namespace's `datatype` that its geometry cannot use.
+    #[error("invalid datatype: {0}")]
+    InvalidDatatype(String),
     /// A search parameter is out of range.
     #[error("invalid search: {0}")]
     InvalidQuery(String),
@@ -174,6 +177,7 @@ impl StorageError {
                 | Self::NamespaceInUse { .. }
                 | Self::NamespaceFull { .. }
                 | Self::InvalidRetention(_)
+                | Self::InvalidDatatype(_)
                 | Self::InvalidQuery(_)
                 | Self::InvalidMetadata(_)
                 | Self::ReadOnlyBlock(_)
@@ -199,6 +203,7 @@ impl StorageError {
             Self::NamespaceInUse { .. } => "namespace_in_use",
             Self::NamespaceFull { .. } => "namespace_full",
             Self::InvalidRetention(_) => "invalid_retention",
+            Self::InvalidDatatype(_) => "invalid_datatype",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidMetadata(_) => "invalid_metadata",
             Self::NewerFormat { .. } => "newer_format",

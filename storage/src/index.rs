@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use crate::dump::{Dump, DumpMeta};
 use crate::error::{Result, StorageError};
-use crate::record::Metadata;
+use crate::record::{Datatype, Metadata};
 use hvs_types::Filter;
 
 /// HNSW parameters of every space's graph.
@@ -73,6 +73,15 @@ const GRAPH_THREADS: usize = 32;
 /// reservation costs ~600 KB whatever it holds.
 pub(crate) const GRAPH_MIN: usize = 256;
 
+/// The `ef` of the search by which a node's reachability is checked:
+/// fixed, so that how many nodes count as unreachable (and are scanned
+/// exactly, or get an overflow graph) does not depend on the store's
+/// default search `ef`, which each search may override.
+const CHECK_EF: usize = 64;
+
+/// The `ef` tried first ([`CHECK_EF`] only for a node not found at it).
+const QUICK_CHECK_EF: usize = 16;
+
 /// Nodes a new graph reserves room for (it doubles from there).
 const GRAPH_FIRST_CAPACITY: usize = 1024;
 
@@ -80,6 +89,8 @@ const GRAPH_FIRST_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) id: Uuid,
+    /// Its coordinates; empty in an `f32` space once its graph node holds
+    /// them (see [`SpaceIndex::coords`]).
     pub(crate) data: Vec<f64>,
     pub(crate) region: Option<String>,
     /// Shared: many messages between the same two models carry the same.
@@ -180,6 +191,49 @@ impl Drop for FreshGuard<'_> {
     }
 }
 
+/// What a reachability check of one node found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// A search for its own vector finds it.
+    Found,
+    /// Not found at first; re-inserted, and then found.
+    Reinserted,
+    /// Not found (after re-inserting it, if asked to).
+    Missing,
+}
+
+/// The unreachable keys not covered by `overflow`, as searches scan them.
+struct Uncovered {
+    overflow: Option<Arc<Overflow>>,
+    keys: Arc<[u64]>,
+}
+
+/// The unreachable keys, locked to be changed; the searches' copy of the
+/// uncovered ones is dropped before the lock is let go.
+struct UnreachableMut<'a> {
+    keys: std::sync::MutexGuard<'a, HashSet<u64>>,
+    uncovered: &'a Mutex<Option<Uncovered>>,
+}
+
+impl std::ops::Deref for UnreachableMut<'_> {
+    type Target = HashSet<u64>;
+    fn deref(&self) -> &HashSet<u64> {
+        &self.keys
+    }
+}
+
+impl std::ops::DerefMut for UnreachableMut<'_> {
+    fn deref_mut(&mut self) -> &mut HashSet<u64> {
+        &mut self.keys
+    }
+}
+
+impl Drop for UnreachableMut<'_> {
+    fn drop(&mut self) {
+        *self.uncovered.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 /// A search request inside the crate.
 pub(crate) struct Query<'a> {
     pub(crate) vector: &'a [f64],
@@ -187,6 +241,9 @@ pub(crate) struct Query<'a> {
     pub(crate) filter: Option<&'a Filter>,
     pub(crate) region: Option<&'a str>,
     pub(crate) exact: bool,
+    /// The graph search's candidate list (at least `want`); `None`: the
+    /// index's `expansion_search`.
+    pub(crate) ef: Option<usize>,
 }
 
 pub(crate) struct SpaceIndex {
@@ -200,6 +257,10 @@ pub(crate) struct SpaceIndex {
     /// from the front).
     fresh: FreshBuffer,
     unreachable: Mutex<HashSet<u64>>,
+    /// The unreachable keys no overflow graph covers, as every search scans
+    /// them; `None` after either changes, until a search asks again. Keeps
+    /// a search's cost from growing with the unreachable set.
+    uncovered: Mutex<Option<Uncovered>>,
     /// Vectors merged into the graph since the last full reachability pass.
     since_relink: std::sync::atomic::AtomicUsize,
     /// One merger at a time (the indexer thread, or `flush_index`).
@@ -209,6 +270,8 @@ pub(crate) struct SpaceIndex {
     merge_waiters: std::sync::atomic::AtomicUsize,
     permits: Permits,
     params: IndexParams,
+    /// What the graph stores its vectors as.
+    datatype: Datatype,
     /// Whether anything a graph dump holds has changed since the last dump
     /// (or since the dump this index was loaded from).
     changed: std::sync::atomic::AtomicBool,
@@ -227,8 +290,12 @@ pub(crate) struct SpaceIndex {
 const MAX_OVERFLOW_DEPTH: usize = 4;
 
 /// Unreachable nodes scanned exactly by every search until there are this
-/// many; past it they get a graph of their own.
-const OVERFLOW_MIN: usize = 1024;
+/// many; past it they get a graph of their own. Scanning one costs a
+/// distance in `f64` (and in an `f32` space a read of its coordinates from
+/// the graph): with 851 of them scanned, a search of 200,000 clustered
+/// 128-d vectors at `ef` 16 took 243 µs; with them in an overflow graph,
+/// 90 µs (`storage/examples`, 2-core VM under load, 2026-12-06).
+const OVERFLOW_MIN: usize = 64;
 
 /// A graph over (a snapshot of) a space's unreachable nodes.
 ///
@@ -270,14 +337,20 @@ macro_rules! write {
 impl SpaceIndex {
     /// An index with no vectors and no graph (it costs a few hundred bytes
     /// until it holds [`GRAPH_MIN`] vectors).
-    pub(crate) fn new(manifold: AnyManifold, params: IndexParams) -> Result<Self> {
+    pub(crate) fn new(
+        manifold: AnyManifold,
+        params: IndexParams,
+        datatype: Datatype,
+    ) -> Result<Self> {
         Ok(Self {
-            fingerprint: format!("{manifold:?} {params:?}"),
+            fingerprint: format!("{manifold:?} {params:?} {datatype:?}"),
+            datatype,
             manifold,
             graph: RwLock::new(None),
             state: RwLock::new(State::default()),
             fresh: FreshBuffer::default(),
             unreachable: Mutex::new(HashSet::new()),
+            uncovered: Mutex::new(None),
             since_relink: std::sync::atomic::AtomicUsize::new(0),
             merging: Mutex::new(()),
             merge_waiters: std::sync::atomic::AtomicUsize::new(0),
@@ -298,14 +371,21 @@ impl SpaceIndex {
         let options = IndexOptions {
             dimensions: self.manifold.ambient_dim(),
             metric: MetricKind::L2sq,
-            quantization: ScalarKind::F64,
+            quantization: match self.datatype {
+                Datatype::F64 => ScalarKind::F64,
+                Datatype::F32 => ScalarKind::F32,
+                Datatype::F16 => ScalarKind::F16,
+                Datatype::I8 => ScalarKind::I8,
+            },
             connectivity: self.params.connectivity,
             expansion_add: self.params.expansion_add,
-            expansion_search: self.params.expansion_search,
+            // Every search asks for `max(want, ef)` results, which is its
+            // candidate list: usearch's own ef only sets a floor.
+            expansion_search: 1,
             multi: false,
         };
         let mut graph = Index::new(&options).map_err(index_err)?;
-        Self::set_metric(&mut graph, &self.manifold);
+        Self::configure(&mut graph, &self.manifold);
         graph
             .reserve_capacity_and_threads(capacity, GRAPH_THREADS)
             .map_err(index_err)?;
@@ -341,9 +421,11 @@ impl SpaceIndex {
 
     /// Euclidean distance and the sphere's (a monotone function of the
     /// chord) rank like squared Euclidean distance: usearch's own kernel.
-    /// The others rank by [`rank_metric`]. (A loaded graph forgets a custom
-    /// metric, so this runs after every load too.)
-    fn set_metric(graph: &mut Index, manifold: &AnyManifold) {
+    /// The others rank by [`rank_metric`]. The search ef is a floor of 1:
+    /// each search sets its own. (A loaded graph forgets a custom metric and
+    /// keeps the dumped ef, so this runs after every load too.)
+    fn configure(graph: &mut Index, manifold: &AnyManifold) {
+        graph.change_expansion_search(1);
         if !matches!(manifold, AnyManifold::Euclidean(_) | AnyManifold::Sphere(_)) {
             let m = manifold.clone();
             let dims = m.ambient_dim();
@@ -369,6 +451,7 @@ impl SpaceIndex {
             let mut st = write!(self.state);
             let mut fresh = self.fresh.lock();
             for entry in entries {
+                let entry = self.admit(entry);
                 let key = st.next_key;
                 st.next_key += 1;
                 if let Some(k) = st.keys.insert(entry.id, key) {
@@ -389,41 +472,119 @@ impl SpaceIndex {
             }
         }
         for k in replaced {
-            self.lock_unreachable().remove(&k);
+            self.unreachable_mut().remove(&k);
             self.remove_from_graph(k);
         }
         read!(self.state).graphed
     }
 
+    /// The unreachable keys, to read.
     fn lock_unreachable(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
         self.unreachable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The unreachable keys, to change: searches recompute what they scan.
+    fn unreachable_mut(&self) -> UnreachableMut<'_> {
+        UnreachableMut {
+            keys: self.lock_unreachable(),
+            uncovered: &self.uncovered,
+        }
+    }
+
+    fn set_overflow(&self, overflow: Option<Arc<Overflow>>) {
+        *write!(self.overflow) = overflow;
+    }
+
+    /// The unreachable keys that `overflow` does not cover: computed once
+    /// after each change of either, then shared by every search. (Locks:
+    /// the unreachable keys, then the copy, as [`UnreachableMut`] does.)
+    fn uncovered(&self, overflow: Option<&Arc<Overflow>>) -> Arc<[u64]> {
+        let u = self.lock_unreachable();
+        let mut cached = self.uncovered.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref()
+            && c.overflow.as_ref().map(Arc::as_ptr) == overflow.map(Arc::as_ptr)
+        {
+            return c.keys.clone();
+        }
+        let keys: Arc<[u64]> = match overflow {
+            Some(o) => u.iter().filter(|k| !o.keys.contains(k)).copied().collect(),
+            None => u.iter().copied().collect(),
+        };
+        *cached = Some(Uncovered {
+            overflow: overflow.cloned(),
+            keys: keys.clone(),
+        });
+        keys
     }
 
     /// Whether a search for the key's own vector finds it; if not, the node
     /// is re-inserted once (when `reinsert`), and if still not found,
     /// recorded as unreachable.
-    fn ensure_reachable(&self, key: u64, data: &[f64], reinsert: bool) -> Result<bool> {
-        let found = |g: &Index| -> Result<bool> {
-            Ok(g.search(data, 1).map_err(index_err)?.keys.first() == Some(&key))
-        };
+    fn ensure_reachable(&self, key: u64, entry: &Entry, reinsert: bool) -> Result<Reach> {
         let _p = self.permits.acquire();
         let g = read!(self.graph);
         let Some(g) = g.as_ref().filter(|g| g.contains(key)) else {
-            return Ok(true);
+            return Ok(Reach::Found);
         };
-        let mut ok = found(g)?;
-        if !ok && reinsert {
+        let reach = if entry.data.is_empty() {
+            // Its coordinates are the graph's, `f32`: searched as they are.
+            let mut data = vec![0f32; self.manifold.ambient_dim()];
+            if g.get(key, &mut data).map_err(index_err)? != 1 {
+                return Ok(Reach::Found);
+            }
+            self.check_node(g, key, &data, reinsert)?
+        } else {
+            self.check_node(g, key, &entry.data, reinsert)?
+        };
+        // Changed only when it moves: a change makes every search recompute
+        // the keys it scans exactly.
+        let missing = reach == Reach::Missing;
+        if self.lock_unreachable().contains(&key) != missing {
+            let mut u = self.unreachable_mut();
+            if missing {
+                u.insert(key);
+            } else {
+                u.remove(&key);
+            }
             self.mark_changed();
-            let _ = g.remove(key);
-            g.add(key, data).map_err(index_err)?;
-            ok = found(g)?;
         }
-        let mut u = self.lock_unreachable();
-        let moved = if ok { u.remove(&key) } else { u.insert(key) };
-        if moved {
-            self.mark_changed();
+        Ok(reach)
+    }
+
+    /// Whether a search for `data`, the node `key`'s vector, finds it; if
+    /// not and `reinsert`, re-inserts the node and searches again.
+    fn check_node<T: usearch::VectorType>(
+        &self,
+        g: &Index,
+        key: u64,
+        data: &[T],
+        reinsert: bool,
+    ) -> Result<Reach> {
+        // Found among the nearest (a twin may rank first): at a small `ef`
+        // first, which finds nearly every node for less work, then at
+        // [`CHECK_EF`].
+        let found = || -> Result<bool> {
+            for ef in [QUICK_CHECK_EF, CHECK_EF] {
+                if g.search(data, ef).map_err(index_err)?.keys.contains(&key) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        if found()? {
+            return Ok(Reach::Found);
         }
-        Ok(ok)
+        if !reinsert {
+            return Ok(Reach::Missing);
+        }
+        self.mark_changed();
+        let _ = g.remove(key);
+        g.add(key, data).map_err(index_err)?;
+        Ok(if found()? {
+            Reach::Reinserted
+        } else {
+            Reach::Missing
+        })
     }
 
     /// Checks every graph node's reachability on all cores; returns how
@@ -445,7 +606,7 @@ impl SpaceIndex {
             .iter()
             .map(|(k, e)| (*k, e.clone()))
             .collect();
-        self.check_reachable(&items, threads)?;
+        self.check_reachable(&items, threads, true)?;
         self.refresh_overflow()?;
         Ok(self.lock_unreachable().len())
     }
@@ -460,7 +621,7 @@ impl SpaceIndex {
             return Ok(());
         }
         if self.lock_unreachable().len() < OVERFLOW_MIN {
-            *write!(self.overflow) = None;
+            self.set_overflow(None);
             return Ok(());
         }
         self.build_overflow()
@@ -483,7 +644,7 @@ impl SpaceIndex {
             (u.len(), uncovered)
         };
         if total < OVERFLOW_MIN {
-            *write!(self.overflow) = None;
+            self.set_overflow(None);
             return Ok(());
         }
         if uncovered < OVERFLOW_MIN.max(covered / 4) {
@@ -512,17 +673,21 @@ impl SpaceIndex {
         let unreachable: HashSet<u64> = self.lock_unreachable().clone();
         let entries: Vec<(u64, Arc<Entry>)> = {
             let st = read!(self.state);
+            let g = read!(self.graph);
             unreachable
                 .iter()
-                .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
+                .filter_map(|k| {
+                    let e = self.with_coords(g.as_ref(), *k, st.entries.get(k)?)?;
+                    Some((*k, e))
+                })
                 .collect()
         };
-        let mut index = SpaceIndex::new(self.manifold.clone(), self.params)?;
+        let mut index = SpaceIndex::new(self.manifold.clone(), self.params, self.datatype)?;
         index.depth = self.depth + 1;
         let keys = entries.iter().map(|(k, _)| *k).collect();
         // A graph whatever the count: it is built to be one.
         index.bulk_load_shared(entries.into_iter().map(|(_, e)| e).collect(), true)?;
-        *write!(self.overflow) = Some(Arc::new(Overflow { index, keys }));
+        self.set_overflow(Some(Arc::new(Overflow { index, keys })));
         Ok(())
     }
 
@@ -543,14 +708,27 @@ impl SpaceIndex {
             .map_or(0, |o| o.keys.len() + o.index.overflow_len())
     }
 
-    /// Re-inserts the nodes that are not found, then — because re-inserting
-    /// prunes other nodes' links — checks them all again without changing
-    /// the graph, so `unreachable` is exact for the graph as it then is.
-    fn check_reachable(&self, items: &[(u64, Arc<Entry>)], threads: usize) -> Result<()> {
+    /// Re-inserts the nodes that are not found; with `recheck`, when any
+    /// was, checks them all again without changing the graph (re-inserting
+    /// prunes other nodes' links), so `unreachable` is exact for the graph
+    /// as it then is.
+    fn check_reachable(
+        &self,
+        items: &[(u64, Arc<Entry>)],
+        threads: usize,
+        recheck: bool,
+    ) -> Result<()> {
+        let reinserted = std::sync::atomic::AtomicBool::new(false);
         for reinsert in [true, false] {
+            let again = recheck && reinserted.load(std::sync::atomic::Ordering::Relaxed);
+            if !reinsert && !again {
+                break;
+            }
             in_threads(threads, items, |(k, e)| {
-                if read!(self.state).entries.contains_key(k) {
-                    self.ensure_reachable(*k, &e.data, reinsert)?;
+                if read!(self.state).entries.contains_key(k)
+                    && self.ensure_reachable(*k, e, reinsert)? != Reach::Found
+                {
+                    reinserted.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 Ok(())
             })?;
@@ -560,12 +738,13 @@ impl SpaceIndex {
 
     /// Whether the graph has changed enough since the last reachability
     /// pass that older nodes may have lost their in-links: inserts and
-    /// removals since then reach half its size (or 256). That keeps the
-    /// passes' total work at about two searches per change.
+    /// removals since then reach its size (or 256). That keeps the passes'
+    /// total work at about one check per change (two when a pass
+    /// re-inserts nodes).
     pub(crate) fn relink_due(&self) -> bool {
         let changed = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
         // The cheap test first: asked of every space on every pass.
-        changed >= 256 && changed >= self.graph_len() / 2
+        changed >= 256 && changed >= self.graph_len()
     }
 
     pub(crate) fn unreachable_len(&self) -> usize {
@@ -583,7 +762,7 @@ impl SpaceIndex {
             key
         };
         self.mark_changed();
-        self.lock_unreachable().remove(&key);
+        self.unreachable_mut().remove(&key);
         self.remove_from_graph(key);
         true
     }
@@ -606,7 +785,7 @@ impl SpaceIndex {
         }
         self.mark_changed();
         {
-            let mut u = self.lock_unreachable();
+            let mut u = self.unreachable_mut();
             for k in &keys {
                 u.remove(k);
             }
@@ -636,7 +815,8 @@ impl SpaceIndex {
     /// Adds many entries at once (on open) and, if the space then holds
     /// [`GRAPH_MIN`] vectors or more, builds its graph on all cores.
     pub(crate) fn bulk_load(&self, entries: Vec<Entry>) -> Result<()> {
-        self.bulk_load_shared(entries.into_iter().map(Arc::new).collect(), false)
+        let entries = entries.into_iter().map(|e| Arc::new(self.admit(e)));
+        self.bulk_load_shared(entries.collect(), false)
     }
 
     /// [`SpaceIndex::bulk_load`] of entries shared with another index; with
@@ -652,7 +832,8 @@ impl SpaceIndex {
     /// [`SpaceIndex::build_loaded`] has, every search scans them exactly.
     /// Whether the space needs that build.
     pub(crate) fn load_unbuilt(&self, entries: Vec<Entry>) -> bool {
-        self.insert_loaded(entries.into_iter().map(Arc::new).collect(), false, true)
+        let entries = entries.into_iter().map(|e| Arc::new(self.admit(e)));
+        self.insert_loaded(entries.collect(), false, true)
     }
 
     /// Builds the graph of the entries [`SpaceIndex::load_unbuilt`] added,
@@ -683,11 +864,17 @@ impl SpaceIndex {
     /// Adds every entry to the graph on all cores, then checks that each is
     /// found by a search for its own vector.
     fn build_graph(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<()> {
-        let items: Vec<(u64, Arc<Entry>)> = read!(self.state)
-            .entries
-            .iter()
-            .map(|(k, e)| (*k, e.clone()))
-            .collect();
+        // Entries the indexer merged meanwhile (from writes during a
+        // background build) are in the graph already.
+        let items: Vec<(u64, Arc<Entry>)> = {
+            let st = read!(self.state);
+            let g = read!(self.graph);
+            st.entries
+                .iter()
+                .filter(|(k, e)| !e.data.is_empty() && !g.as_ref().is_some_and(|g| g.contains(**k)))
+                .map(|(k, e)| (*k, e.clone()))
+                .collect()
+        };
         self.ensure_capacity(items.len())?;
         in_parallel(&items, |(k, e)| {
             if stop() {
@@ -696,7 +883,93 @@ impl SpaceIndex {
             let _p = self.permits.acquire();
             self.add_node(*k, &e.data)
         })?;
-        self.relink().map(|_| ())
+        self.relink()?;
+        self.strip(items.iter().map(|(k, _)| *k));
+        Ok(())
+    }
+
+    /// An entry as this index keeps it: in an `f32` space its coordinates
+    /// rounded to `f32`, what the graph holds, so that every distance is
+    /// computed from the same coordinates, whether the entry or the graph
+    /// gives them.
+    fn admit(&self, mut entry: Entry) -> Entry {
+        if self.graph_keeps_coords() {
+            for x in &mut entry.data {
+                *x = f64::from(*x as f32);
+            }
+        }
+        entry
+    }
+
+    /// Whether entries give up their coordinates to the graph: in an `f32`
+    /// space the graph's copy is exact for what is searched, so keeping a
+    /// second (`f64`) one would double the memory of every vector
+    /// (docs/STORAGE.md, "Vector storage").
+    fn graph_keeps_coords(&self) -> bool {
+        self.datatype == Datatype::F32
+    }
+
+    /// The coordinates of the entry `key`: its own, or its graph node's
+    /// (converted from `f32`). `None` if it has none and `graph` lacks it.
+    fn coords<'a>(
+        &self,
+        graph: Option<&Index>,
+        key: u64,
+        entry: &'a Entry,
+        buf: &'a mut Vec<f64>,
+    ) -> Option<&'a [f64]> {
+        if !entry.data.is_empty() {
+            return Some(&entry.data);
+        }
+        buf.resize(self.manifold.ambient_dim(), 0.0);
+        let found = graph?.get(key, buf).ok()?;
+        (found == 1).then_some(&buf[..])
+    }
+
+    /// `entry` with its coordinates (read from `graph` if it gave them up).
+    fn with_coords(
+        &self,
+        graph: Option<&Index>,
+        key: u64,
+        entry: &Arc<Entry>,
+    ) -> Option<Arc<Entry>> {
+        if !entry.data.is_empty() {
+            return Some(entry.clone());
+        }
+        let mut buf = Vec::new();
+        let data = self.coords(graph, key, entry, &mut buf)?.to_vec();
+        Some(Arc::new(Entry {
+            id: entry.id,
+            data,
+            region: entry.region.clone(),
+            metadata: entry.metadata.clone(),
+        }))
+    }
+
+    /// In an `f32` space, drops the coordinates of these entries where the
+    /// graph holds their node ([`SpaceIndex::graph_keeps_coords`]).
+    fn strip(&self, keys: impl Iterator<Item = u64>) {
+        if !self.graph_keeps_coords() {
+            return;
+        }
+        let mut st = write!(self.state);
+        let g = read!(self.graph);
+        let Some(g) = g.as_ref() else {
+            return;
+        };
+        for k in keys {
+            if let Some(e) = st.entries.get_mut(&k)
+                && !e.data.is_empty()
+                && g.contains(k)
+            {
+                *e = Arc::new(Entry {
+                    id: e.id,
+                    data: Vec::new(),
+                    region: e.region.clone(),
+                    metadata: e.metadata.clone(),
+                });
+            }
+        }
     }
 
     /// Adds one node to the graph. usearch's first insert into an empty
@@ -817,7 +1090,7 @@ impl SpaceIndex {
         if g.dimensions() != dims {
             return Err(index_err("graph dump of another dimension"));
         }
-        Self::set_metric(&mut g, &self.manifold);
+        Self::configure(&mut g, &self.manifold);
         g.reserve_capacity_and_threads(g.size().max(GRAPH_FIRST_CAPACITY), GRAPH_THREADS)
             .map_err(index_err)?;
         st.graphed = true;
@@ -827,14 +1100,11 @@ impl SpaceIndex {
         let mut kept: HashSet<u64> = HashSet::new();
         let mut coords = vec![0.0f64; dims];
         let mut pending = Vec::new();
-        for e in entries.drain(..) {
+        for e in entries.drain(..).map(|e| self.admit(e)) {
             let node = dumped.get(&e.id).copied().filter(|k| {
                 g.contains(*k)
                     && g.get(*k, &mut coords).is_ok_and(|n| n == 1)
-                    && coords
-                        .iter()
-                        .zip(&e.data)
-                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                    && self.datatype_holds(&coords, &e.data)
             });
             match node {
                 Some(k) => {
@@ -859,7 +1129,7 @@ impl SpaceIndex {
                 dropped += 1;
             }
         }
-        *self.lock_unreachable() = meta
+        *self.unreachable_mut() = meta
             .unreachable
             .iter()
             .copied()
@@ -872,6 +1142,7 @@ impl SpaceIndex {
         );
         *slot = Some(g);
         drop((slot, st, fresh));
+        self.strip(kept.iter().copied());
         drop(_one);
         if dropped > 0 {
             // Removed nodes took links with them; the dumped unreachable set
@@ -883,9 +1154,39 @@ impl SpaceIndex {
         Ok(kept.len())
     }
 
+    /// Whether `stored`, a graph node's coordinates as the graph gives them
+    /// back, is what the graph makes of `data`: bit for bit in `f64` and
+    /// `f32` (the rounding is Rust's and usearch's alike); within the
+    /// format's rounding in `f16` and `i8`, whose conversions are
+    /// usearch's own. A vector changed by less than that rounding would
+    /// have the same node anyway.
+    fn datatype_holds(&self, stored: &[f64], data: &[f64]) -> bool {
+        let pairs = stored.iter().zip(data);
+        match self.datatype {
+            Datatype::F64 => pairs.into_iter().all(|(a, b)| a.to_bits() == b.to_bits()),
+            Datatype::F32 => pairs
+                .into_iter()
+                .all(|(a, b)| a.to_bits() == f64::from(*b as f32).to_bits()),
+            // Half precision keeps 11 significant bits (subnormals below 2^-14).
+            Datatype::F16 => pairs
+                .into_iter()
+                .all(|(a, b)| (a - b).abs() <= b.abs() * 2f64.powi(-10) + 2f64.powi(-24)),
+            // Scaled by the vector's norm into [-127, 127], then truncated.
+            Datatype::I8 => {
+                let norm = data.iter().map(|x| x * x).sum::<f64>().sqrt();
+                norm > 0.0
+                    && pairs
+                        .into_iter()
+                        .all(|(a, b)| (a - b / norm).abs() <= 1.0 / 127.0 + 1e-9)
+            }
+        }
+    }
+
     /// Moves up to `max` fresh vectors into the graph on up to `threads`
-    /// threads; returns how many were moved.
-    pub(crate) fn merge_fresh(&self, max: usize, threads: usize) -> Result<usize> {
+    /// threads; returns how many were moved. With `check`, each is looked
+    /// up by its own vector (re-inserted, or marked unreachable, if not
+    /// found); without, the caller runs a pass over the whole graph next.
+    pub(crate) fn merge_fresh(&self, max: usize, threads: usize, check: bool) -> Result<usize> {
         // The indexer asks every space on every pass: one with nothing
         // fresh (every space below `GRAPH_MIN`) answers without waiting
         // for a merger.
@@ -904,7 +1205,8 @@ impl SpaceIndex {
         self.ensure_capacity(batch.len())?;
         in_threads(threads, &batch, |key| {
             let entry = read!(self.state).entries.get(key).cloned();
-            if let Some(e) = entry {
+            // An entry without coordinates is in the graph already.
+            if let Some(e) = entry.filter(|e| !e.data.is_empty()) {
                 {
                     let _p = self.permits.acquire();
                     if !read!(self.graph).as_ref().is_some_and(|g| g.contains(*key)) {
@@ -926,7 +1228,12 @@ impl SpaceIndex {
                 .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
                 .collect()
         };
-        self.check_reachable(&added, threads)?;
+        // Each new node once: the passes over the whole graph
+        // ([`SpaceIndex::relink_due`], `flush_index`) check again.
+        if check {
+            self.check_reachable(&added, threads, false)?;
+        }
+        self.strip(batch.iter().copied());
         self.grow_overflow()?;
         self.since_relink
             .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
@@ -1021,27 +1328,38 @@ impl SpaceIndex {
     }
 
     /// Rebuilds the graph from the entries (drops every orphan node); a
-    /// space of fewer than [`GRAPH_MIN`] entries is left without one.
-    pub(crate) fn rebuild(&self) -> Result<()> {
+    /// space of fewer than [`GRAPH_MIN`] entries is left without one. An
+    /// `f32` space's entries get their coordinates back from the old graph,
+    /// or from `stored` (the records) where it lost them.
+    pub(crate) fn rebuild(&self, stored: &dyn Fn(Uuid) -> Option<Vec<f64>>) -> Result<()> {
         let entries: Vec<Entry> = {
             let mut st = write!(self.state);
             let old = std::mem::take(&mut *st);
             st.next_key = old.next_key;
+            let g = read!(self.graph);
             old.entries
-                .into_values()
-                .map(|e| {
-                    Arc::try_unwrap(e).unwrap_or_else(|a| Entry {
+                .into_iter()
+                .filter_map(|(k, e)| {
+                    let e = self.with_coords(g.as_ref(), k, &e).or_else(|| {
+                        Some(Arc::new(Entry {
+                            id: e.id,
+                            data: stored(e.id)?,
+                            region: e.region.clone(),
+                            metadata: e.metadata.clone(),
+                        }))
+                    })?;
+                    Some(Arc::try_unwrap(e).unwrap_or_else(|a| Entry {
                         id: a.id,
                         data: a.data.clone(),
                         region: a.region.clone(),
                         metadata: a.metadata.clone(),
-                    })
+                    }))
                 })
                 .collect()
         };
         self.fresh.lock().clear();
-        self.lock_unreachable().clear();
-        *write!(self.overflow) = None;
+        self.unreachable_mut().clear();
+        self.set_overflow(None);
         *write!(self.graph) = None;
         self.bulk_load(entries)
     }
@@ -1052,9 +1370,17 @@ impl SpaceIndex {
             return Ok(Vec::new());
         }
         let st = read!(self.state);
+        // Held for the whole search: entries of an `f32` space read their
+        // coordinates from it. (Locks: state, then graph, as everywhere.)
+        let graph = read!(self.graph);
         let matches = |e: &Entry| {
             q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                 && q.filter.is_none_or(|f| f.matches(&e.metadata))
+        };
+        let mut buf = Vec::new();
+        let mut distance = |k: u64, e: &Entry| {
+            self.coords(graph.as_ref(), k, e, &mut buf)
+                .map(|x| self.manifold.distance_unchecked(q.vector, x))
         };
         if q.exact || !st.graphed || st.building {
             // Every entry once, so no map to merge candidates in: what a
@@ -1063,32 +1389,29 @@ impl SpaceIndex {
                 .entries
                 .iter()
                 .filter(|(_, e)| matches(e))
-                .map(|(k, e)| (*k, self.manifold.distance_unchecked(q.vector, &e.data)))
+                .filter_map(|(k, e)| Some((*k, distance(*k, e)?)))
                 .collect();
             return Ok(nearest(&st, all, q.want));
         }
-        let mut hits: HashMap<u64, f64> = HashMap::new();
-        let exact_scan = |hits: &mut HashMap<u64, f64>, keys: &mut dyn Iterator<Item = u64>| {
+        // Candidates with their exact distances; a key can come twice (from
+        // the graph and the fresh buffer while the indexer moves it).
+        let mut hits: Vec<(u64, f64)> = Vec::new();
+        let mut exact_scan = |hits: &mut Vec<(u64, f64)>, keys: &mut dyn Iterator<Item = u64>| {
             for k in keys {
                 if let Some(e) = st.entries.get(&k)
                     && matches(e)
+                    && let Some(d) = distance(k, e)
                 {
-                    hits.insert(k, self.manifold.distance_unchecked(q.vector, &e.data));
+                    hits.push((k, d));
                 }
             }
         };
         // Snapshot the exactly-scanned sets *before* the graph search: the
         // indexer adds a key to the graph before it leaves `fresh`, so a
         // key missing from this snapshot is already in the graph.
-        let mut pending: Vec<u64> = self.fresh.lock().iter().copied().collect();
+        let fresh: Vec<u64> = self.fresh.lock().iter().copied().collect();
         let overflow = read!(self.overflow).clone();
-        {
-            let u = self.lock_unreachable();
-            match &overflow {
-                Some(o) => pending.extend(u.iter().filter(|k| !o.keys.contains(k))),
-                None => pending.extend(u.iter()),
-            }
-        }
+        let uncovered = self.uncovered(overflow.as_ref());
         // The overflow graph proposes candidates among the unreachable
         // nodes it covers; their distances come from this space's entries.
         if let Some(o) = &overflow {
@@ -1100,42 +1423,62 @@ impl SpaceIndex {
         }
         {
             let _p = self.permits.acquire();
-            let g = read!(self.graph);
-            // No graph yet: every key is in `pending`.
-            if let Some(g) = g.as_ref() {
+            // No graph yet: every key is fresh.
+            if let Some(g) = graph.as_ref() {
+                // usearch keeps `max(its ef, wanted)` candidates and its own
+                // ef is 1: asking for `ef` results is a search at `ef`.
+                let ef = q.ef.unwrap_or(self.params.expansion_search).max(q.want);
                 let found = if q.filter.is_none() && q.region.is_none() {
-                    g.search(q.vector, q.want)
+                    g.search(q.vector, ef)
                 } else {
-                    g.filtered_search(q.vector, q.want, |k| {
+                    g.filtered_search(q.vector, ef, |k| {
                         st.entries.get(&k).is_some_and(|e| matches(e))
                     })
                 }
                 .map_err(index_err)?;
-                exact_scan(&mut hits, &mut found.keys.into_iter());
+                // Candidates come sorted by the rank metric. In `f64` and
+                // `f32` graphs it orders them as the exact distance does,
+                // but for rounding (it is an `f32`): the first `2 want + 8`
+                // hold the nearest `want`. Quantized graphs rank roughly, so
+                // all of them are re-ranked.
+                let rerank = match self.datatype {
+                    Datatype::F64 | Datatype::F32 => 2 * q.want + 8,
+                    Datatype::F16 | Datatype::I8 => usize::MAX,
+                };
+                exact_scan(&mut hits, &mut found.keys.into_iter().take(rerank));
             }
         }
-        exact_scan(&mut hits, &mut pending.into_iter());
+        exact_scan(&mut hits, &mut fresh.into_iter());
+        exact_scan(&mut hits, &mut uncovered.iter().copied());
+        hits.sort_unstable_by_key(|h| h.0);
+        hits.dedup_by_key(|h| h.0);
         // A selective filter can starve the graph search: when fewer than
         // `want` came back but more may exist, scan the matches exactly.
         if hits.len() < q.want && st.entries.len() > hits.len() {
+            hits.clear();
             exact_scan(&mut hits, &mut st.entries.keys().copied());
         }
-        Ok(nearest(&st, hits.into_iter().collect(), q.want))
+        Ok(nearest(&st, hits, q.want))
     }
 
     /// Every matching vector within `radius`, sorted by distance (exact).
     pub(crate) fn range(&self, q: &Query<'_>, radius: f64) -> Vec<Hit> {
         let st = read!(self.state);
+        let graph = read!(self.graph);
+        let mut buf = Vec::new();
         let mut out: Vec<Hit> = st
             .entries
-            .values()
-            .filter(|e| {
+            .iter()
+            .filter(|(_, e)| {
                 q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                     && q.filter.is_none_or(|f| f.matches(&e.metadata))
             })
-            .map(|e| Hit {
-                id: e.id,
-                distance: self.manifold.distance_unchecked(q.vector, &e.data),
+            .filter_map(|(k, e)| {
+                let x = self.coords(graph.as_ref(), *k, e, &mut buf)?;
+                Some(Hit {
+                    id: e.id,
+                    distance: self.manifold.distance_unchecked(q.vector, x),
+                })
             })
             .filter(|h| h.distance <= radius)
             .collect();

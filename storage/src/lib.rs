@@ -76,13 +76,13 @@ pub use hvs_types::Filter;
 pub use index::IndexParams;
 pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
-    Change, ChangeBody, ChangeKind, DiscardPolicy, GeometrySpec, InvalidPointPolicy, MAX_DIMENSION,
-    MAX_METADATA_DEPTH, Metadata, NewVector, Retention, SpaceConfig, VectorRecord, VectorUpdate,
-    decode_change, decode_stored_rows, try_decode_stored_rows,
+    Change, ChangeBody, ChangeKind, Datatype, DiscardPolicy, GeometrySpec, InvalidPointPolicy,
+    MAX_DIMENSION, MAX_METADATA_DEPTH, Metadata, NewVector, Retention, SpaceConfig, VectorRecord,
+    VectorUpdate, decode_change, decode_stored_rows, try_decode_stored_rows,
 };
 pub use retention::{DiscardListener, Discarded, StoreClock};
 pub use store::{
-    CHECKPOINT_EVERY, ConsistencyReport, Durability, FORMAT_VERSION, MAX_RESULTS, NamespaceStats,
-    SearchHit, SearchQuery, Stats, Store, StoreConfig,
+    CHECKPOINT_EVERY, ConsistencyReport, Durability, FORMAT_VERSION, MAX_EF, MAX_RESULTS,
+    NamespaceStats, SearchHit, SearchQuery, Stats, Store, StoreConfig,
 };
 pub use sync::{ApplyOutcome, Causality, Clock, Resolution, Tombstone, hlc_millis};

@@ -1,6 +1,6 @@
 //! What is stored: spaces, vector records, changes, and their encoding.
 
-pub use hvs_types::{DiscardPolicy, GeometrySpec, MAX_DIMENSION, Metadata, Retention};
+pub use hvs_types::{Datatype, DiscardPolicy, GeometrySpec, MAX_DIMENSION, Metadata, Retention};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -36,6 +36,10 @@ pub struct SpaceConfig {
     /// `None`: the store's defaults ([`crate::StoreConfig::retention`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// What its search graph stores (docs/STORAGE.md, "Vector storage");
+    /// `None`: [`Datatype::default_for`] its geometry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datatype: Option<Datatype>,
 }
 
 impl SpaceConfig {
@@ -46,7 +50,20 @@ impl SpaceConfig {
             geometry,
             on_invalid: InvalidPointPolicy::Reject,
             retention: None,
+            datatype: None,
         }
+    }
+
+    /// The same space with its graph in `datatype`.
+    pub fn with_datatype(mut self, datatype: Datatype) -> Self {
+        self.datatype = Some(datatype);
+        self
+    }
+
+    /// The datatype its graph uses: the one asked for, or the geometry's default.
+    pub fn datatype(&self) -> Datatype {
+        self.datatype
+            .unwrap_or_else(|| Datatype::default_for(&self.geometry))
     }
 
     /// The same space with its own retention limits.

@@ -38,6 +38,9 @@ pub const FORMAT_VERSION: u64 = 1;
 /// The most results one search may ask for (`k + offset`).
 pub const MAX_RESULTS: usize = 10_000;
 
+/// The largest `ef` one search may ask for ([`SearchQuery::ef`]).
+pub const MAX_EF: usize = 10_000;
+
 /// How often, by default, the graphs that changed are saved
 /// ([`StoreConfig::checkpoint_every`]).
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -150,6 +153,11 @@ pub struct SearchQuery {
     pub region: Option<String>,
     /// Scan every vector instead of searching the graph (the reference).
     pub exact: bool,
+    /// Candidates the graph search keeps (HNSW's `ef`, hnswlib's `ef` and
+    /// Qdrant's `hnsw_ef`): more is slower and finds more of the true
+    /// nearest. At least `k + offset` is used, at most [`MAX_EF`]. `None`:
+    /// the store's `index.expansion_search` (64 by default).
+    pub ef: Option<usize>,
 }
 
 impl SearchQuery {
@@ -163,6 +171,7 @@ impl SearchQuery {
             filter: None,
             region: None,
             exact: false,
+            ef: None,
         }
     }
 }
@@ -504,6 +513,9 @@ impl Store {
         if let Some(p) = config.retention.as_ref().and_then(|r| r.problem()) {
             return Err(StorageError::InvalidRetention(p));
         }
+        if let Some(p) = config.datatype.and_then(|d| d.problem(&config.geometry)) {
+            return Err(StorageError::InvalidDatatype(p));
+        }
         config
             .geometry
             .build()
@@ -688,6 +700,13 @@ impl Store {
                 q.k.saturating_add(q.offset)
             )));
         }
+        if let Some(ef) = q.ef
+            && !(1..=MAX_EF).contains(&ef)
+        {
+            return Err(StorageError::InvalidQuery(format!(
+                "ef = {ef} is outside 1..={MAX_EF}"
+            )));
+        }
         crate::vectors::check_filter(q.filter.as_ref())?;
         let v = Self::admit(&space, q.vector.clone())?;
         Ok((space, v))
@@ -706,13 +725,34 @@ impl Store {
             filter: q.filter.as_ref(),
             region: q.region.as_deref(),
             exact: q.exact,
+            ef: q.ef,
         })?;
         Ok(page(hits, q.offset, q.k))
     }
 
-    /// Several searches; one result list each, in order.
+    /// Several searches; one result list each, in order. They run on every
+    /// core, each query on one thread; the first error (in query order) is
+    /// the answer.
     pub fn batch_search(&self, queries: &[SearchQuery]) -> Result<Vec<Vec<SearchHit>>> {
-        queries.iter().map(|q| self.semantic_search(q)).collect()
+        let threads = all_cores().min(queries.len());
+        if threads < 2 {
+            return queries.iter().map(|q| self.semantic_search(q)).collect();
+        }
+        let parts: Vec<Vec<Result<Vec<SearchHit>>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = queries
+                .chunks(queries.len().div_ceil(threads))
+                .map(|part| s.spawn(move || part.iter().map(|q| self.semantic_search(q)).collect()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(StorageError::Index("a search thread panicked".into()))]
+                    })
+                })
+                .collect()
+        });
+        parts.into_iter().flatten().collect()
     }
 
     /// Every matching vector within `radius` of the query (exact scan),
@@ -730,6 +770,7 @@ impl Store {
             filter: q.filter.as_ref(),
             region: q.region.as_deref(),
             exact: true,
+            ef: None,
         };
         Ok(page(space.index.range(&query, radius), q.offset, q.k))
     }
@@ -822,14 +863,15 @@ impl Store {
         self.shared.wait_built();
         let spaces = self.shared.all_spaces();
         for s in spaces {
-            while s.index.merge_fresh(MAX_GROUP, all_cores())? > 0 {}
+            // Unchecked: the pass that follows checks every node.
+            while s.index.merge_fresh(MAX_GROUP, all_cores(), false)? > 0 {}
             s.index.relink()?;
             s.index.rebuild_overflow()?;
         }
         while self
             .shared
             .blocks_index
-            .merge_fresh(MAX_GROUP, all_cores())?
+            .merge_fresh(MAX_GROUP, all_cores(), false)?
             > 0
         {}
         self.shared.blocks_index.relink()?;

@@ -237,6 +237,7 @@ impl Store {
                 filter: filter.as_ref(),
                 region: None,
                 exact: false,
+                ef: None,
             })?;
             let exhausted = hits.len() < want;
             let mut out = Vec::new();

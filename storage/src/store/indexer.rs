@@ -104,7 +104,7 @@ impl Shared {
                         continue;
                     }
                     merged |= index
-                        .merge_fresh(256, BACKGROUND_THREADS)
+                        .merge_fresh(256, BACKGROUND_THREADS, true)
                         .is_ok_and(|n| n > 0);
                     // Inserts prune other nodes' links; re-check them all
                     // each time the graph doubles (amortised: a constant

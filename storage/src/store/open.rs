@@ -62,6 +62,7 @@ impl Store {
                     .map_err(StorageError::InvalidGeometry)?
                     .into(),
                 config.index,
+                crate::record::Datatype::F32,
             )?,
             block_sections: Mutex::new(HashMap::new()),
             encoder: hvs_contracts::TextEncoder::new(TEXT_DIM)
@@ -203,7 +204,7 @@ impl Shared {
             .map_err(StorageError::InvalidGeometry)?;
         let (retention, held) = self.retention_of(&config);
         Ok(Arc::new(Space {
-            index: SpaceIndex::new(m, self.index_params)?,
+            index: SpaceIndex::new(m, self.index_params, config.datatype())?,
             config,
             restored: AtomicUsize::new(0),
             vectors: RwLock::new(BTreeSet::new()),

@@ -89,7 +89,11 @@ impl Shared {
                     space.index.upsert(entry_of(r.clone()));
                 }
                 if stale > 0 {
-                    space.index.rebuild()?;
+                    // An f32 space's entries keep their coordinates in the
+                    // graph; any the graph lost come from the records.
+                    space
+                        .index
+                        .rebuild(&|id| truth.get(&id).map(|r| r.data.clone()))?;
                 }
             }
         }

@@ -14,6 +14,7 @@
 
 mod block;
 mod bridge;
+mod datatype;
 mod filter;
 mod geometry;
 mod retention;
@@ -24,6 +25,7 @@ pub use bridge::{
     BridgeHit, BridgeHits, BridgeIsolation, BridgeKind, BridgeQuery, BridgeSpec, BridgeStatus,
     InstanceRefusal, SlowProgress, SlowState,
 };
+pub use datatype::Datatype;
 pub use filter::Filter;
 pub use geometry::{GeometrySpec, MAX_DIMENSION};
 pub use retention::{DiscardPolicy, Retention, message_bytes};
