@@ -1,30 +1,60 @@
-//! The large storage runs: write/read latency at each durability level, and
-//! index build, memory, recall@10 against the exact scan, queries per second
-//! and latency on hyperbolic (taxonomy and spread) and 128-d Euclidean data,
-//! hnsw_rs on equal data as the reference, and the time to reopen.
+//! The large storage runs: write/read latency at each durability level;
+//! for each data set the index build (time, memory per vector) and a
+//! recall/QPS curve from a per-query `ef` sweep (recall@10 against exact
+//! neighbours computed in the bench, single-thread QPS, p50, p99), for HVS
+//! beside hnsw_rs (and hnswlib through `benches/hnswlib_ref.py` on the
+//! exported data); and the time to reopen.
 //!
-//! `cargo bench -p hvs-storage --bench large` runs a small configuration;
-//! `HVS_BENCH_N=1000000 HVS_BENCH_N128=1000000 cargo bench -p hvs-storage --bench large`
-//! the figures in docs/BENCHMARKS.md. Output is Markdown table rows.
+//! `cargo bench -p hvs-storage --bench large` runs every part at a small
+//! size; docs/BENCHMARKS.md ("Index at scale") has the commands of the
+//! recorded runs. Output is Markdown; progress goes to stderr.
 //!
-//! Environment: `HVS_BENCH_PARTS` (comma-separated, default all of
-//! `latency,h12,spread,e128,reopen`), `HVS_BENCH_QUERIES`,
-//! `HVS_BENCH_HNSW_RS_N` (hnsw_rs's subset of the 128-d data, default
-//! 200,000), `HVS_BENCH_EXPORT` (a folder: the 128-d data and queries are
-//! written there as little-endian f32 for `benches/hnswlib_ref.py`).
+//! Parts (`HVS_BENCH_PARTS`, comma-separated, default all):
+//! - `latency`: store/retrieve latency per durability level;
+//! - `h12`, `spread`: H^12 taxonomy (branching 8) and exp0 of N(0, I), HVS only;
+//! - `e128`: uniform in [-1, 1]^128, the worst case;
+//! - `c128`, `c512`: a mixture of 1,000 Gaussians each in its own 8–16-d
+//!   subspace, plus noise (`large/data.rs`);
+//! - `deep`: a 20-level tree with heavy-tailed fan-out in H^12, rooted at the
+//!   origin ("near") and moved `HVS_BENCH_DEEP_SHIFT` out by an isometry
+//!   ("far"), HVS only;
+//! - `reopen`: the H^12 taxonomy reopened with and without its graph dump.
+//!
+//! Environment: `HVS_BENCH_N` (12-d sets, default 50,000), `HVS_BENCH_N128`
+//! (`e128`, `c128`; 20,000), `HVS_BENCH_N512` (`c512`; 20,000),
+//! `HVS_BENCH_NDEEP` (`deep`; 50,000), `HVS_BENCH_QUERIES` (1,000),
+//! `HVS_BENCH_EF` (the sweep, default 10,16,24,32,48,64,96,128,192,256,384,512),
+//! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean sets, default
+//! `f32`; any of `f32,f16,f64`), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`),
+//! `HVS_BENCH_STORE` (`file`, default: a redb file in a temporary folder,
+//! as `hvs serve` keeps vectors; or `memory`), `HVS_BENCH_DEEP_SHIFT`
+//! (default 10), `HVS_BENCH_EXPORT` (a folder, relative to `storage/` where
+//! `cargo bench` runs: each Euclidean set's base, queries and exact
+//! neighbours are written there for `benches/hnswlib_ref.py`, and the
+//! command to run from the workspace root is printed).
 
 #![allow(missing_docs)]
 
+#[path = "large/curves.rs"]
+mod curves;
+#[path = "large/data.rs"]
+mod data;
+#[path = "large/truth.rs"]
+mod truth;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hnsw_rs::prelude::{DistL2, Hnsw};
+use curves::{Base, DataSet, Settings, Table, pct, us};
+use data::Flat;
 use hvs_geometry::{Hyperboloid, Manifold};
 use hvs_storage::{
-    Durability, GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig,
+    Datatype, Durability, GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig,
 };
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -33,26 +63,13 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|k| k.parse::<u64>().ok())
-            })
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn h12() -> GeometrySpec {
@@ -147,158 +164,6 @@ fn latency() {
     }
 }
 
-/// A tree of branching 8 embedded in H^12: children 1–1.6 from their
-/// parent in random directions.
-fn taxonomy(rng: &mut StdRng, n: usize) -> Vec<Vec<f64>> {
-    let h = Hyperboloid::new(12, 1.0).unwrap();
-    let mut level = vec![h.origin()];
-    let mut all = level.clone();
-    while all.len() < n {
-        let mut next = Vec::new();
-        for p in &level {
-            for _ in 0..8 {
-                let len = rng.random_range(1.0..1.6);
-                next.push(jitter(&h, rng, p, len));
-            }
-        }
-        all.extend(next.iter().cloned());
-        level = next;
-    }
-    all.truncate(n);
-    all
-}
-
-fn jitter(h: &Hyperboloid, rng: &mut StdRng, p: &[f64], len: f64) -> Vec<f64> {
-    let w: Vec<f64> = (0..13).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let t = h.project_tangent(p, &w).unwrap();
-    let n = h.norm(p, &t).unwrap().max(1e-12);
-    h.exp(p, &t.iter().map(|a| a * len / n).collect::<Vec<_>>())
-        .unwrap()
-}
-
-fn index_run(label: &str, spec: GeometrySpec, points: &[Vec<f64>], queries: &[Vec<f64>]) {
-    let before = rss();
-    let s = Store::open(StoreConfig::memory()).unwrap();
-    s.create_namespace(SpaceConfig::new("n", spec)).unwrap();
-    let t0 = Instant::now();
-    for chunk in points.chunks(10_000) {
-        s.batch_store_vectors(
-            chunk
-                .iter()
-                .map(|p| NewVector::new("n", p.clone()))
-                .collect(),
-        )
-        .unwrap();
-    }
-    let written = t0.elapsed();
-    s.flush_index().unwrap();
-    let build = t0.elapsed();
-    let mem = rss().saturating_sub(before) as f64 / points.len() as f64;
-    let st = s.get_stats().unwrap().namespaces["n"].clone();
-    let n_recall = queries.len().min(200);
-    let mut found = 0;
-    for q in &queries[..n_recall] {
-        let exact = s
-            .semantic_search(&SearchQuery {
-                exact: true,
-                ..SearchQuery::new("n", q.clone(), 10)
-            })
-            .unwrap();
-        let approx = s
-            .semantic_search(&SearchQuery::new("n", q.clone(), 10))
-            .unwrap();
-        let truth: std::collections::HashSet<_> = exact.iter().map(|h| h.id).collect();
-        found += approx.iter().filter(|h| truth.contains(&h.id)).count();
-    }
-    let recall = found as f64 / (n_recall * 10) as f64;
-    let mut lat = Vec::new();
-    let t1 = Instant::now();
-    for q in queries {
-        let t = Instant::now();
-        s.semantic_search(&SearchQuery::new("n", q.clone(), 10))
-            .unwrap();
-        lat.push(t.elapsed());
-    }
-    let qps1 = queries.len() as f64 / t1.elapsed().as_secs_f64();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let t2 = Instant::now();
-    std::thread::scope(|sc| {
-        for part in queries.chunks(queries.len().div_ceil(threads)) {
-            let s = &s;
-            sc.spawn(move || {
-                for q in part {
-                    s.semantic_search(&SearchQuery::new("n", q.clone(), 10))
-                        .unwrap();
-                }
-            });
-        }
-    });
-    let qps_all = queries.len() as f64 / t2.elapsed().as_secs_f64();
-    println!(
-        "| {label} | {} | {:.1} s ({:.1} s writes) | {:.0} B | {recall:.4} | {qps1:.0} | {qps_all:.0} | {} | {} | {} | {} | {} |",
-        points.len(),
-        build.as_secs_f64(),
-        written.as_secs_f64(),
-        mem,
-        us(pct(&mut lat, 0.5)),
-        us(pct(&mut lat, 0.99)),
-        st.unreachable,
-        st.in_overflow,
-        st.scanned_exactly,
-    );
-}
-
-fn hnsw_rs_run(points: &[Vec<f64>], queries: &[Vec<f64>]) {
-    let data: Vec<Vec<f32>> = points
-        .iter()
-        .map(|p| p.iter().map(|a| *a as f32).collect())
-        .collect();
-    let t0 = Instant::now();
-    let hnsw = Hnsw::<f32, DistL2>::new(16, data.len(), 16, 128, DistL2 {});
-    let refs: Vec<(&Vec<f32>, usize)> = data.iter().enumerate().map(|(i, v)| (v, i)).collect();
-    hnsw.parallel_insert(&refs);
-    let build = t0.elapsed();
-    let n_recall = queries.len().min(200);
-    let mut found = 0;
-    for q in &queries[..n_recall] {
-        let qf: Vec<f32> = q.iter().map(|a| *a as f32).collect();
-        let mut exact: Vec<(f64, usize)> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                (
-                    p.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum::<f64>(),
-                    i,
-                )
-            })
-            .collect();
-        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let truth: std::collections::HashSet<usize> = exact[..10].iter().map(|e| e.1).collect();
-        found += hnsw
-            .search(&qf, 10, 64)
-            .iter()
-            .filter(|n| truth.contains(&n.d_id))
-            .count();
-    }
-    let mut lat = Vec::new();
-    let t1 = Instant::now();
-    for q in queries {
-        let qf: Vec<f32> = q.iter().map(|a| *a as f32).collect();
-        let t = Instant::now();
-        hnsw.search(&qf, 10, 64);
-        lat.push(t.elapsed());
-    }
-    let qps1 = queries.len() as f64 / t1.elapsed().as_secs_f64();
-    println!(
-        "| hnsw_rs 0.3 (f32, M=16, efc=128, ef=64), E^128 | {} | {:.1} s (parallel) | — | {:.4} | {qps1:.0} | — | {} | {} | — | — | — |",
-        points.len(),
-        build.as_secs_f64(),
-        found as f64 / (n_recall * 10) as f64,
-        us(pct(&mut lat, 0.5)),
-        us(pct(&mut lat, 0.99)),
-    );
-}
-
 fn reopen_run(points: &[Vec<f64>]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reopen.redb");
@@ -350,75 +215,279 @@ fn reopen_run(points: &[Vec<f64>]) {
     );
 }
 
-/// Writes points as consecutive little-endian f32 coordinates.
-fn export(path: &std::path::Path, points: &[Vec<f64>]) {
-    let mut bytes = Vec::with_capacity(points.len() * points[0].len() * 4);
-    for p in points {
-        for a in p {
-            bytes.extend_from_slice(&(*a as f32).to_le_bytes());
+/// Writes values as consecutive little-endian 4-byte words.
+fn export<T: Copy>(path: &Path, values: impl Iterator<Item = T>, bytes: impl Fn(T) -> [u8; 4]) {
+    let out: Vec<u8> = values.flat_map(bytes).collect();
+    std::fs::write(path, out).unwrap();
+}
+
+/// What the command line of the whole process chose.
+struct Run {
+    settings: Settings,
+    datatypes: Vec<Datatype>,
+    hvs: bool,
+    hnsw_rs: bool,
+    export: Option<PathBuf>,
+    nq: usize,
+}
+
+fn datatype(name: &str) -> Datatype {
+    match name {
+        "f64" => Datatype::F64,
+        "f32" => Datatype::F32,
+        "f16" => Datatype::F16,
+        "i8" => Datatype::I8,
+        other => panic!("HVS_BENCH_DATATYPES: unknown datatype {other:?}"),
+    }
+}
+
+/// A Euclidean set through HVS (each datatype) and hnsw_rs, exported for
+/// hnswlib when asked.
+fn euclidean_part(name: &str, label: &str, (base, queries): (Flat, Flat), run: &Run) {
+    let t = Instant::now();
+    let truth = truth::euclidean(&base, &queries, run.settings.k);
+    let truth_secs = t.elapsed().as_secs_f64();
+    if let Some(dir) = &run.export {
+        // `cargo bench` runs in the package's folder: print absolute paths.
+        std::fs::create_dir_all(dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let file = |what: &str| dir.join(format!("{name}_{what}"));
+        export(
+            &file("base.f32"),
+            base.data.iter().copied(),
+            f32::to_le_bytes,
+        );
+        export(
+            &file("queries.f32"),
+            queries.data.iter().copied(),
+            f32::to_le_bytes,
+        );
+        export(
+            &file("truth.i32"),
+            truth.iter().flatten().map(|i| *i as i32),
+            i32::to_le_bytes,
+        );
+        let efs: Vec<String> = run.settings.efs.iter().map(usize::to_string).collect();
+        println!(
+            "\nhnswlib on the same data: `target/python-venv/bin/python storage/benches/hnswlib_ref.py --base {} --queries {} --truth {} --dim {} --k {} --ef {} --label \"{label}\"`",
+            file("base.f32").display(),
+            file("queries.f32").display(),
+            file("truth.i32").display(),
+            base.dim,
+            run.settings.k,
+            efs.join(","),
+        );
+    }
+    let set = DataSet {
+        label: label.into(),
+        spec: GeometrySpec::Euclidean { dim: base.dim },
+        base: Base::F32(&base),
+        queries: (0..queries.len()).map(|i| queries.point(i)).collect(),
+        truth,
+    };
+    println!(
+        "\n### {label}: {} vectors, {} queries, exact neighbours in {truth_secs:.1} s",
+        base.len(),
+        queries.len()
+    );
+    let mut table = Table::default();
+    if run.hvs {
+        for d in &run.datatypes {
+            curves::hvs(&set, Some(*d), &run.settings, &mut table);
         }
     }
-    std::fs::write(path, bytes).unwrap();
+    if run.hnsw_rs {
+        curves::hnsw_rs(&set, &base, &run.settings, &mut table);
+    }
+    table.print();
+}
+
+/// Each query's [`truth::CANDIDATES`] nearest points by the plain Lorentz
+/// product: a cheap pass over every point (the exact distance costs
+/// 0.4–1.3 µs a pair), valid for points near the origin.
+fn lorentz_candidates(points: &[Vec<f64>], queries: &[Vec<f64>]) -> Vec<Vec<u32>> {
+    truth::by_distance(points.len(), queries.len(), truth::CANDIDATES, |q, i| {
+        truth::lorentz_cosh(&queries[q], &points[i])
+    })
+}
+
+/// An H^12 set with its exact neighbours under the geometry crate's
+/// hyperbolic distance, picked from `candidates` (each query's nearest by a
+/// cheaper ordering, or by the same points before an isometry). The first
+/// ten queries are checked against a full exact scan.
+fn hyperbolic_set<'a>(
+    label: String,
+    points: &'a [Vec<f64>],
+    queries: Vec<Vec<f64>>,
+    candidates: &[Vec<u32>],
+    run: &Run,
+) -> DataSet<'a> {
+    let h = data::h12();
+    let t = Instant::now();
+    let k = run.settings.k;
+    let exact = |q: usize, i: usize| h.distance_unchecked(&queries[q], &points[i]);
+    let truth = truth::rerank(candidates, k, exact);
+    let checked = queries.len().min(10);
+    let full = truth::by_distance(points.len(), checked, k, exact);
+    for (q, (a, b)) in full.iter().zip(&truth).enumerate() {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        a.sort();
+        b.sort();
+        assert_eq!(
+            a, b,
+            "{label}: query {q}'s candidates miss a true neighbour"
+        );
+    }
+    run.settings.progress(&format!(
+        "{label}: exact neighbours in {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+    DataSet {
+        label,
+        spec: h12(),
+        base: Base::F64(points),
+        queries,
+        truth,
+    }
+}
+
+/// HVS on H^12 sets, one table.
+fn hyperbolic_part(sets: &[DataSet<'_>], run: &Run) {
+    let mut table = Table::default();
+    if run.hvs {
+        for set in sets {
+            curves::hvs(set, None, &run.settings, &mut table);
+        }
+    }
+    table.print();
+}
+
+fn deep_part(run: &Run) {
+    let n = env("HVS_BENCH_NDEEP", 50_000);
+    let shift = std::env::var("HVS_BENCH_DEEP_SHIFT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
+    let tree = data::deep_tree(20, n, run.nq);
+    let far = data::move_out(&tree.points, shift);
+    let far_queries = data::move_out(&tree.queries, shift);
+    println!(
+        "\n### Deep tree in H^12: {} nodes in {} levels, at most {} children under one parent, {} parents with 100 or more; median radius {:.1} near the origin, {:.1} moved {shift} out; {} queries (new leaves)",
+        tree.points.len(),
+        data::DEEP_LEVELS,
+        tree.max_fanout,
+        tree.parents_over_100,
+        data::median_radius(&tree.points),
+        data::median_radius(&far),
+        run.nq,
+    );
+    // The move is an isometry: the near points' candidates are the far ones'.
+    let candidates = lorentz_candidates(&tree.points, &tree.queries);
+    let sets = [
+        hyperbolic_set(
+            "deep tree, near".into(),
+            &tree.points,
+            tree.queries.clone(),
+            &candidates,
+            run,
+        ),
+        hyperbolic_set(
+            format!("deep tree, far ({shift} out)"),
+            &far,
+            far_queries,
+            &candidates,
+            run,
+        ),
+    ];
+    hyperbolic_part(&sets, run);
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is read from the command line.
     let n = env("HVS_BENCH_N", 50_000);
     let n128 = env("HVS_BENCH_N128", 20_000);
+    let n512 = env("HVS_BENCH_N512", 20_000);
     let nq = env("HVS_BENCH_QUERIES", 1_000);
-    let parts = std::env::var("HVS_BENCH_PARTS")
-        .unwrap_or_else(|_| "latency,h12,spread,e128,reopen".into());
-    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    let parts = env_list(
+        "HVS_BENCH_PARTS",
+        "latency,h12,spread,e128,c128,c512,deep,reopen",
+    );
+    let part = |name: &str| parts.iter().any(|p| p == name);
+    let libs = env_list("HVS_BENCH_LIBS", "hvs,hnsw_rs");
+    let run = Run {
+        settings: Settings {
+            k: 10,
+            efs: env_list("HVS_BENCH_EF", "10,16,24,32,48,64,96,128,192,256,384,512")
+                .iter()
+                .map(|e| e.parse().expect("HVS_BENCH_EF: a list of numbers"))
+                .collect(),
+            file_store: std::env::var("HVS_BENCH_STORE").map_or(true, |s| s != "memory"),
+            started: Instant::now(),
+            built_one: Cell::new(false),
+        },
+        datatypes: env_list("HVS_BENCH_DATATYPES", "f32")
+            .iter()
+            .map(|d| datatype(d))
+            .collect(),
+        hvs: libs.iter().any(|l| l == "hvs"),
+        hnsw_rs: libs.iter().any(|l| l == "hnsw_rs"),
+        export: std::env::var("HVS_BENCH_EXPORT").ok().map(PathBuf::from),
+        nq,
+    };
     println!(
-        "# hvs-storage large bench: N = {n} (12-d), {n128} (128-d), {nq} queries, parts {parts}"
+        "# hvs-storage large bench: N = {n} (12-d), {n128} (128-d), {n512} (512-d), {nq} queries, parts {}, {} store, k = {}",
+        parts.join(","),
+        if run.settings.file_store {
+            "file"
+        } else {
+            "memory"
+        },
+        run.settings.k,
     );
     if part("latency") {
         latency();
     }
-
-    println!(
-        "\n| data | vectors | build (writes + graph) | memory / vector | recall@10 | QPS 1 thread | QPS all cores | p50 | p99 | unreachable | in overflow graphs | scanned exactly |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rng = StdRng::seed_from_u64(7);
-    let h = Hyperboloid::new(12, 1.0).unwrap();
-    let tax = taxonomy(&mut rng, n);
-    let tq: Vec<Vec<f64>> = (0..nq)
-        .map(|i| {
-            let p = &tax[(i * 7919) % tax.len()];
-            jitter(&h, &mut rng, p, 0.3)
-        })
-        .collect();
-    if part("h12") {
-        index_run("H^12 taxonomy (branching 8)", h12(), &tax, &tq);
-    }
-    if part("spread") {
-        let uni: Vec<Vec<f64>> = (0..n).map(|_| h.random_point(&mut rng)).collect();
-        let uq: Vec<Vec<f64>> = (0..nq).map(|_| h.random_point(&mut rng)).collect();
-        index_run("H^12 spread (exp0 of N(0, I))", h12(), &uni, &uq);
+    let h = data::h12();
+    let tax = data::taxonomy(&mut rng, n);
+    if part("h12") || part("spread") {
+        let tq: Vec<Vec<f64>> = (0..nq)
+            .map(|i| data::jitter(&h, &mut rng, &tax[(i * 7919) % tax.len()], 0.3))
+            .collect();
+        let spread: Vec<Vec<f64>> = (0..n).map(|_| h.random_point(&mut rng)).collect();
+        let sq: Vec<Vec<f64>> = (0..nq).map(|_| h.random_point(&mut rng)).collect();
+        let mut sets = Vec::new();
+        if part("h12") {
+            let candidates = lorentz_candidates(&tax, &tq);
+            let label = "H^12 taxonomy (branching 8)".into();
+            sets.push(hyperbolic_set(label, &tax, tq, &candidates, &run));
+        }
+        if part("spread") {
+            let candidates = lorentz_candidates(&spread, &sq);
+            let label = "H^12 spread (exp0 of N(0, I))".into();
+            sets.push(hyperbolic_set(label, &spread, sq, &candidates, &run));
+        }
+        println!("\n### H^12 taxonomy and spread: {n} vectors each, {nq} queries");
+        hyperbolic_part(&sets, &run);
     }
     if part("e128") {
-        let mut rng = StdRng::seed_from_u64(128);
-        let e128: Vec<Vec<f64>> = (0..n128)
-            .map(|_| (0..128).map(|_| rng.random_range(-1.0..1.0)).collect())
-            .collect();
-        let eq: Vec<Vec<f64>> = (0..nq)
-            .map(|_| (0..128).map(|_| rng.random_range(-1.0..1.0)).collect())
-            .collect();
-        if let Ok(dir) = std::env::var("HVS_BENCH_EXPORT") {
-            let dir = std::path::Path::new(&dir);
-            std::fs::create_dir_all(dir).unwrap();
-            export(&dir.join("e128_base.f32"), &e128);
-            export(&dir.join("e128_queries.f32"), &eq);
-        }
-        index_run(
+        euclidean_part(
+            "e128",
             "E^128 uniform",
-            GeometrySpec::Euclidean { dim: 128 },
-            &e128,
-            &eq,
+            data::uniform(128, n128, nq, 128),
+            &run,
         );
-        let sub = env("HVS_BENCH_HNSW_RS_N", 200_000).min(e128.len());
-        hnsw_rs_run(&e128[..sub], &eq);
+    }
+    if part("c128") {
+        let label = "E^128 clustered";
+        euclidean_part("c128", label, data::clustered(1128, n128, nq, 128), &run);
+    }
+    if part("c512") {
+        let label = "E^512 clustered";
+        euclidean_part("c512", label, data::clustered(1512, n512, nq, 512), &run);
+    }
+    if part("deep") {
+        deep_part(&run);
     }
     if part("reopen") {
         reopen_run(&tax);
