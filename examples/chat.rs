@@ -295,6 +295,7 @@ async fn run_model(me: &str, server: &str, contract: &Path, script: &Path) -> Re
                 visibility: "shared".into(),
                 geometry: own.geometry.clone(),
                 retention: None,
+                datatype: None,
             })
             .await?;
     }
@@ -494,6 +495,7 @@ async fn search(
                 filter: Some(Filter::Eq("hvs_kind".into(), json!("message"))),
                 region: None,
                 exact: false,
+                ef: None,
                 with_vector: false,
             })
             .await?;

@@ -507,6 +507,7 @@ async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxE
         visibility: "public".into(),
         geometry: h12(),
         retention: None,
+        datatype: None,
     };
     clients[0].create_namespace(&create).await?;
     for id in &ids(clients.len())[1..] {

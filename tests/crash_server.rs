@@ -697,6 +697,7 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
             filter: None,
             region: None,
             exact: true,
+            ef: None,
             with_vector: false,
         };
         let found = |hits: &[p::WireHit]| hits.iter().any(|h| h.id == v.id && h.distance < 1e-6);

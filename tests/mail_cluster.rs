@@ -191,6 +191,7 @@ async fn a_broadcast_reaches_members_on_both_instances() {
         visibility: "public".into(),
         geometry: serde_json::from_value(json!({"kind": "euclidean", "dim": 3})).unwrap(),
         retention: None,
+        datatype: None,
     })
     .await
     .unwrap();

@@ -96,6 +96,7 @@ async fn a_default_from_hvs_toml_and_a_namespace_of_its_own_over_tcp() {
             visibility: "public".into(),
             geometry: serde_json::from_value(json!({"kind": "euclidean", "dim": 3})).unwrap(),
             retention: Some(own),
+            datatype: None,
         })
         .await
         .unwrap();
@@ -138,6 +139,7 @@ async fn a_default_from_hvs_toml_and_a_namespace_of_its_own_over_tcp() {
                 max_bytes: Some(0),
                 ..Retention::default()
             }),
+            datatype: None,
         })
         .await
         .unwrap_err();

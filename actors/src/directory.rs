@@ -300,6 +300,7 @@ fn record_home(store: &Store, profile: &Profile, geometry: GeometrySpec) -> Resu
         grants: BTreeMap::new(),
         members: BTreeMap::new(),
         retention: None,
+        datatype: None,
     };
     let bytes = serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
     store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
@@ -370,6 +371,7 @@ impl Handler<CreateNamespace> for Directory {
         let work = blocking(move || {
             let config = SpaceConfig {
                 retention: info.retention,
+                datatype: info.datatype,
                 ..SpaceConfig::new(info.name.clone(), info.geometry.clone())
             };
             match store.create_namespace(config) {

@@ -26,7 +26,8 @@ use crate::model::{
 };
 use crate::namespace::{
     AccessKind, Caller, Check, Consensus, ConsensusReport, Contribute, Grant, GrantAccess, Info,
-    Join, Members, NamespaceInfo, QueryShared, Search, SharedHit, Visibility, blocking,
+    Join, Members, NamespaceInfo, NamespaceOptions, QueryShared, Search, SharedHit, Visibility,
+    blocking,
 };
 use crate::registry::{IsolationPolicy, ModelEntry, Registry};
 
@@ -284,20 +285,21 @@ impl Hub {
         visibility: Visibility,
         geometry: GeometrySpec,
     ) -> Result<NamespaceInfo> {
-        self.create_namespace_with(name, owner, visibility, geometry, None)
+        let options = NamespaceOptions::default();
+        self.create_namespace_with(name, owner, visibility, geometry, options)
             .await
     }
 
-    /// [`Hub::create_namespace`] with the namespace's own retention
-    /// (`None`: the store's defaults); limits of 0 are refused with
-    /// `invalid_retention`.
+    /// [`Hub::create_namespace`] with the namespace's own retention and
+    /// datatype (limits of 0 are refused with `invalid_retention`, a
+    /// datatype its geometry cannot use with `invalid_datatype`).
     pub async fn create_namespace_with(
         &self,
         name: &str,
         owner: &str,
         visibility: Visibility,
         geometry: GeometrySpec,
-        retention: Option<hvs_storage::Retention>,
+        options: NamespaceOptions,
     ) -> Result<NamespaceInfo> {
         let network = self
             .inner
@@ -312,7 +314,8 @@ impl Hub {
             geometry,
             grants: BTreeMap::new(),
             members: BTreeMap::new(),
-            retention,
+            retention: options.retention,
+            datatype: options.datatype,
         };
         self.inner.directory.send(CreateNamespace(info)).await?
     }
@@ -668,18 +671,19 @@ impl ModelRef {
         visibility: Visibility,
         geometry: GeometrySpec,
     ) -> Result<NamespaceInfo> {
-        self.create_namespace_with(name, visibility, geometry, None)
+        let options = NamespaceOptions::default();
+        self.create_namespace_with(name, visibility, geometry, options)
             .await
     }
 
     /// [`ModelRef::create_namespace`] with the namespace's own retention
-    /// (`None`: the store's defaults).
+    /// and datatype ([`NamespaceOptions`]).
     pub async fn create_namespace_with(
         &self,
         name: &str,
         visibility: Visibility,
         geometry: GeometrySpec,
-        retention: Option<hvs_storage::Retention>,
+        options: NamespaceOptions,
     ) -> Result<NamespaceInfo> {
         self.live()?;
         if !self.contract().permissions.can_write(name) {
@@ -699,7 +703,7 @@ impl ModelRef {
             });
         }
         self.hub
-            .create_namespace_with(name, self.id(), visibility, geometry, retention)
+            .create_namespace_with(name, self.id(), visibility, geometry, options)
             .await
     }
 

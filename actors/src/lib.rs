@@ -87,6 +87,8 @@ pub use model::{
     AckReport, BroadcastReport, DeadLetterInfo, Delivery, EachOutcome, MailboxStats, Outgoing,
     VectorInput,
 };
-pub use namespace::{AccessKind, ConsensusReport, Grant, NamespaceInfo, SharedHit, Visibility};
+pub use namespace::{
+    AccessKind, ConsensusReport, Grant, NamespaceInfo, NamespaceOptions, SharedHit, Visibility,
+};
 pub use registry::IsolationPolicy;
 pub use vectors::RecordHits;

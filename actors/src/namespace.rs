@@ -83,6 +83,33 @@ pub struct NamespaceInfo {
     /// "Retention"); `None`: the store's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<hvs_storage::Retention>,
+    /// The datatype its search graph was asked to store (docs/STORAGE.md,
+    /// "Vector storage"); `None`: its geometry's default. Catalog rows
+    /// written before it existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datatype: Option<hvs_storage::Datatype>,
+}
+
+impl NamespaceInfo {
+    /// What its search graph stores: the datatype asked for, or its
+    /// geometry's default (as the store decides).
+    pub fn datatype(&self) -> hvs_storage::Datatype {
+        self.datatype
+            .unwrap_or_else(|| hvs_storage::Datatype::default_for(&self.geometry))
+    }
+}
+
+/// What a new namespace may set beyond its name, visibility and geometry;
+/// `Default`: the store's defaults for all of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceOptions {
+    /// How long its messages are kept (`docs/SEMANTICS.md`, "Retention");
+    /// `None`: the store's defaults. Limits of 0 are refused with
+    /// `invalid_retention`.
+    pub retention: Option<hvs_storage::Retention>,
+    /// What its search graph stores; `None`: its geometry's default. One
+    /// its geometry cannot use is refused with `invalid_datatype`.
+    pub datatype: Option<hvs_storage::Datatype>,
 }
 
 /// Who asks: a model (checked) or the operator of the process (trusted).
@@ -621,5 +648,36 @@ impl Handler<ClaimHome> for NamespaceActor {
         self.info.owner = msg.0;
         self.info.grants.clear();
         Box::pin(self.persist())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_rows_without_a_datatype_read_as_the_geometry_default() {
+        let info = NamespaceInfo {
+            name: "n".into(),
+            owner: "o".into(),
+            visibility: Visibility::Private,
+            network: "local".into(),
+            geometry: GeometrySpec::Euclidean { dim: 3 },
+            grants: BTreeMap::new(),
+            members: BTreeMap::new(),
+            retention: None,
+            datatype: Some(hvs_storage::Datatype::F16),
+        };
+        let mut row = serde_json::to_value(&info).unwrap();
+        assert_eq!(row["datatype"], "f16");
+        assert_eq!(
+            serde_json::from_value::<NamespaceInfo>(row.clone()).unwrap(),
+            info
+        );
+        // A row written before namespaces had a datatype.
+        row.as_object_mut().unwrap().remove("datatype");
+        let old: NamespaceInfo = serde_json::from_value(row).unwrap();
+        assert_eq!(old.datatype, None);
+        assert_eq!(old.datatype(), hvs_storage::Datatype::F32);
     }
 }

@@ -140,6 +140,7 @@ async fn a_model_connecting_during_a_disk_fault_reads_but_cannot_write_until_it_
                 curvature: 1.0,
             },
             retention: None,
+            datatype: None,
         })
         .await
         .unwrap();

@@ -145,23 +145,40 @@ async fn absurd_sizes_and_limits_are_refused_or_bounded() {
             "{geometry}: {code}"
         );
     }
-    // Retention with a key the server does not know, or a limit of 0.
-    let h2 = json!({"kind": "hyperboloid", "dim": 2, "curvature": 1.0});
-    for (retention, expected) in [
-        (json!({"max_mesages": 10}), "bad_request"),
+    // Retention with a key the server does not know, or a limit of 0; a
+    // datatype the server does not know, or H^2 cannot use.
+    for (option, expected) in [
+        (json!({"retention": {"max_mesages": 10}}), "bad_request"),
         (
-            json!({"max_messages": 10, "discard": "sometimes"}),
+            json!({"retention": {"max_messages": 10, "discard": "sometimes"}}),
             "bad_request",
         ),
-        (json!({"max_messages": 0}), "invalid_retention"),
+        (
+            json!({"retention": {"max_messages": 0}}),
+            "invalid_retention",
+        ),
+        (json!({"datatype": "f8"}), "bad_request"),
+        (json!({"datatype": 16}), "bad_request"),
+        (json!({"datatype": "f16"}), "invalid_datatype"),
     ] {
-        let code = refused(
-            &a,
-            "create_namespace",
-            json!({"name": "team-kept", "geometry": h2, "retention": retention}),
-        )
-        .await;
-        assert_eq!(code, expected, "{retention}");
+        let mut args = option.clone();
+        args["name"] = json!("team-kept");
+        args["geometry"] = json!({"kind": "hyperboloid", "dim": 2, "curvature": 1.0});
+        let code = refused(&a, "create_namespace", args).await;
+        assert_eq!(code, expected, "{option}");
+    }
+    // A search's ef out of 1..=10,000, or not a count.
+    for (ef, expected) in [
+        (json!(0), "invalid_query"),
+        (json!(10_001), "invalid_query"),
+        (json!(-1), "bad_request"),
+        (json!("many"), "bad_request"),
+    ] {
+        let search = json!({"namespace": "a", "vector": h2(0.0, 0.0), "k": 1, "ef": ef});
+        let code = refused(&a, "search", search.clone()).await;
+        assert_eq!(code, expected, "{ef}");
+        let code = refused(&a, "batch_search", json!({"searches": [search]})).await;
+        assert_eq!(code, expected, "batch, {ef}");
     }
     // Metadata nested past the decoder's limit.
     let mut deep = json!("leaf");
@@ -266,6 +283,7 @@ async fn private_namespaces_read_only_blocks_and_isolation_hold_over_the_wire() 
             curvature: 1.0,
         },
         retention: None,
+        datatype: None,
     })
     .await
     .unwrap();

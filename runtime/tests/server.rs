@@ -147,6 +147,7 @@ async fn models_message_search_share_and_agree_over_tcp() {
             curvature: 1.0,
         },
         retention: None,
+        datatype: None,
     };
     alice.create_namespace(&ns).await.unwrap();
     alice.join("team-room", &["planning"]).await.unwrap();

@@ -233,6 +233,7 @@ async fn namespaces_are_listed_by_who_may_read_and_deleted_by_their_owner() {
         visibility: vis.into(),
         geometry: geometry.clone(),
         retention: None,
+        datatype: None,
     };
     a.create_namespace(&create("team-a", "private"))
         .await
@@ -289,6 +290,7 @@ async fn a_model_creates_only_namespaces_its_contract_writes_and_keeps_its_own()
         visibility: "private".into(),
         geometry: geometry.clone(),
         retention: None,
+        datatype: None,
     };
     // Outside the contract's write_namespaces: refused.
     let e = m.create_namespace(&create("elsewhere")).await.unwrap_err();

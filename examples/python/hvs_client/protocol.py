@@ -244,6 +244,7 @@ def create_namespace(
     geometry: Mapping[str, Any],
     visibility: str = "private",
     retention: Optional[Mapping[str, Any]] = None,
+    datatype: Optional[str] = None,
 ) -> Call[t.Namespace]:
     """Creates a namespace owned by this model. ``geometry`` is e.g.
     ``{"kind": "hyperboloid", "dim": 12, "curvature": 1.0}`` (see
@@ -251,10 +252,15 @@ def create_namespace(
     or ``public``; ``retention`` (the server's defaults if not given) is a
     map of ``max_age_ms``, ``max_messages``, ``max_bytes``,
     ``keep_acked_ms`` and ``discard`` (``old`` or ``new``), each optional
-    (docs/SEMANTICS.md, "Retention")."""
+    (docs/SEMANTICS.md, "Retention"); ``datatype`` is what its search
+    graph stores, ``f64``, ``f32``, ``f16`` or ``i8`` (the geometry's
+    default if not given: ``f32`` for euclidean and sphere, ``f64``
+    otherwise; one the geometry cannot use is refused with
+    ``invalid_datatype``; docs/STORAGE.md, "Vector storage")."""
     args: Dict[str, Any] = {"name": name, "geometry": dict(geometry), "visibility": visibility}
     if retention is not None:
         args["retention"] = dict(retention)
+    _put(args, datatype=datatype)
     return Call("create_namespace", args, _one(t.Namespace), Retry.NEVER)
 
 
@@ -415,6 +421,7 @@ def search_args(
     offset: int = 0,
     exact: bool = False,
     with_vector: bool = False,
+    ef: Optional[int] = None,
 ) -> Dict[str, Any]:
     """The wire arguments of one search (also an item of ``batch_search``)."""
     args: Dict[str, Any] = {"namespace": namespace, "vector": encode_vector(vector), "k": int(k)}
@@ -425,6 +432,8 @@ def search_args(
         args["offset"] = int(offset)
     if exact:
         args["exact"] = True
+    if ef is not None:
+        args["ef"] = int(ef)
     if with_vector:
         args["with_vector"] = True
     return args
@@ -439,12 +448,16 @@ def search(
     offset: int = 0,
     exact: bool = False,
     with_vector: bool = False,
+    ef: Optional[int] = None,
 ) -> Call[List[t.Hit]]:
     """The ``k`` stored vectors nearest to ``vector`` (after skipping
     ``offset``), each with its metadata and region, and its coordinates
     when ``with_vector``; ``filter`` on metadata (:mod:`hvs_client.filters`),
-    ``region`` to one region, ``exact`` for a brute-force scan."""
-    args = search_args(namespace, vector, k, filter, region, offset, exact, with_vector)
+    ``region`` to one region, ``exact`` for a brute-force scan; ``ef`` the
+    candidates the graph search keeps (1 to 10,000, else
+    ``invalid_query``; at least ``k + offset`` is used; the server's
+    default, 64, if not given; exact searches ignore it)."""
+    args = search_args(namespace, vector, k, filter, region, offset, exact, with_vector, ef)
     return Call("search", args, _many(t.Hit, "hits"), Retry.ALWAYS)
 
 
@@ -480,7 +493,7 @@ def _results(ok: Any, vector: t.VectorReader) -> List[List[t.Hit]]:
 def batch_search(searches: Iterable[Mapping[str, Any]]) -> Call[List[List[t.Hit]]]:
     """Several searches in one request: each a dict with the keyword
     arguments of :meth:`search` (``namespace``, ``vector``, ``k``,
-    ``filter``, …). One list of hits per search, in order; any refusal
+    ``filter``, ``ef``, …). One list of hits per search, in order; any refusal
     fails the whole request."""
     items = [search_args(**dict(s)) for s in searches]
     return Call("batch_search", {"searches": items}, _results, Retry.ALWAYS)

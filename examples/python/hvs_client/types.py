@@ -220,13 +220,15 @@ class ScrollPage:
 
 @dataclass
 class NamespaceSummary:
-    """One entry of ``list_namespaces``."""
+    """One entry of ``list_namespaces``; ``datatype`` as in
+    :class:`Namespace`."""
 
     name: str
     owner: str
     visibility: str
     geometry: Dict[str, Any]
     vectors: int
+    datatype: Optional[str] = None
 
 
 @dataclass
@@ -234,7 +236,9 @@ class Namespace:
     """A namespace and its access list. ``grants`` maps a model to
     ``{"read": bool, "write": bool}``; ``members`` maps a model to its
     declared capabilities; ``retention`` is the retention it was created
-    with (``None``: the server's defaults)."""
+    with (``None``: the server's defaults); ``datatype`` is what its search
+    graph stores (``f64``, ``f32``, ``f16`` or ``i8``: the one it was
+    created with, or its geometry's default)."""
 
     name: str
     owner: str
@@ -244,6 +248,7 @@ class Namespace:
     grants: Dict[str, Dict[str, bool]]
     members: Dict[str, List[str]]
     retention: Optional[Dict[str, Any]] = None
+    datatype: Optional[str] = None
 
 
 @dataclass

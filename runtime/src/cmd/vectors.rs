@@ -1,6 +1,6 @@
 //! Namespaces, vectors and search.
 
-use hvs_actors::{AccessKind, Grant, RecordHits, Visibility};
+use hvs_actors::{AccessKind, Grant, NamespaceOptions, RecordHits, Visibility};
 use hvs_storage::{NewVector, SearchQuery, VectorRecord, VectorUpdate};
 
 use super::Refusal;
@@ -32,6 +32,7 @@ fn wire_namespace(n: NamespaceInfo) -> p::WireNamespace {
         read: g.read,
         write: g.write,
     };
+    let datatype = n.datatype();
     p::WireNamespace {
         name: n.name,
         owner: n.owner,
@@ -41,6 +42,7 @@ fn wire_namespace(n: NamespaceInfo) -> p::WireNamespace {
         grants: n.grants.into_iter().map(|(m, g)| (m, grant(g))).collect(),
         members: n.members,
         retention: n.retention,
+        datatype,
     }
 }
 
@@ -80,6 +82,7 @@ fn query(s: p::Search) -> (SearchQuery, bool) {
         filter: s.filter,
         region: s.region,
         exact: s.exact,
+        ef: s.ef,
     };
     (q, s.with_vector)
 }
@@ -89,8 +92,12 @@ pub(super) async fn create_namespace(
     a: p::CreateNamespace,
 ) -> Result<p::WireNamespace, Refusal> {
     let vis = visibility(&a.visibility)?;
+    let options = NamespaceOptions {
+        retention: a.retention,
+        datatype: a.datatype,
+    };
     Ok(wire_namespace(
-        m.create_namespace_with(&a.name, vis, a.geometry, a.retention)
+        m.create_namespace_with(&a.name, vis, a.geometry, options)
             .await?,
     ))
 }
@@ -108,6 +115,7 @@ pub(super) async fn list_namespaces(m: ModelHandle) -> Result<p::NamespaceList, 
         .await?
         .into_iter()
         .map(|(n, vectors)| p::WireNamespaceSummary {
+            datatype: n.datatype(),
             name: n.name,
             owner: n.owner,
             visibility: visibility_name(n.visibility).into(),
@@ -289,6 +297,7 @@ pub(super) async fn range_search(m: ModelHandle, a: p::RangeSearch) -> Result<p:
         filter: a.filter,
         region: a.region,
         exact: false,
+        ef: None,
     };
     let hits = m.range_search(q, a.radius).await?;
     Ok(p::Hits {

@@ -27,6 +27,25 @@ pub(crate) fn contract(id: &str) -> Value {
     })
 }
 
+/// A server of an in-memory runtime on a free loopback port, without an
+/// admin listener.
+pub(crate) async fn loopback_server() -> hvs_runtime::Server {
+    let rt = hvs_runtime::Runtime::open(hvs_runtime::RuntimeConfig::memory())
+        .await
+        .unwrap();
+    loopback_server_of(rt).await
+}
+
+/// A server of `rt` on a free loopback port, without an admin listener.
+pub(crate) async fn loopback_server_of(rt: hvs_runtime::Runtime) -> hvs_runtime::Server {
+    let config = hvs_runtime::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin: None,
+        ..hvs_runtime::ServerConfig::default()
+    };
+    hvs_runtime::Server::start(rt, config, None).await.unwrap()
+}
+
 pub(crate) fn build(v: Value) -> Contract {
     Contract::from_value(v).expect("test contract is valid")
 }

@@ -667,7 +667,8 @@ impl Client {
             .await
     }
 
-    /// Creates a namespace this model owns.
+    /// Creates a namespace this model owns (with its own retention and
+    /// datatype if `args` give them).
     pub async fn create_namespace(
         &self,
         args: &p::CreateNamespace,
@@ -805,7 +806,7 @@ impl Client {
             .await
     }
 
-    /// A search with every option (offset, filter, region, exact,
+    /// A search with every option (offset, filter, region, exact, ef,
     /// with_vector).
     pub async fn search_with(&self, s: &p::Search) -> Result<Vec<p::WireHit>, ClientError> {
         let r: p::Hits = self.request(p::Request::Search(s.clone())).await?;

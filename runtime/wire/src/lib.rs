@@ -20,4 +20,4 @@ pub mod client;
 pub mod protocol;
 
 pub use client::{Client, ClientConfig, ClientError};
-pub use hvs_types::{BlockContent, Filter, GeometrySpec, Metadata};
+pub use hvs_types::{BlockContent, Datatype, Filter, GeometrySpec, Metadata};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use hvs_types::{Filter, GeometrySpec, Metadata, Retention};
+use hvs_types::{Datatype, Filter, GeometrySpec, Metadata, Retention};
 
 /// Arguments naming one thing (`namespace_info`, `get_block`, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,12 @@ pub struct CreateNamespace {
     /// defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// What its search graph stores: `f64`, `f32`, `f16` or `i8`
+    /// (`docs/STORAGE.md`, "Vector storage"); absent: its geometry's
+    /// default ([`Datatype::default_for`]). One its geometry cannot use is
+    /// refused with `invalid_datatype`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datatype: Option<Datatype>,
 }
 
 fn default_visibility() -> String {
@@ -91,6 +97,9 @@ pub struct WireNamespace {
     /// The retention it was created with; absent: the server's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// What its search graph stores: the one it was created with, or its
+    /// geometry's default.
+    pub datatype: Datatype,
 }
 
 /// One grant.
@@ -113,6 +122,8 @@ pub struct WireNamespaceSummary {
     pub visibility: String,
     /// Its manifold.
     pub geometry: GeometrySpec,
+    /// What its search graph stores (as in [`WireNamespace`]).
+    pub datatype: Datatype,
     /// Vectors stored in it.
     pub vectors: u64,
 }
@@ -302,6 +313,12 @@ pub struct Search {
     /// Scan exactly instead of searching the graph.
     #[serde(default)]
     pub exact: bool,
+    /// Candidates the graph search keeps (HNSW's `ef`): 1 to 10,000 (else
+    /// `invalid_query`), at least `k + offset` is used; absent: the
+    /// store's `IndexParams::expansion_search` (64 by default). Exact searches
+    /// ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef: Option<usize>,
     /// Hits carry their coordinates.
     #[serde(default)]
     pub with_vector: bool,
@@ -319,6 +336,7 @@ impl Search {
             filter: None,
             region: None,
             exact: false,
+            ef: None,
             with_vector: false,
         }
     }
