@@ -254,6 +254,7 @@ fn namespace_json(c: &SpaceConfig, stats: Option<&hvs::storage::NamespaceStats>)
     json!({
         "name": c.name,
         "geometry": c.geometry,
+        "datatype": c.datatype().name(),
         "dimension": dimension,
         "coordinates": coordinates,
         "vectors": n(|s| s.vectors),
