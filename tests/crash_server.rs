@@ -93,6 +93,21 @@ struct Server {
 }
 
 impl Server {
+    /// A server on fresh loopback ports, keeping its data in `dir/data`
+    /// and its output in `dir`; `extra` goes on its command line.
+    fn new(dir: &Path, extra: Vec<String>) -> Self {
+        Server {
+            dir: dir.to_path_buf(),
+            data: dir.join("data"),
+            port: free_port(),
+            admin: free_port(),
+            child: None,
+            starts: 0,
+            spawned: None,
+            extra,
+        }
+    }
+
     fn spawn(&mut self) {
         assert!(self.child.is_none());
         let n = self.starts;
@@ -501,17 +516,8 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
     let began = Instant::now();
 
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut server = Server {
-        dir: dir.path().to_path_buf(),
-        data: data.clone(),
-        port: free_port(),
-        admin: free_port(),
-        child: None,
-        starts: 0,
-        spawned: None,
-        extra: Vec::new(),
-    };
+    let mut server = Server::new(dir.path(), Vec::new());
+    let data = server.data.clone();
     server.start();
     let addr = format!("127.0.0.1:{}", server.port);
 
@@ -860,17 +866,8 @@ async fn graphs_are_checkpointed_while_the_server_runs() {
     const NS: &str = "checkpointed";
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hvs.toml"), "checkpoint_secs = 3600\n").unwrap();
-    let data = dir.path().join("data");
-    let mut server = Server {
-        dir: dir.path().to_path_buf(),
-        data: data.clone(),
-        port: free_port(),
-        admin: free_port(),
-        child: None,
-        starts: 0,
-        spawned: None,
-        extra: vec!["--checkpoint-secs".into(), "1".into()],
-    };
+    let mut server = Server::new(dir.path(), vec!["--checkpoint-secs".into(), "1".into()]);
+    let data = server.data.clone();
     server.start();
     let addr = format!("127.0.0.1:{}", server.port);
     let c = connect(&addr, NS).await;

@@ -294,7 +294,8 @@ const MAX_OVERFLOW_DEPTH: usize = 4;
 /// distance in `f64` (and in an `f32` space a read of its coordinates from
 /// the graph): with 851 of them scanned, a search of 200,000 clustered
 /// 128-d vectors at `ef` 16 took 243 µs; with them in an overflow graph,
-/// 90 µs (`storage/examples`, 2-core VM under load, 2026-12-06).
+/// 90 µs (an ad-hoc example run, not a committed bench; 2-core VM under
+/// load, 2026-12-06).
 const OVERFLOW_MIN: usize = 64;
 
 /// A graph over (a snapshot of) a space's unreachable nodes.
