@@ -1229,10 +1229,11 @@ impl SpaceIndex {
                 .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
                 .collect()
         };
-        // Each new node once: the passes over the whole graph
+        // Each new node, and the batch once more if re-inserting some of
+        // them pruned the others' links; the passes over the whole graph
         // ([`SpaceIndex::relink_due`], `flush_index`) check again.
         if check {
-            self.check_reachable(&added, threads, false)?;
+            self.check_reachable(&added, threads, true)?;
         }
         self.strip(batch.iter().copied());
         self.grow_overflow()?;
