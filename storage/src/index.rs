@@ -28,8 +28,15 @@
 //!   origin are everyone's nearest neighbours). Such a node is re-inserted
 //!   once; if still not found, it stays in `unreachable`, which every search
 //!   scans exactly, like `fresh`.
+//! - `twins` holds a `(hash of its coordinates, key)` pair for every entry,
+//!   and every graph search looks its query up there: a search for a stored
+//!   vector's own coordinates finds it whatever the graph's links are at
+//!   that moment (later inserts prune older nodes' in-links between the
+//!   passes that re-check them). An entry whose node is being re-inserted
+//!   holds its coordinates meanwhile, so its distance can be computed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use hvs_geometry::{AnyManifold, Manifold};
@@ -97,6 +104,18 @@ pub(crate) struct Entry {
     pub(crate) metadata: Arc<Metadata>,
 }
 
+impl Entry {
+    /// The same entry with coordinates `data`.
+    fn with_data(&self, data: Vec<f64>) -> Self {
+        Self {
+            id: self.id,
+            data,
+            region: self.region.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
 /// One result of a search, before it leaves the crate.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Hit {
@@ -108,6 +127,12 @@ pub(crate) struct Hit {
 struct State {
     entries: HashMap<u64, Arc<Entry>>,
     keys: HashMap<Uuid, u64>,
+    /// `(hash of its coordinates, key)` of every entry
+    /// ([`SpaceIndex::twin_hash`]): a search for a stored vector's own
+    /// coordinates finds it here whatever the graph does. A pair whose key
+    /// has no entry any more (its coordinates could not be read back when
+    /// it was removed) is skipped.
+    twins: BTreeSet<(u64, u64)>,
     next_key: u64,
     /// Whether new vectors go to the graph (through `fresh`), or the space
     /// is still scanned exactly ([`GRAPH_MIN`]).
@@ -279,6 +304,9 @@ pub(crate) struct SpaceIndex {
     overflow: RwLock<Option<Arc<Overflow>>>,
     /// 0 for a space's graph, 1 for its overflow graph, and so on.
     depth: usize,
+    /// Keys [`SpaceIndex::twin_hash`] (per index, so that nobody can choose
+    /// vectors whose hashes collide).
+    twin_hasher: RandomState,
 }
 
 /// Overflow graphs below a space's graph at most. Each level has always
@@ -363,6 +391,7 @@ impl SpaceIndex {
             changed: std::sync::atomic::AtomicBool::new(true),
             overflow: RwLock::new(None),
             depth: 0,
+            twin_hasher: RandomState::new(),
         })
     }
 
@@ -456,9 +485,10 @@ impl SpaceIndex {
                 let key = st.next_key;
                 st.next_key += 1;
                 if let Some(k) = st.keys.insert(entry.id, key) {
-                    st.entries.remove(&k);
+                    self.forget(&mut st, k);
                     replaced.push(k);
                 }
+                st.twins.insert((self.twin_hash(&entry.data), key));
                 st.entries.insert(key, Arc::new(entry));
                 if st.graphed {
                     fresh.push_back(key);
@@ -522,20 +552,22 @@ impl SpaceIndex {
     /// is re-inserted once (when `reinsert`), and if still not found,
     /// recorded as unreachable.
     fn ensure_reachable(&self, key: u64, entry: &Entry, reinsert: bool) -> Result<Reach> {
-        let _p = self.permits.acquire();
-        let g = read!(self.graph);
-        let Some(g) = g.as_ref().filter(|g| g.contains(key)) else {
-            return Ok(Reach::Found);
-        };
         let reach = if entry.data.is_empty() {
-            // Its coordinates are the graph's, `f32`: searched as they are.
-            let mut data = vec![0f32; self.manifold.ambient_dim()];
-            if g.get(key, &mut data).map_err(index_err)? != 1 {
-                return Ok(Reach::Found);
+            // Its coordinates are the graph's (`f32`, exact in `f64`).
+            let mut data = vec![0.0; self.manifold.ambient_dim()];
+            {
+                let _p = self.permits.acquire();
+                let g = read!(self.graph);
+                if !g
+                    .as_ref()
+                    .is_some_and(|g| g.get(key, &mut data).is_ok_and(|n| n == 1))
+                {
+                    return Ok(Reach::Found);
+                }
             }
-            self.check_node(g, key, &data, reinsert)?
+            self.check_node(key, &data, reinsert, true)?
         } else {
-            self.check_node(g, key, &entry.data, reinsert)?
+            self.check_node(key, &entry.data, reinsert, false)?
         };
         // Changed only when it moves: a change makes every search recompute
         // the keys it scans exactly.
@@ -553,18 +585,21 @@ impl SpaceIndex {
     }
 
     /// Whether a search for `data`, the node `key`'s vector, finds it; if
-    /// not and `reinsert`, re-inserts the node and searches again.
-    fn check_node<T: usearch::VectorType>(
-        &self,
-        g: &Index,
-        key: u64,
-        data: &[T],
-        reinsert: bool,
-    ) -> Result<Reach> {
+    /// not and `reinsert`, re-inserts the node and searches again. A
+    /// `stripped` entry (whose coordinates are its node's) holds `data`
+    /// while its node is out of the graph, so that searches and removals
+    /// can read them meanwhile.
+    fn check_node(&self, key: u64, data: &[f64], reinsert: bool, stripped: bool) -> Result<Reach> {
         // Found among the nearest (a twin may rank first): at a small `ef`
         // first, which finds nearly every node for less work, then at
-        // [`CHECK_EF`].
+        // [`CHECK_EF`]. A node gone from the graph (removed meanwhile)
+        // counts as found: nothing is left to check.
         let found = || -> Result<bool> {
+            let _p = self.permits.acquire();
+            let g = read!(self.graph);
+            let Some(g) = g.as_ref().filter(|g| g.contains(key)) else {
+                return Ok(true);
+            };
             for ef in [QUICK_CHECK_EF, CHECK_EF] {
                 if g.search(data, ef).map_err(index_err)?.keys.contains(&key) {
                     return Ok(true);
@@ -579,8 +614,24 @@ impl SpaceIndex {
             return Ok(Reach::Missing);
         }
         self.mark_changed();
-        let _ = g.remove(key);
-        g.add(key, data).map_err(index_err)?;
+        if stripped {
+            self.unstrip(key, data);
+        }
+        let added = {
+            let _p = self.permits.acquire();
+            let g = read!(self.graph);
+            match g.as_ref() {
+                Some(g) => {
+                    let _ = g.remove(key);
+                    g.add(key, data).map_err(index_err)
+                }
+                None => Ok(()),
+            }
+        };
+        if stripped {
+            self.strip(std::iter::once(key));
+        }
+        added?;
         Ok(if found()? {
             Reach::Reinserted
         } else {
@@ -759,7 +810,7 @@ impl SpaceIndex {
             let Some(key) = st.keys.remove(&id) else {
                 return false;
             };
-            st.entries.remove(&key);
+            self.forget(&mut st, key);
             key
         };
         self.mark_changed();
@@ -776,7 +827,7 @@ impl SpaceIndex {
             ids.iter()
                 .filter_map(|id| {
                     let key = st.keys.remove(id)?;
-                    st.entries.remove(&key);
+                    self.forget(&mut st, key);
                     Some(key)
                 })
                 .collect()
@@ -855,6 +906,7 @@ impl SpaceIndex {
             let key = st.next_key;
             st.next_key += 1;
             st.keys.insert(e.id, key);
+            st.twins.insert((self.twin_hash(&e.data), key));
             st.entries.insert(key, e);
         }
         st.graphed |= graph || st.entries.len() >= GRAPH_MIN;
@@ -902,6 +954,35 @@ impl SpaceIndex {
         entry
     }
 
+    /// A hash of the coordinates `v` as this index keeps them
+    /// ([`admit`](Self::admit)): a stored vector's and a query of the same
+    /// coordinates' are equal.
+    fn twin_hash(&self, v: &[f64]) -> u64 {
+        let round = self.graph_keeps_coords();
+        let mut h = self.twin_hasher.build_hasher();
+        for &x in v {
+            let x = if round { f64::from(x as f32) } else { x };
+            // `-0.0 + 0.0` is `+0.0`: equal coordinates, equal hash.
+            h.write_u64((x + 0.0).to_bits());
+        }
+        h.finish()
+    }
+
+    /// Removes the entry `key`, and its twin pair if its coordinates can be
+    /// read (the caller holds the state's write lock; the graph's comes
+    /// second, as everywhere).
+    fn forget(&self, st: &mut State, key: u64) {
+        let Some(e) = st.entries.remove(&key) else {
+            return;
+        };
+        let g = read!(self.graph);
+        let mut buf = Vec::new();
+        if let Some(x) = self.coords(g.as_ref(), key, &e, &mut buf) {
+            let h = self.twin_hash(x);
+            st.twins.remove(&(h, key));
+        }
+    }
+
     /// Whether entries give up their coordinates to the graph: in an `f32`
     /// space the graph's copy is exact for what is searched, so keeping a
     /// second (`f64`) one would double the memory of every vector
@@ -939,12 +1020,7 @@ impl SpaceIndex {
         }
         let mut buf = Vec::new();
         let data = self.coords(graph, key, entry, &mut buf)?.to_vec();
-        Some(Arc::new(Entry {
-            id: entry.id,
-            data,
-            region: entry.region.clone(),
-            metadata: entry.metadata.clone(),
-        }))
+        Some(Arc::new(entry.with_data(data)))
     }
 
     /// In an `f32` space, drops the coordinates of these entries where the
@@ -963,13 +1039,19 @@ impl SpaceIndex {
                 && !e.data.is_empty()
                 && g.contains(k)
             {
-                *e = Arc::new(Entry {
-                    id: e.id,
-                    data: Vec::new(),
-                    region: e.region.clone(),
-                    metadata: e.metadata.clone(),
-                });
+                *e = Arc::new(e.with_data(Vec::new()));
             }
+        }
+    }
+
+    /// Gives the entry `key` back its coordinates `data` if it gave them
+    /// up (while its node is re-inserted, the graph lacks them).
+    fn unstrip(&self, key: u64, data: &[f64]) {
+        let mut st = write!(self.state);
+        if let Some(e) = st.entries.get_mut(&key)
+            && e.data.is_empty()
+        {
+            *e = Arc::new(e.with_data(data.to_vec()));
         }
     }
 
@@ -1111,6 +1193,7 @@ impl SpaceIndex {
                 Some(k) => {
                     kept.insert(k);
                     st.keys.insert(e.id, k);
+                    st.twins.insert((self.twin_hash(&e.data), k));
                     st.entries.insert(k, Arc::new(e));
                 }
                 None => pending.push(e),
@@ -1120,6 +1203,7 @@ impl SpaceIndex {
             let k = st.next_key;
             st.next_key += 1;
             st.keys.insert(e.id, k);
+            st.twins.insert((self.twin_hash(&e.data), k));
             st.entries.insert(k, Arc::new(e));
             fresh.push_back(k);
         }
@@ -1342,20 +1426,10 @@ impl SpaceIndex {
             old.entries
                 .into_iter()
                 .filter_map(|(k, e)| {
-                    let e = self.with_coords(g.as_ref(), k, &e).or_else(|| {
-                        Some(Arc::new(Entry {
-                            id: e.id,
-                            data: stored(e.id)?,
-                            region: e.region.clone(),
-                            metadata: e.metadata.clone(),
-                        }))
-                    })?;
-                    Some(Arc::try_unwrap(e).unwrap_or_else(|a| Entry {
-                        id: a.id,
-                        data: a.data.clone(),
-                        region: a.region.clone(),
-                        metadata: a.metadata.clone(),
-                    }))
+                    let e = self
+                        .with_coords(g.as_ref(), k, &e)
+                        .or_else(|| Some(Arc::new(e.with_data(stored(e.id)?))))?;
+                    Some(Arc::try_unwrap(e).unwrap_or_else(|a| a.with_data(a.data.clone())))
                 })
                 .collect()
         };
@@ -1452,6 +1526,18 @@ impl SpaceIndex {
         }
         exact_scan(&mut hits, &mut fresh.into_iter());
         exact_scan(&mut hits, &mut uncovered.iter().copied());
+        // A stored vector's own coordinates find it whatever the graph's
+        // links: later inserts can prune an older node's in-links between
+        // reachability passes. Its twins with the lowest keys, as ties rank.
+        let h = self.twin_hash(q.vector);
+        exact_scan(
+            &mut hits,
+            &mut st
+                .twins
+                .range((h, 0)..=(h, u64::MAX))
+                .map(|(_, k)| *k)
+                .take(q.want),
+        );
         hits.sort_unstable_by_key(|h| h.0);
         hits.dedup_by_key(|h| h.0);
         // A selective filter can starve the graph search: when fewer than

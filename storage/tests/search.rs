@@ -523,3 +523,110 @@ fn spread_hyperbolic_points_get_an_overflow_graph_and_are_all_found() {
     assert!(found >= 270, "recall@10 {found}/300");
     assert!(s.verify_consistency().unwrap().consistent);
 }
+
+/// One namespace's live points, as the churning writer leaves them: a
+/// point is in the map from when its write is answered until just before
+/// its delete is sent.
+type Live = std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Vec<f64>>>;
+
+/// Inserts and deletes in a background thread while the indexer merges
+/// and re-checks the graph; at random moments every point live at that
+/// moment is searched for by its own vector. Later inserts prune older
+/// nodes' in-links between reachability passes (thousands of times on
+/// spread H^12 points); none of those nodes may be missed meanwhile.
+#[test]
+fn every_live_point_is_found_by_its_own_vector_at_random_moments_while_writes_go_on() {
+    let spaces = [
+        (
+            "h",
+            GeometrySpec::Hyperboloid {
+                dim: 12,
+                curvature: 1.0,
+            },
+        ),
+        // f32 by default: its entries keep no coordinates of their own
+        // once in the graph, and a re-inserted node is out of it a while.
+        ("e", GeometrySpec::Euclidean { dim: 24 }),
+    ];
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    for (ns, spec) in &spaces {
+        s.create_namespace(SpaceConfig::new(*ns, spec.clone()))
+            .unwrap();
+    }
+    let live: Vec<Live> = spaces.iter().map(|_| Live::default()).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+            let mut rounds = 0;
+            // At least enough rounds to grow each space a few times over.
+            while rounds < 12 || !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                rounds += 1;
+                for ((ns, spec), live) in spaces.iter().zip(&live) {
+                    let m = spec.build().unwrap();
+                    let batch: Vec<NewVector> = (0..300)
+                        .map(|_| NewVector::new(*ns, m.random_point(&mut rng)))
+                        .collect();
+                    let stored = s.batch_store_vectors(batch).unwrap();
+                    let mut l = live.lock().unwrap();
+                    l.extend(stored.into_iter().map(|r| (r.id, r.data)));
+                    let doomed: Vec<uuid::Uuid> = l
+                        .keys()
+                        .filter(|_| rng.random_bool(0.08))
+                        .copied()
+                        .collect();
+                    for id in &doomed {
+                        l.remove(id);
+                    }
+                    drop(l);
+                    for id in doomed {
+                        assert!(s.delete_vector(id).unwrap());
+                    }
+                }
+            }
+            rounds
+        });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+        let mut misses = Vec::new();
+        for moment in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..40)));
+            for ((ns, _), live) in spaces.iter().zip(&live) {
+                let points: Vec<(uuid::Uuid, Vec<f64>)> = live
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(id, p)| (*id, p.clone()))
+                    .collect();
+                for (id, p) in points {
+                    let hits = s.semantic_search(&SearchQuery::new(*ns, p, 1)).unwrap();
+                    // Missed and still live (not deleted meanwhile).
+                    if hits.first().map(|h| h.id) != Some(id)
+                        && live.lock().unwrap().contains_key(&id)
+                    {
+                        misses.push((moment, *ns, id));
+                    }
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let rounds = writer.join().unwrap();
+        let stats = s.get_stats().unwrap();
+        println!("{rounds} rounds; {:?}", stats.namespaces);
+        assert!(
+            misses.is_empty(),
+            "{} misses: {:?}",
+            misses.len(),
+            &misses[..misses.len().min(10)]
+        );
+        // The writes really went on while the moments were checked.
+        assert!(rounds >= 12);
+        for (ns, _) in &spaces {
+            assert!(
+                stats.namespaces[*ns].vectors > 2000,
+                "{:?}",
+                stats.namespaces[*ns]
+            );
+        }
+    });
+    assert!(s.verify_consistency().unwrap().consistent);
+}
