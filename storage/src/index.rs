@@ -93,26 +93,58 @@ const QUICK_CHECK_EF: usize = 16;
 const GRAPH_FIRST_CAPACITY: usize = 1024;
 
 /// A vector as the index keeps it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) id: Uuid,
-    /// Its coordinates; empty in an `f32` space once its graph node holds
-    /// them (see [`SpaceIndex::coords`]).
+    /// Its coordinates; in an `f32` space, empty once the index has it
+    /// (they are in `data32`, then in its graph node).
     pub(crate) data: Vec<f64>,
+    /// An `f32` space's coordinates, until its graph node holds them; then
+    /// empty too (see [`SpaceIndex::admit`], [`SpaceIndex::coords`]).
+    data32: Box<[f32]>,
     pub(crate) region: Option<String>,
     /// Shared: many messages between the same two models carry the same.
     pub(crate) metadata: Arc<Metadata>,
 }
 
 impl Entry {
+    pub(crate) fn new(
+        id: Uuid,
+        data: Vec<f64>,
+        region: Option<String>,
+        metadata: Arc<Metadata>,
+    ) -> Self {
+        Self {
+            id,
+            data,
+            data32: Box::default(),
+            region,
+            metadata,
+        }
+    }
+
     /// The same entry with coordinates `data`.
     fn with_data(&self, data: Vec<f64>) -> Self {
-        Self {
-            id: self.id,
-            data,
-            region: self.region.clone(),
-            metadata: self.metadata.clone(),
+        Self::new(self.id, data, self.region.clone(), self.metadata.clone())
+    }
+
+    /// Whether it has given its coordinates up to its graph node.
+    fn stripped(&self) -> bool {
+        self.data.is_empty() && self.data32.is_empty()
+    }
+
+    /// Its own coordinates (converted into `buf` from `f32`); `None` if
+    /// stripped.
+    fn own_coords<'a>(&'a self, buf: &'a mut Vec<f64>) -> Option<&'a [f64]> {
+        if !self.data.is_empty() {
+            return Some(&self.data);
         }
+        if self.data32.is_empty() {
+            return None;
+        }
+        buf.clear();
+        buf.extend(self.data32.iter().map(|x| f64::from(*x)));
+        Some(buf)
     }
 }
 
@@ -488,7 +520,9 @@ impl SpaceIndex {
                     self.forget(&mut st, k);
                     replaced.push(k);
                 }
-                st.twins.insert((self.twin_hash(&entry.data), key));
+                if let Some(h) = self.entry_twin(&entry) {
+                    st.twins.insert((h, key));
+                }
                 st.entries.insert(key, Arc::new(entry));
                 if st.graphed {
                     fresh.push_back(key);
@@ -552,22 +586,24 @@ impl SpaceIndex {
     /// is re-inserted once (when `reinsert`), and if still not found,
     /// recorded as unreachable.
     fn ensure_reachable(&self, key: u64, entry: &Entry, reinsert: bool) -> Result<Reach> {
-        let reach = if entry.data.is_empty() {
-            // Its coordinates are the graph's (`f32`, exact in `f64`).
-            let mut data = vec![0.0; self.manifold.ambient_dim()];
-            {
-                let _p = self.permits.acquire();
-                let g = read!(self.graph);
-                if !g
-                    .as_ref()
-                    .is_some_and(|g| g.get(key, &mut data).is_ok_and(|n| n == 1))
+        let mut own = Vec::new();
+        let reach = match entry.own_coords(&mut own) {
+            Some(data) => self.check_node(key, data, reinsert, false)?,
+            None => {
+                // Its coordinates are the graph's (`f32`, exact in `f64`).
+                let mut data = vec![0.0; self.manifold.ambient_dim()];
                 {
-                    return Ok(Reach::Found);
+                    let _p = self.permits.acquire();
+                    let g = read!(self.graph);
+                    if !g
+                        .as_ref()
+                        .is_some_and(|g| g.get(key, &mut data).is_ok_and(|n| n == 1))
+                    {
+                        return Ok(Reach::Found);
+                    }
                 }
+                self.check_node(key, &data, reinsert, true)?
             }
-            self.check_node(key, &data, reinsert, true)?
-        } else {
-            self.check_node(key, &entry.data, reinsert, false)?
         };
         // Changed only when it moves: a change makes every search recompute
         // the keys it scans exactly.
@@ -632,6 +668,11 @@ impl SpaceIndex {
             self.strip(std::iter::once(key));
         }
         added?;
+        // A delete may have raced the re-insert: undo it if so (as in
+        // `merge_fresh`).
+        if !read!(self.state).entries.contains_key(&key) {
+            self.remove_from_graph(key);
+        }
         Ok(if found()? {
             Reach::Reinserted
         } else {
@@ -906,7 +947,9 @@ impl SpaceIndex {
             let key = st.next_key;
             st.next_key += 1;
             st.keys.insert(e.id, key);
-            st.twins.insert((self.twin_hash(&e.data), key));
+            if let Some(h) = self.entry_twin(&e) {
+                st.twins.insert((h, key));
+            }
             st.entries.insert(key, e);
         }
         st.graphed |= graph || st.entries.len() >= GRAPH_MIN;
@@ -924,7 +967,7 @@ impl SpaceIndex {
             let g = read!(self.graph);
             st.entries
                 .iter()
-                .filter(|(k, e)| !e.data.is_empty() && !g.as_ref().is_some_and(|g| g.contains(**k)))
+                .filter(|(k, e)| !e.stripped() && !g.as_ref().is_some_and(|g| g.contains(**k)))
                 .map(|(k, e)| (*k, e.clone()))
                 .collect()
         };
@@ -934,7 +977,7 @@ impl SpaceIndex {
                 return Err(StorageError::Closed);
             }
             let _p = self.permits.acquire();
-            self.add_node(*k, &e.data)
+            self.add_entry(*k, e)
         })?;
         self.relink()?;
         self.strip(items.iter().map(|(k, _)| *k));
@@ -942,14 +985,13 @@ impl SpaceIndex {
     }
 
     /// An entry as this index keeps it: in an `f32` space its coordinates
-    /// rounded to `f32`, what the graph holds, so that every distance is
-    /// computed from the same coordinates, whether the entry or the graph
-    /// gives them.
+    /// as `f32` (half the memory while it waits in the fresh buffer), what
+    /// the graph holds, so that every distance is computed from the same
+    /// coordinates, whether the entry or the graph gives them.
     fn admit(&self, mut entry: Entry) -> Entry {
-        if self.graph_keeps_coords() {
-            for x in &mut entry.data {
-                *x = f64::from(*x as f32);
-            }
+        if self.graph_keeps_coords() && !entry.data.is_empty() {
+            entry.data32 = entry.data.iter().map(|x| *x as f32).collect();
+            entry.data = Vec::new();
         }
         entry
     }
@@ -957,15 +999,27 @@ impl SpaceIndex {
     /// A hash of the coordinates `v` as this index keeps them
     /// ([`admit`](Self::admit)): a stored vector's and a query of the same
     /// coordinates' are equal.
-    fn twin_hash(&self, v: &[f64]) -> u64 {
+    fn twin_hash(&self, v: impl IntoIterator<Item = f64>) -> u64 {
         let round = self.graph_keeps_coords();
         let mut h = self.twin_hasher.build_hasher();
-        for &x in v {
+        for x in v {
             let x = if round { f64::from(x as f32) } else { x };
             // `-0.0 + 0.0` is `+0.0`: equal coordinates, equal hash.
             h.write_u64((x + 0.0).to_bits());
         }
         h.finish()
+    }
+
+    /// [`twin_hash`](Self::twin_hash) of an entry's own coordinates (`None`
+    /// once its graph node holds them).
+    fn entry_twin(&self, e: &Entry) -> Option<u64> {
+        if !e.data.is_empty() {
+            Some(self.twin_hash(e.data.iter().copied()))
+        } else if !e.data32.is_empty() {
+            Some(self.twin_hash(e.data32.iter().map(|x| f64::from(*x))))
+        } else {
+            None
+        }
     }
 
     /// Removes the entry `key`, and its twin pair if its coordinates can be
@@ -978,7 +1032,7 @@ impl SpaceIndex {
         let g = read!(self.graph);
         let mut buf = Vec::new();
         if let Some(x) = self.coords(g.as_ref(), key, &e, &mut buf) {
-            let h = self.twin_hash(x);
+            let h = self.twin_hash(x.iter().copied());
             st.twins.remove(&(h, key));
         }
     }
@@ -1000,8 +1054,8 @@ impl SpaceIndex {
         entry: &'a Entry,
         buf: &'a mut Vec<f64>,
     ) -> Option<&'a [f64]> {
-        if !entry.data.is_empty() {
-            return Some(&entry.data);
+        if !entry.stripped() {
+            return entry.own_coords(buf);
         }
         buf.resize(self.manifold.ambient_dim(), 0.0);
         let found = graph?.get(key, buf).ok()?;
@@ -1015,7 +1069,7 @@ impl SpaceIndex {
         key: u64,
         entry: &Arc<Entry>,
     ) -> Option<Arc<Entry>> {
-        if !entry.data.is_empty() {
+        if !entry.stripped() {
             return Some(entry.clone());
         }
         let mut buf = Vec::new();
@@ -1036,7 +1090,7 @@ impl SpaceIndex {
         };
         for k in keys {
             if let Some(e) = st.entries.get_mut(&k)
-                && !e.data.is_empty()
+                && !e.stripped()
                 && g.contains(k)
             {
                 *e = Arc::new(e.with_data(Vec::new()));
@@ -1049,7 +1103,7 @@ impl SpaceIndex {
     fn unstrip(&self, key: u64, data: &[f64]) {
         let mut st = write!(self.state);
         if let Some(e) = st.entries.get_mut(&key)
-            && e.data.is_empty()
+            && e.stripped()
         {
             *e = Arc::new(e.with_data(data.to_vec()));
         }
@@ -1061,7 +1115,7 @@ impl SpaceIndex {
     /// behaviour, seen as an abort in CI): that insert runs under the write
     /// lock, with no search beside it. Every later insert shares the read
     /// lock with searches, which usearch supports.
-    fn add_node(&self, key: u64, data: &[f64]) -> Result<()> {
+    fn add_node<T: usearch::VectorType>(&self, key: u64, data: &[T]) -> Result<()> {
         {
             let g = read!(self.graph);
             if let Some(g) = g.as_ref()
@@ -1073,6 +1127,16 @@ impl SpaceIndex {
         match write!(self.graph).as_ref() {
             Some(g) => g.add(key, data).map_err(index_err),
             None => Err(index_err("a node added before the graph was made")),
+        }
+    }
+
+    /// [`add_node`](Self::add_node) with the entry's own coordinates, as
+    /// it holds them.
+    fn add_entry(&self, key: u64, e: &Entry) -> Result<()> {
+        if e.data32.is_empty() {
+            self.add_node(key, &e.data)
+        } else {
+            self.add_node(key, &e.data32)
         }
     }
 
@@ -1183,17 +1247,20 @@ impl SpaceIndex {
         let mut kept: HashSet<u64> = HashSet::new();
         let mut coords = vec![0.0f64; dims];
         let mut pending = Vec::new();
-        for e in entries.drain(..).map(|e| self.admit(e)) {
+        for e in entries.drain(..) {
             let node = dumped.get(&e.id).copied().filter(|k| {
                 g.contains(*k)
                     && g.get(*k, &mut coords).is_ok_and(|n| n == 1)
                     && self.datatype_holds(&coords, &e.data)
             });
+            let e = self.admit(e);
             match node {
                 Some(k) => {
                     kept.insert(k);
                     st.keys.insert(e.id, k);
-                    st.twins.insert((self.twin_hash(&e.data), k));
+                    if let Some(h) = self.entry_twin(&e) {
+                        st.twins.insert((h, k));
+                    }
                     st.entries.insert(k, Arc::new(e));
                 }
                 None => pending.push(e),
@@ -1203,7 +1270,9 @@ impl SpaceIndex {
             let k = st.next_key;
             st.next_key += 1;
             st.keys.insert(e.id, k);
-            st.twins.insert((self.twin_hash(&e.data), k));
+            if let Some(h) = self.entry_twin(&e) {
+                st.twins.insert((h, k));
+            }
             st.entries.insert(k, Arc::new(e));
             fresh.push_back(k);
         }
@@ -1291,11 +1360,11 @@ impl SpaceIndex {
         in_threads(threads, &batch, |key| {
             let entry = read!(self.state).entries.get(key).cloned();
             // An entry without coordinates is in the graph already.
-            if let Some(e) = entry.filter(|e| !e.data.is_empty()) {
+            if let Some(e) = entry.filter(|e| !e.stripped()) {
                 {
                     let _p = self.permits.acquire();
                     if !read!(self.graph).as_ref().is_some_and(|g| g.contains(*key)) {
-                        self.add_node(*key, &e.data)?;
+                        self.add_entry(*key, &e)?;
                     }
                 }
                 // A delete may have raced the add: undo it if so. (Locks are
@@ -1429,7 +1498,7 @@ impl SpaceIndex {
                     let e = self
                         .with_coords(g.as_ref(), k, &e)
                         .or_else(|| Some(Arc::new(e.with_data(stored(e.id)?))))?;
-                    Some(Arc::try_unwrap(e).unwrap_or_else(|a| a.with_data(a.data.clone())))
+                    Some(Arc::try_unwrap(e).unwrap_or_else(|a| (*a).clone()))
                 })
                 .collect()
         };
@@ -1529,7 +1598,7 @@ impl SpaceIndex {
         // A stored vector's own coordinates find it whatever the graph's
         // links: later inserts can prune an older node's in-links between
         // reachability passes. Its twins with the lowest keys, as ties rank.
-        let h = self.twin_hash(q.vector);
+        let h = self.twin_hash(q.vector.iter().copied());
         exact_scan(
             &mut hits,
             &mut st

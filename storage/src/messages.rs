@@ -74,12 +74,7 @@ impl MessageRecord {
 
     /// The index entry of the message, with its index metadata made already.
     pub(crate) fn entry_with(&self, metadata: Arc<Metadata>) -> Entry {
-        Entry {
-            id: self.id,
-            data: self.vector.clone(),
-            region: None,
-            metadata,
-        }
+        Entry::new(self.id, self.vector.clone(), None, metadata)
     }
 }
 

@@ -923,10 +923,5 @@ fn page(hits: Vec<crate::index::Hit>, offset: usize, k: usize) -> Vec<SearchHit>
 }
 
 fn entry_of(r: VectorRecord) -> Entry {
-    Entry {
-        id: r.id,
-        data: r.data,
-        region: r.region,
-        metadata: Arc::new(r.metadata),
-    }
+    Entry::new(r.id, r.data, r.region, Arc::new(r.metadata))
 }

@@ -628,5 +628,6 @@ fn every_live_point_is_found_by_its_own_vector_at_random_moments_while_writes_go
             );
         }
     });
-    assert!(s.verify_consistency().unwrap().consistent);
+    let report = s.verify_consistency().unwrap();
+    assert!(report.consistent, "{report:?}");
 }

@@ -303,12 +303,12 @@ impl Shared {
             metadata.insert("heading".into(), serde_json::json!(sec.heading));
             metadata.insert("class".into(), serde_json::json!(b.class.label()));
             metadata.insert("text".into(), serde_json::json!(sec.text));
-            out.push(Entry {
-                id: Uuid::now_v7(),
-                data: self.encoder.encode(&sec.text),
-                region: None,
-                metadata: Arc::new(metadata),
-            });
+            out.push(Entry::new(
+                Uuid::now_v7(),
+                self.encoder.encode(&sec.text),
+                None,
+                Arc::new(metadata),
+            ));
         }
         lock(&self.block_sections).insert(b.id, out.iter().map(|e| e.id).collect());
         out
