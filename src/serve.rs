@@ -107,6 +107,10 @@ pub(crate) struct ServeArgs {
     /// [default: 60]. See docs/STORAGE.md.
     #[arg(long, env = "HVS_CHECKPOINT_SECS")]
     checkpoint_secs: Option<u64>,
+    /// Megabytes of the database's page cache (records read and written
+    /// recently, kept in memory) [default: 1024]. See docs/STORAGE.md.
+    #[arg(long, env = "HVS_CACHE_MB")]
+    cache_mb: Option<usize>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -123,6 +127,7 @@ struct FileConfig {
     max_in_flight: Option<usize>,
     mailbox_capacity: Option<usize>,
     checkpoint_secs: Option<u64>,
+    cache_mb: Option<usize>,
     cluster: Option<ClusterSection>,
     retention: Option<RetentionSection>,
 }
@@ -184,6 +189,8 @@ struct Settings {
     mailbox_capacity: Option<usize>,
     /// How often changed graphs are saved; `None`: only on a clean stop.
     checkpoint_every: Option<std::time::Duration>,
+    /// The database's page cache; `None`: redb's default.
+    cache_bytes: Option<usize>,
 }
 
 /// The store's level, and the cluster's (`replicated` and `quorum`
@@ -282,6 +289,10 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
         retention,
         mailbox_capacity: args.mailbox_capacity.or(file.mailbox_capacity),
         checkpoint_every: checkpoint_every(args.checkpoint_secs.or(file.checkpoint_secs)),
+        cache_bytes: args
+            .cache_mb
+            .or(file.cache_mb)
+            .map(|mb| mb.saturating_mul(1 << 20)),
     })
 }
 
@@ -370,6 +381,7 @@ async fn run(s: Settings) -> Result<(), String> {
         d => hvs::runtime::StoreConfig::file(&db, d),
     };
     store.checkpoint_every = s.checkpoint_every;
+    store.cache_bytes = s.cache_bytes;
     let cluster = s.cluster.clone();
     let mut config = RuntimeConfig {
         store,

@@ -860,12 +860,17 @@ fn graph_dumps(data: &Path) -> usize {
 
 /// `--checkpoint-secs 1` (over `checkpoint_secs = 3600` in `hvs.toml`: the
 /// flag wins) makes the running server save its graph without being
-/// stopped; after SIGKILL it serves every vector again.
+/// stopped; after SIGKILL it serves every vector again. (`cache_mb` in
+/// `hvs.toml`, a smaller page cache, changes none of that.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphs_are_checkpointed_while_the_server_runs() {
     const NS: &str = "checkpointed";
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hvs.toml"), "checkpoint_secs = 3600\n").unwrap();
+    std::fs::write(
+        dir.path().join("hvs.toml"),
+        "checkpoint_secs = 3600\ncache_mb = 64\n",
+    )
+    .unwrap();
     let mut server = Server::new(dir.path(), vec!["--checkpoint-secs".into(), "1".into()]);
     let data = server.data.clone();
     server.start();

@@ -27,13 +27,19 @@
 //! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean sets, default
 //! `f32`; any of `f32,f16,f64`), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`),
 //! `HVS_BENCH_STORE` (`file`, default: a redb file in a temporary folder,
-//! as `hvs serve` keeps vectors; or `memory`), `HVS_BENCH_DEEP_SHIFT`
+//! as `hvs serve` keeps vectors; or `memory`), `HVS_BENCH_CACHE_MB`
+//! (redb's page cache, as `hvs serve --cache-mb`; default redb's 1 GiB), `HVS_BENCH_DEEP_SHIFT`
 //! (default 10), `HVS_BENCH_EXPORT` (a folder, relative to `storage/` where
 //! `cargo bench` runs: each Euclidean set's base, queries and exact
 //! neighbours are written there for `benches/hnswlib_ref.py`, and the
 //! command to run from the workspace root is printed).
 
 #![allow(missing_docs)]
+
+/// The allocator `hvs serve` runs with, so that memory per vector is what
+/// the server's would be (glibc's keeps much of what a burst freed).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "large/curves.rs"]
 mod curves;
@@ -422,6 +428,9 @@ fn main() {
                 .map(|e| e.parse().expect("HVS_BENCH_EF: a list of numbers"))
                 .collect(),
             file_store: std::env::var("HVS_BENCH_STORE").map_or(true, |s| s != "memory"),
+            cache_bytes: std::env::var("HVS_BENCH_CACHE_MB")
+                .ok()
+                .map(|mb| mb.parse::<usize>().expect("HVS_BENCH_CACHE_MB: a number") << 20),
             started: Instant::now(),
             built_one: Cell::new(false),
         },

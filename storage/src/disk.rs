@@ -97,7 +97,12 @@ impl PartialEq for FaultSwitch {
 
 /// Opens the database file: directly, or (`overlay`) with its writes kept
 /// in memory (see the module documentation).
-pub(crate) fn open(path: &Path, faults: Option<&FaultSwitch>, overlay: bool) -> Result<Database> {
+pub(crate) fn open(
+    path: &Path,
+    faults: Option<&FaultSwitch>,
+    overlay: bool,
+    cache_bytes: Option<usize>,
+) -> Result<Database> {
     let opened = OpenOptions::new()
         .read(true)
         .write(true)
@@ -127,7 +132,16 @@ pub(crate) fn open(path: &Path, faults: Option<&FaultSwitch>, overlay: bool) -> 
         faults: faults.cloned(),
         overlay,
     };
-    Ok(Database::builder().create_with_backend(backend)?)
+    Ok(builder(cache_bytes).create_with_backend(backend)?)
+}
+
+/// A database builder with the page cache [`crate::StoreConfig::cache_bytes`] asks for.
+pub(crate) fn builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut b = Database::builder();
+    if let Some(bytes) = cache_bytes {
+        b.set_cache_size(bytes);
+    }
+    b
 }
 
 /// Whether the disk takes a write now: the fault switch, then a small file

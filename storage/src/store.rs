@@ -96,6 +96,10 @@ pub struct StoreConfig {
     /// and indexes only what came after; `None`: only on close. Ignored at
     /// [`Durability::Memory`]. Default [`CHECKPOINT_EVERY`].
     pub checkpoint_every: Option<std::time::Duration>,
+    /// redb's page cache, in bytes: records read and written recently stay
+    /// in memory up to this much (part of the process's resident memory).
+    /// `None`: redb's default, 1 GiB.
+    pub cache_bytes: Option<usize>,
     /// For tests only: makes the file fail writes or syncs on demand
     /// (`tests/disk_faults.rs`). `None` in every real store.
     #[doc(hidden)]
@@ -116,6 +120,7 @@ impl StoreConfig {
             durability: Durability::Memory,
             index: IndexParams::default(),
             checkpoint_every: Some(CHECKPOINT_EVERY),
+            cache_bytes: None,
             faults: None,
             retention: Default::default(),
             clock: Default::default(),
@@ -129,6 +134,7 @@ impl StoreConfig {
             durability,
             index: IndexParams::default(),
             checkpoint_every: Some(CHECKPOINT_EVERY),
+            cache_bytes: None,
             faults: None,
             retention: Default::default(),
             clock: Default::default(),
@@ -353,6 +359,8 @@ pub(crate) struct Shared {
     db: RwLock<Option<Arc<Database>>>,
     /// Test faults of the file (see [`StoreConfig::faults`]).
     faults: Option<crate::disk::FaultSwitch>,
+    /// [`StoreConfig::cache_bytes`], for reopening the file.
+    cache_bytes: Option<usize>,
     /// Why writes are refused, while they are (the writer's
     /// `WriterState::refusing`, for [`Store::write_refusal`]).
     write_refusal: Mutex<Option<String>>,

@@ -3,7 +3,7 @@
 
 use hvs_storage::{
     ChangeKind, GeometrySpec, InvalidPointPolicy, Metadata, NewVector, SpaceConfig, StorageError,
-    Store, StoreConfig, VectorUpdate,
+    Store, StoreConfig, VectorRecord, VectorUpdate,
 };
 use serde_json::json;
 
@@ -223,4 +223,36 @@ fn iteration_is_oldest_first_and_per_namespace() {
         .unwrap();
     assert_eq!(many[0].as_ref().unwrap().id, ids[3]);
     assert!(many[1].is_none());
+}
+
+/// A page cache far smaller than the data (`StoreConfig::cache_bytes`, `hvs
+/// serve --cache-mb`) changes where reads come from, not what they return,
+/// before and after a reopen.
+#[test]
+fn a_small_page_cache_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-cache.redb");
+    let open = || {
+        let mut config = StoreConfig::file(&path, hvs_storage::Durability::Buffered);
+        config.cache_bytes = Some(64 * 1024);
+        Store::open(config).unwrap()
+    };
+    let s = open();
+    s.create_namespace(SpaceConfig::new("c", GeometrySpec::Euclidean { dim: 64 }))
+        .unwrap();
+    // About 3 MB of records against a 64 KB cache.
+    let stored: Vec<VectorRecord> = (0..6)
+        .flat_map(|b| {
+            let batch = (0..1000)
+                .map(|i| NewVector::new("c", vec![f64::from(b * 1000 + i); 64]))
+                .collect();
+            s.batch_store_vectors(batch).unwrap()
+        })
+        .collect();
+    drop(s);
+    let s = open();
+    for r in &stored {
+        assert_eq!(s.retrieve_vector(r.id).unwrap().as_ref(), Some(r));
+    }
+    assert_eq!(s.iter_namespace("c").unwrap().len(), stored.len());
 }

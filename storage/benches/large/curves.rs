@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     /// A redb file in a temporary folder (as `hvs serve` keeps its vectors)
     /// rather than redb's in-memory backend.
     pub(crate) file_store: bool,
+    /// redb's page cache (`StoreConfig::cache_bytes`).
+    pub(crate) cache_bytes: Option<usize>,
     pub(crate) started: Instant,
     /// Whether an index has been built in this process already.
     pub(crate) built_one: Cell<bool>,
@@ -178,11 +180,12 @@ pub(crate) fn hvs(
     let mut ids = Vec::with_capacity(n);
     let dir = tempfile::tempdir().unwrap();
     let before = rss();
-    let store = if settings.file_store {
+    let mut store = if settings.file_store {
         StoreConfig::file(dir.path().join("bench.redb"), Durability::Buffered)
     } else {
         StoreConfig::memory()
     };
+    store.cache_bytes = settings.cache_bytes;
     let s = Store::open(store).unwrap();
     s.create_namespace(config).unwrap();
     let t0 = Instant::now();

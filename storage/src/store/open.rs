@@ -17,10 +17,11 @@ impl Store {
 
     fn open_inner(config: StoreConfig) -> Result<Store> {
         let db = match (&config.durability, &config.path) {
-            (Durability::Memory, _) => {
-                Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?
+            (Durability::Memory, _) => crate::disk::builder(config.cache_bytes)
+                .create_with_backend(redb::backends::InMemoryBackend::new())?,
+            (_, Some(p)) => {
+                crate::disk::open(p, config.faults.as_ref(), false, config.cache_bytes)?
             }
-            (_, Some(p)) => crate::disk::open(p, config.faults.as_ref(), false)?,
             (_, None) => {
                 return Err(StorageError::Io("a durable store needs a path".into()));
             }
@@ -33,6 +34,7 @@ impl Store {
             fence: crate::fence::WriteFence::default(),
             db: RwLock::new(Some(Arc::new(db))),
             faults: config.faults.clone(),
+            cache_bytes: config.cache_bytes,
             write_refusal: Mutex::new(None),
             last_commit: AtomicU64::new(0),
             durability: config.durability,

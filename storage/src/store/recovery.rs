@@ -143,7 +143,7 @@ impl Shared {
         // writes only to its memory.
         drop(slot.take());
         let db = contain("reopening the database", || {
-            crate::disk::open(path, self.faults.as_ref(), overlay)
+            crate::disk::open(path, self.faults.as_ref(), overlay, self.cache_bytes)
         })?;
         *slot = Some(Arc::new(db));
         Ok(())
