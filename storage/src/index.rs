@@ -1514,108 +1514,126 @@ impl SpaceIndex {
         if q.want == 0 {
             return Ok(Vec::new());
         }
+        // Locks: state, then graph, as everywhere. The graph's is held for
+        // the whole search (entries of an `f32` space read their
+        // coordinates from it); the state's only while the candidates are
+        // found: the distances (the bulk of an exact scan of a large fresh
+        // buffer) are computed after it is let go, so that writes do not
+        // wait for them.
         let st = read!(self.state);
-        // Held for the whole search: entries of an `f32` space read their
-        // coordinates from it. (Locks: state, then graph, as everywhere.)
         let graph = read!(self.graph);
+        let candidates = self.candidates(q, &st, graph.as_ref())?;
+        drop(st);
+        let mut buf = Vec::new();
+        let mut found: Vec<(u64, f64, Uuid)> = candidates
+            .iter()
+            .filter_map(|(k, e)| {
+                let x = self.coords(graph.as_ref(), *k, e, &mut buf)?;
+                Some((*k, self.manifold.distance_unchecked(q.vector, x), e.id))
+            })
+            .collect();
+        // The `want` nearest, sorted by distance, ties by key (so the same
+        // candidates always give the same answer, however they were found).
+        let order =
+            |a: &(u64, f64, Uuid), b: &(u64, f64, Uuid)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+        if found.len() > q.want {
+            found.select_nth_unstable_by(q.want - 1, order);
+            found.truncate(q.want);
+        }
+        found.sort_by(order);
+        Ok(found
+            .into_iter()
+            .map(|(_, distance, id)| Hit { id, distance })
+            .collect())
+    }
+
+    /// The matching entries a search computes distances for, each once:
+    /// every one in an exact search or a space without a usable graph;
+    /// else the graph's nearest (and the overflow graph's), the fresh
+    /// buffer, the unreachable nodes no overflow graph covers, and the
+    /// query's twins.
+    fn candidates(
+        &self,
+        q: &Query<'_>,
+        st: &State,
+        graph: Option<&Index>,
+    ) -> Result<Vec<(u64, Arc<Entry>)>> {
         let matches = |e: &Entry| {
             q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                 && q.filter.is_none_or(|f| f.matches(&e.metadata))
         };
-        let mut buf = Vec::new();
-        let mut distance = |k: u64, e: &Entry| {
-            self.coords(graph.as_ref(), k, e, &mut buf)
-                .map(|x| self.manifold.distance_unchecked(q.vector, x))
-        };
-        if q.exact || !st.graphed || st.building {
-            // Every entry once, so no map to merge candidates in: what a
-            // search of a small namespace costs is the distances.
-            let all: Vec<(u64, f64)> = st
-                .entries
+        let all = |st: &State| {
+            st.entries
                 .iter()
                 .filter(|(_, e)| matches(e))
-                .filter_map(|(k, e)| Some((*k, distance(*k, e)?)))
-                .collect();
-            return Ok(nearest(&st, all, q.want));
-        }
-        // Candidates with their exact distances; a key can come twice (from
-        // the graph and the fresh buffer while the indexer moves it).
-        let mut hits: Vec<(u64, f64)> = Vec::new();
-        let mut exact_scan = |hits: &mut Vec<(u64, f64)>, keys: &mut dyn Iterator<Item = u64>| {
-            for k in keys {
-                if let Some(e) = st.entries.get(&k)
-                    && matches(e)
-                    && let Some(d) = distance(k, e)
-                {
-                    hits.push((k, d));
-                }
-            }
+                .map(|(k, e)| (*k, e.clone()))
+                .collect()
         };
+        if q.exact || !st.graphed || st.building {
+            return Ok(all(st));
+        }
+        let mut keys: Vec<u64> = Vec::new();
         // Snapshot the exactly-scanned sets *before* the graph search: the
         // indexer adds a key to the graph before it leaves `fresh`, so a
         // key missing from this snapshot is already in the graph.
-        let fresh: Vec<u64> = self.fresh.lock().iter().copied().collect();
+        keys.extend(self.fresh.lock().iter().copied());
         let overflow = read!(self.overflow).clone();
-        let uncovered = self.uncovered(overflow.as_ref());
+        keys.extend(self.uncovered(overflow.as_ref()).iter().copied());
         // The overflow graph proposes candidates among the unreachable
         // nodes it covers; their distances come from this space's entries.
         if let Some(o) = &overflow {
             let proposed = o.index.search(q)?;
-            exact_scan(
-                &mut hits,
-                &mut proposed.iter().filter_map(|h| st.keys.get(&h.id).copied()),
-            );
+            keys.extend(proposed.iter().filter_map(|h| st.keys.get(&h.id).copied()));
         }
-        {
+        // No graph yet: every key is fresh.
+        if let Some(g) = graph {
             let _p = self.permits.acquire();
-            // No graph yet: every key is fresh.
-            if let Some(g) = graph.as_ref() {
-                // usearch keeps `max(its ef, wanted)` candidates and its own
-                // ef is 1: asking for `ef` results is a search at `ef`.
-                let ef = q.ef.unwrap_or(self.params.expansion_search).max(q.want);
-                let found = if q.filter.is_none() && q.region.is_none() {
-                    g.search(q.vector, ef)
-                } else {
-                    g.filtered_search(q.vector, ef, |k| {
-                        st.entries.get(&k).is_some_and(|e| matches(e))
-                    })
-                }
-                .map_err(index_err)?;
-                // Candidates come sorted by the rank metric. In `f64` and
-                // `f32` graphs it orders them as the exact distance does,
-                // but for rounding (it is an `f32`): the first `2 want + 8`
-                // hold the nearest `want`. Quantized graphs rank roughly, so
-                // all of them are re-ranked.
-                let rerank = match self.datatype {
-                    Datatype::F64 | Datatype::F32 => 2 * q.want + 8,
-                    Datatype::F16 | Datatype::I8 => usize::MAX,
-                };
-                exact_scan(&mut hits, &mut found.keys.into_iter().take(rerank));
+            // usearch keeps `max(its ef, wanted)` candidates and its own
+            // ef is 1: asking for `ef` results is a search at `ef`.
+            let ef = q.ef.unwrap_or(self.params.expansion_search).max(q.want);
+            let found = if q.filter.is_none() && q.region.is_none() {
+                g.search(q.vector, ef)
+            } else {
+                g.filtered_search(q.vector, ef, |k| {
+                    st.entries.get(&k).is_some_and(|e| matches(e))
+                })
             }
+            .map_err(index_err)?;
+            // Candidates come sorted by the rank metric. In `f64` and
+            // `f32` graphs it orders them as the exact distance does, but
+            // for rounding (it is an `f32`): the first `2 want + 8` hold
+            // the nearest `want`. Quantized graphs rank roughly, so all of
+            // them are re-ranked.
+            let rerank = match self.datatype {
+                Datatype::F64 | Datatype::F32 => 2 * q.want + 8,
+                Datatype::F16 | Datatype::I8 => usize::MAX,
+            };
+            keys.extend(found.keys.into_iter().take(rerank));
         }
-        exact_scan(&mut hits, &mut fresh.into_iter());
-        exact_scan(&mut hits, &mut uncovered.iter().copied());
         // A stored vector's own coordinates find it whatever the graph's
         // links: later inserts can prune an older node's in-links between
         // reachability passes. Its twins with the lowest keys, as ties rank.
         let h = self.twin_hash(q.vector.iter().copied());
-        exact_scan(
-            &mut hits,
-            &mut st
-                .twins
+        keys.extend(
+            st.twins
                 .range((h, 0)..=(h, u64::MAX))
                 .map(|(_, k)| *k)
                 .take(q.want),
         );
-        hits.sort_unstable_by_key(|h| h.0);
-        hits.dedup_by_key(|h| h.0);
+        // A key can come twice (from the graph and the fresh buffer while
+        // the indexer moves it, say).
+        keys.sort_unstable();
+        keys.dedup();
+        let out: Vec<(u64, Arc<Entry>)> = keys
+            .into_iter()
+            .filter_map(|k| Some((k, st.entries.get(&k).filter(|e| matches(e))?.clone())))
+            .collect();
         // A selective filter can starve the graph search: when fewer than
         // `want` came back but more may exist, scan the matches exactly.
-        if hits.len() < q.want && st.entries.len() > hits.len() {
-            hits.clear();
-            exact_scan(&mut hits, &mut st.entries.keys().copied());
+        if out.len() < q.want && st.entries.len() > out.len() {
+            return Ok(all(st));
         }
-        Ok(nearest(&st, hits, q.want))
+        Ok(out)
     }
 
     /// Every matching vector within `radius`, sorted by distance (exact).
@@ -1642,27 +1660,6 @@ impl SpaceIndex {
         out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
         out
     }
-}
-
-/// The `want` nearest of `(key, distance)` candidates as hits, sorted by
-/// distance, ties by key (so the same candidates always give the same
-/// answer, however they were found).
-fn nearest(st: &State, mut found: Vec<(u64, f64)>, want: usize) -> Vec<Hit> {
-    let order = |a: &(u64, f64), b: &(u64, f64)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
-    if want > 0 && found.len() > want {
-        found.select_nth_unstable_by(want - 1, order);
-        found.truncate(want);
-    }
-    found.sort_by(order);
-    found
-        .into_iter()
-        .filter_map(|(k, d)| {
-            st.entries.get(&k).map(|e| Hit {
-                id: e.id,
-                distance: d,
-            })
-        })
-        .collect()
 }
 
 /// Runs `f` on every item, split over the machine's cores (graph inserts
