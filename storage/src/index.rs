@@ -159,8 +159,8 @@ pub(crate) struct Hit {
 struct State {
     entries: HashMap<u64, Arc<Entry>>,
     keys: HashMap<Uuid, u64>,
-    /// `(hash of its coordinates, key)` of every entry
-    /// ([`SpaceIndex::twin_hash`]): a search for a stored vector's own
+    /// `(hash of its coordinates, key)` of every entry (none in an
+    /// overflow graph's index) ([`SpaceIndex::twin_hash`]): a search for a stored vector's own
     /// coordinates finds it here whatever the graph does. A pair whose key
     /// has no entry any more (its coordinates could not be read back when
     /// it was removed) is skipped.
@@ -1011,9 +1011,13 @@ impl SpaceIndex {
     }
 
     /// [`twin_hash`](Self::twin_hash) of an entry's own coordinates (`None`
-    /// once its graph node holds them).
+    /// once its graph node holds them, and in an overflow graph's index:
+    /// the space's own index looks the query's twins up, so its overflow
+    /// graphs need not).
     fn entry_twin(&self, e: &Entry) -> Option<u64> {
-        if !e.data.is_empty() {
+        if self.depth > 0 {
+            None
+        } else if !e.data.is_empty() {
             Some(self.twin_hash(e.data.iter().copied()))
         } else if !e.data32.is_empty() {
             Some(self.twin_hash(e.data32.iter().map(|x| f64::from(*x))))
@@ -1613,13 +1617,16 @@ impl SpaceIndex {
         // A stored vector's own coordinates find it whatever the graph's
         // links: later inserts can prune an older node's in-links between
         // reachability passes. Its twins with the lowest keys, as ties rank.
-        let h = self.twin_hash(q.vector.iter().copied());
-        keys.extend(
-            st.twins
-                .range((h, 0)..=(h, u64::MAX))
-                .map(|(_, k)| *k)
-                .take(q.want),
-        );
+        // (An overflow graph's index keeps none: the space's looks them up.)
+        if self.depth == 0 {
+            let h = self.twin_hash(q.vector.iter().copied());
+            keys.extend(
+                st.twins
+                    .range((h, 0)..=(h, u64::MAX))
+                    .map(|(_, k)| *k)
+                    .take(q.want),
+            );
+        }
         // A key can come twice (from the graph and the fresh buffer while
         // the indexer moves it, say).
         keys.sort_unstable();
