@@ -267,7 +267,7 @@ pub fn try_decode_stored_rows(bytes: &[u8]) -> [Result<()>; 7] {
         decode::<crate::Block>(bytes, "block").map(drop),
         decode::<SpaceConfig>(bytes, "namespace").map(drop),
         decode::<(crate::Settlement, u64)>(bytes, "settlement").map(drop),
-        decode_change(bytes).map(drop),
+        decode_change_row(bytes).map(drop),
         decode::<Tombstone>(bytes, "tombstone").map(drop),
     ]
 }
@@ -279,6 +279,16 @@ pub fn try_decode_stored_rows(bytes: &[u8]) -> [Result<()>; 7] {
 /// runs it.
 pub fn decode_change(bytes: &[u8]) -> Result<Change> {
     decode(bytes, "change")
+}
+
+/// Reads a row of the `changes` table: one entry (a msgpack map), or the
+/// entries one write operation made, in order (an array of them; the row
+/// is keyed by the last one's number).
+pub(crate) fn decode_change_row(bytes: &[u8]) -> Result<Vec<Change>> {
+    match bytes.first() {
+        Some(0x90..=0x9f | 0xdc | 0xdd) => decode(bytes, "change"),
+        _ => Ok(vec![decode_change(bytes)?]),
+    }
 }
 
 /// Refuses metadata nested deeper than [`MAX_METADATA_DEPTH`] (which would

@@ -222,6 +222,9 @@ pub(crate) struct Tables<'t> {
     instance: u64,
     /// Last audit sequence number written.
     pub(crate) audit_seq: u64,
+    /// The change-feed entries of the operation being applied, written as
+    /// one row when it succeeds ([`Tables::apply`]).
+    logged: Vec<Change>,
     /// The namespaces in memory, as of the last commit (the writer applies
     /// each commit before it starts the next transaction).
     memory: &'t RwLock<HashMap<String, Arc<Space>>>,
@@ -267,6 +270,7 @@ impl<'t> Tables<'t> {
             meta: txn.open_table(crate::store::META)?,
             seq,
             audit_seq,
+            logged: Vec::new(),
             hlc,
             instance,
             memory,
@@ -283,6 +287,35 @@ impl<'t> Tables<'t> {
     /// other operations still commit. An outer `Err` is a storage failure:
     /// the caller aborts the transaction.
     pub(crate) fn apply(&mut self, op: &Op) -> Step {
+        let step = self.apply_op(op);
+        if matches!(step, Ok(Ok(_))) {
+            self.write_logged()?;
+        } else {
+            // A refused operation wrote nothing: nor does its feed.
+            self.seq -= self.logged.len() as u64;
+            self.logged.clear();
+        }
+        step
+    }
+
+    /// Writes the feed entries of the operation just applied: one row,
+    /// keyed by the last entry's number, holding the entry (a msgpack
+    /// `Change`) or, when the operation made several (a batch of messages
+    /// or settlements, a multi-vector insert), all of them in order (an
+    /// array of `Change`): one B-tree insert per operation, not per
+    /// message (`crate::record::decode_change_row` reads both).
+    fn write_logged(&mut self) -> Result<()> {
+        let row = match self.logged.as_slice() {
+            [] => return Ok(()),
+            [one] => encode(one)?,
+            many => encode(&many)?,
+        };
+        self.changes.insert(self.seq, row.as_slice())?;
+        self.logged.clear();
+        Ok(())
+    }
+
+    fn apply_op(&mut self, op: &Op) -> Step {
         match op {
             Op::CreateSpace(config) => self.create_space(config),
             Op::Insert(records) => self.insert(records),
@@ -473,7 +506,7 @@ impl<'t> Tables<'t> {
             hlc,
             body,
         };
-        self.changes.insert(self.seq, encode(&c)?.as_slice())?;
+        self.logged.push(c);
         Ok(())
     }
 

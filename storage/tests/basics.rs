@@ -256,3 +256,64 @@ fn a_small_page_cache_keeps_every_record() {
     }
     assert_eq!(s.iter_namespace("c").unwrap().len(), stored.len());
 }
+
+/// An operation that makes many feed entries (a batch insert, a batch of
+/// messages) writes them as one row: every page of the feed still starts
+/// and ends at any entry, and after a reopen numbering and clocks go on
+/// from the last entry without a gap.
+#[test]
+fn the_feed_pages_through_entries_written_together_and_goes_on_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let config = || StoreConfig::file(&path, hvs_storage::Durability::Buffered);
+    let (first, last_hlc) = {
+        let s = Store::open(config()).unwrap();
+        s.create_namespace(SpaceConfig::new("a", h2())).unwrap();
+        s.batch_store_vectors(
+            (0..7)
+                .map(|_| NewVector::new("a", vec![1.0, 0.0, 0.0]))
+                .collect(),
+        )
+        .unwrap();
+        let one = s
+            .store_vector(NewVector::new("a", vec![1.0, 0.0, 0.0]))
+            .unwrap();
+        s.batch_store_vectors(
+            (0..5)
+                .map(|_| NewVector::new("a", vec![1.0, 0.0, 0.0]))
+                .collect(),
+        )
+        .unwrap();
+        s.delete_vector(one.id).unwrap();
+        let feed = s.changes_since(0, 100).unwrap();
+        assert_eq!(feed.len(), 1 + 7 + 1 + 5 + 1);
+        assert!(feed.iter().enumerate().all(|(i, c)| c.seq == i as u64 + 1));
+        assert!(feed.windows(2).all(|w| w[0].hlc < w[1].hlc));
+        // Every start and every length: the entries numbered after `after`,
+        // at most `limit` of them, whatever rows they share.
+        for after in 0..=feed.len() as u64 {
+            for limit in [1, 2, 3, 6, 100] {
+                let page = s.changes_since(after, limit).unwrap();
+                let want: Vec<_> = feed.iter().filter(|c| c.seq > after).take(limit).collect();
+                assert_eq!(
+                    page.iter().collect::<Vec<_>>(),
+                    want,
+                    "after {after}, limit {limit}"
+                );
+            }
+        }
+        (feed, s.changes_since(0, 100).unwrap().last().unwrap().hlc)
+    };
+    let s = Store::open(config()).unwrap();
+    assert_eq!(s.changes_since(0, 100).unwrap(), first);
+    s.store_vector(NewVector::new("a", vec![1.0, 0.0, 0.0]))
+        .unwrap();
+    let next = s.changes_since(first.len() as u64, 100).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].seq, first.len() as u64 + 1);
+    assert!(
+        next[0].hlc > last_hlc,
+        "the clock goes on from the last entry of the last row"
+    );
+    assert_eq!(s.get_stats().unwrap().last_change, first.len() as u64 + 1);
+}
