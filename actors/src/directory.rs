@@ -3,7 +3,7 @@
 //! the catalog so that a restart brings them back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use hvs_contracts::Contract;
 use hvs_mailbox::{Mailbox, MailboxConfig, OverflowPolicy, StoredLetter};
-use hvs_storage::{GeometrySpec, SpaceConfig, StorageError, Store};
+use hvs_storage::{CatalogRecord, GeometrySpec, SpaceConfig, StorageError, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ActorError, Result};
@@ -77,7 +77,8 @@ impl Actor for Directory {
 }
 
 fn profile_of(contract: Contract, base_dir: &std::path::Path) -> Result<Profile> {
-    contract.validate()?;
+    // `encoder` validates the contract first (`Contract::validate`), so it
+    // is checked once here.
     let encoder = contract.encoder(base_dir)?;
     Ok(Profile {
         id: contract.model.id.clone(),
@@ -207,37 +208,24 @@ impl Handler<Connect> for Directory {
             .namespaces
             .contains_key(&msg.contract.hvs_binding.namespace);
         let work = blocking(move || {
-            let contract_json = serde_json::to_value(&msg.contract)
-                .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
             let geometry = geometry_of(&msg.contract)?;
             let profile = profile_of(msg.contract, &msg.base_dir)?;
-            let info = if ns_known {
-                None
-            } else {
-                match record_home(&store, &profile, geometry) {
-                    Ok(i) => Some(i),
-                    Err(ActorError::Storage(StorageError::WriteFailed(r))) => {
-                        return Ok((profile, None, Some(refusal(&store, r))));
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            if !contract_stored(&store, &profile.id, &contract_json, &msg.base_dir)? {
-                let stored = StoredModel {
-                    contract: contract_json,
-                    base_dir: msg.base_dir,
-                };
-                let bytes = serde_json::to_vec(&stored)
-                    .map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-                match store.catalog_put(MODELS, &profile.id, bytes) {
-                    Ok(()) => {}
-                    Err(StorageError::WriteFailed(r)) => {
-                        return Ok((profile, info, Some(refusal(&store, r))));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            let home = (!ns_known).then(|| home_of(&profile, geometry));
+            let mut records = Vec::with_capacity(2);
+            if let Some(info) = &home {
+                records.push(access_record(info)?);
             }
-            Ok((profile, info, None))
+            if !contract_stored(&store, &profile.id, &profile.contract, &msg.base_dir)? {
+                records.push(contract_record(&profile, &msg.base_dir)?);
+            }
+            match store_connect(&store, home.as_ref(), records) {
+                Ok(()) => Ok((profile, home, None)),
+                // Nothing of the connect is stored: no namespace either.
+                Err(ActorError::Storage(StorageError::WriteFailed(r))) => {
+                    Ok((profile, None, Some(refusal(&store, r))))
+                }
+                Err(e) => Err(e),
+            }
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
             let (profile, info, read_only) = r?;
@@ -274,25 +262,10 @@ impl Handler<Connect> for Directory {
     }
 }
 
-/// Creates a connecting model's home namespace in storage and records its
-/// access list (the model owns it, private).
-fn record_home(store: &Store, profile: &Profile, geometry: GeometrySpec) -> Result<NamespaceInfo> {
-    let ns = profile.namespace.clone();
-    match store.create_namespace(SpaceConfig::new(ns.clone(), geometry.clone())) {
-        Ok(()) => {}
-        // Made here by a sync job, without an access list yet:
-        // the connecting model's, as if it had made it.
-        Err(StorageError::NamespaceExists(_))
-            if store.namespace(&ns).is_ok_and(|c| c.geometry == geometry) => {}
-        Err(StorageError::NamespaceExists(n)) => {
-            return Err(ActorError::InvalidRequest(format!(
-                "namespace {n:?} exists with another geometry than the contract's"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let info = NamespaceInfo {
-        name: ns.clone(),
+/// A connecting model's home namespace: the model owns it, private.
+fn home_of(profile: &Profile, geometry: GeometrySpec) -> NamespaceInfo {
+    NamespaceInfo {
+        name: profile.namespace.clone(),
         owner: profile.id.clone(),
         visibility: namespace::Visibility::Private,
         network: profile.network.clone(),
@@ -301,10 +274,67 @@ fn record_home(store: &Store, profile: &Profile, geometry: GeometrySpec) -> Resu
         members: BTreeMap::new(),
         retention: None,
         datatype: None,
+    }
+}
+
+/// A namespace's access list as the catalog keeps it (under the
+/// namespace, so that a sync job copying the namespace copies it).
+fn access_record(info: &NamespaceInfo) -> Result<CatalogRecord> {
+    let value = serde_json::to_vec(info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+    Ok(CatalogRecord {
+        kind: namespace::CATALOG_KIND.to_string(),
+        key: info.name.clone(),
+        value,
+        namespace: Some(info.name.clone()),
+    })
+}
+
+/// A model's contract as the catalog keeps it ([`StoredModel`]),
+/// serialised once, from the validated contract.
+fn contract_record(profile: &Profile, base_dir: &Path) -> Result<CatalogRecord> {
+    #[derive(Serialize)]
+    struct Stored<'a> {
+        contract: &'a Contract,
+        base_dir: &'a Path,
+    }
+    let stored = Stored {
+        contract: &profile.contract,
+        base_dir,
     };
-    let bytes = serde_json::to_vec(&info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-    store.catalog_put_in(&ns, namespace::CATALOG_KIND, &ns, bytes)?;
-    Ok(info)
+    let value =
+        serde_json::to_vec(&stored).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
+    Ok(CatalogRecord {
+        kind: MODELS.to_string(),
+        key: profile.id.clone(),
+        value,
+        namespace: None,
+    })
+}
+
+/// Stores what a connect must, in one commit, all or none: the home
+/// namespace (`home`, unless it is known already) and `records` (its
+/// access list, the contract). A namespace made here before by a sync
+/// job, without an access list yet, becomes the connecting model's, as if
+/// it had made it; one with another geometry refuses the connect.
+fn store_connect(
+    store: &Store,
+    home: Option<&NamespaceInfo>,
+    records: Vec<CatalogRecord>,
+) -> Result<()> {
+    let space = match home {
+        None => None,
+        Some(info) => match store.namespace(&info.name) {
+            Ok(c) if c.geometry == info.geometry => None,
+            Ok(_) => {
+                return Err(ActorError::InvalidRequest(format!(
+                    "namespace {:?} exists with another geometry than the contract's",
+                    info.name
+                )));
+            }
+            Err(_) => Some(SpaceConfig::new(info.name.clone(), info.geometry.clone())),
+        },
+    };
+    Ok(store.catalog_put_all(space, records)?)
 }
 
 /// Why a connect goes read-only: the store's own reason for refusing
@@ -319,20 +349,17 @@ fn refusal(store: &Store, refused: String) -> String {
 /// whose fence refuses its own writes, a model whose contract and home
 /// namespace came from the primary connects for reads (`docs/CLUSTER.md`,
 /// "Reading from a mirror"), the folder recorded by the primary kept.
-fn contract_stored(
-    store: &Store,
-    id: &str,
-    contract: &serde_json::Value,
-    base_dir: &std::path::Path,
-) -> Result<bool> {
+fn contract_stored(store: &Store, id: &str, contract: &Contract, base_dir: &Path) -> Result<bool> {
     let Some(bytes) = store.catalog_get(MODELS, id)? else {
         return Ok(false);
     };
     let Ok(stored) = serde_json::from_slice::<StoredModel>(&bytes) else {
         return Ok(false);
     };
+    let contract =
+        serde_json::to_value(contract).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
     let fenced = store.fence().check(Instant::now()).is_err();
-    Ok(stored.contract == *contract && (stored.base_dir == base_dir || fenced))
+    Ok(stored.contract == contract && (stored.base_dir == base_dir || fenced))
 }
 
 /// Marks a model disconnected; its mailbox keeps collecting.

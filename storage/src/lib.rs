@@ -74,7 +74,7 @@ pub use fence::WriteFence;
 pub use hvs_types::ConflictStrategy;
 pub use hvs_types::Filter;
 pub use index::IndexParams;
-pub use messages::{Completion, MessageRecord, Settled, Settlement, Unsettled};
+pub use messages::{CatalogRecord, Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
     Change, ChangeBody, ChangeKind, Datatype, DiscardPolicy, GeometrySpec, InvalidPointPolicy,
     MAX_DIMENSION, MAX_METADATA_DEPTH, Metadata, NewVector, Retention, SpaceConfig, VectorRecord,

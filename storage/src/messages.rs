@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, StorageError};
 use crate::index::Entry;
-use crate::record::{Metadata, check_metadata, decode};
+use crate::record::{Metadata, SpaceConfig, check_metadata, decode};
 use crate::store::{CATALOG, Durability, MESSAGES, SETTLED, Store, contain, lock};
 use crate::writer::{Op, Reply};
 
@@ -111,6 +111,21 @@ pub struct Unsettled {
     pub message: Arc<MessageRecord>,
     /// Recipients still owed a delivery.
     pub recipients: Vec<String>,
+}
+
+/// A record to put in the catalog together with others
+/// ([`Store::catalog_put_all`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRecord {
+    /// Its kind (`model`, `namespace`, …); 1 to 256 bytes.
+    pub kind: String,
+    /// Its key within the kind; at most 1024 bytes.
+    pub key: String,
+    /// Its value, opaque bytes.
+    pub value: Vec<u8>,
+    /// The namespace it belongs to, if any, as for
+    /// [`Store::catalog_put_in`].
+    pub namespace: Option<String>,
 }
 
 /// Called once a write is committed (on the writer thread), or at once
@@ -276,6 +291,33 @@ impl Store {
             namespace: Some(namespace.to_string()),
         })
         .map(|_| ())
+    }
+
+    /// Creates `space`, if given, and puts every record, as one commit:
+    /// all or none. A namespace that exists with this very configuration
+    /// is kept, as [`Store::create_namespace`] keeps it, and the records
+    /// are put; one that exists with another configuration (or that was
+    /// created meanwhile) refuses the whole write with
+    /// [`StorageError::NamespaceExists`], and so does a failed commit with
+    /// its error: then neither the namespace nor any record is stored.
+    /// Nothing to write is `Ok` at once.
+    pub fn catalog_put_all(
+        &self,
+        space: Option<SpaceConfig>,
+        records: Vec<CatalogRecord>,
+    ) -> Result<()> {
+        for r in &records {
+            check_catalog_key(&r.kind, &r.key)?;
+        }
+        let space = match space {
+            Some(config) => self.namespace_to_create(config)?,
+            None => None,
+        };
+        if space.is_none() && records.is_empty() {
+            return Ok(());
+        }
+        self.submit(Op::CatalogPutAll { space, records })
+            .map(|_| ())
     }
 
     /// Like [`Store::catalog_put`] without waiting: `done` hears the commit.

@@ -515,6 +515,16 @@ impl Store {
     /// Creates a namespace. Creating one that exists with the same
     /// configuration is a no-op; with another, [`StorageError::NamespaceExists`].
     pub fn create_namespace(&self, config: SpaceConfig) -> Result<()> {
+        match self.namespace_to_create(config)? {
+            Some(config) => self.submit(Op::CreateSpace(config)).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a namespace to create: `None` if it exists with this very
+    /// configuration (nothing to do), [`StorageError::NamespaceExists`]
+    /// with another.
+    pub(crate) fn namespace_to_create(&self, config: SpaceConfig) -> Result<Option<SpaceConfig>> {
         if config.name.is_empty() || config.name.len() > 256 {
             return Err(StorageError::InvalidNamespaceName(config.name));
         }
@@ -528,14 +538,11 @@ impl Store {
             .geometry
             .build()
             .map_err(StorageError::InvalidGeometry)?;
-        if let Ok(s) = self.space(&config.name) {
-            return if s.config == config {
-                Ok(())
-            } else {
-                Err(StorageError::NamespaceExists(config.name))
-            };
+        match self.space(&config.name) {
+            Ok(s) if s.config == config => Ok(None),
+            Ok(_) => Err(StorageError::NamespaceExists(config.name)),
+            Err(_) => Ok(Some(config)),
         }
-        self.submit(Op::CreateSpace(config)).map(|_| ())
     }
 
     /// The configuration of a namespace.

@@ -105,6 +105,13 @@ pub(crate) enum Op {
         kind: String,
         key: String,
     },
+    /// Creates `space`, if any, and puts every record, in one commit: a
+    /// refusal (the namespace exists) writes none of them
+    /// (`Store::catalog_put_all`).
+    CatalogPutAll {
+        space: Option<SpaceConfig>,
+        records: Vec<crate::messages::CatalogRecord>,
+    },
     /// Applies changes from another instance's feed (`remote.rs`).
     ApplyRemote {
         /// Who the audit log names for conflicts: the sync job.
@@ -360,6 +367,7 @@ impl<'t> Tables<'t> {
                 self.log_catalog(namespace, kind, key, Some(value))?;
                 done(Reply::Done, vec![])
             }
+            Op::CatalogPutAll { space, records } => self.catalog_put_all(space.as_ref(), records),
             Op::CatalogDelete { kind, key } => {
                 let was = self
                     .catalog
@@ -560,6 +568,30 @@ impl<'t> Tables<'t> {
             Some(body),
         )?;
         done(Reply::Done, vec![Applied::Space(config.clone())])
+    }
+
+    /// Creates `space` (refused, writing nothing, if it exists) and puts
+    /// `records`. Past the namespace only a storage failure can stop it,
+    /// and that aborts the whole transaction: all or none.
+    fn catalog_put_all(
+        &mut self,
+        space: Option<&SpaceConfig>,
+        records: &[crate::messages::CatalogRecord],
+    ) -> Step {
+        let applied = match space {
+            Some(config) => match self.create_space(config)? {
+                Ok((_, applied)) => applied,
+                Err(refused) => return Ok(Err(refused)),
+            },
+            None => Vec::new(),
+        };
+        for r in records {
+            self.catalog
+                .insert((r.kind.as_str(), r.key.as_str()), r.value.as_slice())?;
+            let namespace = r.namespace.as_deref().unwrap_or("");
+            self.log_catalog(namespace, &r.kind, &r.key, Some(&r.value))?;
+        }
+        done(Reply::Done, applied)
     }
 
     fn insert(&mut self, records: &[VectorRecord]) -> Step {
