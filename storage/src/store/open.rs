@@ -4,6 +4,14 @@
 
 use super::*;
 
+/// redb's page cache at `Memory` durability unless
+/// [`StoreConfig::cache_bytes`] sets one. The database is in memory
+/// already, so its cache only copies pages again: at redb's default of
+/// 1 GiB it kept a second copy of every page written (about 4 KB a
+/// connected model, `docs/BENCHMARKS.md`, "Agents in one process"). This
+/// much keeps the pages read most, the B-trees' upper levels, without it.
+const MEMORY_CACHE_BYTES: usize = 16 << 20;
+
 impl Store {
     /// Opens (or creates) a store: reads everything back and loads each
     /// namespace's graph from its dump. A namespace without a usable dump
@@ -17,8 +25,10 @@ impl Store {
 
     fn open_inner(config: StoreConfig) -> Result<Store> {
         let db = match (&config.durability, &config.path) {
-            (Durability::Memory, _) => crate::disk::builder(config.cache_bytes)
-                .create_with_backend(redb::backends::InMemoryBackend::new())?,
+            (Durability::Memory, _) => {
+                crate::disk::builder(config.cache_bytes.or(Some(MEMORY_CACHE_BYTES)))
+                    .create_with_backend(redb::backends::InMemoryBackend::new())?
+            }
             (_, Some(p)) => {
                 crate::disk::open(p, config.faults.as_ref(), false, config.cache_bytes)?
             }
