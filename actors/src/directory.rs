@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ActorError, Result};
 use crate::model::{ModelActor, Unsubscribe, now_ms};
-use crate::namespace::{self, NamespaceActor, NamespaceInfo, blocking};
+use crate::namespace::{self, NamespaceInfo, blocking};
 use crate::registry::{
-    Isolation, IsolationPolicy, MAILBOX_CAPACITY, ModelEntry, Profile, Registry, geometry_of,
+    Isolation, IsolationPolicy, MAILBOX_CAPACITY, ModelEntry, NamespaceSlot, Profile, Registry,
+    geometry_of,
 };
 
 /// Catalog kind of stored contracts.
@@ -161,16 +162,12 @@ impl Directory {
         entry
     }
 
+    /// Registers a namespace; its actor starts at its first request
+    /// (`Registry::namespace`).
     pub(crate) fn start_namespace(&mut self, info: NamespaceInfo) {
         let name = info.name.clone();
-        let (store, registry) = (self.store.clone(), self.registry.clone());
-        let addr = NamespaceActor::start_in_arbiter(&self.arbiter(), move |_| NamespaceActor {
-            info,
-            store,
-            registry,
-            contributions: None,
-        });
-        self.registry.namespaces.insert(name, addr);
+        let slot = NamespaceSlot::Idle(Box::new(info));
+        self.registry.namespaces.insert(name, slot);
     }
 }
 
@@ -515,7 +512,9 @@ impl Handler<Promote> for Directory {
         }
         self.registry.models.clear();
         for n in self.registry.namespaces.iter() {
-            n.value().do_send(namespace::Stop);
+            if let NamespaceSlot::Running(addr) = n.value() {
+                addr.do_send(namespace::Stop);
+            }
         }
         self.registry.namespaces.clear();
         *self.recovered.lock().unwrap_or_else(|e| e.into_inner()) = letters;
@@ -550,7 +549,7 @@ impl Handler<ForgetNamespace> for Directory {
     type Result = AtomicResponse<Self, Result<()>>;
 
     fn handle(&mut self, msg: ForgetNamespace, _: &mut Self::Context) -> Self::Result {
-        if let Some((_, addr)) = self.registry.namespaces.remove(&msg.0) {
+        if let Some((_, NamespaceSlot::Running(addr))) = self.registry.namespaces.remove(&msg.0) {
             addr.do_send(namespace::Stop);
         }
         let store = self.store.clone();
@@ -575,7 +574,7 @@ impl Handler<DeleteNamespace> for Directory {
     type Result = AtomicResponse<Self, Result<bool>>;
 
     fn handle(&mut self, msg: DeleteNamespace, _: &mut Self::Context) -> Self::Result {
-        let Some(addr) = self.registry.namespaces.get(&msg.name).map(|e| e.clone()) else {
+        let Ok(addr) = self.registry.namespace(&msg.name) else {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(false))));
         };
         let home = self.registry.is_home(&msg.name);
@@ -607,7 +606,7 @@ impl Handler<DeleteNamespace> for Directory {
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(|r, act, _| {
             let (deleted, name) = r?;
-            if let Some((_, addr)) = act.registry.namespaces.remove(&name) {
+            if let Some((_, NamespaceSlot::Running(addr))) = act.registry.namespaces.remove(&name) {
                 addr.do_send(namespace::Stop);
             }
             Ok(deleted)

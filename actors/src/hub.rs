@@ -426,7 +426,15 @@ fn start_actors(store: Arc<Store>, config: &HubConfig) -> Result<Started> {
     let arbiters: Vec<Arbiter> = (0..config.arbiters.max(1))
         .map(|_| Arbiter::new())
         .collect();
-    let registry = Arc::new(Registry::new(config.default_isolation));
+    let registry = Arc::new_cyclic(|registry| {
+        let starter = crate::namespace::NamespaceStarter {
+            store: store.clone(),
+            registry: registry.clone(),
+            arbiters: arbiters.iter().map(|a| a.handle()).collect(),
+            next: Default::default(),
+        };
+        Registry::new(config.default_isolation, starter)
+    });
     let recovered = hvs_mailbox::recover_letters(&store)?;
     let mut dir = Directory {
         store,

@@ -2,8 +2,9 @@
 //!
 //! A [`Hub`] runs a directory actor, one actor per known model (its
 //! contract, rate limits and mailbox) and one per namespace (its access
-//! list, shared-space work and consensus), spread over one arbiter per
-//! core. Storage calls that wait (commits, searches, means) run on tokio's
+//! list, shared-space work and consensus; started at the namespace's
+//! first request, so an idle model's home namespace runs none), spread
+//! over one arbiter per core. Storage calls that wait (commits, searches, means) run on tokio's
 //! blocking pool, never on an actor's thread. Nothing above this crate
 //! names an actix type: [`Hub`] and [`ModelRef`] speak in plain types and
 //! futures.

@@ -1,11 +1,13 @@
-//! One actor per namespace: its access list (owner, visibility, grants,
+//! One actor per namespace, started at its first request
+//! ([`NamespaceStarter`]): its access list (owner, visibility, grants,
 //! members, network), every read and write checked against the caller's
 //! contract, the isolation policy between networks and that list; shared
 //! space work (join, contribute, query, consensus). Storage work runs on
 //! tokio's blocking pool, never on the actor's thread.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -163,6 +165,36 @@ pub(crate) struct NamespaceActor {
     pub(crate) registry: Arc<Registry>,
     /// (contributor, key) → vector id; loaded on first use.
     pub(crate) contributions: Option<HashMap<(String, String), Uuid>>,
+}
+
+/// Starts namespaces' actors, spread over the arbiters. A namespace's actor
+/// starts at its first request ([`Registry::namespace`]), not when the
+/// namespace is made or read back: a model's home namespace that nothing
+/// asks for holds its access list in the registry and no running actor.
+pub(crate) struct NamespaceStarter {
+    pub(crate) store: Arc<Store>,
+    /// Weak: the registry holds this starter.
+    pub(crate) registry: Weak<Registry>,
+    pub(crate) arbiters: Vec<ArbiterHandle>,
+    pub(crate) next: AtomicUsize,
+}
+
+impl NamespaceStarter {
+    /// Starts the actor of the namespace `info` describes.
+    pub(crate) fn start(&self, info: NamespaceInfo) -> Result<Addr<NamespaceActor>> {
+        let registry = self.registry.upgrade().ok_or(ActorError::Stopped)?;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len().max(1);
+        let arbiter = self.arbiters.get(i).ok_or(ActorError::Stopped)?;
+        let store = self.store.clone();
+        Ok(NamespaceActor::start_in_arbiter(arbiter, move |_| {
+            NamespaceActor {
+                info,
+                store,
+                registry,
+                contributions: None,
+            }
+        }))
+    }
 }
 
 impl Actor for NamespaceActor {
@@ -655,9 +687,9 @@ impl Handler<ClaimHome> for NamespaceActor {
 mod tests {
     use super::*;
 
-    #[test]
-    fn catalog_rows_without_a_datatype_read_as_the_geometry_default() {
-        let info = NamespaceInfo {
+    /// A private namespace `n` of E^3.
+    fn info(datatype: Option<hvs_storage::Datatype>) -> NamespaceInfo {
+        NamespaceInfo {
             name: "n".into(),
             owner: "o".into(),
             visibility: Visibility::Private,
@@ -666,8 +698,13 @@ mod tests {
             grants: BTreeMap::new(),
             members: BTreeMap::new(),
             retention: None,
-            datatype: Some(hvs_storage::Datatype::F16),
-        };
+            datatype,
+        }
+    }
+
+    #[test]
+    fn catalog_rows_without_a_datatype_read_as_the_geometry_default() {
+        let info = info(Some(hvs_storage::Datatype::F16));
         let mut row = serde_json::to_value(&info).unwrap();
         assert_eq!(row["datatype"], "f16");
         assert_eq!(
@@ -679,5 +716,37 @@ mod tests {
         let old: NamespaceInfo = serde_json::from_value(row).unwrap();
         assert_eq!(old.datatype, None);
         assert_eq!(old.datatype(), hvs_storage::Datatype::F32);
+    }
+
+    #[test]
+    fn a_namespace_actor_starts_once_at_its_first_request() {
+        use crate::registry::NamespaceSlot;
+        let idle = |r: &Registry| matches!(*r.namespaces.get("n").unwrap(), NamespaceSlot::Idle(_));
+        actix::System::new().block_on(async {
+            let store = Arc::new(Store::open(hvs_storage::StoreConfig::memory()).unwrap());
+            let registry = Arc::new_cyclic(|weak| {
+                let starter = NamespaceStarter {
+                    store,
+                    registry: weak.clone(),
+                    arbiters: vec![actix::Arbiter::current()],
+                    next: AtomicUsize::new(0),
+                };
+                Registry::new(IsolationPolicy::Strict, starter)
+            });
+            let info = info(None);
+            let slot = NamespaceSlot::Idle(Box::new(info.clone()));
+            registry.namespaces.insert("n".into(), slot);
+            assert!(idle(&registry));
+            let first = registry.namespace("n").unwrap();
+            assert!(!idle(&registry));
+            // Every later request reaches the same actor, which holds the
+            // access list it was registered with.
+            assert!(registry.namespace("n").unwrap() == first);
+            assert_eq!(first.send(Info).await.unwrap(), info);
+            assert!(matches!(
+                registry.namespace("other"),
+                Err(ActorError::UnknownNamespace(n)) if n == "other"
+            ));
+        });
     }
 }

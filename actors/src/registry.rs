@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ActorError, Result};
 use crate::model::ModelActor;
-use crate::namespace::NamespaceActor;
+use crate::namespace::{NamespaceActor, NamespaceInfo, NamespaceStarter};
 
 /// Requests an actor queues before senders wait (actix's own mailbox, not
 /// a model's): bounded, so a flood of requests meets backpressure.
@@ -107,20 +107,30 @@ impl Isolation {
     }
 }
 
+/// A known namespace: its actor, or, until its first request, the access
+/// list the actor will start with (`NamespaceStarter`).
+pub(crate) enum NamespaceSlot {
+    Idle(Box<NamespaceInfo>),
+    Running(Addr<NamespaceActor>),
+}
+
 /// The lookup tables.
 pub(crate) struct Registry {
     pub(crate) models: DashMap<String, Arc<ModelEntry>>,
-    pub(crate) namespaces: DashMap<String, Addr<NamespaceActor>>,
+    pub(crate) namespaces: DashMap<String, NamespaceSlot>,
+    /// Starts a namespace's actor at its first request.
+    starter: NamespaceStarter,
     pub(crate) isolation: RwLock<Isolation>,
     /// Mail across instances, once this instance joined a cluster.
     pub(crate) mail: std::sync::OnceLock<Arc<crate::cluster::mail::Mail>>,
 }
 
 impl Registry {
-    pub(crate) fn new(default: IsolationPolicy) -> Self {
+    pub(crate) fn new(default: IsolationPolicy, starter: NamespaceStarter) -> Self {
         Self {
             models: DashMap::new(),
             namespaces: DashMap::new(),
+            starter,
             isolation: RwLock::new(Isolation {
                 default,
                 pairs: HashMap::new(),
@@ -136,11 +146,22 @@ impl Registry {
             .ok_or_else(|| ActorError::UnknownModel(id.to_string()))
     }
 
+    /// A namespace's actor, started now if this is its first request.
     pub(crate) fn namespace(&self, name: &str) -> Result<Addr<NamespaceActor>> {
-        self.namespaces
-            .get(name)
-            .map(|e| e.value().clone())
-            .ok_or_else(|| ActorError::UnknownNamespace(name.to_string()))
+        let unknown = || ActorError::UnknownNamespace(name.to_string());
+        if let NamespaceSlot::Running(addr) = self.namespaces.get(name).ok_or_else(unknown)?.value()
+        {
+            return Ok(addr.clone());
+        }
+        // Under the entry's lock, so that one actor starts however many
+        // first requests race.
+        let mut slot = self.namespaces.get_mut(name).ok_or_else(unknown)?;
+        let addr = match slot.value() {
+            NamespaceSlot::Running(addr) => return Ok(addr.clone()),
+            NamespaceSlot::Idle(info) => self.starter.start((**info).clone())?,
+        };
+        *slot.value_mut() = NamespaceSlot::Running(addr.clone());
+        Ok(addr)
     }
 
     pub(crate) fn policy(&self, a: &str, b: &str) -> IsolationPolicy {
