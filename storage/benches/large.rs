@@ -25,7 +25,7 @@
 //! `HVS_BENCH_NDEEP` (`deep`; 50,000), `HVS_BENCH_QUERIES` (1,000),
 //! `HVS_BENCH_EF` (the sweep, default 10,16,24,32,48,64,96,128,192,256,384,512),
 //! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean sets, default
-//! `f32`; any of `f32,f16,f64`), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`),
+//! `f32`; any of `f32,f16,f64`), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`; `usearch`: usearch alone, with HVS's graph settings, for the Euclidean sets),
 //! `HVS_BENCH_STORE` (`file`, default: a redb file in a temporary folder,
 //! as `hvs serve` keeps vectors; or `memory`), `HVS_BENCH_CACHE_MB`
 //! (redb's page cache, as `hvs serve --cache-mb`; default redb's 1 GiB), `HVS_BENCH_DEEP_SHIFT`
@@ -233,6 +233,7 @@ struct Run {
     datatypes: Vec<Datatype>,
     hvs: bool,
     hnsw_rs: bool,
+    usearch: bool,
     export: Option<PathBuf>,
     nq: usize,
 }
@@ -301,6 +302,9 @@ fn euclidean_part(name: &str, label: &str, (base, queries): (Flat, Flat), run: &
         for d in &run.datatypes {
             curves::hvs(&set, Some(*d), &run.settings, &mut table);
         }
+    }
+    if run.usearch {
+        curves::usearch(&set, &base, &run.settings, &mut table);
     }
     if run.hnsw_rs {
         curves::hnsw_rs(&set, &base, &run.settings, &mut table);
@@ -440,6 +444,7 @@ fn main() {
             .collect(),
         hvs: libs.iter().any(|l| l == "hvs"),
         hnsw_rs: libs.iter().any(|l| l == "hnsw_rs"),
+        usearch: libs.iter().any(|l| l == "usearch"),
         export: std::env::var("HVS_BENCH_EXPORT").ok().map(PathBuf::from),
         nq,
     };

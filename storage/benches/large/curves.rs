@@ -272,3 +272,69 @@ pub(crate) fn hnsw_rs(set: &DataSet<'_>, base: &Flat, settings: &Settings, table
     let ids = |hits: Vec<Neighbour>| hits.iter().map(|h| h.d_id as u32).collect();
     sweep(set, &index, settings, table, prepare, search, ids);
 }
+
+/// usearch alone (its native `f32` L2 kernel, the graph settings HVS
+/// uses), built on every core: what HVS's index costs without HVS around
+/// it. A search asks for `ef` results (usearch's ef is the larger of its
+/// setting, 1 here, and the count), as HVS's searches do, and keeps `k`.
+pub(crate) fn usearch(set: &DataSet<'_>, base: &Flat, settings: &Settings, table: &mut Table) {
+    use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+    let p = IndexParams::default();
+    let index = format!("usearch 2.26 f32 alone ({})", graph_settings());
+    let before = rss();
+    let t0 = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let graph = Index::new(&IndexOptions {
+        dimensions: base.dim,
+        metric: MetricKind::L2sq,
+        quantization: ScalarKind::F32,
+        connectivity: p.connectivity,
+        expansion_add: p.expansion_add,
+        expansion_search: 1,
+        multi: false,
+    })
+    .unwrap();
+    graph
+        .reserve_capacity_and_threads(base.len(), threads)
+        .unwrap();
+    let rows: Vec<usize> = (0..base.len()).collect();
+    std::thread::scope(|s| {
+        for part in rows.chunks(rows.len().div_ceil(threads)) {
+            let graph = &graph;
+            s.spawn(move || {
+                for &i in part {
+                    graph.add(i as u64, base.row(i)).unwrap();
+                }
+            });
+        }
+    });
+    let build = t0.elapsed();
+    let memory = settings.memory_per_vector(before, base.len());
+    settings.progress(&format!(
+        "{}: {index} built in {:.1} s",
+        set.label,
+        build.as_secs_f64()
+    ));
+    table.builds.push(format!(
+        "| {} | {index} | {:.1} s (parallel) | {memory} | — | — | — | — |",
+        set.label,
+        build.as_secs_f64(),
+    ));
+    let prepare = |ef: usize| {
+        let f32s = |q: &Vec<f64>| q.iter().map(|a| *a as f32).collect::<Vec<f32>>();
+        set.queries
+            .iter()
+            .map(|q| (f32s(q), ef.max(settings.k)))
+            .collect()
+    };
+    let search = |(q, ef): &(Vec<f32>, usize)| graph.search(q, *ef).unwrap();
+    let ids = |found: usearch::ffi::Matches| {
+        found
+            .keys
+            .iter()
+            .take(settings.k)
+            .map(|k| *k as u32)
+            .collect()
+    };
+    sweep(set, &index, settings, table, prepare, search, ids);
+}
