@@ -243,17 +243,17 @@ pub(crate) fn hvs(
     sweep(set, &index, settings, table, prepare, search, ids);
 }
 
-/// hnsw_rs (f32, L2) built with `parallel_insert` on every core.
-pub(crate) fn hnsw_rs(set: &DataSet<'_>, base: &Flat, settings: &Settings, table: &mut Table) {
-    let p = IndexParams::default();
-    let index = format!("hnsw_rs 0.3 f32 ({})", graph_settings());
-    let before = rss();
-    let t0 = Instant::now();
-    let hnsw = Hnsw::<f32, DistL2>::new(p.connectivity, base.len(), 16, p.expansion_add, DistL2 {});
-    let rows: Vec<(&[f32], usize)> = (0..base.len()).map(|i| (base.row(i), i)).collect();
-    hnsw.parallel_insert_slice(&rows);
-    let build = t0.elapsed();
-    let memory = settings.memory_per_vector(before, base.len());
+/// The build row of a library other than HVS, built on every core in
+/// `build` from an RSS of `before`.
+fn library_built(
+    set: &DataSet<'_>,
+    index: &str,
+    settings: &Settings,
+    table: &mut Table,
+    before: u64,
+    build: Duration,
+) {
+    let memory = settings.memory_per_vector(before, set.base.len());
     settings.progress(&format!(
         "{}: {index} built in {:.1} s",
         set.label,
@@ -264,6 +264,18 @@ pub(crate) fn hnsw_rs(set: &DataSet<'_>, base: &Flat, settings: &Settings, table
         set.label,
         build.as_secs_f64(),
     ));
+}
+
+/// hnsw_rs (f32, L2) built with `parallel_insert` on every core.
+pub(crate) fn hnsw_rs(set: &DataSet<'_>, base: &Flat, settings: &Settings, table: &mut Table) {
+    let p = IndexParams::default();
+    let index = format!("hnsw_rs 0.3 f32 ({})", graph_settings());
+    let before = rss();
+    let t0 = Instant::now();
+    let hnsw = Hnsw::<f32, DistL2>::new(p.connectivity, base.len(), 16, p.expansion_add, DistL2 {});
+    let rows: Vec<(&[f32], usize)> = (0..base.len()).map(|i| (base.row(i), i)).collect();
+    hnsw.parallel_insert_slice(&rows);
+    library_built(set, &index, settings, table, before, t0.elapsed());
     let prepare = |ef| {
         let f32s = |q: &Vec<f64>| q.iter().map(|a| *a as f32).collect::<Vec<f32>>();
         set.queries.iter().map(|q| (f32s(q), ef)).collect()
@@ -308,18 +320,7 @@ pub(crate) fn usearch(set: &DataSet<'_>, base: &Flat, settings: &Settings, table
             });
         }
     });
-    let build = t0.elapsed();
-    let memory = settings.memory_per_vector(before, base.len());
-    settings.progress(&format!(
-        "{}: {index} built in {:.1} s",
-        set.label,
-        build.as_secs_f64()
-    ));
-    table.builds.push(format!(
-        "| {} | {index} | {:.1} s (parallel) | {memory} | — | — | — | — |",
-        set.label,
-        build.as_secs_f64(),
-    ));
+    library_built(set, &index, settings, table, before, t0.elapsed());
     let prepare = |ef: usize| {
         let f32s = |q: &Vec<f64>| q.iter().map(|a| *a as f32).collect::<Vec<f32>>();
         set.queries
