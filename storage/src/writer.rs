@@ -294,15 +294,12 @@ impl<'t> Tables<'t> {
     /// other operations still commit. An outer `Err` is a storage failure:
     /// the caller aborts the transaction.
     pub(crate) fn apply(&mut self, op: &Op) -> Step {
-        let step = self.apply_op(op);
-        if matches!(step, Ok(Ok(_))) {
-            self.write_logged()?;
-        } else {
-            // A refused operation wrote nothing: nor does its feed.
-            self.seq -= self.logged.len() as u64;
-            self.logged.clear();
-        }
-        step
+        let step = self.apply_op(op)?;
+        // A refusal has logged nothing (it writes nothing); whatever an
+        // operation logged goes in, as each entry did when it was its own
+        // row.
+        self.write_logged()?;
+        Ok(step)
     }
 
     /// Writes the feed entries of the operation just applied: one row,
