@@ -318,8 +318,13 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
             summary["send_errors"],
             status.success()
         );
+        let leave = if args.ttl_ms == 0 {
+            "without a TTL, messages leave only by the server's retention limits"
+        } else {
+            "messages stay stored and indexed until their TTL passes"
+        };
         println!(
-            "server RSS {:.0} MiB after the first interval, {:.0} MiB at the end: {:.0} bytes per message received since (messages stay stored and indexed until their TTL passes)",
+            "server RSS {:.0} MiB after the first interval, {:.0} MiB at the end: {:.0} bytes per message received since ({leave})",
             first_rss, last_rss, grown_per_msg
         );
         println!(
