@@ -108,7 +108,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HVS_CHECKPOINT_SECS")]
     checkpoint_secs: Option<u64>,
     /// Megabytes of the database's page cache (records read and written
-    /// recently, kept in memory) [default: 1024]. See docs/STORAGE.md.
+    /// recently, kept in memory) [default: 1024; 16 at `memory`
+    /// durability, whose database is in memory already]. See
+    /// docs/STORAGE.md.
     #[arg(long, env = "HVS_CACHE_MB")]
     cache_mb: Option<usize>,
 }
