@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use hvs_geometry::{AnyManifold, Manifold};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use uuid::Uuid;
 
 use crate::blocks::{
@@ -47,6 +47,12 @@ pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs
 
 /// Writes the group-commit writer takes into one transaction at most.
 const MAX_GROUP: usize = 4096;
+
+/// `iter_namespace` looks a namespace's rows up one by one when the table
+/// holds more than this many rows per id of the namespace, and walks the
+/// table otherwise. A lookup descends the B-tree from its root, a walked row
+/// is one step of an iterator; the ratio is a rough one, not measured.
+const WALKED_ROWS_PER_LOOKUP: u64 = 16;
 
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(crate) const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");
@@ -688,21 +694,52 @@ impl Store {
         }
     }
 
-    /// Every vector of a namespace, oldest first (ids are time-ordered).
+    /// Every vector of a namespace, oldest first (ids are time-ordered), as
+    /// of the last write answered. Only the namespace's own rows are read
+    /// and decoded (its ids are in memory), so a small namespace costs what
+    /// it holds, not the whole table.
     pub fn iter_namespace(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
-        self.space(namespace)?;
-        contain("reading a namespace", || self.iter_inner(namespace))
+        let space = self.space(namespace)?;
+        contain("reading a namespace", || self.iter_inner(&space))
     }
 
-    fn iter_inner(&self, namespace: &str) -> Result<Vec<VectorRecord>> {
+    /// Looks each id up when the namespace holds few of the table's rows
+    /// ([`WALKED_ROWS_PER_LOOKUP`]); otherwise walks the rows between its
+    /// first and last id beside its ids (both in the same order: a `Uuid`
+    /// orders as its big-endian `u128`), decoding only its own.
+    fn iter_inner(&self, space: &Space) -> Result<Vec<VectorRecord>> {
         let txn = self.shared.begin_read()?;
         let table = txn.open_table(VECTORS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (_, v) = row?;
-            let r: VectorRecord = decode(v.value(), "vector record")?;
-            if r.namespace == namespace {
+        let ids = space.vector_ids();
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+            return Ok(Vec::new());
+        };
+        let name = &space.config.name;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut keep = |bytes: &[u8]| -> Result<()> {
+            let r: VectorRecord = decode(bytes, "vector record")?;
+            // An id the writer has just moved or reused elsewhere is not ours.
+            if r.namespace == *name {
                 out.push(r);
+            }
+            Ok(())
+        };
+        if (ids.len() as u64).saturating_mul(WALKED_ROWS_PER_LOOKUP) < table.len()? {
+            for id in &ids {
+                // Absent: deleted since the ids were read.
+                if let Some(v) = table.get(id.as_u128())? {
+                    keep(v.value())?;
+                }
+            }
+            return Ok(out);
+        }
+        let mut wanted = ids.iter().map(|id| id.as_u128()).peekable();
+        for row in table.range(first.as_u128()..=last.as_u128())? {
+            let (k, v) = row?;
+            let key = k.value();
+            while wanted.next_if(|&w| w < key).is_some() {}
+            if wanted.next_if_eq(&key).is_some() {
+                keep(v.value())?;
             }
         }
         Ok(out)
