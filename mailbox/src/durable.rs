@@ -28,9 +28,12 @@ pub fn letter_of(message: &Arc<MessageRecord>) -> StoredLetter {
 /// Every recipient's unsettled letters, oldest first: what to
 /// [`restore`](crate::Mailbox::restore) into the mailboxes after a restart.
 /// Empty at `Memory` durability, which keeps nothing across a restart.
+/// Right after an open that kept them, the store hands over the messages
+/// its open read ([`Store::take_unsettled_messages`]) instead of reading
+/// them again.
 pub fn recover_letters(store: &Store) -> Result<HashMap<String, Vec<StoredLetter>>, StorageError> {
     let mut out: HashMap<String, Vec<StoredLetter>> = HashMap::new();
-    for u in store.unsettled_messages()? {
+    for u in store.take_unsettled_messages()? {
         for r in u.recipients {
             out.entry(r).or_default().push(letter_of(&u.message));
         }

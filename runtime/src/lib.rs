@@ -110,10 +110,12 @@ impl Runtime {
     /// namespaces) and starts the actors.
     pub async fn open(config: RuntimeConfig) -> Result<Runtime> {
         let RuntimeConfig {
-            store,
+            mut store,
             hub,
             cluster,
         } = config;
+        // The hub takes them at once to refill the mailboxes.
+        store.keep_unsettled = true;
         let hub = tokio::task::spawn_blocking(move || {
             let store = Arc::new(Store::open(store)?);
             Hub::start(store, hub)

@@ -207,28 +207,12 @@ impl Store {
         }
         contain("reading messages", || {
             let txn = self.shared.begin_read()?;
-            let mut settled: HashSet<(u128, String)> = HashSet::new();
-            for row in txn.open_table(SETTLED)?.iter()? {
-                let (k, _) = row?;
-                let (id, recipient) = k.value();
-                settled.insert((id, recipient.to_string()));
-            }
+            let settled = settled_pairs(&txn)?;
             let mut out = Vec::new();
             for row in txn.open_table(MESSAGES)?.iter()? {
-                let (k, v) = row?;
-                let id = k.value();
+                let (_, v) = row?;
                 let m: MessageRecord = decode(v.value(), "message")?;
-                let recipients: Vec<String> =
-                    m.to.iter()
-                        .filter(|r| !settled.contains(&(id, (*r).clone())))
-                        .cloned()
-                        .collect();
-                if !recipients.is_empty() {
-                    out.push(Unsettled {
-                        message: Arc::new(m),
-                        recipients,
-                    });
-                }
+                out.extend(unsettled_of(&Arc::new(m), &settled));
             }
             Ok(out)
         })
@@ -391,13 +375,41 @@ fn check_catalog_key(kind: &str, key: &str) -> Result<()> {
 /// `(expires_ms, id)` of stored messages with a TTL, earliest first.
 pub(crate) type Expiries = BTreeSet<(u64, Uuid)>;
 
+/// Every `(message, recipient)` pair with a settlement.
+pub(crate) fn settled_pairs(txn: &redb::ReadTransaction) -> Result<HashSet<(u128, String)>> {
+    let mut settled = HashSet::new();
+    for row in txn.open_table(SETTLED)?.iter()? {
+        let (k, _) = row?;
+        let (id, recipient) = k.value();
+        settled.insert((id, recipient.to_string()));
+    }
+    Ok(settled)
+}
+
+/// The message with its recipients that have not settled it, if any has not.
+pub(crate) fn unsettled_of(
+    m: &Arc<MessageRecord>,
+    settled: &HashSet<(u128, String)>,
+) -> Option<Unsettled> {
+    let id = m.id.as_u128();
+    let recipients: Vec<String> =
+        m.to.iter()
+            .filter(|r| !settled.contains(&(id, (*r).clone())))
+            .cloned()
+            .collect();
+    (!recipients.is_empty()).then(|| Unsettled {
+        message: m.clone(),
+        recipients,
+    })
+}
+
 /// Message entries per namespace, and `(expires_ms, id)` of those with a
 /// TTL, from stored rows (at open); each message also goes into its
 /// namespace's retention ledger, if it keeps one, and those of namespaces
 /// with `keep_acked_ms` are listed with their number of recipients (see
 /// `Shared::schedule_settled`).
 pub(crate) fn message_entries(
-    rows: impl Iterator<Item = Result<MessageRecord>>,
+    rows: impl Iterator<Item = Result<Arc<MessageRecord>>>,
     spaces: &HashMap<String, Arc<crate::store::Space>>,
 ) -> Result<(
     HashMap<String, Vec<Entry>>,

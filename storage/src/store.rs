@@ -117,6 +117,13 @@ pub struct StoreConfig {
     pub retention: crate::record::Retention,
     /// The time expiry and retention read; default the system clock.
     pub clock: crate::retention::StoreClock,
+    /// Whether the open keeps the unsettled messages it reads, for the
+    /// first [`Store::take_unsettled_messages`] to hand over instead of
+    /// reading and decoding every message row a second time. Set it when
+    /// that call follows the open at once (the actors' hub restoring the
+    /// mailboxes does): until it comes, the store holds those records.
+    /// Default `false`.
+    pub keep_unsettled: bool,
 }
 
 impl StoreConfig {
@@ -131,6 +138,7 @@ impl StoreConfig {
             faults: None,
             retention: Default::default(),
             clock: Default::default(),
+            keep_unsettled: false,
         }
     }
 
@@ -145,6 +153,7 @@ impl StoreConfig {
             faults: None,
             retention: Default::default(),
             clock: Default::default(),
+            keep_unsettled: false,
         }
     }
 }
@@ -379,6 +388,10 @@ pub(crate) struct Shared {
     commits: AtomicU64,
     commit_requests: AtomicU64,
     commit_micros: AtomicU64,
+    /// The unsettled messages the open read, with
+    /// [`StoreConfig::keep_unsettled`], until the first
+    /// [`Store::take_unsettled_messages`] takes them.
+    kept_unsettled: Mutex<Option<Vec<crate::messages::Unsettled>>>,
     /// Messages, at `Memory` durability only (see `messages.rs`).
     pub(crate) memory_messages: Mutex<HashMap<Uuid, Arc<crate::messages::MessageRecord>>>,
     /// `(expires_ms, id)` of every stored message with a TTL, and

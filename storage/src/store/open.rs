@@ -51,6 +51,7 @@ impl Store {
             commits: AtomicU64::new(0),
             commit_requests: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
+            kept_unsettled: Mutex::new(None),
             memory_messages: Mutex::new(HashMap::new()),
             message_expiries: Mutex::new(Default::default()),
             messages_purged: AtomicU64::new(0),
@@ -84,7 +85,7 @@ impl Store {
             signal: (Mutex::new((true, false)), Condvar::new()),
         });
         shared.init_meta()?;
-        let unbuilt = shared.load()?;
+        let unbuilt = shared.load(config.keep_unsettled)?;
         let (tx, rx) = mpsc::sync_channel::<Request>(MAX_GROUP);
         let group = if config.durability == Durability::Sync {
             1
@@ -119,6 +120,23 @@ impl Store {
 }
 
 impl Store {
+    /// What [`Store::unsettled_messages`] returns. The first call after an
+    /// open with [`StoreConfig::keep_unsettled`] hands over the messages
+    /// that open read, when no commit came since (the table is then as the
+    /// open read it), instead of reading and decoding every message row
+    /// again; every other call reads the table. Either way the store keeps
+    /// none of them afterwards.
+    pub fn take_unsettled_messages(&self) -> Result<Vec<crate::messages::Unsettled>> {
+        let kept = lock(&self.shared.kept_unsettled).take();
+        match kept {
+            // The writer counts a commit before it answers its callers or
+            // applies it to memory: one not counted yet has been seen by
+            // nobody, so the table as the open read it is still an answer.
+            Some(kept) if self.shared.commits.load(Ordering::SeqCst) == 0 => Ok(kept),
+            _ => self.unsettled_messages(),
+        }
+    }
+
     /// Saves every namespace's graph next to the database (in
     /// `<file>.graphs/`), so that the next open loads it instead of
     /// rebuilding it. [`Store::close`] and dropping the store do this too;
@@ -254,8 +272,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Reads spaces and vectors back and builds the indexes.
-    pub(super) fn load(&self) -> Result<Unbuilt> {
+    /// Reads spaces and vectors back and builds the indexes; with
+    /// `keep_unsettled`, keeps the unsettled messages it reads
+    /// ([`StoreConfig::keep_unsettled`]).
+    pub(super) fn load(&self, keep_unsettled: bool) -> Result<Unbuilt> {
         let txn = self.begin_read()?;
         let mut spaces = HashMap::new();
         for row in txn.open_table(SPACES)?.iter()? {
@@ -280,12 +300,29 @@ impl Shared {
                 .push(entry_of(r));
         }
         let messages = txn.open_table(MESSAGES)?;
+        // Memory durability stores no message rows.
+        let keep = keep_unsettled && self.durability != Durability::Memory;
+        let settled = match keep {
+            true => crate::messages::settled_pairs(&txn)?,
+            false => Default::default(),
+        };
+        let mut unsettled = Vec::new();
         let rows = messages.iter()?.map(|row| {
             let (_, v) = row?;
-            decode::<crate::messages::MessageRecord>(v.value(), "message")
+            let m = Arc::new(decode::<crate::messages::MessageRecord>(
+                v.value(),
+                "message",
+            )?);
+            if keep {
+                unsettled.extend(crate::messages::unsettled_of(&m, &settled));
+            }
+            Ok(m)
         });
         let (message_entries, expiries, settling) =
             crate::messages::message_entries(rows, &spaces)?;
+        if keep {
+            *lock(&self.kept_unsettled) = Some(unsettled);
+        }
         *lock(&self.message_expiries) = expiries;
         self.schedule_settled(&txn, settling)?;
         for (name, entries) in message_entries {
