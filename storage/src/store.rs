@@ -50,9 +50,10 @@ const MAX_GROUP: usize = 4096;
 
 /// `iter_namespace` looks a namespace's rows up one by one when the table
 /// holds more than this many rows per id of the namespace, and walks the
-/// table otherwise. A lookup descends the B-tree from its root, a walked row
-/// is one step of an iterator; the ratio is a rough one, not measured.
-const WALKED_ROWS_PER_LOOKUP: u64 = 16;
+/// table otherwise: a lookup descends the B-tree from its root and cost
+/// 4–8 steps of a walk (850–1,020 ns against 113–229 ns, in the vector
+/// table of a 1 M + 1 M store, release build, 2026-12-06).
+const WALKED_ROWS_PER_LOOKUP: u64 = 8;
 
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(crate) const SPACES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("spaces");

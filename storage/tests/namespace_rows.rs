@@ -78,8 +78,8 @@ fn iter_namespace_returns_its_own_rows_oldest_first_few_or_many() {
     let s = Store::open(StoreConfig::memory()).unwrap();
     let (big, small) = fill(&s);
     // Sanity of the setting: `small` is looked up, `big` walked.
-    assert!(small.len() * 16 < big.len() + small.len());
-    assert!(big.len() * 16 >= big.len() + small.len());
+    assert!(small.len() * 8 < big.len() + small.len());
+    assert!(big.len() * 8 >= big.len() + small.len());
     check(&s, &big, &small);
 }
 
