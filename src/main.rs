@@ -31,7 +31,11 @@ mod token;
 
 /// The message path allocates a few small objects per message on every
 /// core; mimalloc's per-thread heaps serve that far faster than glibc's
-/// malloc (see docs/BENCHMARKS.md, messaging).
+/// malloc (see docs/BENCHMARKS.md, messaging). Built without transparent
+/// huge pages (the `no_thp` feature): with them, each region mimalloc
+/// gives back and takes again was zeroed 2 MiB at a time on its next
+/// touch, a third of the storage writer's time (docs/BENCHMARKS.md,
+/// "Huge pages"). `MIMALLOC_ALLOW_THP=1` turns them back on.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
