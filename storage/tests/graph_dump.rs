@@ -38,8 +38,13 @@ fn random_point(spec: &GeometrySpec, rng: &mut rand::rngs::StdRng) -> Vec<f64> {
 fn graph_files(db: &Path) -> Vec<PathBuf> {
     let mut dir = db.as_os_str().to_owned();
     dir.push(".graphs");
+    // Dumps only: a `.graph.tmp` being written is not one yet.
     let mut files: Vec<PathBuf> = std::fs::read_dir(PathBuf::from(dir))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "graph"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
