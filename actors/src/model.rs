@@ -256,37 +256,49 @@ impl ModelActor {
     /// comes after the commit. A failed write gives the admission back.
     fn store_and_hand_over(
         &self,
+        ctx: &mut Context<Self>,
         records: Vec<MessageRecord>,
         admission: Admission,
     ) -> oneshot::Receiver<Result<Vec<Arc<MessageRecord>>>> {
-        self.store_and_hand_over_except(records, admission, HashSet::new())
+        self.store_and_hand_over_except(ctx, records, admission, HashSet::new())
     }
 
     /// [`store_and_hand_over`](Self::store_and_hand_over), handing nothing
     /// to the recipients in `elsewhere` (their letters are in the cluster's
     /// mail stream).
+    ///
+    /// If the writer's queue is full, this model takes no other request
+    /// until the write has its place in it (`ctx.wait`): its senders wait,
+    /// its thread serves the other models meanwhile.
     pub(crate) fn store_and_hand_over_except(
         &self,
+        ctx: &mut Context<Self>,
         records: Vec<MessageRecord>,
         admission: Admission,
         elsewhere: HashSet<String>,
     ) -> oneshot::Receiver<Result<Vec<Arc<MessageRecord>>>> {
         let (tx, rx) = oneshot::channel();
         let registry = self.registry.clone();
-        self.store.append_messages(
-            records,
-            Box::new(move |r| {
-                let answer = match r {
-                    Ok(stored) => {
-                        admission.commit();
-                        hand_over(&registry, &stored, &elsewhere);
-                        Ok(stored)
-                    }
-                    Err(e) => Err(e.into()),
-                };
-                let _ = tx.send(answer);
-            }),
-        );
+        let done: hvs_storage::Completion<Vec<Arc<MessageRecord>>> = Box::new(move |r| {
+            let answer = match r {
+                Ok(stored) => {
+                    admission.commit();
+                    hand_over(&registry, &stored, &elsewhere);
+                    Ok(stored)
+                }
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(answer);
+        });
+        match self.store.try_slot() {
+            Some(slot) => self.store.append_messages_in(slot, records, done),
+            None => {
+                let (store, turn) = (self.store.clone(), self.store.slot());
+                ctx.wait(actix::fut::wrap_future(async move {
+                    store.append_messages_in(turn.await, records, done);
+                }));
+            }
+        }
         rx
     }
 
@@ -459,7 +471,8 @@ impl Handler<Post> for ModelActor {
             }
             Ok((records, admission))
         })();
-        let rx = prepared.map(|(records, admission)| self.store_and_hand_over(records, admission));
+        let rx =
+            prepared.map(|(records, admission)| self.store_and_hand_over(ctx, records, admission));
         Box::pin(async move {
             let stored = rx?.await.map_err(|_| ActorError::Stopped)??;
             Ok(stored.iter().map(|m| m.id).collect())
@@ -517,7 +530,7 @@ impl Handler<PostEach> for ModelActor {
                 stored: Ok(Vec::new()),
             })));
         }
-        let rx = self.store_and_hand_over(records, admitted);
+        let rx = self.store_and_hand_over(ctx, records, admitted);
         Box::pin(async move {
             let stored = match rx.await {
                 Ok(Ok(stored)) => Ok(stored.iter().map(|m| m.id).collect()),
@@ -579,7 +592,7 @@ impl Handler<Broadcast> for ModelActor {
             let record = self.record(msg.message, recipients.clone(), now_ms())?;
             admission.charge(size_of(&record))?;
             let id = record.id;
-            let rx = self.store_and_hand_over(vec![record], admission);
+            let rx = self.store_and_hand_over(ctx, vec![record], admission);
             Ok((
                 rx,
                 BroadcastReport {

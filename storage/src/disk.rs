@@ -46,6 +46,7 @@ pub struct FaultSwitch(Arc<Faults>);
 struct Faults {
     writes: AtomicBool,
     syncs: AtomicBool,
+    stall: AtomicBool,
 }
 
 impl FaultSwitch {
@@ -66,10 +67,18 @@ impl FaultSwitch {
         self.0.syncs.store(on, Ordering::SeqCst);
     }
 
+    /// While on, every fsync of the file waits (as on a disk that stopped
+    /// answering): the writer thread is held in its commit, and what is
+    /// handed to it queues up.
+    pub fn stall_syncs(&self, on: bool) {
+        self.0.stall.store(on, Ordering::SeqCst);
+    }
+
     /// Turns every fault off.
     pub fn heal(&self) {
         self.fail_writes(false);
         self.fail_syncs(false);
+        self.stall_syncs(false);
     }
 
     fn write_fault(&self) -> io::Result<()> {
@@ -81,6 +90,9 @@ impl FaultSwitch {
     }
 
     fn sync_fault(&self) -> io::Result<()> {
+        while self.0.stall.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         if self.0.syncs.load(Ordering::SeqCst) {
             Err(io::Error::from_raw_os_error(5)) // EIO
         } else {

@@ -83,6 +83,6 @@ pub use record::{
 pub use retention::{DiscardListener, Discarded, StoreClock};
 pub use store::{
     CHECKPOINT_EVERY, ConsistencyReport, Durability, FORMAT_VERSION, MAX_EF, MAX_RESULTS,
-    NamespaceStats, SearchHit, SearchQuery, Stats, Store, StoreConfig,
+    NamespaceStats, SearchHit, SearchQuery, Slot, SlotWait, Stats, Store, StoreConfig,
 };
 pub use sync::{ApplyOutcome, Causality, Clock, Resolution, Tombstone, hlc_millis};

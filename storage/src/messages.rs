@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::error::{Result, StorageError};
 use crate::index::Entry;
 use crate::record::{Metadata, SpaceConfig, check_metadata, decode};
-use crate::store::{CATALOG, Durability, MESSAGES, SETTLED, Store, contain, lock};
+use crate::store::{CATALOG, Durability, MESSAGES, SETTLED, Slot, Store, contain, lock};
 use crate::writer::{Op, Reply};
 
 /// A message from one model to one or more others.
@@ -136,9 +136,34 @@ impl Store {
     /// Stores messages and indexes their vectors, all or none; `done` hears
     /// the stored records once they are committed (at `Memory` durability,
     /// before this returns). Every vector is checked (or projected, as its
-    /// namespace says) first.
+    /// namespace says) first. If the writer's queue is full the write waits
+    /// in line for its place (in order: writes handed over later are
+    /// committed later) and this returns at once; a caller that must not
+    /// take more work meanwhile waits for [`Store::slot`] first and calls
+    /// [`Store::append_messages_in`].
     pub fn append_messages(
         &self,
+        messages: Vec<MessageRecord>,
+        done: Completion<Vec<Arc<MessageRecord>>>,
+    ) {
+        self.append_messages_with(None, messages, done);
+    }
+
+    /// [`Store::append_messages`] with a place in the writer's queue taken
+    /// already ([`Store::try_slot`], [`Store::slot`]): hands the write over
+    /// at once.
+    pub fn append_messages_in(
+        &self,
+        slot: Slot,
+        messages: Vec<MessageRecord>,
+        done: Completion<Vec<Arc<MessageRecord>>>,
+    ) {
+        self.append_messages_with(Some(slot), messages, done);
+    }
+
+    fn append_messages_with(
+        &self,
+        slot: Option<Slot>,
         messages: Vec<MessageRecord>,
         done: Completion<Vec<Arc<MessageRecord>>>,
     ) {
@@ -164,13 +189,17 @@ impl Store {
             // After the hand-over, as after a commit (`Shared::finish`).
             return self.shared.notify_discarded();
         }
-        self.submit_then(
-            Op::PutMessages(records.clone()),
-            Box::new(move |r| done(r.map(|_| records))),
-        );
+        let op = Op::PutMessages(records.clone());
+        let done = Box::new(move |r: Result<Reply>| done(r.map(|_| records)));
+        match slot {
+            Some(slot) => self.submit_in(slot, op, done),
+            None => self.submit_then(op, done),
+        }
     }
 
-    /// Records settlements; `done` hears when they are committed. At
+    /// Records settlements; `done` hears when they are committed. If the
+    /// writer's queue is full they wait in line for a place and this
+    /// returns at once. At
     /// `Memory` durability there is nothing to restore after a restart, so
     /// nothing is written; only namespaces with `keep_acked_ms` count them
     /// (see [`Store::keeps_settlements`]).

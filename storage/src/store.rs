@@ -5,6 +5,7 @@ mod commit;
 mod expiry;
 mod indexer;
 mod open;
+mod queue;
 mod recovery;
 mod verify;
 
@@ -30,6 +31,7 @@ use crate::record::{
 };
 use crate::writer::{Applied, Op, OpOutcome, PURGE_BATCH, Positions, Reply, Tables};
 use hvs_types::Filter;
+pub use queue::{Slot, SlotWait};
 
 /// The newest on-disk format this build reads and writes. A database with a
 /// larger number is refused with [`StorageError::NewerFormat`].
@@ -345,6 +347,9 @@ impl Space {
 pub(crate) struct Request {
     pub(crate) op: Op,
     pub(crate) reply: Replier,
+    /// Its place in the writer's queue (none for what the writer makes
+    /// itself): given up when the writer takes the request.
+    pub(crate) slot: Option<Slot>,
 }
 
 /// Who hears a request's answer: a caller blocked on a channel, a callback
@@ -441,6 +446,8 @@ pub(crate) struct Shared {
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     tx: Option<SyncSender<Request>>,
+    /// Places in the writer's queue (`store/queue.rs`).
+    queue: Arc<queue::Queue>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -479,33 +486,67 @@ pub(crate) fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
     })
 }
 
+/// Sends a request with its place in the queue (so the channel has room).
+fn hand_over(
+    tx: &SyncSender<Request>,
+    slot: Slot,
+    op: Op,
+    done: Box<dyn FnOnce(Result<Reply>) + Send>,
+) {
+    let req = Request {
+        op,
+        reply: Replier::Call(done),
+        slot: Some(slot),
+    };
+    if let Err(mpsc::SendError(req)) = tx.send(req) {
+        req.reply.send(Err(StorageError::Closed));
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store {
+    /// Hands `op` to the writer and waits for its commit, on this thread
+    /// (which also waits for a place in the writer's queue if it is full).
     pub(crate) fn submit(&self, op: Op) -> Result<Reply> {
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.tx.as_ref().ok_or(StorageError::Closed)?;
+        let slot = self.queue.take_blocking();
         tx.send(Request {
             op,
             reply: Replier::Wait(reply),
+            slot: Some(slot),
         })
         .map_err(|_| StorageError::Closed)?;
         answer.recv().map_err(|_| StorageError::Closed)?
     }
 
     /// Submits `op` without waiting: `done` runs on the writer thread after
-    /// the commit (or at once, here, if the store is closed).
+    /// the commit (or at once, here, if the store is closed). If the
+    /// writer's queue is full, `op` waits in line for a place; this thread
+    /// goes on.
     pub(crate) fn submit_then(&self, op: Op, done: Box<dyn FnOnce(Result<Reply>) + Send>) {
-        let Some(tx) = self.tx.as_ref() else {
+        let Some(tx) = self.tx.clone() else {
             return done(Err(StorageError::Closed));
         };
-        if let Err(mpsc::SendError(req)) = tx.send(Request {
-            op,
-            reply: Replier::Call(done),
-        }) {
-            req.reply.send(Err(StorageError::Closed));
+        self.queue.when_free(Box::new(move |slot| {
+            hand_over(&tx, slot, op, done);
+            None
+        }));
+    }
+
+    /// [`Store::submit_then`] with a place already taken: never waits.
+    pub(crate) fn submit_in(
+        &self,
+        slot: Slot,
+        op: Op,
+        done: Box<dyn FnOnce(Result<Reply>) + Send>,
+    ) {
+        match &self.tx {
+            Some(tx) => hand_over(tx, slot, op, done),
+            None => done(Err(StorageError::Closed)),
         }
     }
 

@@ -56,6 +56,7 @@ impl Shared {
                 batch.push(Request {
                     op: Op::PurgeExpired,
                     reply: Replier::Nobody,
+                    slot: None,
                 });
             }
             let due = self.due_messages(now);
@@ -77,12 +78,14 @@ impl Shared {
                     batch.push(Request {
                         op: Op::PurgeMessages(due),
                         reply: Replier::Nobody,
+                        slot: None,
                     });
                 }
                 if !discards.is_empty() {
                     batch.push(Request {
                         op: Op::DiscardMessages(discards),
                         reply: Replier::Nobody,
+                        slot: None,
                     });
                 }
             }
@@ -104,6 +107,11 @@ impl Shared {
                     Ok(r) => batch.push(r),
                     Err(_) => break,
                 }
+            }
+            // Taken: their places in the queue go to whoever waits, who
+            // hand their requests over while this group commits.
+            for r in &mut batch {
+                r.slot = None;
             }
             self.commit_group(batch, durability, &mut state);
             // A purge that committed took its messages out of the set; one

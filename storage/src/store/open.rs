@@ -114,6 +114,7 @@ impl Store {
         Ok(Store {
             shared,
             tx: Some(tx),
+            queue: super::queue::Queue::new(),
             threads: vec![writer, indexer, builder],
         })
     }

@@ -22,7 +22,9 @@ use crate::model::{BroadcastReport, EachOutcome, ModelActor, Outgoing, now_ms, s
 /// JetStream's answers for a send's remote letters, in the order published.
 type Answers = Vec<Result<u64>>;
 /// What to do once JetStream has answered: store and answer the sender.
-type Finish<R> = Box<dyn FnOnce(&mut ModelActor, Answers) -> ResponseFuture<Result<R>>>;
+type Finish<R> = Box<
+    dyn FnOnce(&mut ModelActor, &mut Context<ModelActor>, Answers) -> ResponseFuture<Result<R>>,
+>;
 /// A send admitted, its remote letters queued for publishing.
 struct Admitted<R> {
     answers: Vec<oneshot::Receiver<Result<u64>>>,
@@ -79,8 +81,8 @@ impl ModelActor {
                 };
                 collect
                     .into_actor(act)
-                    .map(move |answers, act, _| {
-                        let answer = (admitted.finish)(act, answers);
+                    .map(move |answers, act, ctx| {
+                        let answer = (admitted.finish)(act, ctx, answers);
                         actix::spawn(async move {
                             let _ = tx.send(answer.await);
                         });
@@ -119,7 +121,7 @@ impl ModelActor {
             }
             let answers = publish_remote(mail, &records, &remote);
             let mail = mail.clone();
-            let finish: Finish<Vec<Uuid>> = Box::new(move |act, answers| {
+            let finish: Finish<Vec<Uuid>> = Box::new(move |act, ctx, answers| {
                 let (mut sequences, mut refused) = (Vec::new(), None);
                 for a in answers {
                     match a {
@@ -131,7 +133,7 @@ impl ModelActor {
                     mail.retract(sequences);
                     return Box::pin(std::future::ready(Err(e)));
                 }
-                let stored = act.store_across(records, admission, remote);
+                let stored = act.store_across(ctx, records, admission, remote);
                 Box::pin(async move { Ok(stored.await?.iter().map(|m| m.id).collect()) })
             });
             Ok(Admitted { answers, finish })
@@ -176,7 +178,7 @@ impl ModelActor {
                 }
                 each.push(one);
             }
-            let finish: Finish<EachOutcome> = Box::new(move |act, answers| {
+            let finish: Finish<EachOutcome> = Box::new(move |act, ctx, answers| {
                 let mut answers = answers.into_iter();
                 let mut remote = HashSet::new();
                 let each: Vec<_> = each
@@ -198,7 +200,7 @@ impl ModelActor {
                         stored: Ok(Vec::new()),
                     })));
                 }
-                let stored = act.store_across(records, admitted, remote);
+                let stored = act.store_across(ctx, records, admitted, remote);
                 Box::pin(async move {
                     let stored = stored.await.map(|s| s.iter().map(|m| m.id).collect());
                     Ok(EachOutcome { refused, stored })
@@ -237,7 +239,7 @@ impl ModelActor {
             let mut record = act.record(message, all, now_ms())?;
             admission.charge(size_of(&record))?;
             let answers = remote.iter().map(|to| mail.publish(to, &record)).collect();
-            let finish: Finish<BroadcastReport> = Box::new(move |act, answers| {
+            let finish: Finish<BroadcastReport> = Box::new(move |act, ctx, answers| {
                 let mut reached = HashSet::new();
                 for (to, a) in remote.into_iter().zip(answers) {
                     match a {
@@ -255,7 +257,7 @@ impl ModelActor {
                     recipients: record.to.clone(),
                     refused,
                 };
-                let stored = act.store_across(vec![record], admission, reached);
+                let stored = act.store_across(ctx, vec![record], admission, reached);
                 Box::pin(async move {
                     stored.await?;
                     Ok(report)
@@ -271,6 +273,7 @@ impl ModelActor {
     /// mailbox here).
     fn store_across(
         &self,
+        ctx: &mut Context<Self>,
         records: Vec<MessageRecord>,
         admission: Admission,
         remote: HashSet<String>,
@@ -283,7 +286,7 @@ impl ModelActor {
                     .map(|to| (r.id, to.clone()))
             })
             .collect();
-        let rx = self.store_and_hand_over_except(records, admission, remote);
+        let rx = self.store_and_hand_over_except(ctx, records, admission, remote);
         let store = self.store.clone();
         async move {
             let stored = rx.await.map_err(|_| ActorError::Stopped)??;
