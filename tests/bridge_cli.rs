@@ -69,22 +69,43 @@ impl Server {
         s
     }
 
+    /// Starts `hvs serve` on the data and waits until it listens. Ports
+    /// were free when picked, not reserved: if another process took one
+    /// meanwhile (a client's ephemeral port, say), the server exits and
+    /// this picks new ones. Any other early exit fails with its log.
     fn spawn(&mut self) {
-        let child = hvs()
-            .current_dir(&self.dir)
-            .args(["serve", "--listen", &self.addr])
-            .args(["--admin", &format!("127.0.0.1:{}", self.admin)])
-            .args(["--data", self.dir.join("data").to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&self.addr).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(120), "no server");
-            std::thread::sleep(Duration::from_millis(20));
+        let log = self.dir.join("serve.log");
+        for _ in 0..5 {
+            let mut child = hvs()
+                .current_dir(&self.dir)
+                .args(["serve", "--listen", &self.addr])
+                .args(["--admin", &format!("127.0.0.1:{}", self.admin)])
+                .args(["--data", self.dir.join("data").to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while std::net::TcpStream::connect(&self.addr).is_err() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    assert!(
+                        said.contains("in use"),
+                        "hvs serve exited ({status}) before listening: {said}"
+                    );
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(120), "no server");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if child.try_wait().unwrap().is_none() {
+                self.child = Some(child);
+                return;
+            }
+            self.addr = format!("127.0.0.1:{}", free_port());
+            self.admin = free_port();
         }
-        self.child = Some(child);
+        panic!("no free ports for hvs serve in five tries");
     }
 
     /// SIGTERM and the clean exit.
