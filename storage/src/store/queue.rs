@@ -47,12 +47,8 @@ impl std::fmt::Debug for Slot {
 
 impl Queue {
     pub(crate) fn new() -> Arc<Self> {
-        Self::with_capacity(MAX_GROUP)
-    }
-
-    pub(crate) fn with_capacity(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
-            capacity,
+            capacity: MAX_GROUP,
             state: Mutex::new(State {
                 held: 0,
                 waiting: VecDeque::new(),
