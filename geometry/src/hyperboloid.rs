@@ -68,6 +68,19 @@ impl Hyperboloid {
         Ok(minkowski(x, y))
     }
 
+    /// `cosh(√c d(x, y)) - 1 = -c<x,y>_L - 1` without the `acosh` and `cosh`
+    /// a round trip through [`distance_unchecked`](Manifold::distance_unchecked)
+    /// would take: as accurate at every radius (it is the quantity that
+    /// distance is computed from), for indexes that rank by any increasing
+    /// function of the distance. Coordinates are not checked; a NaN time
+    /// coordinate gives `+∞`, as the distance does.
+    pub fn cosh_distance_minus_one(&self, x: &[f64], y: &[f64]) -> f64 {
+        if x.first().is_some_and(|a| a.is_nan()) || y.first().is_some_and(|a| a.is_nan()) {
+            return f64::INFINITY;
+        }
+        self.delta(x, y)
+    }
+
     /// The point over the spatial coordinates `xs`: `(sqrt(1/c + |xs|^2), xs)`.
     pub(crate) fn lift(&self, xs: &[f64]) -> Vec<f64> {
         let mut x = Vec::with_capacity(xs.len() + 1);

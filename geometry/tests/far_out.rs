@@ -225,6 +225,37 @@ fn far_out_maps_agree_with_80_digit_references() {
     );
 }
 
+/// What the index ranks hyperboloid points by far out: `cosh(d) - 1`, as
+/// exact as the distance (the 80-digit distance gives it as `2 sinh²(d/2)`,
+/// which keeps tiny separations), so the graph can tell nearby points apart
+/// at radius 30.
+#[test]
+fn cosh_distance_minus_one_agrees_with_80_digit_references() {
+    let mut seen = 0;
+    for c in cases().iter().filter(|c| c.model == "hyperboloid") {
+        seen += 1;
+        let h = Hyperboloid::new(c.x.len() - 1, 1.0).unwrap();
+        let got = h.cosh_distance_minus_one(&c.x, &c.y);
+        let want = 2.0 * (c.distance / 2.0).sinh().powi(2);
+        // A relative error e in d is d·sinh d/(cosh d - 1)·e in cosh d - 1:
+        // 2e for tiny d, d·e for large d.
+        let tol = TOL * c.distance.max(2.0);
+        assert!(
+            (got - want).abs() <= tol * want,
+            "r = {}, s = {}: {got} against {want}",
+            c.r,
+            c.s
+        );
+    }
+    assert_eq!(seen, 50);
+    let h = Hyperboloid::new(2, 1.0).unwrap();
+    let nan = [f64::NAN, 0.0, 0.0];
+    assert_eq!(
+        h.cosh_distance_minus_one(&nan, &[1.0, 0.0, 0.0]),
+        f64::INFINITY
+    );
+}
+
 struct MeanCase {
     model: String,
     r: f64,

@@ -39,7 +39,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use hvs_geometry::{AnyManifold, Manifold};
+use hvs_geometry::{AnyManifold, Hyperboloid, Manifold};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use uuid::Uuid;
 
@@ -481,17 +481,45 @@ impl SpaceIndex {
         self.changed.load(std::sync::atomic::Ordering::Relaxed) && st.graphed && !st.building
     }
 
-    /// Euclidean distance and the sphere's (a monotone function of the
-    /// chord) rank like squared Euclidean distance: usearch's own kernel.
-    /// The others rank by [`rank_metric`]. The search ef is a floor of 1:
-    /// each search sets its own. (A loaded graph forgets a custom metric and
+    /// What the graph ranks by: any strictly increasing function of the
+    /// manifold's distance gives the same graph and the same search, so it
+    /// is the cheapest such function (results are re-ranked by the exact
+    /// `f64` distance afterwards). Euclidean distance and the sphere's (a
+    /// monotone function of the chord) rank like squared Euclidean distance:
+    /// usearch's own kernel. The hyperboloid ranks by [`hyperboloid_rank`],
+    /// the Poincaré ball by [`poincare_rank`], the others by the distance
+    /// itself. usearch calls the metric once per pair of vectors, millions
+    /// of times a second while it inserts, so the first two sum on four
+    /// independent accumulators ([`dot4`]): one running sum is a chain of
+    /// dependent adds that the compiler may not reorder. The search ef is a
+    /// floor of 1: each search sets its own. (A loaded graph forgets a custom metric and
     /// keeps the dumped ef, so this runs after every load too.)
     fn configure(graph: &mut Index, manifold: &AnyManifold) {
         graph.change_expansion_search(1);
-        if !matches!(manifold, AnyManifold::Euclidean(_) | AnyManifold::Sphere(_)) {
-            let m = manifold.clone();
-            let dims = m.ambient_dim();
-            graph.change_metric::<f64>(Box::new(move |a, b| rank_metric(&m, dims, a, b)));
+        let dims = manifold.ambient_dim();
+        match manifold {
+            AnyManifold::Euclidean(_) | AnyManifold::Sphere(_) => {}
+            AnyManifold::Hyperboloid(h) => {
+                let h = *h;
+                graph.change_metric::<f64>(Box::new(move |a, b| {
+                    let (x, y) = metric_args(dims, a, b);
+                    hyperboloid_rank(&h, x, y)
+                }));
+            }
+            AnyManifold::PoincareBall(p) => {
+                let c = p.c();
+                graph.change_metric::<f64>(Box::new(move |a, b| {
+                    let (x, y) = metric_args(dims, a, b);
+                    poincare_rank(c, x, y)
+                }));
+            }
+            m => {
+                let m = m.clone();
+                graph.change_metric::<f64>(Box::new(move |a, b| {
+                    let (x, y) = metric_args(dims, a, b);
+                    m.distance_unchecked(x, y) as f32
+                }));
+            }
         }
     }
 
@@ -1710,48 +1738,125 @@ fn in_threads<T: Sync>(
     })
 }
 
-/// What the graph ranks by: any strictly increasing function of the
-/// manifold's distance gives the same graph and the same search, so it is
-/// the cheapest such function (results are re-ranked by the exact `f64`
-/// distance afterwards).
-///
-/// - hyperboloid: `-c<x,y>_L - 1` (= `cosh(√c d) - 1`), one dot product; far
-///   from the origin (`c x_0 y_0 > 1e6`), where that dot product cancels, the
-///   geometry crate's exact distance instead;
-/// - Poincaré ball: `|x-y|^2 / ((1 - c|x|^2)(1 - c|y|^2))` (= `(cosh(√c d) - 1) / 2c`);
-/// - others: the distance itself.
+/// The two vectors usearch passes to a custom metric.
 #[allow(unsafe_code)]
-fn rank_metric(m: &AnyManifold, dims: usize, a: *const f64, b: *const f64) -> f32 {
+fn metric_args<'a>(dims: usize, a: *const f64, b: *const f64) -> (&'a [f64], &'a [f64]) {
     // SAFETY: usearch calls the metric with pointers to two vectors of the
     // index's `dimensions` (= `dims`) scalars of the index's scalar kind
-    // (f64), both alive for the duration of the call.
-    let (x, y) = unsafe {
+    // (f64), both alive for the duration of the call, which is as long as
+    // the slices are used.
+    unsafe {
         (
             std::slice::from_raw_parts(a, dims),
             std::slice::from_raw_parts(b, dims),
         )
-    };
-    match m {
-        AnyManifold::Hyperboloid(h) => {
-            let c = h.c();
-            let tt = c * x[0] * y[0];
-            if tt > 1e6 {
-                return (m.distance_unchecked(x, y) * c.sqrt()).cosh() as f32 - 1.0;
-            }
-            let ss: f64 = x[1..].iter().zip(&y[1..]).map(|(p, q)| p * q).sum();
-            (tt - c * ss - 1.0).max(0.0) as f32
+    }
+}
+
+/// `-c<x,y>_L - 1` (= `cosh(√c d) - 1`), one dot product; far from the
+/// origin (`c x_0 y_0 > 1e6`), where that dot product cancels, the
+/// geometry crate's exact form of the same quantity instead.
+fn hyperboloid_rank(h: &Hyperboloid, x: &[f64], y: &[f64]) -> f32 {
+    let c = h.c();
+    let tt = c * x[0] * y[0];
+    if tt > 1e6 {
+        return h.cosh_distance_minus_one(x, y) as f32;
+    }
+    let ss = dot4(&x[1..], &y[1..]);
+    (tt - c * ss - 1.0).max(0.0) as f32
+}
+
+/// `|x-y|^2 / ((1 - c|x|^2)(1 - c|y|^2))` (= `(cosh(√c d) - 1) / 2c`).
+fn poincare_rank(c: f64, x: &[f64], y: &[f64]) -> f32 {
+    let (xx, yy, dd) = (dot4(x, x), dot4(y, y), dot4_diff(x, y));
+    (dd / ((1.0 - c * xx).max(f64::MIN_POSITIVE) * (1.0 - c * yy).max(f64::MIN_POSITIVE))) as f32
+}
+
+/// `Σ a_i b_i` over four interleaved partial sums.
+fn dot4(a: &[f64], b: &[f64]) -> f64 {
+    sum4(a, b, |p, q| p * q)
+}
+
+/// `Σ (a_i - b_i)^2` over four interleaved partial sums.
+fn dot4_diff(a: &[f64], b: &[f64]) -> f64 {
+    sum4(a, b, |p, q| (p - q) * (p - q))
+}
+
+#[inline(always)]
+fn sum4(a: &[f64], b: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let mut tail = 0.0;
+    for (p, q) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += term(*p, *q);
+    }
+    let mut acc = [0.0; 4];
+    for (p, q) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += term(p[i], q[i]);
         }
-        AnyManifold::PoincareBall(p) => {
-            let c = p.c();
-            let (mut xx, mut yy, mut dd) = (0.0, 0.0, 0.0);
-            for (u, v) in x.iter().zip(y) {
-                xx += u * u;
-                yy += v * v;
-                dd += (u - v) * (u - v);
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hvs_geometry::PoincareBall;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// The graph is only as good as its rank: on random pairs near and far
+    /// from the origin, each custom rank is the closed form of the exact
+    /// distance it stands for, to `f32` rounding.
+    #[test]
+    fn the_ranks_are_the_closed_forms_of_the_exact_distance() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for c in [0.25, 1.0, 4.0] {
+            let h = Hyperboloid::new(12, c).unwrap();
+            let ball = PoincareBall::new(12, c).unwrap();
+            for _ in 0..2_000 {
+                // Spatial parts out to radius ~20 (far: `c x_0 y_0 > 1e6`).
+                let scale = 10f64.powf(rng.random_range(-3.0..4.0)) / c.sqrt();
+                let lift = |rng: &mut StdRng| {
+                    let xs: Vec<f64> = (0..12)
+                        .map(|_| scale * rng.random_range(-1.0..1.0))
+                        .collect();
+                    let x0 = (1.0 / c + dot4(&xs, &xs)).sqrt();
+                    std::iter::once(x0).chain(xs).collect::<Vec<f64>>()
+                };
+                let (x, y) = (lift(&mut rng), lift(&mut rng));
+                let d = h.distance_unchecked(&x, &y);
+                let want = 2.0 * (c.sqrt() * d / 2.0).sinh().powi(2);
+                let got = f64::from(hyperboloid_rank(&h, &x, &y));
+                assert!(
+                    (got - want).abs() <= 1e-6 * want + 1e-12,
+                    "hyperboloid c = {c}: {got} against {want} (d = {d})"
+                );
+                // The ball, well inside its boundary.
+                let inside = |rng: &mut StdRng| -> Vec<f64> {
+                    let r = rng.random_range(0.0..0.99) / c.sqrt() / 12f64.sqrt();
+                    (0..12).map(|_| r * rng.random_range(-1.0..1.0)).collect()
+                };
+                let (p, q) = (inside(&mut rng), inside(&mut rng));
+                let d = ball.distance_unchecked(&p, &q);
+                let want = 2.0 * (c.sqrt() * d / 2.0).sinh().powi(2) / (2.0 * c);
+                let got = f64::from(poincare_rank(c, &p, &q));
+                assert!(
+                    (got - want).abs() <= 1e-5 * want + 1e-12,
+                    "ball c = {c}: {got} against {want} (d = {d})"
+                );
             }
-            (dd / ((1.0 - c * xx).max(f64::MIN_POSITIVE) * (1.0 - c * yy).max(f64::MIN_POSITIVE)))
-                as f32
         }
-        _ => m.distance_unchecked(x, y) as f32,
+    }
+
+    #[test]
+    fn four_way_sums_take_every_element() {
+        for n in 0..11 {
+            let a: Vec<f64> = (0..n).map(|i| i as f64 + 1.0).collect();
+            let b: Vec<f64> = (0..n).map(|i| 2.0 * i as f64 - 3.0).collect();
+            let dot: f64 = a.iter().zip(&b).map(|(p, q)| p * q).sum();
+            let diff: f64 = a.iter().zip(&b).map(|(p, q)| (p - q) * (p - q)).sum();
+            assert_eq!(dot4(&a, &b), dot);
+            assert_eq!(dot4_diff(&a, &b), diff);
+        }
     }
 }
