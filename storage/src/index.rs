@@ -1437,6 +1437,12 @@ impl SpaceIndex {
         self.fresh.len()
     }
 
+    /// The coordinates of the fresh vectors: what a search scans exactly
+    /// on top of its graph search.
+    pub(crate) fn fresh_coords(&self) -> usize {
+        self.fresh_len() * self.manifold.ambient_dim()
+    }
+
     pub(crate) fn graph_len(&self) -> usize {
         read!(self.graph).as_ref().map_or(0, Index::size)
     }

@@ -231,6 +231,34 @@ fn a_verify_does_not_wait_for_the_indexers_backlog() {
 }
 
 #[test]
+fn after_a_burst_of_messages_the_graph_catches_up_on_its_own() {
+    // A burst faster than the indexer merges makes it leave the cores to
+    // the writes (docs/STORAGE.md, "Threads"); once the writes pause it
+    // must merge everything, with no flush_index to push it.
+    let s = Store::open(StoreConfig::memory()).unwrap();
+    s.create_namespace(SpaceConfig::new("chat", h2())).unwrap();
+    for round in 0..30 {
+        let batch: Vec<MessageRecord> = (0..1000)
+            .map(|i| message("a", &["b"], ((round * 1000 + i) % 997) as f64 / 100.0))
+            .collect();
+        append(&s, batch).unwrap();
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let st = s.get_stats().unwrap().namespaces["chat"].clone();
+        if st.fresh == 0 {
+            assert_eq!(st.in_graph, 30_000, "{st:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the indexer did not catch up: {st:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn thousands_of_identical_points_are_indexed_and_found() {
     // A search for one of several identical points may return any of its
     // twins, so they never all count as reachable; overflow graphs over

@@ -10,6 +10,25 @@ use super::*;
 /// rest). `flush_index` and bulk loads use every core.
 const BACKGROUND_THREADS: usize = 1;
 
+/// How many fresh coordinates a namespace may hold while the indexer leaves
+/// the cores to a burst of writes ([`Pace`]): 2^19, 4 MiB of `f64`, which
+/// every search of that namespace scans exactly on top of its graph search
+/// (about 40,000 H^12 vectors, 4,000 of 128-d, 1,000 of 512-d).
+const DEFERRED_COORDS_MAX: usize = 1 << 19;
+
+/// How often the indexer looks again while it leaves the cores to writes.
+const YIELD_CHECK: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long no fresh vector may arrive before the indexer counts the writes
+/// as paused: longer than the writer's groups take, since their vectors
+/// reach the indexes a whole group at a time.
+const WRITES_PAUSED: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The longest the indexer leaves the cores to writes at a time; then it
+/// merges a pass and looks again, so a load it could absorb after all is
+/// never left out of the graphs for longer.
+const YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Shared {
     /// Forgets a deleted namespace: its index, and its graph dump (a
     /// cache: one left behind by a crash or a concurrent `save_index` is
@@ -90,22 +109,32 @@ impl Shared {
             // while the graphs catch up; an index someone else waits to
             // lock (a dump, a verify, a flush) is passed over until they
             // are done.
+            let mut pace = Pace::default();
             loop {
                 if lock(m).1 {
                     return;
                 }
                 let spaces = self.all_spaces();
                 let indexes =
-                    std::iter::once(&self.blocks_index).chain(spaces.iter().map(|s| &s.index));
-                let (mut merged, mut skipped) = (false, false);
-                for index in indexes {
+                    || std::iter::once(&self.blocks_index).chain(spaces.iter().map(|s| &s.index));
+                let fresh_before: usize = indexes().map(|i| i.fresh_len()).sum();
+                let over_cap = indexes().any(|i| i.fresh_coords() > DEFERRED_COORDS_MAX);
+                if pace.hold(fresh_before, over_cap, std::time::Instant::now()) {
+                    if checkpoint.due() {
+                        checkpoint.save(self);
+                    }
+                    std::thread::sleep(YIELD_CHECK);
+                    continue;
+                }
+                let (mut merged, mut skipped) = (0, false);
+                for index in indexes() {
                     if index.others_waiting() {
                         skipped |= index.fresh_len() > 0;
                         continue;
                     }
-                    merged |= index
+                    merged += index
                         .merge_fresh(256, BACKGROUND_THREADS, true)
-                        .is_ok_and(|n| n > 0);
+                        .unwrap_or(0);
                     // Inserts prune other nodes' links; re-check them all
                     // each time the graph doubles (amortised: a constant
                     // factor).
@@ -113,16 +142,80 @@ impl Shared {
                         let _ = index.relink_on(BACKGROUND_THREADS);
                     }
                 }
+                if merged > 0 {
+                    let after = indexes().map(|i| i.fresh_len()).sum();
+                    pace.passed(fresh_before, after, merged, std::time::Instant::now());
+                }
                 if checkpoint.due() {
                     checkpoint.save(self);
                 }
-                if !merged && !skipped {
+                if merged == 0 && !skipped {
                     break;
                 }
-                if !merged {
+                if merged == 0 {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
+        }
+    }
+}
+
+/// Writes first while they outpace the graph. When at least twice as many
+/// fresh vectors arrived during a pass as the pass merged, writes are
+/// coming much faster than one thread puts vectors into graphs (a burst):
+/// merging on would slow the burst and still fall behind. The indexer then
+/// leaves the cores to the writes until they pause (no fresh vector added
+/// for [`WRITES_PAUSED`]), a namespace's fresh buffer reaches
+/// [`DEFERRED_COORDS_MAX`] coordinates, or [`YIELD_MAX`] has passed, and
+/// merges a pass again. A load the indexer can absorb (or nearly) never
+/// brings twice its merges, so it keeps merging.
+/// (docs/STORAGE.md, "Threads".)
+#[derive(Debug, Default)]
+struct Pace {
+    /// While the indexer yields: since when, the fresh vectors at its last
+    /// look, and when they last grew.
+    yielding: Option<Yield>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Yield {
+    since: std::time::Instant,
+    seen: usize,
+    grew: std::time::Instant,
+}
+
+impl Pace {
+    /// Whether to leave this look to the writes, given the fresh vectors of
+    /// all namespaces, whether one namespace holds more than the cap, and
+    /// the time.
+    fn hold(&mut self, fresh: usize, over_cap: bool, now: std::time::Instant) -> bool {
+        let Some(y) = self.yielding else {
+            return false;
+        };
+        let grew = if fresh > y.seen { now } else { y.grew };
+        let elapsed = |t: std::time::Instant| now.saturating_duration_since(t);
+        if over_cap || elapsed(grew) >= WRITES_PAUSED || elapsed(y.since) >= YIELD_MAX {
+            self.yielding = None;
+            return false;
+        }
+        self.yielding = Some(Yield {
+            seen: fresh,
+            grew,
+            ..y
+        });
+        true
+    }
+
+    /// After a pass: the fresh vectors before and after it, and how many
+    /// it merged.
+    fn passed(&mut self, before: usize, after: usize, merged: usize, now: std::time::Instant) {
+        // Arrivals are `after - before + merged`: at least twice `merged`?
+        if merged > 0 && after >= before + merged {
+            self.yielding = Some(Yield {
+                since: now,
+                seen: after,
+                grew: now,
+            });
         }
     }
 }
@@ -159,5 +252,75 @@ impl Checkpoint {
         if let Err(e) = shared.save_index() {
             tracing::warn!("saving the index checkpoint failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pace, WRITES_PAUSED, YIELD_MAX};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_indexer_keeps_merging_a_load_it_can_nearly_absorb() {
+        let (mut pace, t) = (Pace::default(), Instant::now());
+        // 1,000 merged a pass, fewer than 2,000 arrived meanwhile (at most
+        // 999 more after): the fresh buffer may grow, the indexer merges on.
+        for (before, after) in [
+            (5_000, 4_800),
+            (4_800, 5_799),
+            (5_799, 6_798),
+            (6_798, 6_000),
+        ] {
+            assert!(!pace.hold(before, false, t));
+            pace.passed(before, after, 1_000, t);
+        }
+        assert!(!pace.hold(6_000, false, t));
+    }
+
+    #[test]
+    fn the_indexer_leaves_a_burst_the_cores_until_it_pauses() {
+        let (mut pace, t) = (Pace::default(), Instant::now());
+        let at = |ms| t + Duration::from_millis(ms);
+        assert!(!pace.hold(1_000, false, t));
+        // 2,000 arrived while the pass merged 1,000.
+        pace.passed(1_000, 2_000, 1_000, t);
+        // The burst goes on, a writer's group at a time: the indexer holds
+        // back while fresh vectors keep coming.
+        assert!(pace.hold(2_000, false, at(5)));
+        assert!(
+            pace.hold(2_000, false, at(30)),
+            "a gap between groups is no pause"
+        );
+        assert!(pace.hold(4_000, false, at(45)));
+        assert!(pace.hold(4_000, false, at(90)));
+        assert!(pace.hold(9_000, false, at(100)));
+        // The writes pause: nothing added for WRITES_PAUSED.
+        let paused = 100 + WRITES_PAUSED.as_millis() as u64;
+        assert!(pace.hold(9_000, false, at(paused - 1)));
+        assert!(!pace.hold(9_000, false, at(paused)));
+        // It merges again; only another outpaced pass makes it yield.
+        pace.passed(9_000, 9_500, 1_000, at(paused));
+        assert!(!pace.hold(9_500, false, at(paused + 10)));
+    }
+
+    #[test]
+    fn a_burst_that_never_pauses_still_gets_a_pass_every_yield_max() {
+        let (mut pace, t) = (Pace::default(), Instant::now());
+        pace.passed(0, 1_000, 500, t);
+        let max = YIELD_MAX.as_millis() as u64;
+        let mut ms = 0;
+        while ms < max {
+            assert!(pace.hold(1_000 + ms as usize, false, t + Duration::from_millis(ms)));
+            ms += 10;
+        }
+        assert!(!pace.hold(1_000 + ms as usize, false, t + Duration::from_millis(ms)));
+    }
+
+    #[test]
+    fn a_namespace_at_the_cap_ends_the_wait() {
+        let (mut pace, t) = (Pace::default(), Instant::now());
+        pace.passed(0, 10, 5, t);
+        assert!(pace.hold(30, false, t));
+        assert!(!pace.hold(40, true, t));
     }
 }
