@@ -25,9 +25,14 @@ const YIELD_CHECK: std::time::Duration = std::time::Duration::from_millis(5);
 const WRITES_PAUSED: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The longest the indexer leaves the cores to writes at a time; then it
-/// merges a pass and looks again, so a load it could absorb after all is
-/// never left out of the graphs for longer.
+/// merges for [`JUDGE_AFTER`] and judges again, so a load it could absorb
+/// after all is never left out of the graphs for longer.
 const YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long the indexer merges before it judges whether writes outpace it:
+/// long enough that a few writer groups landing in one short pass do not
+/// count as a burst.
+const JUDGE_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Shared {
     /// Forgets a deleted namespace: its index, and its graph dump (a
@@ -127,14 +132,17 @@ impl Shared {
                     continue;
                 }
                 let (mut merged, mut skipped) = (0, false);
+                let mut merging = std::time::Duration::ZERO;
                 for index in indexes() {
                     if index.others_waiting() {
                         skipped |= index.fresh_len() > 0;
                         continue;
                     }
+                    let began = std::time::Instant::now();
                     merged += index
                         .merge_fresh(256, BACKGROUND_THREADS, true)
                         .unwrap_or(0);
+                    merging += began.elapsed();
                     // Inserts prune other nodes' links; re-check them all
                     // each time the graph doubles (amortised: a constant
                     // factor).
@@ -144,7 +152,8 @@ impl Shared {
                 }
                 if merged > 0 {
                     let after = indexes().map(|i| i.fresh_len()).sum();
-                    pace.passed(fresh_before, after, merged, std::time::Instant::now());
+                    let now = std::time::Instant::now();
+                    pace.passed(fresh_before, after, merged, merging, now);
                 }
                 if checkpoint.due() {
                     checkpoint.save(self);
@@ -160,23 +169,30 @@ impl Shared {
     }
 }
 
-/// Writes first while they outpace the graph. When at least twice as many
-/// fresh vectors arrived during a pass as the pass merged, writes are
-/// coming much faster than one thread puts vectors into graphs (a burst):
-/// merging on would slow the burst and still fall behind. The indexer then
-/// leaves the cores to the writes until they pause (no fresh vector added
-/// for [`WRITES_PAUSED`]), a namespace's fresh buffer reaches
-/// [`DEFERRED_COORDS_MAX`] coordinates, or [`YIELD_MAX`] has passed, and
-/// merges a pass again. A load the indexer can absorb (or nearly) never
-/// brings twice its merges, so it keeps merging.
+/// Writes first while they outpace the graph. The indexer judges after
+/// every [`JUDGE_AFTER`] spent merging: when fresh vectors arrived at least
+/// twice as fast (per second of the time since the last judgement) as it
+/// merged them (per second spent merging: relink passes and waits do not
+/// count), writes are coming much faster than one thread puts vectors into
+/// graphs (a burst), and merging on would slow the burst and still fall
+/// behind. It then leaves the cores to the
+/// writes until they pause (no fresh vector added for [`WRITES_PAUSED`]), a
+/// namespace's fresh buffer passes [`DEFERRED_COORDS_MAX`] coordinates, or
+/// [`YIELD_MAX`] has passed, and merges again. A load the indexer can
+/// absorb, or nearly (fewer than twice its merges), never makes it wait.
 /// (docs/STORAGE.md, "Threads".)
 #[derive(Debug, Default)]
 struct Pace {
-    /// While the indexer yields: since when, the fresh vectors at its last
-    /// look, and when they last grew.
+    /// Since the last judgement: when it began and the fresh vectors then.
+    since: Option<(std::time::Instant, usize)>,
+    /// What the indexer merged since, and the time it spent merging.
+    merged: usize,
+    merging: std::time::Duration,
     yielding: Option<Yield>,
 }
 
+/// While the indexer yields: since when, the fresh vectors at its last look,
+/// and when they last grew.
 #[derive(Debug, Clone, Copy)]
 struct Yield {
     since: std::time::Instant,
@@ -206,11 +222,29 @@ impl Pace {
         true
     }
 
-    /// After a pass: the fresh vectors before and after it, and how many
-    /// it merged.
-    fn passed(&mut self, before: usize, after: usize, merged: usize, now: std::time::Instant) {
-        // Arrivals are `after - before + merged`: at least twice `merged`?
-        if merged > 0 && after >= before + merged {
+    /// After a pass that merged: the fresh vectors before and after it, how
+    /// many it merged, the time it spent merging, and the time.
+    fn passed(
+        &mut self,
+        before: usize,
+        after: usize,
+        merged: usize,
+        merging: std::time::Duration,
+        now: std::time::Instant,
+    ) {
+        let (began, start) = *self.since.get_or_insert((now - merging, before));
+        self.merged += merged;
+        self.merging += merging;
+        if self.merging < JUDGE_AFTER {
+            return;
+        }
+        let arrived = (after + self.merged).saturating_sub(start) as f64;
+        let wall = now.saturating_duration_since(began).as_secs_f64();
+        let outpaced = arrived * self.merging.as_secs_f64() >= 2.0 * self.merged as f64 * wall;
+        self.since = None;
+        self.merged = 0;
+        self.merging = std::time::Duration::ZERO;
+        if outpaced {
             self.yielding = Some(Yield {
                 since: now,
                 seen: after,
@@ -257,70 +291,104 @@ impl Checkpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::{Pace, WRITES_PAUSED, YIELD_MAX};
+    use super::{JUDGE_AFTER, Pace, WRITES_PAUSED, YIELD_MAX};
     use std::time::{Duration, Instant};
+
+    const PASS: Duration = Duration::from_millis(50);
+
+    /// Passes of 50 ms merging 1,000 each, with `arrived` new fresh vectors
+    /// during each; whether the indexer yields after them.
+    fn passes(pace: &mut Pace, t: Instant, fresh: &mut usize, arrived: &[usize]) -> bool {
+        let mut yields = false;
+        for (i, a) in arrived.iter().enumerate() {
+            let now = t + PASS * (i as u32 + 1);
+            assert!(!pace.hold(*fresh, false, now - PASS), "pass {i}");
+            let before = *fresh;
+            *fresh = before + a - 1_000;
+            pace.passed(before, *fresh, 1_000, PASS, now);
+            yields = pace.hold(*fresh, false, now);
+            if yields {
+                assert_eq!(i + 1, (JUDGE_AFTER.as_millis() / PASS.as_millis()) as usize);
+                break;
+            }
+        }
+        yields
+    }
 
     #[test]
     fn the_indexer_keeps_merging_a_load_it_can_nearly_absorb() {
-        let (mut pace, t) = (Pace::default(), Instant::now());
-        // 1,000 merged a pass, fewer than 2,000 arrived meanwhile (at most
-        // 999 more after): the fresh buffer may grow, the indexer merges on.
-        for (before, after) in [
-            (5_000, 4_800),
-            (4_800, 5_799),
-            (5_799, 6_798),
-            (6_798, 6_000),
-        ] {
-            assert!(!pace.hold(before, false, t));
-            pace.passed(before, after, 1_000, t);
+        let (mut pace, t, mut fresh) = (Pace::default(), Instant::now(), 50_000);
+        // 1.9 times its merges arrive: the buffer grows, the indexer merges on.
+        let steady = vec![1_900; 40];
+        assert!(!passes(&mut pace, t, &mut fresh, &steady));
+        // Groups of writes make single passes look like a burst (4,000
+        // arriving during one pass), but not a whole judgement's worth.
+        let lumpy: Vec<usize> = (0..40)
+            .map(|i| if i % 4 == 0 { 4_000 } else { 1_000 })
+            .collect();
+        assert!(!passes(&mut pace, t, &mut fresh, &lumpy));
+    }
+
+    #[test]
+    fn time_not_spent_merging_does_not_count_against_the_indexer() {
+        // Passes of 50 ms merging 1,000 each, but each took 100 ms of wall
+        // time (a relink pass, or waiting for the cores): 2,500 arriving per
+        // pass, more than twice the merges, is 25,000/s against 20,000/s
+        // merged.
+        let (mut pace, t, mut fresh) = (Pace::default(), Instant::now(), 10_000);
+        for i in 0..20u32 {
+            let now = t + 2 * PASS * (i + 1);
+            assert!(!pace.hold(fresh, false, now - 2 * PASS), "pass {i}");
+            let before = fresh;
+            fresh += 1_500;
+            pace.passed(before, fresh, 1_000, PASS, now);
         }
-        assert!(!pace.hold(6_000, false, t));
+        assert!(!pace.hold(fresh, false, t + 2 * PASS * 21));
     }
 
     #[test]
     fn the_indexer_leaves_a_burst_the_cores_until_it_pauses() {
-        let (mut pace, t) = (Pace::default(), Instant::now());
+        let (mut pace, t, mut fresh) = (Pace::default(), Instant::now(), 0);
+        assert!(passes(&mut pace, t, &mut fresh, &[5_000; 20]));
+        let t = t + JUDGE_AFTER;
         let at = |ms| t + Duration::from_millis(ms);
-        assert!(!pace.hold(1_000, false, t));
-        // 2,000 arrived while the pass merged 1,000.
-        pace.passed(1_000, 2_000, 1_000, t);
         // The burst goes on, a writer's group at a time: the indexer holds
         // back while fresh vectors keep coming.
-        assert!(pace.hold(2_000, false, at(5)));
         assert!(
-            pace.hold(2_000, false, at(30)),
+            pace.hold(fresh, false, at(30)),
             "a gap between groups is no pause"
         );
-        assert!(pace.hold(4_000, false, at(45)));
-        assert!(pace.hold(4_000, false, at(90)));
-        assert!(pace.hold(9_000, false, at(100)));
+        assert!(pace.hold(fresh + 2_000, false, at(45)));
+        assert!(pace.hold(fresh + 2_000, false, at(90)));
+        assert!(pace.hold(fresh + 9_000, false, at(100)));
         // The writes pause: nothing added for WRITES_PAUSED.
         let paused = 100 + WRITES_PAUSED.as_millis() as u64;
-        assert!(pace.hold(9_000, false, at(paused - 1)));
-        assert!(!pace.hold(9_000, false, at(paused)));
-        // It merges again; only another outpaced pass makes it yield.
-        pace.passed(9_000, 9_500, 1_000, at(paused));
-        assert!(!pace.hold(9_500, false, at(paused + 10)));
+        assert!(pace.hold(fresh + 9_000, false, at(paused - 1)));
+        assert!(!pace.hold(fresh + 9_000, false, at(paused)));
+        // It merges again, and judges anew after JUDGE_AFTER.
+        let mut fresh = fresh + 9_000;
+        assert!(!passes(&mut pace, at(paused), &mut fresh, &[1_500; 20]));
     }
 
     #[test]
-    fn a_burst_that_never_pauses_still_gets_a_pass_every_yield_max() {
-        let (mut pace, t) = (Pace::default(), Instant::now());
-        pace.passed(0, 1_000, 500, t);
+    fn a_burst_that_never_pauses_still_gets_merged_every_yield_max() {
+        let (mut pace, t, mut fresh) = (Pace::default(), Instant::now(), 0);
+        assert!(passes(&mut pace, t, &mut fresh, &[3_000; 20]));
+        let t = t + JUDGE_AFTER;
         let max = YIELD_MAX.as_millis() as u64;
         let mut ms = 0;
         while ms < max {
-            assert!(pace.hold(1_000 + ms as usize, false, t + Duration::from_millis(ms)));
+            fresh += 100;
+            assert!(pace.hold(fresh, false, t + Duration::from_millis(ms)));
             ms += 10;
         }
-        assert!(!pace.hold(1_000 + ms as usize, false, t + Duration::from_millis(ms)));
+        assert!(!pace.hold(fresh + 100, false, t + Duration::from_millis(ms)));
     }
 
     #[test]
     fn a_namespace_at_the_cap_ends_the_wait() {
-        let (mut pace, t) = (Pace::default(), Instant::now());
-        pace.passed(0, 10, 5, t);
-        assert!(pace.hold(30, false, t));
-        assert!(!pace.hold(40, true, t));
+        let (mut pace, t, mut fresh) = (Pace::default(), Instant::now(), 0);
+        assert!(passes(&mut pace, t, &mut fresh, &[3_000; 20]));
+        assert!(!pace.hold(fresh + 10, true, t + JUDGE_AFTER));
     }
 }
