@@ -175,12 +175,11 @@ impl Shared {
 /// merged them (per second spent merging: relink passes and waits do not
 /// count), writes are coming much faster than one thread puts vectors into
 /// graphs (a burst), and merging on would slow the burst and still fall
-/// behind. It then leaves the cores to the
-/// writes until they pause (no fresh vector added for [`WRITES_PAUSED`]), a
-/// namespace's fresh buffer passes [`DEFERRED_COORDS_MAX`] coordinates, or
-/// [`YIELD_MAX`] has passed, and merges again. A load the indexer can
-/// absorb, or nearly (fewer than twice its merges), never makes it wait.
-/// (docs/STORAGE.md, "Threads".)
+/// behind. It then leaves the cores to the writes until they pause (no
+/// fresh vector added for [`WRITES_PAUSED`]), a namespace's fresh buffer
+/// passes [`DEFERRED_COORDS_MAX`] coordinates, or [`YIELD_MAX`] has passed,
+/// and merges again. A load arriving less than twice as fast as the indexer
+/// merges never makes it wait. (docs/STORAGE.md, "Threads".)
 #[derive(Debug, Default)]
 struct Pace {
     /// Since the last judgement: when it began and the fresh vectors then.
