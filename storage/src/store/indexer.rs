@@ -231,7 +231,8 @@ impl Pace {
         merging: std::time::Duration,
         now: std::time::Instant,
     ) {
-        let (began, start) = *self.since.get_or_insert((now - merging, before));
+        let began = now.checked_sub(merging).unwrap_or(now);
+        let (began, start) = *self.since.get_or_insert((began, before));
         self.merged += merged;
         self.merging += merging;
         if self.merging < JUDGE_AFTER {
