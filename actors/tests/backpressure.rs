@@ -5,38 +5,19 @@
 //! until then (one write of it waits, not thousands); once the disk
 //! answers, every send is stored and delivered.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{contract, roomy};
 use hvs_actors::{Hub, HubConfig, MailboxDefaults, Outgoing, VectorInput};
-use hvs_contracts::Contract;
 use hvs_storage::{Durability, FaultSwitch, Store, StoreConfig};
-use serde_json::json;
 
 /// More sends than the writer's queue (4,096) and its group in commit
 /// (at most 4,096) hold together.
 const SENDS: usize = 10_000;
-
-fn contract(id: &str) -> Contract {
-    Contract::from_value(json!({
-        "contract_version": "1.0.0",
-        "model": {"id": id, "name": id, "version": "0.1.0", "type": "agent",
-                  "capabilities": ["planning"]},
-        "hvs_binding": {"hvs_id": "hvs-test", "region": "lab", "namespace": id,
-                        "geometry": "hyperboloid", "dimension": 2},
-        "vector_spec": {"input_dimension": 2, "output_dimension": 2, "encoding": "geometric",
-                        "encoder": {"type": "identity"}},
-        "communication_protocol": {"message_format": "msgpack", "encoding": "utf-8",
-            "max_message_size_bytes": 4096, "timeout_ms": 30000,
-            "retry": {"max_attempts": 5, "backoff_ms": [10]}},
-        "permissions": {"read_namespaces": ["*"], "write_namespaces": [id],
-                        "broadcast": true, "query_other_models": true},
-        "resource_limits": {"max_vectors_per_second": 1000000, "max_storage_mb": 1024,
-                            "max_queries_per_second": 100000}
-    }))
-    .expect("a valid contract")
-}
 
 fn message(n: usize) -> Outgoing {
     Outgoing {
@@ -68,11 +49,11 @@ async fn a_stalled_writer_holds_back_the_sender_not_the_other_models_on_its_thre
     )
     .unwrap();
     let a = hub
-        .connect_model(contract("a"), Path::new("."))
+        .connect_model(contract("a", roomy(), 4096), Path::new("."))
         .await
         .unwrap();
     let b = hub
-        .connect_model(contract("b"), Path::new("."))
+        .connect_model(contract("b", roomy(), 4096), Path::new("."))
         .await
         .unwrap();
 
