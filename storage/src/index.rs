@@ -447,7 +447,7 @@ impl SpaceIndex {
             multi: false,
         };
         let mut graph = Index::new(&options).map_err(index_err)?;
-        Self::configure(&mut graph, &self.manifold);
+        Self::configure(&mut graph, &self.manifold, self.datatype);
         graph
             .reserve_capacity_and_threads(capacity, GRAPH_THREADS)
             .map_err(index_err)?;
@@ -486,7 +486,8 @@ impl SpaceIndex {
     /// is the cheapest such function (results are re-ranked by the exact
     /// `f64` distance afterwards). Euclidean distance and the sphere's (a
     /// monotone function of the chord) rank like squared Euclidean distance:
-    /// usearch's own kernel. The hyperboloid ranks by [`hyperboloid_rank`],
+    /// in an `f32` graph HVS's own kernel ([`crate::kernel`], summed in
+    /// `f32`), in the others usearch's. The hyperboloid ranks by [`hyperboloid_rank`],
     /// the Poincaré ball by [`poincare_rank`], the others by the distance
     /// itself. usearch calls the metric once per pair of vectors, millions
     /// of times a second while it inserts, so the first two sum on four
@@ -494,11 +495,19 @@ impl SpaceIndex {
     /// dependent adds that the compiler may not reorder. The search ef is a
     /// floor of 1: each search sets its own. (A loaded graph forgets a custom metric and
     /// keeps the dumped ef, so this runs after every load too.)
-    fn configure(graph: &mut Index, manifold: &AnyManifold) {
+    fn configure(graph: &mut Index, manifold: &AnyManifold, datatype: Datatype) {
         graph.change_expansion_search(1);
         let dims = manifold.ambient_dim();
         match manifold {
-            AnyManifold::Euclidean(_) | AnyManifold::Sphere(_) => {}
+            AnyManifold::Euclidean(_) | AnyManifold::Sphere(_) => {
+                if datatype == Datatype::F32 {
+                    let l2sq = crate::kernel::l2sq_f32();
+                    graph.change_metric::<f32>(Box::new(move |a, b| {
+                        let (x, y) = metric_args(dims, a, b);
+                        l2sq(x, y)
+                    }));
+                }
+            }
             AnyManifold::Hyperboloid(h) => {
                 let h = *h;
                 graph.change_metric::<f64>(Box::new(move |a, b| {
@@ -1269,7 +1278,7 @@ impl SpaceIndex {
         if g.dimensions() != dims {
             return Err(index_err("graph dump of another dimension"));
         }
-        Self::configure(&mut g, &self.manifold);
+        Self::configure(&mut g, &self.manifold, self.datatype);
         g.reserve_capacity_and_threads(g.size().max(GRAPH_FIRST_CAPACITY), GRAPH_THREADS)
             .map_err(index_err)?;
         st.graphed = true;
@@ -1746,10 +1755,10 @@ fn in_threads<T: Sync>(
 
 /// The two vectors usearch passes to a custom metric.
 #[allow(unsafe_code)]
-fn metric_args<'a>(dims: usize, a: *const f64, b: *const f64) -> (&'a [f64], &'a [f64]) {
+fn metric_args<'a, T>(dims: usize, a: *const T, b: *const T) -> (&'a [T], &'a [T]) {
     // SAFETY: usearch calls the metric with pointers to two vectors of the
     // index's `dimensions` (= `dims`) scalars of the index's scalar kind
-    // (f64), both alive for the duration of the call, which is as long as
+    // (`T`, as `change_metric::<T>` was given), both alive for the duration of the call, which is as long as
     // the slices are used.
     unsafe {
         (

@@ -25,7 +25,9 @@
 //! # Layout
 //! - [`Store`] (`store.rs`): opening and recovery, the group-commit writer,
 //!   the public operations.
-//! - `index.rs`: one space's HNSW graph plus its exact fresh buffer.
+//! - `index.rs`: one space's HNSW graph plus its exact fresh buffer;
+//!   `kernel.rs`: the `f32` squared distance its Euclidean and spherical
+//!   `f32` graphs rank by.
 //! - [`Block`] (`blocks.rs`): named, classed, versioned content with
 //!   permissions, the audit log, markdown sections for search.
 //! - [`MessageRecord`] (`messages.rs`): messages between models (one row
@@ -53,6 +55,7 @@ mod dump;
 mod error;
 mod fence;
 mod index;
+mod kernel;
 mod messages;
 mod record;
 mod retention;
