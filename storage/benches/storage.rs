@@ -1,5 +1,7 @@
 //! Criterion benchmarks of single operations: store and retrieve at each
-//! durability level, and a k = 10 search among 20,000 H^12 vectors.
+//! durability level, a k = 10 search among 20,000 H^12 vectors, and the
+//! `f32` squared distance of 128-d graphs (HVS's kernel beside usearch's,
+//! each through an exact scan of a usearch index, as a graph calls it).
 //! Latency percentiles and the large runs are in `benches/large.rs`.
 
 // `criterion_group!` generates an undocumented `pub fn`.
@@ -63,11 +65,68 @@ fn ops(c: &mut Criterion) {
     });
 }
 
+/// usearch's exact scan of 20,000 128-d `f32` vectors (one distance per
+/// vector, called as a graph calls its metric) with its own `f32` kernel and
+/// with HVS's ([`hvs_storage::l2sq_f32`]); then HVS's kernel called directly.
+fn l2sq(c: &mut Criterion) {
+    use rand::Rng;
+    use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+    const DIMS: usize = 128;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let mut point = || -> Vec<f32> { (0..DIMS).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let points: Vec<Vec<f32>> = (0..20_000).map(|_| point()).collect();
+    let query = point();
+    let index = |hvs_kernel: bool| {
+        let mut index = Index::new(&IndexOptions {
+            dimensions: DIMS,
+            metric: MetricKind::L2sq,
+            quantization: ScalarKind::F32,
+            ..IndexOptions::default()
+        })
+        .unwrap();
+        if hvs_kernel {
+            let kernel = hvs_storage::l2sq_f32();
+            index.change_metric::<f32>(Box::new(move |a, b| {
+                #[allow(unsafe_code)]
+                // SAFETY: usearch passes two vectors of the index's 128
+                // `f32` dimensions, alive for the call.
+                let (a, b) = unsafe {
+                    (
+                        std::slice::from_raw_parts(a, DIMS),
+                        std::slice::from_raw_parts(b, DIMS),
+                    )
+                };
+                kernel(a, b)
+            }));
+        }
+        index.reserve(points.len()).unwrap();
+        for (k, p) in points.iter().enumerate() {
+            index.add(k as u64, p).unwrap();
+        }
+        index
+    };
+    for (name, hvs_kernel) in [("usearch", false), ("hvs", true)] {
+        let index = index(hvs_kernel);
+        c.bench_function(&format!("l2sq_f32/128d/exact_scan_20k/{name}"), |b| {
+            b.iter(|| index.exact_search(&query, 10).unwrap())
+        });
+    }
+    let kernel = hvs_storage::l2sq_f32();
+    c.bench_function("l2sq_f32/128d/one_distance/hvs", |b| {
+        b.iter(|| {
+            kernel(
+                std::hint::black_box(&points[0]),
+                std::hint::black_box(&query),
+            )
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = ops
+    targets = ops, l2sq
 }
 criterion_main!(benches);

@@ -9,10 +9,11 @@
 //! time.
 
 /// A kernel: `Σ (a_i - b_i)^2` of two slices of the same length.
-pub(crate) type L2sq = fn(&[f32], &[f32]) -> f32;
+pub type L2sq = fn(&[f32], &[f32]) -> f32;
 
-/// The fastest kernel this CPU runs.
-pub(crate) fn l2sq_f32() -> L2sq {
+/// The fastest kernel this CPU runs (public for the benches, which time
+/// it beside usearch's own).
+pub fn l2sq_f32() -> L2sq {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {

@@ -77,6 +77,7 @@ pub use fence::WriteFence;
 pub use hvs_types::ConflictStrategy;
 pub use hvs_types::Filter;
 pub use index::IndexParams;
+pub use kernel::{L2sq, l2sq_f32};
 pub use messages::{CatalogRecord, Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
     Change, ChangeBody, ChangeKind, Datatype, DiscardPolicy, GeometrySpec, InvalidPointPolicy,
