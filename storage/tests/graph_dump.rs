@@ -334,9 +334,11 @@ fn a_store_killed_after_a_checkpoint_reopens_from_it() {
     assert_eq!(h.vectors, 700);
     // The graph came from the checkpoint, not from a rebuild; what was
     // written after it waits in the fresh buffer (or a later checkpoint
-    // took it too).
+    // took it too), or the indexer has merged it since the open (a key
+    // enters the graph before it leaves the fresh buffer).
     assert!(h.restored_from_dump >= 600, "{h:?}");
-    assert_eq!(h.restored_from_dump + h.fresh, 700, "{h:?}");
+    assert!(h.restored_from_dump + h.fresh <= 700, "{h:?}");
+    assert!(h.in_graph + h.fresh >= 700, "{h:?}");
     assert_eq!(stats.namespaces["e"].restored_from_dump, 600);
     let live: Vec<VectorRecord> = ["h", "e"]
         .iter()
