@@ -489,14 +489,15 @@ impl SpaceIndex {
     /// `f64` distance afterwards). Euclidean distance and the sphere's (a
     /// monotone function of the chord) rank like squared Euclidean distance:
     /// in an `f32` graph HVS's own kernel ([`crate::kernel`], summed in
-    /// `f32`), in the others usearch's. The hyperboloid ranks by [`hyperboloid_rank`],
-    /// the Poincaré ball by [`poincare_rank`], the others by the distance
-    /// itself. usearch calls the metric once per pair of vectors, millions
-    /// of times a second while it inserts, so the first two sum on four
-    /// independent accumulators ([`dot4`]): one running sum is a chain of
-    /// dependent adds that the compiler may not reorder. The search ef is a
-    /// floor of 1: each search sets its own. (A loaded graph forgets a custom metric and
-    /// keeps the dumped ef, so this runs after every load too.)
+    /// `f32`), in the others usearch's. The hyperboloid ranks by
+    /// [`hyperboloid_rank`], the Poincaré ball by [`poincare_rank`], the
+    /// others by the distance itself. usearch calls the metric once per
+    /// pair of vectors, millions of times a second while it inserts, so the
+    /// hyperbolic ranks sum on four independent accumulators ([`dot4`]): one
+    /// running sum is a chain of dependent adds that the compiler may not
+    /// reorder. The search ef is a floor of 1: each search sets its own. (A
+    /// loaded graph forgets a custom metric and keeps the dumped ef, so this
+    /// runs after every load too.)
     fn configure(graph: &mut Index, manifold: &AnyManifold, datatype: Datatype) {
         graph.change_expansion_search(1);
         let dims = manifold.ambient_dim();
@@ -1760,8 +1761,8 @@ fn in_threads<T: Sync>(
 fn metric_args<'a, T>(dims: usize, a: *const T, b: *const T) -> (&'a [T], &'a [T]) {
     // SAFETY: usearch calls the metric with pointers to two vectors of the
     // index's `dimensions` (= `dims`) scalars of the index's scalar kind
-    // (`T`, as `change_metric::<T>` was given), both alive for the duration of the call, which is as long as
-    // the slices are used.
+    // (`T`, as `change_metric::<T>` was given), both alive for the
+    // duration of the call, which is as long as the slices are used.
     unsafe {
         (
             std::slice::from_raw_parts(a, dims),
