@@ -222,6 +222,23 @@ impl FreshBuffer {
     fn len(&self) -> usize {
         self.len.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// Drops these keys (removed vectors) from the buffer, so that its
+    /// length counts only vectors waiting for the graph. Keys are pushed in
+    /// increasing order and only a prefix is ever drained, so the buffer is
+    /// sorted: each key is found by bisection; the oldest go first under a
+    /// retention limit, which makes their removal cheap.
+    fn forget(&self, keys: &[u64]) {
+        if keys.is_empty() || self.len() == 0 {
+            return;
+        }
+        let mut f = self.lock();
+        for k in keys {
+            if let Ok(i) = f.binary_search(k) {
+                f.remove(i);
+            }
+        }
+    }
 }
 
 /// The locked keys; the count follows them when the lock is let go.
@@ -576,6 +593,8 @@ impl SpaceIndex {
                 fresh.extend(keys);
             }
         }
+        // A replaced vector's old key no longer waits for the graph.
+        self.fresh.forget(&replaced);
         for k in replaced {
             self.unreachable_mut().remove(&k);
             self.remove_from_graph(k);
@@ -894,6 +913,7 @@ impl SpaceIndex {
             self.forget(&mut st, key);
             key
         };
+        self.fresh.forget(&[key]);
         self.mark_changed();
         self.unreachable_mut().remove(&key);
         self.remove_from_graph(key);
@@ -916,6 +936,7 @@ impl SpaceIndex {
         if keys.is_empty() {
             return 0;
         }
+        self.fresh.forget(&keys);
         self.mark_changed();
         {
             let mut u = self.unreachable_mut();
@@ -1864,6 +1885,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The fresh buffer counts vectors waiting for the graph: a removed or
+    /// replaced one leaves it at once, not when the indexer passes its key,
+    /// and the merge that follows takes the rest.
+    #[test]
+    fn removed_and_replaced_vectors_leave_the_fresh_buffer() {
+        use hvs_geometry::Euclidean;
+        let index = SpaceIndex::new(
+            AnyManifold::Euclidean(Euclidean::new(4).unwrap()),
+            IndexParams::default(),
+            Datatype::F32,
+        )
+        .unwrap();
+        let entry = |id: Uuid, x: f64| Entry::new(id, vec![x, 1.0, 2.0, 3.0], None, Arc::default());
+        let ids: Vec<Uuid> = (0..GRAPH_MIN as u128 + 100).map(Uuid::from_u128).collect();
+        index.upsert_all(ids.iter().enumerate().map(|(i, id)| entry(*id, i as f64)));
+        assert_eq!(index.fresh_len(), ids.len());
+        // The oldest (as a retention limit discards), one in the middle,
+        // the newest; then one replaced by a new version of itself.
+        assert!(index.remove(ids[0]));
+        assert_eq!(index.remove_all(&[ids[1], ids[150], ids[ids.len() - 1]]), 3);
+        assert_eq!(index.fresh_len(), ids.len() - 4);
+        index.upsert(entry(ids[7], -1.0));
+        assert_eq!(
+            index.fresh_len(),
+            ids.len() - 4,
+            "the old key left, the new one came"
+        );
+        while index.merge_fresh(64, 1, false).unwrap() > 0 {}
+        assert_eq!(index.fresh_len(), 0);
+        assert_eq!(index.graph_len(), ids.len() - 4);
+        assert_eq!(index.len(), ids.len() - 4);
     }
 
     #[test]
