@@ -224,9 +224,11 @@ fn a_verify_does_not_wait_for_the_indexers_backlog() {
         let report = s.verify_consistency().unwrap();
         assert!(report.consistent && report.vectors == 30_000, "{report:?}");
         // Merged meanwhile: the batch in progress when the verify asked,
-        // and any batch that began before it did; 5,000 leaves room for ~20.
+        // and any batch that began before it did. Starved, it waited for
+        // all 30,000; on a loaded machine 11-12 batches of 512 were seen
+        // (5,632-6,144), so the bound is a third of the backlog.
         let merged = before - fresh();
-        assert!(merged < 5_000, "the verify waited for {merged} merges");
+        assert!(merged < 10_000, "the verify waited for {merged} merges");
     }
 }
 
