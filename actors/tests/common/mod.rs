@@ -1,29 +1,13 @@
 //! What the actors' tests share: a contract on H^2.
 
 use hvs_contracts::Contract;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+#[path = "../../../contracts/tests/support/h2_agent.rs"]
+mod h2_agent;
+pub(crate) use h2_agent::roomy;
 
 /// A model on H^2 writing its own namespace and `team-*`.
 pub(crate) fn contract(id: &str, limits: Value, max_message: u64) -> Contract {
-    Contract::from_value(json!({
-        "contract_version": "1.0.0",
-        "model": {"id": id, "name": id, "version": "0.1.0", "type": "agent",
-                  "capabilities": ["planning"]},
-        "hvs_binding": {"hvs_id": "hvs-test", "region": "lab", "namespace": id,
-                        "geometry": "hyperboloid", "dimension": 2},
-        "vector_spec": {"input_dimension": 2, "output_dimension": 2, "encoding": "geometric",
-                        "encoder": {"type": "identity"}},
-        "communication_protocol": {"message_format": "msgpack", "encoding": "utf-8",
-            "max_message_size_bytes": max_message, "timeout_ms": 30000,
-            "retry": {"max_attempts": 5, "backoff_ms": [10]}},
-        "permissions": {"read_namespaces": ["*"], "write_namespaces": [id, "team-*"],
-                        "broadcast": true, "query_other_models": true},
-        "resource_limits": limits
-    }))
-    .expect("a valid contract")
-}
-
-pub(crate) fn roomy() -> Value {
-    json!({"max_vectors_per_second": 100000, "max_storage_mb": 1024,
-           "max_queries_per_second": 100000})
+    Contract::from_value(h2_agent::h2_agent(id, limits, max_message)).expect("a valid contract")
 }

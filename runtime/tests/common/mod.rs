@@ -4,27 +4,15 @@
 use std::time::{Duration, Instant};
 
 use hvs_contracts::Contract;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+#[path = "../../../contracts/tests/support/h2_agent.rs"]
+mod h2_agent;
 
 /// A contract for a model on H^2 (identity encoder), writing its own
 /// namespace and `team-*`, reading everything, in network `region`.
 pub(crate) fn contract(id: &str) -> Value {
-    json!({
-        "contract_version": "1.0.0",
-        "model": {"id": id, "name": id, "version": "0.1.0", "type": "agent",
-                  "capabilities": ["planning"]},
-        "hvs_binding": {"hvs_id": "hvs-test", "region": "lab", "namespace": id,
-                        "geometry": "hyperboloid", "dimension": 2},
-        "vector_spec": {"input_dimension": 2, "output_dimension": 2, "encoding": "geometric",
-                        "encoder": {"type": "identity"}},
-        "communication_protocol": {"message_format": "msgpack", "encoding": "utf-8",
-            "max_message_size_bytes": 4096, "timeout_ms": 30000,
-            "retry": {"max_attempts": 5, "backoff_ms": [10]}},
-        "permissions": {"read_namespaces": ["*"], "write_namespaces": [id, "team-*"],
-                        "broadcast": true, "query_other_models": true},
-        "resource_limits": {"max_vectors_per_second": 100000, "max_storage_mb": 1024,
-                            "max_queries_per_second": 100000}
-    })
+    h2_agent::h2_agent(id, h2_agent::roomy(), 4096)
 }
 
 /// A server of an in-memory runtime on a free loopback port, without an
