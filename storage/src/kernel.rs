@@ -5,8 +5,8 @@
 //! in the large bench. A graph only ranks (results are re-ranked by the
 //! exact `f64` distance), so an `f32` sum is enough, as in hnswlib. This one
 //! sums on 32 independent lanes (two AVX-512 or four AVX2 registers), then
-//! adds the lanes up. The machine's widest kernel is picked once, at run
-//! time.
+//! adds the lanes up. The widest kernel the CPU runs is picked at run time
+//! (each graph asks when it is made; the detection is cached).
 
 /// A kernel: `Σ (a_i - b_i)^2` of two slices of the same length.
 pub type L2sq = fn(&[f32], &[f32]) -> f32;
