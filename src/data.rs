@@ -261,6 +261,7 @@ fn namespace_json(c: &SpaceConfig, stats: Option<&hvs::storage::NamespaceStats>)
         "in_graph": n(|s| s.in_graph),
         "fresh": n(|s| s.fresh),
         "unreachable": n(|s| s.unreachable),
+        "attached": n(|s| s.attached),
         "in_overflow": n(|s| s.in_overflow),
         "scanned_exactly": n(|s| s.scanned_exactly),
     })
@@ -300,6 +301,7 @@ fn print_report(r: &Value) {
             "IN_GRAPH",
             "FRESH",
             "UNREACHABLE",
+            "ATTACHED",
             "IN_OVERFLOW",
             "SCANNED_EXACTLY",
         ];
@@ -317,6 +319,7 @@ fn print_report(r: &Value) {
                         "in_graph",
                         "fresh",
                         "unreachable",
+                        "attached",
                         "in_overflow",
                         "scanned_exactly",
                     ]

@@ -42,6 +42,10 @@ pub(crate) struct DumpMeta {
     pub(crate) keys: Vec<(Uuid, u64)>,
     /// Keys that were unreachable by their own vector.
     pub(crate) unreachable: Vec<u64>,
+    /// `(key, its anchor)` of the unreachable keys attached to one (absent
+    /// from dumps written before anchors: those load loose).
+    #[serde(default)]
+    pub(crate) anchors: Vec<(u64, u64)>,
 }
 
 /// A dump as read from its file: the metadata, and the graph's bytes left in
@@ -174,7 +178,8 @@ mod tests {
             namespace: "n".into(),
             fingerprint: "f".into(),
             keys: vec![(Uuid::now_v7(), 3)],
-            unreachable: vec![3],
+            unreachable: vec![3, 4],
+            anchors: vec![(3, 5)],
         }
     }
 
@@ -187,7 +192,8 @@ mod tests {
         write(&path, &written, b"graph bytes").unwrap();
         let d = read(&path).unwrap().unwrap();
         assert_eq!(d.meta.keys, written.keys);
-        assert_eq!(d.meta.unreachable, vec![3]);
+        assert_eq!(d.meta.unreachable, vec![3, 4]);
+        assert_eq!(d.meta.anchors, vec![(3, 5)]);
         assert_eq!(d.meta.namespace, "n");
         assert_eq!(d.graph(), b"graph bytes");
         let mut bytes = std::fs::read(&path).unwrap();

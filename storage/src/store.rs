@@ -224,12 +224,16 @@ pub struct NamespaceStats {
     /// Vectors waiting in the exact fresh buffer.
     pub fresh: usize,
     /// Graph nodes a search for their own vector did not reach. Searches
-    /// find them through an overflow graph (`in_overflow`) or by scanning
-    /// them exactly (`scanned_exactly`).
+    /// find them through the node they are attached to (`attached`), an
+    /// overflow graph (`in_overflow`) or by scanning them exactly
+    /// (`scanned_exactly`).
     pub unreachable: usize,
     /// Vectors whose graph node was loaded from the graph dump when the
     /// store was opened (0 when the graph was rebuilt instead).
     pub restored_from_dump: usize,
+    /// Unreachable nodes attached to a reachable node (the nearest their own
+    /// search found): every search that finds that node proposes them.
+    pub attached: usize,
     /// Unreachable nodes that an overflow graph (a graph of their own,
     /// searched beside the main one) covers.
     pub in_overflow: usize,
@@ -897,6 +901,7 @@ impl Store {
                         fresh: s.index.fresh_len(),
                         unreachable: s.index.unreachable_len(),
                         restored_from_dump: s.restored.load(Ordering::Relaxed),
+                        attached: s.index.attached_len(),
                         in_overflow: s.index.overflow_len(),
                         scanned_exactly: s.index.scanned_exactly(),
                     },

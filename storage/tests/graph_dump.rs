@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use hvs_geometry::Manifold;
+
 use hvs_storage::{
     Durability, GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig,
     VectorRecord, VectorUpdate,
@@ -275,6 +277,47 @@ fn an_unchanged_index_is_not_dumped_again() {
     s.close().unwrap();
     let after = inodes(&path);
     assert_eq!(after.iter().zip(&before).filter(|(a, b)| a != b).count(), 1);
+}
+
+/// The unreachable nodes of a dumped graph come back as they were: those
+/// attached to an anchor still attached (searches find them through it),
+/// the loose ones covered by an overflow graph or the scan, and every
+/// point found by its own vector.
+#[test]
+fn unreachable_nodes_keep_their_anchors_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    // Spread over H^12: a fifth or more of the nodes lose their in-links.
+    let spec = GeometrySpec::Hyperboloid {
+        dim: 12,
+        curvature: 1.0,
+    };
+    let m = spec.build().unwrap();
+    let (live, before) = {
+        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        s.create_namespace(SpaceConfig::new("s", spec.clone()))
+            .unwrap();
+        let batch = (0..4000)
+            .map(|_| NewVector::new("s", m.random_point(&mut rng)))
+            .collect();
+        let live = s.batch_store_vectors(batch).unwrap();
+        s.flush_index().unwrap();
+        let st = s.get_stats().unwrap().namespaces["s"].clone();
+        s.close().unwrap();
+        (live, st)
+    };
+    assert!(before.attached >= 100, "{before:?}");
+    assert!(before.attached <= before.unreachable, "{before:?}");
+    let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+    let after = s.get_stats().unwrap().namespaces["s"].clone();
+    assert_eq!(after.restored_from_dump, 4000, "{after:?}");
+    assert_eq!(
+        (after.unreachable, after.attached, after.scanned_exactly),
+        (before.unreachable, before.attached, before.scanned_exactly),
+        "{before:?} then {after:?}"
+    );
+    assert_all_findable(&s, &live, &[]);
 }
 
 const CHECKPOINT_CHILD_ENV: &str = "HVS_CHECKPOINT_CHILD_DB";

@@ -88,9 +88,9 @@ pub(crate) struct Table {
 impl Table {
     pub(crate) fn print(&self) {
         println!(
-            "\n| data | index | build (writes + graph) | memory / vector | QPS all cores (store's ef) | unreachable | in overflow graphs | scanned exactly |"
+            "\n| data | index | build (writes + graph) | memory / vector | QPS all cores (store's ef) | unreachable | attached | in overflow graphs | scanned exactly |"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         self.builds.iter().for_each(|r| println!("{r}"));
         println!("\n| data | index | ef | recall@10 | QPS 1 thread | p50 | p99 |");
         println!("|---|---|---:|---:|---:|---:|---:|");
@@ -215,11 +215,12 @@ pub(crate) fn hvs(
     s.batch_search(&at_store_ef).unwrap();
     let qps_all = at_store_ef.len() as f64 / t1.elapsed().as_secs_f64();
     table.builds.push(format!(
-        "| {} | {index} | {:.1} s ({:.1} s writes) | {memory} | {qps_all:.0} | {} | {} | {} |",
+        "| {} | {index} | {:.1} s ({:.1} s writes) | {memory} | {qps_all:.0} | {} | {} | {} | {} |",
         set.label,
         build.as_secs_f64(),
         written.as_secs_f64(),
         st.unreachable,
+        st.attached,
         st.in_overflow,
         st.scanned_exactly,
     ));
@@ -260,7 +261,7 @@ fn library_built(
         build.as_secs_f64()
     ));
     table.builds.push(format!(
-        "| {} | {index} | {:.1} s (parallel) | {memory} | — | — | — | — |",
+        "| {} | {index} | {:.1} s (parallel) | {memory} | — | — | — | — | — |",
         set.label,
         build.as_secs_f64(),
     ));
