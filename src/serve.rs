@@ -113,6 +113,12 @@ pub(crate) struct ServeArgs {
     /// docs/STORAGE.md.
     #[arg(long, env = "HVS_CACHE_MB")]
     cache_mb: Option<usize>,
+    /// Every commit also saves the database's allocator state (two syncs
+    /// instead of one), so that a start after a crash loads it instead of
+    /// reading the whole file to repair it [default: off]. See
+    /// docs/STORAGE.md, "Restart".
+    #[arg(long, env = "HVS_QUICK_REPAIR")]
+    quick_repair: bool,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -130,6 +136,7 @@ struct FileConfig {
     mailbox_capacity: Option<usize>,
     checkpoint_secs: Option<u64>,
     cache_mb: Option<usize>,
+    quick_repair: Option<bool>,
     cluster: Option<ClusterSection>,
     retention: Option<RetentionSection>,
 }
@@ -193,6 +200,8 @@ struct Settings {
     checkpoint_every: Option<std::time::Duration>,
     /// The database's page cache; `None`: redb's default.
     cache_bytes: Option<usize>,
+    /// redb's quick-repair on every commit.
+    quick_repair: bool,
 }
 
 /// The store's level, and the cluster's (`replicated` and `quorum`
@@ -295,6 +304,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
             .cache_mb
             .or(file.cache_mb)
             .map(|mb| mb.saturating_mul(1 << 20)),
+        quick_repair: args.quick_repair || file.quick_repair.unwrap_or(false),
     })
 }
 
@@ -384,6 +394,7 @@ async fn run(s: Settings) -> Result<(), String> {
     };
     store.checkpoint_every = s.checkpoint_every;
     store.cache_bytes = s.cache_bytes;
+    store.quick_repair = s.quick_repair;
     let cluster = s.cluster.clone();
     let mut config = RuntimeConfig {
         store,

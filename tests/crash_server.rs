@@ -615,6 +615,13 @@ async fn acknowledged_work_survives_sigkill_of_the_server_under_load() {
         }
     };
     let load_time = began.elapsed();
+    // The first restart followed a kill under load: the file was not
+    // closed, and without quick-repair the open repairs it (and says so).
+    assert!(
+        server.stderr_of(1).contains(REPAIR_WARNING),
+        "no repair after the first SIGKILL; stderr:\n{}",
+        server.stderr_of(1)
+    );
 
     // Stop the load, then let the receivers drain.
     shared.stop_load.store(true, Ordering::SeqCst);
@@ -858,17 +865,22 @@ fn graph_dumps(data: &Path) -> usize {
     })
 }
 
+/// What `hvs serve` logs when it opens a file that needs a full repair.
+const REPAIR_WARNING: &str = "the database was not closed cleanly";
+
 /// `--checkpoint-secs 1` (over `checkpoint_secs = 3600` in `hvs.toml`: the
 /// flag wins) makes the running server save its graph without being
 /// stopped; after SIGKILL it serves every vector again. (`cache_mb` in
-/// `hvs.toml`, a smaller page cache, changes none of that.)
+/// `hvs.toml`, a smaller page cache, changes none of that; with
+/// `quick_repair`, the restart loads the allocator state instead of
+/// repairing the file.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphs_are_checkpointed_while_the_server_runs() {
     const NS: &str = "checkpointed";
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("hvs.toml"),
-        "checkpoint_secs = 3600\ncache_mb = 64\n",
+        "checkpoint_secs = 3600\ncache_mb = 64\nquick_repair = true\n",
     )
     .unwrap();
     let mut server = Server::new(dir.path(), vec!["--checkpoint-secs".into(), "1".into()]);
@@ -910,6 +922,11 @@ async fn graphs_are_checkpointed_while_the_server_runs() {
          {hello:?}, first search answered after {first_search:?} (from the spawn)"
     );
 
+    assert!(
+        !server.stderr_of(1).contains(REPAIR_WARNING),
+        "repaired with quick_repair on; stderr:\n{}",
+        server.stderr_of(1)
+    );
     let c = connect(&addr, NS).await;
     for (id, point) in ids.iter().zip(&points).step_by(50) {
         let hits = c.search(NS, point.clone(), 3).await.unwrap();

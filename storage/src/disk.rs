@@ -108,12 +108,14 @@ impl PartialEq for FaultSwitch {
 }
 
 /// Opens the database file: directly, or (`overlay`) with its writes kept
-/// in memory (see the module documentation).
+/// in memory (see the module documentation). Sets `repaired` if redb had
+/// to repair the file by walking all of it.
 pub(crate) fn open(
     path: &Path,
     faults: Option<&FaultSwitch>,
     overlay: bool,
     cache_bytes: Option<usize>,
+    repaired: &Arc<AtomicBool>,
 ) -> Result<Database> {
     let opened = OpenOptions::new()
         .read(true)
@@ -144,7 +146,18 @@ pub(crate) fn open(
         faults: faults.cloned(),
         overlay,
     };
-    Ok(builder(cache_bytes).create_with_backend(backend)?)
+    let mut b = builder(cache_bytes);
+    let flag = repaired.clone();
+    b.set_repair_callback(move |session| {
+        // Called once before the walk (progress 0) and as it goes.
+        if !flag.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                progress = session.progress(),
+                "the database was not closed cleanly: repairing it (every page is read)"
+            );
+        }
+    });
+    Ok(b.create_with_backend(backend)?)
 }
 
 /// A database builder with the page cache [`crate::StoreConfig::cache_bytes`] asks for.

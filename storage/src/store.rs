@@ -11,7 +11,7 @@ mod verify;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -127,6 +127,12 @@ pub struct StoreConfig {
     /// mailboxes does): until it comes, the store holds those records.
     /// Default `false`.
     pub keep_unsettled: bool,
+    /// redb's quick-repair: every commit also saves the allocator state,
+    /// in two phases (two syncs instead of one), so that an open after a
+    /// crash loads that state instead of walking the whole file to repair
+    /// it (seconds at millions of records). Faster restarts for slower
+    /// commits: docs/STORAGE.md, "Restart". Default `false`.
+    pub quick_repair: bool,
 }
 
 impl StoreConfig {
@@ -142,6 +148,7 @@ impl StoreConfig {
             retention: Default::default(),
             clock: Default::default(),
             keep_unsettled: false,
+            quick_repair: false,
         }
     }
 
@@ -157,6 +164,7 @@ impl StoreConfig {
             retention: Default::default(),
             clock: Default::default(),
             keep_unsettled: false,
+            quick_repair: false,
         }
     }
 }
@@ -387,6 +395,11 @@ pub(crate) struct Shared {
     faults: Option<crate::disk::FaultSwitch>,
     /// [`StoreConfig::cache_bytes`], for reopening the file.
     cache_bytes: Option<usize>,
+    /// [`StoreConfig::quick_repair`], for every write transaction.
+    quick_repair: bool,
+    /// Set when an open of the file had to repair it by walking all of it
+    /// ([`Store::repaired_on_open`]).
+    repaired: Arc<AtomicBool>,
     /// Why writes are refused, while they are (the writer's
     /// `WriterState::refusing`, for [`Store::write_refusal`]).
     write_refusal: Mutex<Option<String>>,
@@ -552,6 +565,13 @@ impl Store {
             Some(tx) => hand_over(tx, slot, op, done),
             None => done(Err(StorageError::Closed)),
         }
+    }
+
+    /// Whether opening the file had to repair it by walking all of it: it
+    /// was not closed cleanly (a crash, a SIGKILL) and its last commit was
+    /// not made with [`StoreConfig::quick_repair`].
+    pub fn repaired_on_open(&self) -> bool {
+        self.shared.repaired.load(Ordering::Relaxed)
     }
 
     /// The durability this store was opened with.

@@ -136,6 +136,15 @@ fn foreign_truncated_and_busy_files_are_errors_not_panics() {
 }
 
 const CHILD_ENV: &str = "HVS_CRASH_CHILD_DB";
+/// Set (to anything) for a child whose store commits with quick-repair.
+const QUICK_REPAIR_ENV: &str = "HVS_CRASH_CHILD_QUICK_REPAIR";
+
+fn buffered(path: &std::path::Path, quick_repair: bool) -> StoreConfig {
+    StoreConfig {
+        quick_repair,
+        ..StoreConfig::file(path, Durability::Buffered)
+    }
+}
 
 /// Not a test of its own: the body of the child process that
 /// `acknowledged_buffered_writes_survive_sigkill` starts and kills. Run
@@ -145,8 +154,8 @@ fn crash_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let s =
-        std::sync::Arc::new(Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap());
+    let quick = std::env::var_os(QUICK_REPAIR_ENV).is_some();
+    let s = std::sync::Arc::new(Store::open(buffered(path.as_ref(), quick)).unwrap());
     s.create_namespace(SpaceConfig::new("n", h3())).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -177,6 +186,21 @@ fn acknowledged_buffered_writes_survive_sigkill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
+    sigkill_rounds(rounds, false);
+}
+
+/// With quick-repair every commit saves redb's allocator state, so the
+/// open after a SIGKILL loads it instead of repairing the file (which the
+/// test above sees done every time), and loses nothing acknowledged.
+#[test]
+fn with_quick_repair_a_killed_store_reopens_without_a_repair() {
+    sigkill_rounds(4, true);
+}
+
+/// Starts a child that writes on four threads, SIGKILLs it after a random
+/// number of acknowledgements, reopens the file and finds every
+/// acknowledged write, `rounds` times over the same file.
+fn sigkill_rounds(rounds: usize, quick_repair: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
     let mut rng = rand::rngs::StdRng::seed_from_u64(rounds as u64);
@@ -191,6 +215,7 @@ fn acknowledged_buffered_writes_survive_sigkill() {
                 "1",
             ])
             .env(CHILD_ENV, &path)
+            .envs(quick_repair.then_some((QUICK_REPAIR_ENV, "1")))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -219,7 +244,12 @@ fn acknowledged_buffered_writes_survive_sigkill() {
         }
         let _ = child.wait();
         assert!(seen > 0, "round {round}: the child acknowledged nothing");
-        let s = Store::open(StoreConfig::file(&path, Durability::Buffered)).unwrap();
+        let s = Store::open(buffered(&path, quick_repair)).unwrap();
+        assert_eq!(
+            s.repaired_on_open(),
+            !quick_repair,
+            "round {round}: a repair on open"
+        );
         let found = s.batch_retrieve_vectors(&acked).unwrap();
         let lost = found.iter().filter(|r| r.is_none()).count();
         assert_eq!(

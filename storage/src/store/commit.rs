@@ -170,6 +170,7 @@ impl Shared {
         let outcome = contain("writing", || -> Result<Attempt> {
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
+            txn.set_quick_repair(self.quick_repair);
             let positions = Positions {
                 seq: seq_before,
                 audit_seq: audit_before,

@@ -24,14 +24,19 @@ impl Store {
     }
 
     fn open_inner(config: StoreConfig) -> Result<Store> {
+        let repaired = Arc::new(AtomicBool::new(false));
         let db = match (&config.durability, &config.path) {
             (Durability::Memory, _) => {
                 crate::disk::builder(config.cache_bytes.or(Some(MEMORY_CACHE_BYTES)))
                     .create_with_backend(redb::backends::InMemoryBackend::new())?
             }
-            (_, Some(p)) => {
-                crate::disk::open(p, config.faults.as_ref(), false, config.cache_bytes)?
-            }
+            (_, Some(p)) => crate::disk::open(
+                p,
+                config.faults.as_ref(),
+                false,
+                config.cache_bytes,
+                &repaired,
+            )?,
             (_, None) => {
                 return Err(StorageError::Io("a durable store needs a path".into()));
             }
@@ -45,6 +50,8 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             faults: config.faults.clone(),
             cache_bytes: config.cache_bytes,
+            quick_repair: config.quick_repair,
+            repaired,
             write_refusal: Mutex::new(None),
             last_commit: AtomicU64::new(0),
             durability: config.durability,
@@ -184,7 +191,8 @@ impl Drop for Store {
 impl Shared {
     pub(super) fn init_meta(&self) -> Result<()> {
         let db = self.db()?;
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(self.quick_repair);
         {
             let mut meta = txn.open_table(META)?;
             let last = meta.get(LAST_COMMIT)?.map_or(0, |v| v.value());

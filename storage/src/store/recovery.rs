@@ -143,7 +143,13 @@ impl Shared {
         // writes only to its memory.
         drop(slot.take());
         let db = contain("reopening the database", || {
-            crate::disk::open(path, self.faults.as_ref(), overlay, self.cache_bytes)
+            crate::disk::open(
+                path,
+                self.faults.as_ref(),
+                overlay,
+                self.cache_bytes,
+                &self.repaired,
+            )
         })?;
         *slot = Some(Arc::new(db));
         Ok(())
