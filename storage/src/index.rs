@@ -343,29 +343,33 @@ impl Unreachable {
             Some(None) => true,
             None => false,
         };
-        let anchor = near.iter().copied().find(|a| {
-            *a != key
-                && !self.nodes.contains_key(a)
-                && self.attached.get(a).map_or(0, Vec::len) < ANCHOR_MAX
-        });
+        let anchor = near
+            .iter()
+            .copied()
+            .find(|a| !self.nodes.contains_key(a) && self.has_room(key, *a));
+        self.insert(key, anchor);
+        !known || anchor.is_some()
+    }
+
+    /// Whether `anchor` can take `key`.
+    fn has_room(&self, key: u64, anchor: u64) -> bool {
+        anchor != key && self.attached.get(&anchor).map_or(0, Vec::len) < ANCHOR_MAX
+    }
+
+    /// Records `key`, attached to `anchor` if given.
+    fn insert(&mut self, key: u64, anchor: Option<u64>) {
         if let Some(a) = anchor {
             self.attached.entry(a).or_default().push(key);
             self.anchored += 1;
         }
         self.nodes.insert(key, anchor);
-        !known || anchor.is_some()
     }
 
     /// `key` as a graph dump recorded it: attached to `anchor` (unreachable
     /// itself or not, as it may have become since), if that can take it.
     fn restore(&mut self, key: u64, anchor: Option<u64>) {
-        let anchor =
-            anchor.filter(|a| *a != key && self.attached.get(a).map_or(0, Vec::len) < ANCHOR_MAX);
-        if let Some(a) = anchor {
-            self.attached.entry(a).or_default().push(key);
-            self.anchored += 1;
-        }
-        self.nodes.insert(key, anchor);
+        let anchor = anchor.filter(|a| self.has_room(key, *a));
+        self.insert(key, anchor);
     }
 
     /// `key` is found again: it leaves the set, and its anchor.
@@ -444,32 +448,6 @@ impl Unreachable {
 struct Uncovered {
     overflow: Option<Arc<Overflow>>,
     keys: Arc<[u64]>,
-}
-
-/// The unreachable keys, locked to be changed; the searches' copy of the
-/// uncovered ones is dropped before the lock is let go.
-struct UnreachableMut<'a> {
-    keys: std::sync::MutexGuard<'a, Unreachable>,
-    uncovered: &'a Mutex<Option<Uncovered>>,
-}
-
-impl std::ops::Deref for UnreachableMut<'_> {
-    type Target = Unreachable;
-    fn deref(&self) -> &Unreachable {
-        &self.keys
-    }
-}
-
-impl std::ops::DerefMut for UnreachableMut<'_> {
-    fn deref_mut(&mut self) -> &mut Unreachable {
-        &mut self.keys
-    }
-}
-
-impl Drop for UnreachableMut<'_> {
-    fn drop(&mut self) {
-        *self.uncovered.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
 }
 
 /// A search request inside the crate.
@@ -759,7 +737,7 @@ impl SpaceIndex {
         // A replaced vector's old key no longer waits for the graph.
         self.fresh.forget(&replaced);
         for k in replaced {
-            self.unreachable_mut().removed(k);
+            self.change_unreachable(|u| u.removed(k));
             self.remove_from_graph(k);
         }
         read!(self.state).graphed
@@ -771,7 +749,8 @@ impl SpaceIndex {
     }
 
     /// Applies `change` to the unreachable set; if it says it changed
-    /// anything, searches recompute what they scan.
+    /// anything, searches recompute what they scan (their copy is dropped
+    /// before the set's lock is let go).
     fn change_unreachable(&self, change: impl FnOnce(&mut Unreachable) -> bool) -> bool {
         let mut u = self.lock_unreachable();
         let changed = change(&mut u);
@@ -781,21 +760,14 @@ impl SpaceIndex {
         changed
     }
 
-    /// The unreachable keys, to change: searches recompute what they scan.
-    fn unreachable_mut(&self) -> UnreachableMut<'_> {
-        UnreachableMut {
-            keys: self.lock_unreachable(),
-            uncovered: &self.uncovered,
-        }
-    }
-
     fn set_overflow(&self, overflow: Option<Arc<Overflow>>) {
         *write!(self.overflow) = overflow;
     }
 
     /// The loose unreachable keys that `overflow` does not cover: computed once
     /// after each change of either, then shared by every search. (Locks:
-    /// the unreachable keys, then the copy, as [`UnreachableMut`] does.)
+    /// the unreachable keys, then the copy, as
+    /// [`change_unreachable`](Self::change_unreachable) takes them.)
     fn uncovered(&self, overflow: Option<&Arc<Overflow>>) -> Arc<[u64]> {
         let u = self.lock_unreachable();
         let mut cached = self.uncovered.lock().unwrap_or_else(|e| e.into_inner());
@@ -1109,7 +1081,7 @@ impl SpaceIndex {
         };
         self.fresh.forget(&[key]);
         self.mark_changed();
-        self.unreachable_mut().removed(key);
+        self.change_unreachable(|u| u.removed(key));
         self.remove_from_graph(key);
         true
     }
@@ -1132,12 +1104,7 @@ impl SpaceIndex {
         }
         self.fresh.forget(&keys);
         self.mark_changed();
-        {
-            let mut u = self.unreachable_mut();
-            for k in &keys {
-                u.removed(*k);
-            }
-        }
+        self.change_unreachable(|u| keys.iter().fold(false, |c, k| u.removed(*k) | c));
         for &k in &keys {
             self.remove_from_graph(k);
         }
@@ -1546,15 +1513,15 @@ impl SpaceIndex {
                 dropped += 1;
             }
         }
-        {
-            let mut u = self.unreachable_mut();
+        // Each to its dumped anchor if that node is kept; else loose.
+        let anchors: HashMap<u64, u64> = meta.anchors.iter().copied().collect();
+        self.change_unreachable(|u| {
             u.clear();
-            // Each to its dumped anchor if that node is kept; else loose.
-            let anchors: HashMap<u64, u64> = meta.anchors.iter().copied().collect();
             for k in meta.unreachable.iter().filter(|k| kept.contains(k)) {
                 u.restore(*k, anchors.get(k).copied().filter(|a| kept.contains(a)));
             }
-        }
+            true
+        });
         // Exactly as dumped: the next close need not write it again.
         self.changed.store(
             !fresh.is_empty() || dropped > 0,
@@ -1775,7 +1742,10 @@ impl SpaceIndex {
                 .collect()
         };
         self.fresh.lock().clear();
-        self.unreachable_mut().clear();
+        self.change_unreachable(|u| {
+            u.clear();
+            true
+        });
         self.set_overflow(None);
         *write!(self.graph) = None;
         self.bulk_load(entries)
