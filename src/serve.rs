@@ -116,9 +116,10 @@ pub(crate) struct ServeArgs {
     /// Every commit also saves the database's allocator state (two syncs
     /// instead of one), so that a start after a crash loads it instead of
     /// reading the whole file to repair it [default: off]. See
-    /// docs/STORAGE.md, "Restart".
-    #[arg(long, env = "HVS_QUICK_REPAIR")]
-    quick_repair: bool,
+    /// docs/STORAGE.md, "A server restarted after a crash". `--quick-repair
+    /// false` turns off what `hvs.toml` turned on.
+    #[arg(long, env = "HVS_QUICK_REPAIR", num_args = 0..=1, default_missing_value = "true")]
+    quick_repair: Option<bool>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -304,7 +305,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
             .cache_mb
             .or(file.cache_mb)
             .map(|mb| mb.saturating_mul(1 << 20)),
-        quick_repair: args.quick_repair || file.quick_repair.unwrap_or(false),
+        quick_repair: args.quick_repair.or(file.quick_repair).unwrap_or(false),
     })
 }
 

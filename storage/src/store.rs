@@ -131,7 +131,7 @@ pub struct StoreConfig {
     /// in two phases (two syncs instead of one), so that an open after a
     /// crash loads that state instead of walking the whole file to repair
     /// it (seconds at millions of records). Faster restarts for slower
-    /// commits: docs/STORAGE.md, "Restart". Default `false`.
+    /// commits: docs/STORAGE.md, "A server restarted after a crash". Default `false`.
     pub quick_repair: bool,
 }
 
