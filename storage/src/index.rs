@@ -1862,8 +1862,8 @@ impl SpaceIndex {
             // (a lookup each): an attached node is near the query when its
             // anchor is. At most `ef` of them: on spread H^12 the points
             // near the origin are found by every search and anchor
-            // thousands, and taking all made a query at `ef` 128 twice as
-            // slow.
+            // thousands, and taking all made a query at `ef` 128 take
+            // 1.8-1.9x as long (docs/BENCHMARKS.md).
             self.lock_unreachable()
                 .expand(&found.keys, found.keys.len(), &mut keys);
             keys.extend(found.keys.into_iter().take(rerank));
