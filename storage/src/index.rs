@@ -917,7 +917,7 @@ impl SpaceIndex {
             .iter()
             .map(|(k, e)| (*k, e.clone()))
             .collect();
-        self.check_reachable(&items, threads, true)?;
+        self.check_reachable(&items, threads)?;
         self.refresh_overflow()?;
         Ok(self.lock_unreachable().len())
     }
@@ -1026,39 +1026,25 @@ impl SpaceIndex {
             .map_or(0, |o| o.keys.len() + o.index.overflow_len())
     }
 
-    /// Re-inserts the nodes that are not found; with `recheck`, when any
-    /// was, checks them all again without changing the graph (re-inserting
-    /// prunes other nodes' links), so `unreachable` is exact for the graph
-    /// as it then is.
-    fn check_reachable(
-        &self,
-        items: &[(u64, Arc<Entry>)],
-        threads: usize,
-        recheck: bool,
-    ) -> Result<()> {
-        let reinserted = std::sync::atomic::AtomicBool::new(false);
-        for reinsert in [true, false] {
-            let again = recheck && reinserted.load(std::sync::atomic::Ordering::Relaxed);
-            if !reinsert && !again {
-                break;
+    /// Checks each node, re-inserting the ones not found (and recording
+    /// those still not found as unreachable). A re-insert can prune other
+    /// nodes' links, and the nodes checked before it are not checked
+    /// again: a second pass over them found few nodes lost that way and
+    /// cost a sixth of a build (docs/STORAGE.md, "Every stored point"); the
+    /// next pass checks them.
+    fn check_reachable(&self, items: &[(u64, Arc<Entry>)], threads: usize) -> Result<()> {
+        in_threads(threads, items, |(k, e)| {
+            if read!(self.state).entries.contains_key(k) {
+                self.ensure_reachable(*k, e, true)?;
             }
-            in_threads(threads, items, |(k, e)| {
-                if read!(self.state).entries.contains_key(k)
-                    && self.ensure_reachable(*k, e, reinsert)? != Reach::Found
-                {
-                    reinserted.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(())
-            })?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Whether the graph has changed enough since the last reachability
     /// pass that older nodes may have lost their in-links: inserts and
     /// removals since then reach its size (or 256). That keeps the passes'
-    /// total work at about one check per change (two when a pass
-    /// re-inserts nodes).
+    /// total work at about one check per change.
     pub(crate) fn relink_due(&self) -> bool {
         let changed = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
         // The cheap test first: asked of every space on every pass.
@@ -1615,11 +1601,10 @@ impl SpaceIndex {
                 .filter_map(|k| st.entries.get(k).map(|e| (*k, e.clone())))
                 .collect()
         };
-        // Each new node, and the batch once more if re-inserting some of
-        // them pruned the others' links; the passes over the whole graph
+        // Each new node; the passes over the whole graph
         // ([`SpaceIndex::relink_due`], `flush_index`) check again.
         if check {
-            self.check_reachable(&added, threads, true)?;
+            self.check_reachable(&added, threads)?;
         }
         self.strip(batch.iter().copied());
         self.grow_overflow()?;
