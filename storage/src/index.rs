@@ -271,18 +271,6 @@ impl Drop for FreshGuard<'_> {
     }
 }
 
-/// What a reachability check of one node found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reach {
-    /// A search for its own vector finds it.
-    Found,
-    /// Not found at first; re-inserted, and then found.
-    Reinserted,
-    /// Not found (after re-inserting it, if asked to); what that search
-    /// found instead, nearest first.
-    Missing(Vec<u64>),
-}
-
 /// The nearest nodes a missed node's own search found that are considered
 /// as its anchor, nearest first.
 const ANCHOR_CHOICES: usize = 8;
@@ -790,13 +778,13 @@ impl SpaceIndex {
     }
 
     /// Whether a search for the key's own vector finds it; if not, the node
-    /// is re-inserted once (when `reinsert`), and if still not found,
-    /// recorded as unreachable (attached to the nearest node that search
-    /// found, if one can take it: [`Unreachable`]).
-    fn ensure_reachable(&self, key: u64, entry: &Entry, reinsert: bool) -> Result<Reach> {
+    /// is re-inserted once, and if still not found, recorded as unreachable
+    /// (attached to the nearest node that search found, if one can take
+    /// it: [`Unreachable`]).
+    fn ensure_reachable(&self, key: u64, entry: &Entry) -> Result<()> {
         let mut own = Vec::new();
-        let reach = match entry.own_coords(&mut own) {
-            Some(data) => self.check_node(key, data, reinsert, false)?,
+        let missed = match entry.own_coords(&mut own) {
+            Some(data) => self.check_node(key, data, false)?,
             None => {
                 // Its coordinates are the graph's (`f32`, exact in `f64`).
                 let mut data = vec![0.0; self.manifold.ambient_dim()];
@@ -807,10 +795,10 @@ impl SpaceIndex {
                         .as_ref()
                         .is_some_and(|g| g.get(key, &mut data).is_ok_and(|n| n == 1))
                     {
-                        return Ok(Reach::Found);
+                        return Ok(());
                     }
                 }
-                self.check_node(key, &data, reinsert, true)?
+                self.check_node(key, &data, true)?
             }
         };
         // A change makes every search recompute the keys it scans exactly.
@@ -818,8 +806,8 @@ impl SpaceIndex {
         // recorded, keeps a removal from coming between (a removal takes
         // it first, then dissolves the anchor's attachments). Locks: the
         // state's, then the unreachable set's, as everywhere.
-        let changed = match &reach {
-            Reach::Missing(near) => {
+        let changed = match &missed {
+            Some(near) => {
                 let st = read!(self.state);
                 let live: Vec<u64> = near
                     .iter()
@@ -828,22 +816,23 @@ impl SpaceIndex {
                     .collect();
                 self.change_unreachable(|u| u.missed(key, &live))
             }
-            Reach::Found | Reach::Reinserted => self.change_unreachable(|u| u.found(key)),
+            None => self.change_unreachable(|u| u.found(key)),
         };
         if changed {
             self.mark_changed();
         }
-        Ok(reach)
+        Ok(())
     }
 
     /// Whether a search for `data`, the node `key`'s vector, finds it; if
-    /// not and `reinsert`, re-inserts the node and searches again. A
-    /// `stripped` entry (whose coordinates are its node's) holds `data`
-    /// while its node is out of the graph, so that searches and removals
-    /// can read them meanwhile.
-    fn check_node(&self, key: u64, data: &[f64], reinsert: bool, stripped: bool) -> Result<Reach> {
+    /// not, re-inserts the node and searches again. `None` when found
+    /// (either time); else the nodes the last search found instead,
+    /// nearest first. A `stripped` entry (whose coordinates are its
+    /// node's) holds `data` while its node is out of the graph, so that
+    /// searches and removals can read them meanwhile.
+    fn check_node(&self, key: u64, data: &[f64], stripped: bool) -> Result<Option<Vec<u64>>> {
         // Found among the nearest (a twin may rank first): at small `ef`s
-        // first, which find nearly every node for less work, then at
+        // first, which cost less ([`QUICK_CHECK_EFS`]), then at
         // [`CHECK_EF`]. A node gone from the graph (removed meanwhile)
         // counts as found: nothing is left to check.
         // `None` when found; else the nodes found instead, nearest first.
@@ -864,11 +853,8 @@ impl SpaceIndex {
             near.truncate(ANCHOR_CHOICES);
             Ok(Some(near))
         };
-        let Some(near) = look()? else {
-            return Ok(Reach::Found);
-        };
-        if !reinsert {
-            return Ok(Reach::Missing(near));
+        if look()?.is_none() {
+            return Ok(None);
         }
         self.mark_changed();
         if stripped {
@@ -894,10 +880,7 @@ impl SpaceIndex {
         if !read!(self.state).entries.contains_key(&key) {
             self.remove_from_graph(key);
         }
-        Ok(match look()? {
-            None => Reach::Reinserted,
-            Some(near) => Reach::Missing(near),
-        })
+        look()
     }
 
     /// Checks every graph node's reachability on all cores; returns how
@@ -1037,7 +1020,7 @@ impl SpaceIndex {
     fn check_reachable(&self, items: &[(u64, Arc<Entry>)], threads: usize) -> Result<()> {
         in_threads(threads, items, |(k, e)| {
             if read!(self.state).entries.contains_key(k) {
-                self.ensure_reachable(*k, e, true)?;
+                self.ensure_reachable(*k, e)?;
             }
             Ok(())
         })
