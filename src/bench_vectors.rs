@@ -10,7 +10,13 @@
 //! `hvs serve` in another process over loopback TCP, and prints the ratio.
 //! Both go through the model's actor (permission checks, rate tokens,
 //! quota), so the difference between them is the wire: encoding, framing,
-//! the socket, the server's request path.
+//! the socket, the server's request path. `--no-inproc` runs the server
+//! alone, for what one `hvs serve` holds (its resident memory once the
+//! index has absorbed everything).
+//!
+//! The points are the storage bench's data sets (`storage/benches/large/
+//! data.rs`, compiled in here): `--data taxonomy` a tree in H^12,
+//! `--data clustered` a mixture of Gaussians in R^`--dim`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,8 +28,8 @@ use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use hvs::runtime::protocol::{CreateNamespace, GrantArgs, NewWireVector};
 use hvs::runtime::{
-    Client, ClientConfig, GeometrySpec, Grant, ModelHandle, NewVector, Runtime, SearchQuery,
-    Visibility,
+    Client, ClientConfig, GeometrySpec, Grant, ModelHandle, NamespaceOptions, NewVector, Runtime,
+    SearchQuery, Visibility,
 };
 use hvs_geometry::{GeometryError, Hyperboloid, Manifold};
 use rand::rngs::StdRng;
@@ -31,8 +37,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
 use crate::bench::{BenchDurability, DIM, Over, histogram};
-use crate::bench_tcp::ServerProcess;
+use crate::bench_tcp::ServeCommand;
 use crate::procstat;
+use hvs::storage::Datatype;
 
 /// The namespace every client stores into and searches: created by the
 /// first client (public, so everyone reads), the others granted writing.
@@ -43,6 +50,43 @@ const QUERY_SET: usize = 1000;
 
 type BoxError = Box<dyn std::error::Error>;
 
+/// The storage bench's data sets, the same points it indexes.
+#[allow(dead_code, clippy::all)]
+#[path = "../storage/benches/large/data.rs"]
+mod data;
+
+/// Which points are stored and searched.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DataSet {
+    /// Points of H^12, a taxonomy of branching 8 (children 1–1.6 from their
+    /// parent); queries 0.3 from stored points.
+    Taxonomy,
+    /// R^`--dim`: a mixture of 1,000 Gaussians, each in its own random
+    /// 8–16-dimensional subspace, plus noise (the storage bench's
+    /// `c128`/`c512`); queries new draws from the mixture.
+    Clustered,
+}
+
+/// A namespace's `datatype` on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BenchDatatype {
+    F64,
+    F32,
+    F16,
+    I8,
+}
+
+impl BenchDatatype {
+    fn datatype(self) -> Datatype {
+        match self {
+            Self::F64 => Datatype::F64,
+            Self::F32 => Datatype::F32,
+            Self::F16 => Datatype::F16,
+            Self::I8 => Datatype::I8,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct VectorsArgs {
     /// `inproc`: in this process only. `tcp`: the same work in this process
@@ -50,9 +94,27 @@ pub(crate) struct VectorsArgs {
     /// TCP, and the TCP / in-process ratios.
     #[arg(long, value_enum, default_value = "inproc")]
     over: Over,
-    /// Vectors stored in all (points of H^12, a taxonomy of branching 8).
+    /// Vectors stored in all.
     #[arg(long, default_value_t = 1_000_000)]
     vectors: usize,
+    /// Which points: `taxonomy` (H^12) or `clustered` (R^`--dim`).
+    #[arg(long, value_enum, default_value = "taxonomy")]
+    data: DataSet,
+    /// Dimension of `--data clustered`.
+    #[arg(long, default_value_t = 512)]
+    dim: usize,
+    /// The namespace's `datatype` (what its graph stores); absent: its
+    /// geometry's default (`f64` for H^12, `f32` for R^n).
+    #[arg(long, value_enum)]
+    datatype: Option<BenchDatatype>,
+    /// With `--over tcp`: the server alone, without the in-process run
+    /// first (and so without the ratios).
+    #[arg(long)]
+    no_inproc: bool,
+    /// An argument for the `hvs serve` the bench starts, e.g.
+    /// `--serve-arg=--cache-mb --serve-arg=256` (repeatable).
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
     /// Models (connections, over TCP) storing and searching at once.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -81,18 +143,58 @@ pub(crate) struct VectorsArgs {
     json: bool,
 }
 
+/// The stored points: `f64` rows, or `f32` rows one after another (half
+/// the bench's own memory for 1,000,000 × 512-d).
+enum Points {
+    Rows(Vec<Vec<f64>>),
+    Flat(data::Flat),
+}
+
+impl Points {
+    fn len(&self) -> usize {
+        match self {
+            Self::Rows(r) => r.len(),
+            Self::Flat(f) => f.len(),
+        }
+    }
+
+    fn point(&self, i: usize) -> Vec<f64> {
+        match self {
+            Self::Rows(r) => r[i].clone(),
+            Self::Flat(f) => f.point(i),
+        }
+    }
+}
+
 /// What both sides store and search: the same points, the same queries.
 struct Workload {
-    points: Vec<Vec<f64>>,
+    geometry: GeometrySpec,
+    points: Points,
     queries: Vec<Vec<f64>>,
 }
 
 impl Workload {
+    fn generate(args: &VectorsArgs) -> Result<Self, GeometryError> {
+        let n = args.vectors.max(1);
+        match args.data {
+            DataSet::Taxonomy => Self::taxonomy(n),
+            DataSet::Clustered => {
+                let dim = args.dim.max(1);
+                let (base, queries) = data::clustered(7, n, QUERY_SET, dim);
+                Ok(Self {
+                    geometry: GeometrySpec::Euclidean { dim },
+                    queries: (0..queries.len()).map(|i| queries.point(i)).collect(),
+                    points: Points::Flat(base),
+                })
+            }
+        }
+    }
+
     /// `n` points of a tree of branching 8 in H^12 (children 1–1.6 from their
     /// parent in random directions), and queries 0.3 from stored points: the
-    /// taxonomy data of the storage bench (`storage/benches/large.rs`), which
-    /// the binary cannot share code with.
-    fn generate(n: usize) -> Result<Self, GeometryError> {
+    /// taxonomy data of the storage bench (`storage/benches/large.rs`),
+    /// generated as this bench always has (its seed and order differ).
+    fn taxonomy(n: usize) -> Result<Self, GeometryError> {
         let h = Hyperboloid::new(DIM, 1.0)?;
         let mut rng = StdRng::seed_from_u64(7);
         let mut level = vec![h.origin()];
@@ -115,7 +217,19 @@ impl Workload {
         let queries = (0..QUERY_SET)
             .map(|i| jitter(&h, &mut rng, &points[(i * 7919) % points.len()], 0.3))
             .collect::<Result<_, _>>()?;
-        Ok(Self { points, queries })
+        Ok(Self {
+            geometry: h12(),
+            points: Points::Rows(points),
+            queries,
+        })
+    }
+
+    /// Describes the points, e.g. "points of H^12".
+    fn describe(&self) -> String {
+        match &self.geometry {
+            GeometrySpec::Euclidean { dim } => format!("clustered points of R^{dim}"),
+            _ => format!("points of H^{DIM}"),
+        }
     }
 
     fn batches(&self, size: usize) -> usize {
@@ -132,7 +246,7 @@ impl Workload {
         let end = (start + size).min(self.points.len());
         (start..end).map(|i| {
             let metadata = [("n".to_string(), json!(i))].into_iter().collect();
-            (self.points[i].clone(), metadata)
+            (self.points.point(i), metadata)
         })
     }
 }
@@ -289,6 +403,9 @@ async fn measure<S: Side + Clone + Send + Sync + 'static>(
         fresh = side.fresh().await?;
     }
     let absorb_secs = absorb_start.elapsed().as_secs_f64();
+    // What the process holds with every vector stored and in its graph
+    // (in process, the bench's own data and clients too).
+    let settled_rss = procstat::rss_mib(side.pid()).map(|(now, _)| now);
     spinner.finish();
 
     let per_client = args.queries / clients;
@@ -328,7 +445,7 @@ async fn measure<S: Side + Clone + Send + Sync + 'static>(
                                  "max": store.latency_us.max() as f64 / 1000.0},
             "process": store_process,
         },
-        "absorb": {"seconds": absorb_secs, "fresh_left": fresh},
+        "absorb": {"seconds": absorb_secs, "fresh_left": fresh, "rss_mib": settled_rss},
         "search": {
             "queries": searches,
             "seconds": search.secs,
@@ -412,8 +529,13 @@ async fn run_inproc(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, B
         let c = hvs::contracts::Contract::from_value(contract(&id))?;
         models.push(runtime.connect_model(c).await?);
     }
+    let options = NamespaceOptions {
+        datatype: args.datatype.map(BenchDatatype::datatype),
+        ..NamespaceOptions::default()
+    };
+    let geometry = work.geometry.clone();
     models[0]
-        .create_namespace(NAMESPACE, Visibility::Public, h12())
+        .create_namespace_with(NAMESPACE, Visibility::Public, geometry, options)
         .await?;
     for m in &models[1..] {
         let grant = Grant {
@@ -496,7 +618,9 @@ impl Side for OverTcp {
 
 async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxError> {
     let tmp = tempfile::tempdir()?;
-    let (server, addr) = ServerProcess::start(&tmp.path().join("data"), args.durability)?;
+    let mut command = ServeCommand::new(&tmp.path().join("data"), args.durability)?;
+    command.extend_args(args.serve_args.iter().cloned());
+    let (server, addr) = (command.spawn()?, command.listen);
     let mut clients = Vec::new();
     for id in ids(args.clients.max(1)) {
         let config = ClientConfig::new(addr.to_string(), contract(&id).to_string());
@@ -505,9 +629,9 @@ async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxE
     let create = CreateNamespace {
         name: NAMESPACE.into(),
         visibility: "public".into(),
-        geometry: h12(),
+        geometry: work.geometry.clone(),
         retention: None,
-        datatype: None,
+        datatype: args.datatype.map(BenchDatatype::datatype),
     };
     clients[0].create_namespace(&create).await?;
     for id in &ids(clients.len())[1..] {
@@ -538,18 +662,26 @@ async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxE
 
 pub(crate) fn run(args: VectorsArgs) -> Result<(), BoxError> {
     let rt = crate::bench::runtime()?;
-    let spinner =
-        crate::progress::Spinner::start(format!("generating {} points of H^{DIM}", args.vectors));
-    let work = Arc::new(Workload::generate(args.vectors.max(1))?);
+    if args.no_inproc && args.over != Over::Tcp {
+        return Err("--no-inproc needs --over tcp".into());
+    }
+    let spinner = crate::progress::Spinner::start(format!("generating {} points", args.vectors));
+    let work = Arc::new(Workload::generate(&args)?);
     spinner.finish();
-    let inproc = rt.block_on(run_inproc(&args, &work))?;
+    let inproc = if args.no_inproc {
+        Value::Null
+    } else {
+        rt.block_on(run_inproc(&args, &work))?
+    };
     let tcp = match args.over {
         Over::Inproc => None,
         Over::Tcp => Some(rt.block_on(run_tcp(&args, &work))?),
     };
     let mut report = json!({
         "vectors": work.points.len(),
-        "dimension": DIM,
+        "data": work.describe(),
+        "geometry": work.geometry,
+        "datatype": args.datatype.map(|d| d.datatype().name()),
         "clients": args.clients.max(1),
         "batch": args.batch.max(1),
         "window": args.window.max(1),
@@ -560,16 +692,17 @@ pub(crate) fn run(args: VectorsArgs) -> Result<(), BoxError> {
         "inproc": inproc,
     });
     if let Some(tcp) = tcp {
-        let ratio = |phase: &str, key: &str| {
-            let f = |r: &Value| r[phase][key].as_f64().unwrap_or(f64::NAN);
-            f(&tcp) / f(&report["inproc"])
-        };
-        let ratios = json!({
-            "store": ratio("store", "vectors_per_second"),
-            "search": ratio("search", "queries_per_second"),
-        });
+        if !args.no_inproc {
+            let ratio = |phase: &str, key: &str| {
+                let f = |r: &Value| r[phase][key].as_f64().unwrap_or(f64::NAN);
+                f(&tcp) / f(&report["inproc"])
+            };
+            report["tcp_over_inproc"] = json!({
+                "store": ratio("store", "vectors_per_second"),
+                "search": ratio("search", "queries_per_second"),
+            });
+        }
         report["tcp"] = tcp;
-        report["tcp_over_inproc"] = ratios;
     }
     if args.json {
         println!("{report}");
@@ -582,8 +715,10 @@ pub(crate) fn run(args: VectorsArgs) -> Result<(), BoxError> {
 fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "vectors: {} points of H^{DIM} in one namespace, {} clients, batches of {} ({} in flight per client), {} durability; then {} searches (k={}, {} distinct), one in flight per client",
+        "vectors: {} {} in one namespace ({} graph), {} clients, batches of {} ({} in flight per client), {} durability; then {} searches (k={}, {} distinct), one in flight per client",
         r["vectors"],
+        r["data"].as_str().unwrap_or(""),
+        r["datatype"].as_str().unwrap_or("default"),
         r["clients"],
         r["batch"],
         r["window"],
@@ -624,9 +759,15 @@ fn print_report(r: &Value) {
             cpu(&process("store")),
         );
         println!(
-            "    index absorbed the rest {:.1} s later ({} fresh left)",
+            "    index absorbed the rest {:.1} s later ({} fresh left); resident then {:.0} MiB ({})",
             f(&s["absorb"]["seconds"]),
-            s["absorb"]["fresh_left"]
+            s["absorb"]["fresh_left"],
+            f(&s["absorb"]["rss_mib"]),
+            if key == "tcp" {
+                "the server"
+            } else {
+                "this process, its data included"
+            },
         );
         println!(
             "    search: {:.0} queries/s (p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms; {:.1} hits each; {})",

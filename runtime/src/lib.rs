@@ -50,8 +50,9 @@ use uuid::Uuid;
 pub use hvs_actors::{
     AccessKind, AckReport, ActorError as Error, BroadcastReport, BroadcastScope, ClusterConfig,
     ConsensusReport, DeadLetterInfo, Delivery, DeliveryStream, Grant, HubConfig, IsolationPolicy,
-    MailboxDefaults, MailboxStats, ModelRef as ModelHandle, ModelState, NamespaceInfo, Outgoing,
-    OverflowPolicy, Replication, Role, SharedHit, VectorInput, Visibility, stream_name,
+    MailboxDefaults, MailboxStats, ModelRef as ModelHandle, ModelState, NamespaceInfo,
+    NamespaceOptions, Outgoing, OverflowPolicy, Replication, Role, SharedHit, VectorInput,
+    Visibility, stream_name,
 };
 pub use hvs_contracts::Contract;
 pub use hvs_storage::{
