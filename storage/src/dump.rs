@@ -11,14 +11,22 @@
 //!
 //! | bytes | content |
 //! |---|---|
-//! | 8 | magic `HVSGRAPH` |
-//! | 4 | dump format version |
-//! | 4 | CRC-32 of everything after this header |
-//! | 8 | length `m` of the metadata |
+//! | g | the usearch graph, as `Index::save` wrote it |
 //! | m | metadata, msgpack ([`DumpMeta`]) |
-//! | rest | the usearch graph, as `Index::save_to_buffer` wrote it |
+//! | 8 | `g` |
+//! | 8 | `m` |
+//! | 4 | CRC-32 of the `g + m` bytes before |
+//! | 4 | dump format version |
+//! | 8 | magic `HVSGRAPH` |
+//!
+//! The graph comes first so that it never has to be held in memory whole
+//! (a graph of 1,000,000 × 512-d vectors is 1.6 GB): usearch writes it to
+//! the file itself, the checksum is computed by reading it back in pieces,
+//! and `Index::load` reads it from the start of the file and stops at its
+//! end.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,8 +35,13 @@ use uuid::Uuid;
 use crate::error::{Result, StorageError};
 
 const MAGIC: &[u8; 8] = b"HVSGRAPH";
-const DUMP_VERSION: u32 = 1;
-const HEADER: usize = 8 + 4 + 4 + 8;
+/// 2: the graph first, the metadata after it (1 put a header and the
+/// metadata first, and was written and read through one buffer in memory);
+/// a dump of another version is not used (the graph is rebuilt once).
+const DUMP_VERSION: u32 = 2;
+const TRAILER: u64 = 8 + 8 + 4 + 4 + 8;
+/// The piece of a graph read at a time for its checksum.
+const CHUNK: usize = 1 << 20;
 
 /// What a dump holds besides the graph.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,18 +61,17 @@ pub(crate) struct DumpMeta {
     pub(crate) anchors: Vec<(u64, u64)>,
 }
 
-/// A dump as read from its file: the metadata, and the graph's bytes left in
-/// the file's buffer (graphs run to hundreds of MB; they are not copied).
+/// A checked dump: its metadata, and the file whose start is the graph
+/// (for `Index::load`; graphs run to gigabytes and are not read here).
 pub(crate) struct Dump {
     pub(crate) meta: DumpMeta,
-    bytes: Vec<u8>,
-    graph_at: usize,
+    path: PathBuf,
 }
 
 impl Dump {
-    /// The usearch graph, as `Index::save_to_buffer` wrote it.
-    pub(crate) fn graph(&self) -> &[u8] {
-        &self.bytes[self.graph_at..]
+    /// The dump's file, which begins with the usearch graph.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -98,74 +110,120 @@ pub(crate) fn remove_stale(dir: &Path, names: impl Iterator<Item = impl AsRef<st
     }
 }
 
-/// Writes a dump atomically: a temporary file, fsync, rename, fsync of the
-/// folder. A crash leaves either the old dump or the new one.
-pub(crate) fn write(path: &Path, meta: &DumpMeta, graph: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| StorageError::Io(format!("{}: {e}", path.display()));
-    let meta = rmp_serde::to_vec_named(meta).map_err(|e| StorageError::Io(e.to_string()))?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&(meta.len() as u64).to_le_bytes());
-    crc.update(&meta);
-    crc.update(graph);
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |e| StorageError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Where the graph of the dump `path` is written before [`finish`] makes it
+/// a dump (its folder created).
+pub(crate) fn start(path: &Path) -> Result<PathBuf> {
     let dir = path
         .parent()
         .ok_or_else(|| StorageError::Io(format!("{}: no parent folder", path.display())))?;
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = path.with_extension("graph.tmp");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-        f.write_all(MAGIC).map_err(io)?;
-        f.write_all(&DUMP_VERSION.to_le_bytes()).map_err(io)?;
-        f.write_all(&crc.finalize().to_le_bytes()).map_err(io)?;
-        f.write_all(&(meta.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        f.write_all(&meta).map_err(io)?;
-        f.write_all(graph).map_err(io)?;
-        f.into_inner()
-            .map_err(|e| io(e.into_error()))?
-            .sync_all()
-            .map_err(io)?;
+    std::fs::create_dir_all(dir).map_err(io_err(path))?;
+    Ok(path.with_extension("graph.tmp"))
+}
+
+/// Feeds the next `len` bytes of `file` to `crc`, a piece at a time.
+fn checksum(file: &mut File, mut len: u64, crc: &mut crc32fast::Hasher) -> std::io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    while len > 0 {
+        let n = usize::try_from(len).map_or(CHUNK, |l| l.min(CHUNK));
+        file.read_exact(&mut buf[..n])?;
+        crc.update(&buf[..n]);
+        len -= n as u64;
     }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
+    Ok(())
+}
+
+/// Makes the graph that `Index::save` wrote to [`start`]'s file a dump:
+/// appends `meta` and the trailer, then replaces `path` atomically (fsync,
+/// rename, fsync of the folder). A crash leaves either the old dump or the
+/// new one.
+pub(crate) fn finish(path: &Path, meta: &DumpMeta) -> Result<()> {
+    let io = io_err(path);
+    let tmp = path.with_extension("graph.tmp");
+    let meta = rmp_serde::to_vec_named(meta).map_err(|e| StorageError::Io(e.to_string()))?;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(&tmp)
+        .map_err(&io)?;
+    let graph_len = f.metadata().map_err(&io)?.len();
+    let mut crc = crc32fast::Hasher::new();
+    checksum(&mut f, graph_len, &mut crc).map_err(&io)?;
+    crc.update(&meta);
+    let mut tail = meta;
+    tail.extend_from_slice(&graph_len.to_le_bytes());
+    tail.extend_from_slice(&(tail.len() as u64 - 8).to_le_bytes());
+    tail.extend_from_slice(&crc.finalize().to_le_bytes());
+    tail.extend_from_slice(&DUMP_VERSION.to_le_bytes());
+    tail.extend_from_slice(MAGIC);
+    f.write_all(&tail).map_err(&io)?;
+    f.sync_all().map_err(&io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(&io)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(&io)?;
+    }
     Ok(())
 }
 
 /// Reads and checks a dump: `Ok(None)` if there is none, an error if it is
-/// damaged or of another version (the caller rebuilds instead).
+/// damaged or of another version (the caller rebuilds instead). The graph
+/// is checksummed a piece at a time and left in the file.
 pub(crate) fn read(path: &Path) -> Result<Option<Dump>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let mut f = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StorageError::Io(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(io_err(path)(e)),
     };
+    let io = io_err(path);
     let bad = |why: &str| StorageError::Corrupt(format!("graph dump {}: {why}", path.display()));
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+    let len = f.metadata().map_err(&io)?.len();
+    if len < TRAILER {
         return Err(bad("not a graph dump"));
     }
-    let word =
-        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-    if word(8) != DUMP_VERSION {
+    let mut trailer = [0u8; TRAILER as usize];
+    f.seek(SeekFrom::Start(len - TRAILER)).map_err(&io)?;
+    f.read_exact(&mut trailer).map_err(&io)?;
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&trailer[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let u32_at = |at: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&trailer[at..at + 4]);
+        u32::from_le_bytes(b)
+    };
+    if &trailer[24..] != MAGIC {
+        return Err(bad("not a graph dump"));
+    }
+    if u32_at(20) != DUMP_VERSION {
         return Err(bad("another dump version"));
     }
-    if crc32fast::hash(&bytes[16..]) != word(12) {
+    let (graph_len, meta_len) = (u64_at(0), u64_at(8));
+    if graph_len
+        .checked_add(meta_len)
+        .and_then(|b| b.checked_add(TRAILER))
+        != Some(len)
+    {
+        return Err(bad("lengths do not add up to the file's"));
+    }
+    f.seek(SeekFrom::Start(0)).map_err(&io)?;
+    let mut crc = crc32fast::Hasher::new();
+    checksum(&mut f, graph_len, &mut crc).map_err(&io)?;
+    let mut meta = vec![0u8; usize::try_from(meta_len).map_err(|_| bad("length"))?];
+    f.read_exact(&mut meta).map_err(&io)?;
+    crc.update(&meta);
+    if crc.finalize() != u32_at(16) {
         return Err(bad("checksum mismatch"));
     }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[16..24]);
-    let meta_len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| bad("length"))?;
-    let meta_end = HEADER
-        .checked_add(meta_len)
-        .filter(|end| *end <= bytes.len())
-        .ok_or_else(|| bad("metadata length past the end"))?;
-    let meta: DumpMeta =
-        rmp_serde::from_slice(&bytes[HEADER..meta_end]).map_err(|e| bad(&e.to_string()))?;
+    let meta: DumpMeta = rmp_serde::from_slice(&meta).map_err(|e| bad(&e.to_string()))?;
     Ok(Some(Dump {
         meta,
-        bytes,
-        graph_at: meta_end,
+        path: path.to_owned(),
     }))
 }
 
@@ -186,24 +244,33 @@ mod tests {
     #[test]
     fn round_trip_and_damage_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let path = file_of(dir.path(), "space");
+        let path = file_of(&dir.path().join("graphs"), "space");
         assert!(read(&path).unwrap().is_none());
         let written = meta();
-        write(&path, &written, b"graph bytes").unwrap();
+        std::fs::write(start(&path).unwrap(), b"graph bytes").unwrap();
+        finish(&path, &written).unwrap();
         let d = read(&path).unwrap().unwrap();
         assert_eq!(d.meta.keys, written.keys);
         assert_eq!(d.meta.unreachable, vec![3, 4]);
         assert_eq!(d.meta.anchors, vec![(3, 5)]);
         assert_eq!(d.meta.namespace, "n");
-        assert_eq!(d.graph(), b"graph bytes");
-        let mut bytes = std::fs::read(&path).unwrap();
-        for at in [0, 9, 13, 17, 30, bytes.len() - 1] {
+        // The graph is where `Index::load` reads it: from the file's start.
+        let mut bytes = std::fs::read(d.path()).unwrap();
+        assert!(bytes.starts_with(b"graph bytes"));
+        let n = bytes.len();
+        // The graph, the metadata, both lengths, the checksum, the version,
+        // the magic.
+        for at in [0, 10, 11, 20, n - 32, n - 24, n - 16, n - 12, n - 8, n - 1] {
             bytes[at] ^= 0x40;
             std::fs::write(&path, &bytes).unwrap();
             assert!(read(&path).is_err(), "flipping byte {at} went unnoticed");
             bytes[at] ^= 0x40;
         }
-        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(read(&path).is_err());
+        for cut in [n / 2, n - 1, 3] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(read(&path).is_err(), "cut at {cut} went unnoticed");
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read(&path).unwrap().is_some());
     }
 }

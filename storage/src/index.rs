@@ -39,6 +39,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use hvs_geometry::{AnyManifold, Hyperboloid, Manifold};
@@ -1364,10 +1365,15 @@ impl SpaceIndex {
         }
     }
 
-    /// The graph and what a dump needs to trust it later. Runs beside
-    /// searches and writes; anything that changes meanwhile is caught by the
-    /// verification in [`SpaceIndex::load_dump`].
-    pub(crate) fn dump(&self, namespace: &str) -> Result<(DumpMeta, Vec<u8>)> {
+    /// Writes the graph to the file `graph_to` (usearch writes it there
+    /// itself: it is never held in memory twice) and answers what a dump
+    /// needs to trust it later. Runs beside searches and writes; anything
+    /// that changes meanwhile is caught by the verification in
+    /// [`SpaceIndex::load_dump`].
+    pub(crate) fn dump(&self, namespace: &str, graph_to: &Path) -> Result<DumpMeta> {
+        let graph_to = graph_to
+            .to_str()
+            .ok_or_else(|| StorageError::Io(format!("{}: not UTF-8", graph_to.display())))?;
         let _one = self.lock_merging();
         // Cleared before the snapshot: a change made meanwhile marks it again.
         self.changed
@@ -1392,18 +1398,14 @@ impl SpaceIndex {
                 &empty
             }
         };
-        let mut bytes = vec![0u8; g.serialized_length()];
-        g.save_to_buffer(&mut bytes).map_err(index_err)?;
-        Ok((
-            DumpMeta {
-                namespace: namespace.to_owned(),
-                fingerprint: self.fingerprint.clone(),
-                keys,
-                unreachable,
-                anchors,
-            },
-            bytes,
-        ))
+        g.save(graph_to).map_err(index_err)?;
+        Ok(DumpMeta {
+            namespace: namespace.to_owned(),
+            fingerprint: self.fingerprint.clone(),
+            keys,
+            unreachable,
+            anchors,
+        })
     }
 
     /// Loads a dumped graph for `entries` (everything storage holds for this
@@ -1434,7 +1436,11 @@ impl SpaceIndex {
         let mut slot = write!(self.graph);
         let dims = self.manifold.ambient_dim();
         let mut g = self.new_graph(0)?;
-        g.load_from_buffer(dump.graph()).map_err(index_err)?;
+        let path = dump
+            .path()
+            .to_str()
+            .ok_or_else(|| StorageError::Io(format!("{}: not UTF-8", dump.path().display())))?;
+        g.load(path).map_err(index_err)?;
         if g.dimensions() != dims {
             return Err(index_err("graph dump of another dimension"));
         }

@@ -275,8 +275,9 @@ impl Shared {
         };
         let spaces = self.all_spaces();
         for s in spaces.iter().filter(|s| s.index.changed_since_dump()) {
-            let (meta, graph) = s.index.dump(&s.config.name)?;
-            crate::dump::write(&crate::dump::file_of(dir, &s.config.name), &meta, &graph)?;
+            let path = crate::dump::file_of(dir, &s.config.name);
+            let meta = s.index.dump(&s.config.name, &crate::dump::start(&path)?)?;
+            crate::dump::finish(&path, &meta)?;
         }
         Ok(())
     }
