@@ -48,7 +48,7 @@ use uuid::Uuid;
 
 use crate::dump::{Dump, DumpMeta};
 use crate::error::{Result, StorageError};
-use crate::record::{Datatype, Metadata};
+use crate::record::{CompactMetadata, Datatype, Metadata};
 use hvs_types::Filter;
 
 /// HNSW parameters of every space's graph.
@@ -111,7 +111,8 @@ pub(crate) struct Entry {
     data32: Box<[f32]>,
     pub(crate) region: Option<String>,
     /// Shared: many messages between the same two models carry the same.
-    pub(crate) metadata: Arc<Metadata>,
+    /// Compact: the index keeps one for every vector.
+    pub(crate) metadata: Arc<CompactMetadata>,
 }
 
 impl Entry {
@@ -119,7 +120,7 @@ impl Entry {
         id: Uuid,
         data: Vec<f64>,
         region: Option<String>,
-        metadata: Arc<Metadata>,
+        metadata: Arc<CompactMetadata>,
     ) -> Self {
         Self {
             id,
@@ -1634,7 +1635,7 @@ impl SpaceIndex {
         st.keys
             .get(&id)
             .and_then(|k| st.entries.get(k))
-            .map(|e| e.metadata.as_ref().clone())
+            .map(|e| e.metadata.to_metadata())
     }
 
     /// How many of `ids` are entries whose metadata matches `filter`
@@ -1646,7 +1647,7 @@ impl SpaceIndex {
     ) -> usize {
         let st = read!(self.state);
         ids.filter_map(|id| st.keys.get(id).and_then(|k| st.entries.get(k)))
-            .filter(|e| filter.matches(&e.metadata))
+            .filter(|e| filter.matches(e.metadata.as_ref()))
             .count()
     }
 
@@ -1778,7 +1779,7 @@ impl SpaceIndex {
     ) -> Result<Vec<(u64, Arc<Entry>)>> {
         let matches = |e: &Entry| {
             q.region.is_none_or(|r| e.region.as_deref() == Some(r))
-                && q.filter.is_none_or(|f| f.matches(&e.metadata))
+                && q.filter.is_none_or(|f| f.matches(e.metadata.as_ref()))
         };
         let all = |st: &State| {
             st.entries
@@ -1883,7 +1884,7 @@ impl SpaceIndex {
             .iter()
             .filter(|(_, e)| {
                 q.region.is_none_or(|r| e.region.as_deref() == Some(r))
-                    && q.filter.is_none_or(|f| f.matches(&e.metadata))
+                    && q.filter.is_none_or(|f| f.matches(e.metadata.as_ref()))
             })
             .filter_map(|(k, e)| {
                 let x = self.coords(graph.as_ref(), *k, e, &mut buf)?;

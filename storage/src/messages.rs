@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, StorageError};
 use crate::index::Entry;
-use crate::record::{Metadata, SpaceConfig, check_metadata, decode};
+use crate::record::{CompactMetadata, Metadata, SpaceConfig, check_metadata, decode};
 use crate::store::{CATALOG, Durability, MESSAGES, SETTLED, Slot, Store, contain, lock};
 use crate::writer::{Op, Reply};
 
@@ -69,11 +69,11 @@ impl MessageRecord {
 
     /// The index entry of the message.
     pub(crate) fn entry(&self) -> Entry {
-        self.entry_with(Arc::new(self.index_metadata()))
+        self.entry_with(Arc::new(self.index_metadata().into()))
     }
 
     /// The index entry of the message, with its index metadata made already.
-    pub(crate) fn entry_with(&self, metadata: Arc<Metadata>) -> Entry {
+    pub(crate) fn entry_with(&self, metadata: Arc<CompactMetadata>) -> Entry {
         Entry::new(self.id, self.vector.clone(), None, metadata)
     }
 }

@@ -1,5 +1,6 @@
 //! What is stored: spaces, vector records, changes, and their encoding.
 
+pub(crate) use hvs_types::CompactMetadata;
 pub use hvs_types::{Datatype, DiscardPolicy, GeometrySpec, MAX_DIMENSION, Metadata, Retention};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1069,5 +1069,5 @@ fn page(hits: Vec<crate::index::Hit>, offset: usize, k: usize) -> Vec<SearchHit>
 }
 
 fn entry_of(r: VectorRecord) -> Entry {
-    Entry::new(r.id, r.data, r.region, Arc::new(r.metadata))
+    Entry::new(r.id, r.data, r.region, Arc::new(r.metadata.into()))
 }

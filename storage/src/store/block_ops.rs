@@ -307,7 +307,7 @@ impl Shared {
                 Uuid::now_v7(),
                 self.encoder.encode(&sec.text),
                 None,
-                Arc::new(metadata),
+                Arc::new(metadata.into()),
             ));
         }
         lock(&self.block_sections).insert(b.id, out.iter().map(|e| e.id).collect());

@@ -54,15 +54,16 @@ impl Shared {
         let mut per_space: HashMap<&str, Vec<Entry>> = HashMap::new();
         // Messages between the same models with no metadata of their own
         // share one index metadata.
-        let mut shared: HashMap<(&str, &[String]), Arc<crate::record::Metadata>> = HashMap::new();
+        let mut shared: HashMap<(&str, &[String]), Arc<crate::record::CompactMetadata>> =
+            HashMap::new();
         for m in records {
             let metadata = if m.metadata.is_empty() {
                 shared
                     .entry((&m.from, &m.to))
-                    .or_insert_with(|| Arc::new(m.index_metadata()))
+                    .or_insert_with(|| Arc::new(m.index_metadata().into()))
                     .clone()
             } else {
-                Arc::new(m.index_metadata())
+                Arc::new(m.index_metadata().into())
             };
             per_space
                 .entry(&m.namespace)

@@ -28,7 +28,7 @@ impl Shared {
                 namespace: m.namespace.clone(),
                 data: e.data,
                 region: e.region,
-                metadata: e.metadata.as_ref().clone(),
+                metadata: e.metadata.to_metadata(),
                 version: 1,
                 timestamp_ms: m.sent_ms,
                 hlc: 0,

@@ -3,7 +3,25 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Metadata;
+use crate::{CompactMetadata, Metadata};
+
+/// What a [`Filter`] reads of a vector's metadata: the value at a key.
+pub trait MetadataLookup {
+    /// The value at `key`, if any.
+    fn lookup(&self, key: &str) -> Option<&Value>;
+}
+
+impl MetadataLookup for Metadata {
+    fn lookup(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl MetadataLookup for CompactMetadata {
+    fn lookup(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
 
 /// A predicate on a vector's metadata, evaluated during the graph search.
 ///
@@ -45,18 +63,18 @@ fn same(a: &Value, b: &Value) -> bool {
 
 impl Filter {
     /// Whether `metadata` satisfies the filter.
-    pub fn matches(&self, metadata: &Metadata) -> bool {
+    pub fn matches(&self, metadata: &impl MetadataLookup) -> bool {
         match self {
-            Self::Eq(k, v) => metadata.get(k).is_some_and(|x| same(x, v)),
+            Self::Eq(k, v) => metadata.lookup(k).is_some_and(|x| same(x, v)),
             Self::In(k, vs) => metadata
-                .get(k)
+                .lookup(k)
                 .is_some_and(|x| vs.iter().any(|v| same(x, v))),
-            Self::Contains(k, v) => metadata.get(k).is_some_and(|x| match x {
+            Self::Contains(k, v) => metadata.lookup(k).is_some_and(|x| match x {
                 Value::Array(items) => items.iter().any(|i| same(i, v)),
                 x => same(x, v),
             }),
             Self::Range { key, min, max } => metadata
-                .get(key)
+                .lookup(key)
                 .and_then(Value::as_f64)
                 .is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)),
             Self::And(fs) => fs.iter().all(|f| f.matches(metadata)),
@@ -110,6 +128,45 @@ mod tests {
         assert!(both.matches(&m));
         assert!(!Filter::Not(Box::new(both.clone())).matches(&m));
         assert!(Filter::Or(vec![Filter::Eq("n".into(), json!(4)), both]).matches(&m));
+    }
+
+    #[test]
+    fn compact_metadata_answers_every_filter_as_the_map_does() {
+        let maps = [
+            meta(json!({})),
+            meta(json!({"n": 3})),
+            meta(json!({"topic": "cats", "n": 3, "w": 0.5, "to": ["bob", "carol"], "a": null})),
+            meta(json!({"zz": 1, "b": "x", "m": [1, 2], "n": 4.0})),
+        ];
+        let filters = [
+            Filter::Eq("n".into(), json!(3)),
+            Filter::Eq("a".into(), json!(null)),
+            Filter::Eq("missing".into(), json!(null)),
+            Filter::In("topic".into(), vec![json!("dogs"), json!("cats")]),
+            Filter::Contains("to".into(), json!("carol")),
+            Filter::Contains("m".into(), json!(2)),
+            Filter::Range {
+                key: "n".into(),
+                min: Some(3.5),
+                max: None,
+            },
+            Filter::Not(Box::new(Filter::Eq("b".into(), json!("x")))),
+            Filter::Or(vec![
+                Filter::Eq("zz".into(), json!(1)),
+                Filter::Eq("w".into(), json!(0.5)),
+            ]),
+        ];
+        for m in maps {
+            let c = CompactMetadata::from(m.clone());
+            assert_eq!(c.to_metadata(), m);
+            assert_eq!(c.is_empty(), m.is_empty());
+            for k in ["a", "b", "m", "n", "to", "topic", "w", "zz", "missing", ""] {
+                assert_eq!(c.get(k), m.get(k), "{k} of {m:?}");
+            }
+            for f in &filters {
+                assert_eq!(f.matches(&c), f.matches(&m), "{f:?} on {m:?}");
+            }
+        }
     }
 
     #[test]
