@@ -106,6 +106,10 @@ pub(crate) struct MessagingArgs {
     /// Milliseconds between the searches made while the load runs (0: none).
     #[arg(long, default_value_t = 100)]
     pub(crate) search_every_ms: u64,
+    /// Over TCP, one server: an argument for the `hvs serve` the bench
+    /// starts, e.g. `--serve-arg=--cache-mb --serve-arg=256` (repeatable).
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    pub(crate) serve_args: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,

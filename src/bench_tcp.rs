@@ -146,14 +146,6 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub(crate) fn start(
-        data: &Path,
-        durability: BenchDurability,
-    ) -> Result<(Self, SocketAddr), Box<dyn std::error::Error>> {
-        let command = ServeCommand::new(data, durability)?;
-        Ok((command.spawn()?, command.listen))
-    }
-
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -512,7 +504,9 @@ async fn start_servers(
     cluster: Option<&NatsCluster>,
 ) -> Result<(Servers, Vec<SocketAddr>, u32), Box<dyn std::error::Error>> {
     let Some(cluster) = cluster else {
-        let (server, addr) = ServerProcess::start(data, args.durability)?;
+        let mut command = ServeCommand::new(data, args.durability)?;
+        command.extend_args(args.serve_args.iter().cloned());
+        let (server, addr) = (command.spawn()?, command.listen);
         let pid = server.pid();
         return Ok((Servers::One(server), vec![addr], pid));
     };
