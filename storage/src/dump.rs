@@ -121,7 +121,12 @@ pub(crate) fn start(path: &Path) -> Result<PathBuf> {
         .parent()
         .ok_or_else(|| StorageError::Io(format!("{}: no parent folder", path.display())))?;
     std::fs::create_dir_all(dir).map_err(io_err(path))?;
-    Ok(path.with_extension("graph.tmp"))
+    Ok(temp_of(path))
+}
+
+/// The file a dump is written as before it is renamed to `path`.
+fn temp_of(path: &Path) -> PathBuf {
+    path.with_extension("graph.tmp")
 }
 
 /// Feeds the next `len` bytes of `file` to `crc`, a piece at a time.
@@ -142,7 +147,7 @@ fn checksum(file: &mut File, mut len: u64, crc: &mut crc32fast::Hasher) -> std::
 /// new one.
 pub(crate) fn finish(path: &Path, meta: &DumpMeta) -> Result<()> {
     let io = io_err(path);
-    let tmp = path.with_extension("graph.tmp");
+    let tmp = temp_of(path);
     let meta = rmp_serde::to_vec_named(meta).map_err(|e| StorageError::Io(e.to_string()))?;
     let mut f = OpenOptions::new()
         .read(true)
@@ -153,9 +158,10 @@ pub(crate) fn finish(path: &Path, meta: &DumpMeta) -> Result<()> {
     let mut crc = crc32fast::Hasher::new();
     checksum(&mut f, graph_len, &mut crc).map_err(&io)?;
     crc.update(&meta);
+    let meta_len = meta.len() as u64;
     let mut tail = meta;
     tail.extend_from_slice(&graph_len.to_le_bytes());
-    tail.extend_from_slice(&(tail.len() as u64 - 8).to_le_bytes());
+    tail.extend_from_slice(&meta_len.to_le_bytes());
     tail.extend_from_slice(&crc.finalize().to_le_bytes());
     tail.extend_from_slice(&DUMP_VERSION.to_le_bytes());
     tail.extend_from_slice(MAGIC);
