@@ -51,7 +51,7 @@ const QUERY_SET: usize = 1000;
 type BoxError = Box<dyn std::error::Error>;
 
 /// The storage bench's data sets, the same points it indexes.
-#[allow(dead_code, clippy::all)]
+#[allow(dead_code)]
 #[path = "../storage/benches/large/data.rs"]
 mod data;
 
