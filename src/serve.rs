@@ -108,7 +108,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HVS_CHECKPOINT_SECS")]
     checkpoint_secs: Option<u64>,
     /// Megabytes of the database's page cache (records read and written
-    /// recently, kept in memory) [default: 1024; 16 at `memory`
+    /// recently, kept in memory) [default: 256; 16 at `memory`
     /// durability, whose database is in memory already]. See
     /// docs/STORAGE.md.
     #[arg(long, env = "HVS_CACHE_MB")]
@@ -199,7 +199,7 @@ struct Settings {
     mailbox_capacity: Option<usize>,
     /// How often changed graphs are saved; `None`: only on a clean stop.
     checkpoint_every: Option<std::time::Duration>,
-    /// The database's page cache; `None`: redb's default.
+    /// The database's page cache; `None`: the store's default (256 MiB; 16 at `memory`).
     cache_bytes: Option<usize>,
     /// redb's quick-repair on every commit.
     quick_repair: bool,

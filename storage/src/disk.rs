@@ -107,6 +107,16 @@ impl PartialEq for FaultSwitch {
     }
 }
 
+/// redb's page cache for a database file unless
+/// [`crate::StoreConfig::cache_bytes`] sets one (redb's own default is
+/// 1 GiB). The cache is part of the process's resident memory, and the
+/// operating system's page cache holds the file besides: at 256 MiB a
+/// server with 1,000,000 × 512-d vectors held 1,054 MiB less, messaging
+/// was as fast, and searches over the wire (which read each hit's record)
+/// answered 5 % fewer a second in one pair at 1,000,000 H^12 vectors
+/// (docs/BENCHMARKS.md, "1 M × 512-d in `hvs serve`").
+pub(crate) const FILE_CACHE_BYTES: usize = 256 << 20;
+
 /// Opens the database file: directly, or (`overlay`) with its writes kept
 /// in memory (see the module documentation). Sets `repaired` if redb had
 /// to repair the file by walking all of it.
@@ -146,7 +156,7 @@ pub(crate) fn open(
         faults: faults.cloned(),
         overlay,
     };
-    let mut b = builder(cache_bytes);
+    let mut b = builder(Some(cache_bytes.unwrap_or(FILE_CACHE_BYTES)));
     let flag = repaired.clone();
     b.set_repair_callback(move |session| {
         // Called once before the walk (progress 0) and as it goes.

@@ -107,8 +107,8 @@ pub struct StoreConfig {
     pub checkpoint_every: Option<std::time::Duration>,
     /// redb's page cache, in bytes: records read and written recently stay
     /// in memory up to this much (part of the process's resident memory).
-    /// `None`: redb's default, 1 GiB; at [`Durability::Memory`], whose
-    /// database is in memory already, 16 MiB.
+    /// `None`: 256 MiB for a database file; at [`Durability::Memory`],
+    /// whose database is in memory already, 16 MiB.
     pub cache_bytes: Option<usize>,
     /// For tests only: makes the file fail writes or syncs on demand
     /// (`tests/disk_faults.rs`). `None` in every real store.
