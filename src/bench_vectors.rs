@@ -192,8 +192,10 @@ impl Workload {
 
     /// `n` points of a tree of branching 8 in H^12 (children 1–1.6 from their
     /// parent in random directions), and queries 0.3 from stored points: the
-    /// taxonomy data of the storage bench (`storage/benches/large.rs`),
-    /// generated as this bench always has (its seed and order differ).
+    /// taxonomy data of the storage bench (`storage/benches/large.rs`). Its
+    /// own copy of `data::taxonomy`: it stops at `n` points (that one
+    /// completes the last level, 2.4 M points for 1 M) and returns the
+    /// geometry's errors where that one unwraps.
     fn taxonomy(n: usize) -> Result<Self, GeometryError> {
         let h = Hyperboloid::new(DIM, 1.0)?;
         let mut rng = StdRng::seed_from_u64(7);

@@ -129,6 +129,13 @@ fn temp_of(path: &Path) -> PathBuf {
     path.with_extension("graph.tmp")
 }
 
+/// `path` as usearch takes a path: UTF-8, else an error (the dump is then
+/// not written, or not loaded, and the graph rebuilt).
+pub(crate) fn utf8(path: &Path) -> Result<&str> {
+    path.to_str()
+        .ok_or_else(|| StorageError::Io(format!("{}: not UTF-8", path.display())))
+}
+
 /// Feeds the next `len` bytes of `file` to `crc`, a piece at a time.
 fn checksum(file: &mut File, mut len: u64, crc: &mut crc32fast::Hasher) -> std::io::Result<()> {
     let mut buf = vec![0u8; CHUNK];

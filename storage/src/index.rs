@@ -1372,9 +1372,7 @@ impl SpaceIndex {
     /// that changes meanwhile is caught by the verification in
     /// [`SpaceIndex::load_dump`].
     pub(crate) fn dump(&self, namespace: &str, graph_to: &Path) -> Result<DumpMeta> {
-        let graph_to = graph_to
-            .to_str()
-            .ok_or_else(|| StorageError::Io(format!("{}: not UTF-8", graph_to.display())))?;
+        let graph_to = crate::dump::utf8(graph_to)?;
         let _one = self.lock_merging();
         // Cleared before the snapshot: a change made meanwhile marks it again.
         self.changed
@@ -1437,11 +1435,7 @@ impl SpaceIndex {
         let mut slot = write!(self.graph);
         let dims = self.manifold.ambient_dim();
         let mut g = self.new_graph(0)?;
-        let path = dump
-            .path()
-            .to_str()
-            .ok_or_else(|| StorageError::Io(format!("{}: not UTF-8", dump.path().display())))?;
-        g.load(path).map_err(index_err)?;
+        g.load(crate::dump::utf8(dump.path())?).map_err(index_err)?;
         if g.dimensions() != dims {
             return Err(index_err("graph dump of another dimension"));
         }
