@@ -36,6 +36,11 @@
 //!   that moment (later inserts prune older nodes' in-links between the
 //!   passes that re-check them). An entry whose node is being re-inserted
 //!   holds its coordinates meanwhile, so its distance can be computed.
+//! - An entry holds its coordinates until its node is in the graph: in an
+//!   `f64` space always; in an `f32` space until then (the graph's copy is
+//!   exact); in an `f16` or `i8` space with a [`Records`] reader until then
+//!   (the graph's copy is rounded: distances are computed from the
+//!   records, read back from the store).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -99,12 +104,18 @@ const QUICK_CHECK_EFS: [usize; 2] = [1, 16];
 /// Nodes a new graph reserves room for (it doubles from there).
 const GRAPH_FIRST_CAPACITY: usize = 1024;
 
+/// Reads vectors' coordinates as stored (the records', in `f64`) for a
+/// space whose graph keeps them only quantized (`f16`, `i8`): one answer
+/// per id, `None` for an id not stored in the space (any more).
+pub(crate) type Records = Arc<dyn Fn(&[Uuid]) -> Result<Vec<Option<Vec<f64>>>> + Send + Sync>;
+
 /// A vector as the index keeps it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) id: Uuid,
-    /// Its coordinates; in an `f32` space, empty once the index has it
-    /// (they are in `data32`, then in its graph node).
+    /// Its coordinates; empty once its graph node holds them in an `f32`
+    /// space (they are in `data32` until then), and in an `f16` or `i8`
+    /// space that reads its [`Records`].
     pub(crate) data: Vec<f64>,
     /// An `f32` space's coordinates, until its graph node holds them; then
     /// empty too (see [`SpaceIndex::admit`], [`SpaceIndex::coords`]).
@@ -113,6 +124,10 @@ pub(crate) struct Entry {
     /// Shared: many messages between the same two models carry the same.
     /// Compact: the index keeps one for every vector.
     pub(crate) metadata: Arc<CompactMetadata>,
+    /// [`SpaceIndex::twin_hash`] of its coordinates, set when the index
+    /// admits it (an entry can give its coordinates up; its twin pair must
+    /// still be found to be removed).
+    twin: u64,
 }
 
 impl Entry {
@@ -128,12 +143,17 @@ impl Entry {
             data32: Box::default(),
             region,
             metadata,
+            twin: 0,
         }
     }
 
-    /// The same entry with coordinates `data`.
+    /// The same entry with coordinates `data` (the same coordinates, or
+    /// none: its twin hash stays).
     fn with_data(&self, data: Vec<f64>) -> Self {
-        Self::new(self.id, data, self.region.clone(), self.metadata.clone())
+        Self {
+            twin: self.twin,
+            ..Self::new(self.id, data, self.region.clone(), self.metadata.clone())
+        }
     }
 
     /// Whether it has given its coordinates up to its graph node.
@@ -168,10 +188,9 @@ struct State {
     entries: HashMap<u64, Arc<Entry>>,
     keys: HashMap<Uuid, u64>,
     /// `(hash of its coordinates, key)` of every entry (none in an
-    /// overflow graph's index) ([`SpaceIndex::twin_hash`]): a search for a stored vector's own
-    /// coordinates finds it here whatever the graph does. A pair whose key
-    /// has no entry any more (its coordinates could not be read back when
-    /// it was removed) is skipped.
+    /// overflow graph's index) ([`SpaceIndex::twin_hash`]): a search for a
+    /// stored vector's own coordinates finds it here whatever the graph
+    /// does. A pair goes with its entry (the entry keeps its hash).
     twins: BTreeSet<(u64, u64)>,
     next_key: u64,
     /// Whether new vectors go to the graph (through `fresh`), or the space
@@ -490,6 +509,9 @@ pub(crate) struct SpaceIndex {
     /// Keys [`SpaceIndex::twin_hash`] (per index, so that nobody can choose
     /// vectors whose hashes collide).
     twin_hasher: RandomState,
+    /// Where an `f16` or `i8` space reads the coordinates its entries gave
+    /// up to the graph; without it they keep them ([`SpaceIndex::strips`]).
+    records: Option<Records>,
 }
 
 /// Overflow graphs below a space's graph at most. Each level has always
@@ -576,7 +598,17 @@ impl SpaceIndex {
             overflow: RwLock::new(None),
             depth: 0,
             twin_hasher: RandomState::new(),
+            records: None,
         })
+    }
+
+    /// The index with `records` to read stored coordinates from: in an
+    /// `f16` or `i8` space its entries then give theirs up to the graph,
+    /// and distances are computed from the records (docs/STORAGE.md,
+    /// "Vector storage"). Other spaces never read them.
+    pub(crate) fn with_records(mut self, records: Records) -> Self {
+        self.records = Some(records);
+        self
     }
 
     /// An empty graph with room for `capacity` nodes and every permitted
@@ -787,6 +819,12 @@ impl SpaceIndex {
         let mut own = Vec::new();
         let missed = match entry.own_coords(&mut own) {
             Some(data) => self.check_node(key, data, false)?,
+            // Its coordinates are its record's: it holds them while its
+            // node is re-inserted, if it is.
+            None if self.reads_records() => match self.stored(entry.id) {
+                Some(data) => self.check_node(key, &data, true)?,
+                None => return Ok(()),
+            },
             None => {
                 // Its coordinates are the graph's (`f32`, exact in `f64`).
                 let mut data = vec![0.0; self.manifold.ambient_dim()];
@@ -982,6 +1020,7 @@ impl SpaceIndex {
         };
         let mut index = SpaceIndex::new(self.manifold.clone(), self.params, self.datatype)?;
         index.depth = self.depth + 1;
+        index.records = self.records.clone();
         let keys = entries.iter().map(|(k, _)| *k).collect();
         // A graph whatever the count: it is built to be one.
         index.bulk_load_shared(entries.into_iter().map(|(_, e)| e).collect(), true)?;
@@ -1179,12 +1218,16 @@ impl SpaceIndex {
         Ok(())
     }
 
-    /// An entry as this index keeps it: in an `f32` space its coordinates
-    /// as `f32` (half the memory while it waits in the fresh buffer), what
-    /// the graph holds, so that every distance is computed from the same
-    /// coordinates, whether the entry or the graph gives them.
+    /// An entry as this index keeps it: its twin hash set; in an `f32`
+    /// space its coordinates as `f32` (half the memory while it waits in
+    /// the fresh buffer), what the graph holds, so that every distance is
+    /// computed from the same coordinates, whether the entry or the graph
+    /// gives them.
     fn admit(&self, mut entry: Entry) -> Entry {
-        if self.graph_keeps_coords() && !entry.data.is_empty() {
+        if !entry.data.is_empty() {
+            entry.twin = self.twin_hash(entry.data.iter().copied());
+        }
+        if self.datatype == Datatype::F32 && !entry.data.is_empty() {
             entry.data32 = entry.data.iter().map(|x| *x as f32).collect();
             entry.data = Vec::new();
         }
@@ -1195,7 +1238,7 @@ impl SpaceIndex {
     /// ([`admit`](Self::admit)): a stored vector's and a query of the same
     /// coordinates' are equal.
     fn twin_hash(&self, v: impl IntoIterator<Item = f64>) -> u64 {
-        let round = self.graph_keeps_coords();
+        let round = self.datatype == Datatype::F32;
         let mut h = self.twin_hasher.build_hasher();
         for x in v {
             let x = if round { f64::from(x as f32) } else { x };
@@ -1205,47 +1248,54 @@ impl SpaceIndex {
         h.finish()
     }
 
-    /// [`twin_hash`](Self::twin_hash) of an entry's own coordinates (`None`
-    /// once its graph node holds them, and in an overflow graph's index:
-    /// the space's own index looks the query's twins up, so its overflow
-    /// graphs need not).
+    /// An admitted entry's [`twin_hash`](Self::twin_hash) (`None` in an
+    /// overflow graph's index: the space's own index looks the query's
+    /// twins up, so its overflow graphs need not).
     fn entry_twin(&self, e: &Entry) -> Option<u64> {
-        if self.depth > 0 {
-            None
-        } else if !e.data.is_empty() {
-            Some(self.twin_hash(e.data.iter().copied()))
-        } else if !e.data32.is_empty() {
-            Some(self.twin_hash(e.data32.iter().map(|x| f64::from(*x))))
-        } else {
-            None
-        }
+        (self.depth == 0).then_some(e.twin)
     }
 
-    /// Removes the entry `key`, and its twin pair if its coordinates can be
-    /// read (the caller holds the state's write lock; the graph's comes
-    /// second, as everywhere).
+    /// Removes the entry `key` and its twin pair (the caller holds the
+    /// state's write lock).
     fn forget(&self, st: &mut State, key: u64) {
         let Some(e) = st.entries.remove(&key) else {
             return;
         };
-        let g = read!(self.graph);
-        let mut buf = Vec::new();
-        if let Some(x) = self.coords(g.as_ref(), key, &e, &mut buf) {
-            let h = self.twin_hash(x.iter().copied());
+        if let Some(h) = self.entry_twin(&e) {
             st.twins.remove(&(h, key));
         }
     }
 
-    /// Whether entries give up their coordinates to the graph: in an `f32`
-    /// space the graph's copy is exact for what is searched, so keeping a
-    /// second (`f64`) one would double the memory of every vector
-    /// (docs/STORAGE.md, "Vector storage").
-    fn graph_keeps_coords(&self) -> bool {
-        self.datatype == Datatype::F32
+    /// Whether entries give up their coordinates once their graph node
+    /// holds them: in an `f32` space the graph's copy is exact for what is
+    /// searched, so keeping a second (`f64`) one would double the memory
+    /// of every vector; in an `f16` or `i8` space with [`Records`] to read
+    /// them back from (the graph's copy is rounded). docs/STORAGE.md,
+    /// "Vector storage".
+    fn strips(&self) -> bool {
+        match self.datatype {
+            Datatype::F64 => false,
+            Datatype::F32 => true,
+            Datatype::F16 | Datatype::I8 => self.records.is_some(),
+        }
     }
 
-    /// The coordinates of the entry `key`: its own, or its graph node's
-    /// (converted from `f32`). `None` if it has none and `graph` lacks it.
+    /// Whether a stripped entry's coordinates are read from the records
+    /// (else from its graph node).
+    fn reads_records(&self) -> bool {
+        matches!(self.datatype, Datatype::F16 | Datatype::I8)
+    }
+
+    /// The stored coordinates of the vector `id` ([`Records`]); `None` if
+    /// it is not stored or cannot be read.
+    fn stored(&self, id: Uuid) -> Option<Vec<f64>> {
+        let read = self.records.as_ref()?;
+        read(&[id]).ok()?.pop().flatten()
+    }
+
+    /// The coordinates of the entry `key`: its own, or else its graph
+    /// node's (converted from `f32`) or its record's ([`Records`]). `None`
+    /// if it has none and neither has them.
     fn coords<'a>(
         &self,
         graph: Option<&Index>,
@@ -1256,9 +1306,50 @@ impl SpaceIndex {
         if !entry.stripped() {
             return entry.own_coords(buf);
         }
+        if self.reads_records() {
+            *buf = self.stored(entry.id)?;
+            return Some(&buf[..]);
+        }
         buf.resize(self.manifold.ambient_dim(), 0.0);
         let found = graph?.get(key, buf).ok()?;
         (found == 1).then_some(&buf[..])
+    }
+
+    /// Candidates rows to read from the [`Records`] at a time.
+    const RECORDS_AT_ONCE: usize = 1024;
+
+    /// `(key, distance to v, id)` of each candidate whose coordinates can
+    /// be had (an entry removed meanwhile is left out), in no set order.
+    /// Stripped entries of an `f16` or `i8` space are read from the
+    /// records, [`Self::RECORDS_AT_ONCE`] at a time.
+    fn distances(
+        &self,
+        graph: Option<&Index>,
+        v: &[f64],
+        candidates: &[(u64, Arc<Entry>)],
+    ) -> Result<Vec<(u64, f64, Uuid)>> {
+        let mut out = Vec::with_capacity(candidates.len());
+        let mut buf = Vec::new();
+        let mut stored: Vec<(u64, Uuid)> = Vec::new();
+        for (k, e) in candidates {
+            if e.stripped() && self.reads_records() {
+                stored.push((*k, e.id));
+            } else if let Some(x) = self.coords(graph, *k, e, &mut buf) {
+                out.push((*k, self.manifold.distance_unchecked(v, x), e.id));
+            }
+        }
+        if let Some(read) = self.records.as_ref() {
+            let dims = self.manifold.ambient_dim();
+            for part in stored.chunks(Self::RECORDS_AT_ONCE) {
+                let ids: Vec<Uuid> = part.iter().map(|(_, id)| *id).collect();
+                for ((k, id), x) in part.iter().zip(read(&ids)?) {
+                    if let Some(x) = x.filter(|x| x.len() == dims) {
+                        out.push((*k, self.manifold.distance_unchecked(v, &x), *id));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `entry` with its coordinates (read from `graph` if it gave them up).
@@ -1276,10 +1367,10 @@ impl SpaceIndex {
         Some(Arc::new(entry.with_data(data)))
     }
 
-    /// In an `f32` space, drops the coordinates of these entries where the
-    /// graph holds their node ([`SpaceIndex::graph_keeps_coords`]).
+    /// Drops the coordinates of these entries where the graph holds their
+    /// node, if this space's entries give them up ([`SpaceIndex::strips`]).
     fn strip(&self, keys: impl Iterator<Item = u64>) {
-        if !self.graph_keeps_coords() {
+        if !self.strips() {
             return;
         }
         let mut st = write!(self.state);
@@ -1737,14 +1828,7 @@ impl SpaceIndex {
         let graph = read!(self.graph);
         let candidates = self.candidates(q, &st, graph.as_ref())?;
         drop(st);
-        let mut buf = Vec::new();
-        let mut found: Vec<(u64, f64, Uuid)> = candidates
-            .iter()
-            .filter_map(|(k, e)| {
-                let x = self.coords(graph.as_ref(), *k, e, &mut buf)?;
-                Some((*k, self.manifold.distance_unchecked(q.vector, x), e.id))
-            })
-            .collect();
+        let mut found = self.distances(graph.as_ref(), q.vector, &candidates)?;
         // The `want` nearest, sorted by distance, ties by key (so the same
         // candidates always give the same answer, however they were found).
         let order =
@@ -1869,28 +1953,27 @@ impl SpaceIndex {
     }
 
     /// Every matching vector within `radius`, sorted by distance (exact).
-    pub(crate) fn range(&self, q: &Query<'_>, radius: f64) -> Vec<Hit> {
+    pub(crate) fn range(&self, q: &Query<'_>, radius: f64) -> Result<Vec<Hit>> {
         let st = read!(self.state);
         let graph = read!(self.graph);
-        let mut buf = Vec::new();
-        let mut out: Vec<Hit> = st
+        let candidates: Vec<(u64, Arc<Entry>)> = st
             .entries
             .iter()
             .filter(|(_, e)| {
                 q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                     && q.filter.is_none_or(|f| f.matches(e.metadata.as_ref()))
             })
-            .filter_map(|(k, e)| {
-                let x = self.coords(graph.as_ref(), *k, e, &mut buf)?;
-                Some(Hit {
-                    id: e.id,
-                    distance: self.manifold.distance_unchecked(q.vector, x),
-                })
-            })
-            .filter(|h| h.distance <= radius)
+            .map(|(k, e)| (*k, e.clone()))
+            .collect();
+        drop(st);
+        let mut out: Vec<Hit> = self
+            .distances(graph.as_ref(), q.vector, &candidates)?
+            .into_iter()
+            .filter(|(_, distance, _)| *distance <= radius)
+            .map(|(_, distance, id)| Hit { id, distance })
             .collect();
         out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        out
+        Ok(out)
     }
 }
 
@@ -2068,6 +2151,119 @@ mod tests {
         assert_eq!(index.fresh_len(), 0);
         assert_eq!(index.graph_len(), ids.len() - 4);
         assert_eq!(index.len(), ids.len() - 4);
+    }
+
+    /// An `f16` or `i8` space that can read its records gives its
+    /// entries' coordinates up once their nodes are in the graph, and
+    /// still computes every distance from the records (not from the
+    /// graph's rounded copy), for searches graph and exact, ranges, a
+    /// stored vector's own point, replaced and removed vectors; each entry
+    /// keeps exactly one twin pair.
+    #[test]
+    fn quantized_spaces_hold_no_coordinates_and_answer_from_the_records() {
+        use hvs_geometry::{Euclidean, Sphere};
+        let mut rng = StdRng::seed_from_u64(11);
+        for (datatype, manifold) in [
+            (
+                Datatype::F16,
+                AnyManifold::Euclidean(Euclidean::new(8).unwrap()),
+            ),
+            (
+                Datatype::I8,
+                AnyManifold::Sphere(Sphere::new(7, 1.0).unwrap()),
+            ),
+        ] {
+            let point = |rng: &mut StdRng| -> Vec<f64> {
+                let v: Vec<f64> = (0..8).map(|_| rng.random_range(-1.0..1.0)).collect();
+                match datatype {
+                    Datatype::I8 => {
+                        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                        v.iter().map(|x| x / n).collect()
+                    }
+                    _ => v,
+                }
+            };
+            let records: Arc<Mutex<HashMap<Uuid, Vec<f64>>>> = Arc::default();
+            let held = records.clone();
+            let index = SpaceIndex::new(manifold.clone(), IndexParams::default(), datatype)
+                .unwrap()
+                .with_records(Arc::new(move |ids: &[Uuid]| {
+                    let held = held.lock().unwrap();
+                    Ok(ids.iter().map(|id| held.get(id).cloned()).collect())
+                }));
+            let store = |id: Uuid, data: Vec<f64>| {
+                records.lock().unwrap().insert(id, data.clone());
+                Entry::new(id, data, None, Arc::default())
+            };
+            let n = GRAPH_MIN + 200;
+            let ids: Vec<Uuid> = (0..n as u128).map(Uuid::from_u128).collect();
+            index.upsert_all(ids.iter().map(|id| store(*id, point(&mut rng))));
+            while index.merge_fresh(128, 1, true).unwrap() > 0 {}
+            assert_eq!(index.graph_len(), n);
+            let stripped = |index: &SpaceIndex| {
+                read!(index.state)
+                    .entries
+                    .values()
+                    .filter(|e| e.stripped())
+                    .count()
+            };
+            assert_eq!(stripped(&index), n, "{datatype:?}");
+            // Replaced (its new coordinates stored first, as the writer
+            // commits before the index hears of it) and removed.
+            index.upsert(store(ids[3], point(&mut rng)));
+            records.lock().unwrap().remove(&ids[5]);
+            assert!(index.remove(ids[5]));
+            while index.merge_fresh(128, 1, true).unwrap() > 0 {}
+            let live = records.lock().unwrap().clone();
+            assert_eq!(stripped(&index), live.len());
+            let st = read!(index.state);
+            assert_eq!(st.twins.len(), st.entries.len(), "{datatype:?}");
+            drop(st);
+            let brute = |q: &[f64]| -> Vec<Hit> {
+                let mut all: Vec<Hit> = live
+                    .iter()
+                    .map(|(id, x)| Hit {
+                        id: *id,
+                        distance: manifold.distance_unchecked(q, x),
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+                all
+            };
+            for i in 0..20 {
+                // Some queries are stored vectors' own points.
+                let q = match i % 4 {
+                    0 => live[&ids[3 + i]].clone(),
+                    _ => point(&mut rng),
+                };
+                let want = brute(&q);
+                for exact in [false, true] {
+                    let got = index
+                        .search(&Query {
+                            vector: &q,
+                            want: 10,
+                            filter: None,
+                            region: None,
+                            exact,
+                            ef: Some(n),
+                        })
+                        .unwrap();
+                    // Distances bit for bit the records' own; ids as the
+                    // exact ranking has them.
+                    assert_eq!(got, want[..10].to_vec(), "{datatype:?} exact {exact}");
+                }
+                let radius = want[20].distance;
+                let query = Query {
+                    vector: &q,
+                    want: 0,
+                    filter: None,
+                    region: None,
+                    exact: true,
+                    ef: None,
+                };
+                assert_eq!(index.range(&query, radius).unwrap(), want[..21].to_vec());
+            }
+        }
     }
 
     #[test]

@@ -385,6 +385,9 @@ impl Replier {
 }
 
 pub(crate) struct Shared {
+    /// This store itself, for what its spaces' indexes read back from it
+    /// ([`crate::index::Records`]); set once, right after it is made.
+    me: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// Whether the store takes its own writes (`fence.rs`).
     pub(crate) fence: crate::fence::WriteFence,
     /// The database handle. The writer replaces it after the disk fails a
@@ -904,7 +907,7 @@ impl Store {
             exact: true,
             ef: None,
         };
-        Ok(page(space.index.range(&query, radius), q.offset, q.k))
+        Ok(page(space.index.range(&query, radius)?, q.offset, q.k))
     }
 
     /// Counts per namespace, bytes on disk, the change feed's position.

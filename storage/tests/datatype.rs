@@ -4,8 +4,8 @@
 
 use hvs_geometry::Manifold;
 use hvs_storage::{
-    Datatype, Durability, GeometrySpec, NewVector, SearchQuery, SpaceConfig, StorageError, Store,
-    StoreConfig, VectorRecord,
+    Datatype, Durability, GeometrySpec, MessageRecord, NewVector, SearchQuery, SpaceConfig,
+    StorageError, Store, StoreConfig, VectorRecord,
 };
 use rand::{Rng, SeedableRng};
 
@@ -195,4 +195,104 @@ fn dumped_graphs_of_every_datatype_are_loaded_back_whole() {
         );
     }
     assert_answers(&s, &stored, 6);
+}
+
+/// An `f16` namespace holds vectors and messages; once in the graph their
+/// coordinates are read back from their rows (docs/STORAGE.md, "Vector
+/// storage"): every distance is the stored point's own, at every
+/// durability and after a reopen, and a deleted vector is gone.
+#[test]
+fn an_f16_namespace_answers_messages_and_vectors_from_their_rows() {
+    for durability in [Durability::Memory, Durability::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let config = || match durability {
+            Durability::Memory => StoreConfig::memory(),
+            d => StoreConfig::file(&path, d),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let spec = euclidean();
+        let mut points: Vec<(uuid::Uuid, Vec<f64>)> = Vec::new();
+        {
+            let s = Store::open(config()).unwrap();
+            s.create_namespace(SpaceConfig::new("half", spec.clone()).with_datatype(Datatype::F16))
+                .unwrap();
+            let messages: Vec<MessageRecord> = (0..N / 2)
+                .map(|i| MessageRecord {
+                    id: uuid::Uuid::now_v7(),
+                    namespace: "half".into(),
+                    from: "a".into(),
+                    to: vec!["b".into()],
+                    payload: format!("m{i}").into_bytes(),
+                    vector: point(&spec, &mut rng),
+                    metadata: Default::default(),
+                    sent_ms: 1,
+                    expires_ms: None,
+                })
+                .collect();
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.append_messages(
+                messages,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+            for m in rx.recv().unwrap().unwrap() {
+                points.push((m.id, m.vector.clone()));
+            }
+            let batch = (0..N / 2)
+                .map(|_| NewVector::new("half", point(&spec, &mut rng)))
+                .collect();
+            for r in s.batch_store_vectors(batch).unwrap() {
+                points.push((r.id, r.data));
+            }
+            let (gone, _) = points.pop().unwrap();
+            assert!(s.delete_vector(gone).unwrap());
+            s.flush_index().unwrap();
+            check_half(&s, &points, &mut rng);
+            if durability == Durability::Memory {
+                continue;
+            }
+            s.close().unwrap();
+        }
+        let s = Store::open(config()).unwrap();
+        s.flush_index().unwrap();
+        check_half(&s, &points, &mut rng);
+    }
+}
+
+/// Searches of "half" (graph and exact) and a range give the points'
+/// own distances, in the exact ranking's order.
+fn check_half(s: &Store, points: &[(uuid::Uuid, Vec<f64>)], rng: &mut rand::rngs::StdRng) {
+    let m = euclidean().build().unwrap();
+    assert_eq!(
+        s.get_stats().unwrap().namespaces["half"].in_graph,
+        points.len()
+    );
+    for i in 0..10 {
+        let q = match i % 2 {
+            0 => points[i * 7].1.clone(),
+            _ => point(&euclidean(), rng),
+        };
+        let mut want: Vec<(uuid::Uuid, f64)> = points
+            .iter()
+            .map(|(id, x)| (*id, m.distance(&q, x).unwrap()))
+            .collect();
+        want.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut query = SearchQuery::new("half", q.clone(), 10);
+        query.ef = Some(N);
+        for exact in [false, true] {
+            query.exact = exact;
+            let got: Vec<(uuid::Uuid, f64)> = s
+                .semantic_search(&query)
+                .unwrap()
+                .iter()
+                .map(|h| (h.id, h.distance))
+                .collect();
+            assert_eq!(got, want[..10].to_vec(), "exact {exact}");
+        }
+        let got = s.range_search(&query, want[9].1).unwrap();
+        assert_eq!(got.len(), 10);
+        assert_eq!(got[9].distance, want[9].1);
+    }
 }

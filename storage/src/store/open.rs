@@ -3,6 +3,8 @@
 //! usable one), and saving the dumps on close.
 
 use super::*;
+use crate::messages::MessageRecord;
+use crate::record::Datatype;
 
 /// redb's page cache at `Memory` durability unless
 /// [`StoreConfig::cache_bytes`] sets one. The database is in memory
@@ -46,6 +48,7 @@ impl Store {
             (_, Some(p)) => Some(crate::dump::dir_of(p)),
         };
         let shared = Arc::new(Shared {
+            me: std::sync::OnceLock::new(),
             fence: crate::fence::WriteFence::default(),
             db: RwLock::new(Some(Arc::new(db))),
             faults: config.faults.clone(),
@@ -91,6 +94,7 @@ impl Store {
             // in the fresh buffer.
             signal: (Mutex::new((true, false)), Condvar::new()),
         });
+        let _ = shared.me.set(Arc::downgrade(&shared));
         shared.init_meta()?;
         let unbuilt = shared.load(config.keep_unsettled)?;
         let (tx, rx) = mpsc::sync_channel::<Request>(MAX_GROUP);
@@ -242,14 +246,57 @@ impl Shared {
             .build()
             .map_err(StorageError::InvalidGeometry)?;
         let (retention, held) = self.retention_of(&config);
+        let mut index = SpaceIndex::new(m, self.index_params, config.datatype())?;
+        if matches!(config.datatype(), Datatype::F16 | Datatype::I8)
+            && let Some(me) = self.me.get().cloned()
+        {
+            let name = config.name.clone();
+            index = index.with_records(Arc::new(move |ids: &[Uuid]| {
+                me.upgrade()
+                    .ok_or(StorageError::Closed)?
+                    .stored_coords(&name, ids)
+            }));
+        }
         Ok(Arc::new(Space {
-            index: SpaceIndex::new(m, self.index_params, config.datatype())?,
+            index,
             config,
             restored: AtomicUsize::new(0),
             vectors: RwLock::new(BTreeSet::new()),
             retention,
             held,
         }))
+    }
+
+    /// The stored coordinates of the vectors or messages `ids` of the
+    /// namespace `name`, in one read ([`crate::index::Records`]): `None`
+    /// for an id that is not stored there.
+    pub(crate) fn stored_coords(&self, name: &str, ids: &[Uuid]) -> Result<Vec<Option<Vec<f64>>>> {
+        let txn = self.begin_read()?;
+        let vectors = txn.open_table(VECTORS)?;
+        let messages = match self.durability {
+            Durability::Memory => None,
+            _ => Some(txn.open_table(MESSAGES)?),
+        };
+        ids.iter()
+            .map(|id| {
+                if let Some(v) = vectors.get(id.as_u128())? {
+                    let r: VectorRecord = decode(v.value(), "vector record")?;
+                    return Ok((r.namespace == name).then_some(r.data));
+                }
+                let Some(t) = &messages else {
+                    let held = lock(&self.memory_messages);
+                    return Ok(held
+                        .get(id)
+                        .filter(|m| m.namespace == name)
+                        .map(|m| m.vector.clone()));
+                };
+                let Some(v) = t.get(id.as_u128())? else {
+                    return Ok(None);
+                };
+                let m: MessageRecord = decode(v.value(), "message")?;
+                Ok((m.namespace == name).then_some(m.vector))
+            })
+            .collect()
     }
 
     /// Fills a space's index at open: from its graph dump when there is a
