@@ -109,6 +109,9 @@ const GRAPH_FIRST_CAPACITY: usize = 1024;
 /// per id, `None` for an id not stored in the space (any more).
 pub(crate) type Records = Arc<dyn Fn(&[Uuid]) -> Result<Vec<Option<Vec<f64>>>> + Send + Sync>;
 
+/// An entry with its key.
+type Keyed = (u64, Arc<Entry>);
+
 /// A vector as the index keeps it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -1020,7 +1023,9 @@ impl SpaceIndex {
         };
         let mut index = SpaceIndex::new(self.manifold.clone(), self.params, self.datatype)?;
         index.depth = self.depth + 1;
-        index.records = self.records.clone();
+        // No records: its entries (a few of the space's) keep their
+        // coordinates, so that its searches, which only propose keys, read
+        // none.
         let keys = entries.iter().map(|(k, _)| *k).collect();
         // A graph whatever the count: it is built to be one.
         index.bulk_load_shared(entries.into_iter().map(|(_, e)| e).collect(), true)?;
@@ -1321,12 +1326,15 @@ impl SpaceIndex {
     /// `(key, distance to v, id)` of each candidate whose coordinates can
     /// be had (an entry removed meanwhile is left out), in no set order.
     /// Stripped entries of an `f16` or `i8` space are read from the
-    /// records, [`Self::RECORDS_AT_ONCE`] at a time.
+    /// records, [`Self::RECORDS_AT_ONCE`] at a time; if there are more than
+    /// `screen` of them, only the `screen` nearest by the graph's own
+    /// (rounded) coordinates are read, the others left out.
     fn distances(
         &self,
         graph: Option<&Index>,
         v: &[f64],
         candidates: &[(u64, Arc<Entry>)],
+        screen: usize,
     ) -> Result<Vec<(u64, f64, Uuid)>> {
         let mut out = Vec::with_capacity(candidates.len());
         let mut buf = Vec::new();
@@ -1337,6 +1345,24 @@ impl SpaceIndex {
             } else if let Some(x) = self.coords(graph, *k, e, &mut buf) {
                 out.push((*k, self.manifold.distance_unchecked(v, x), e.id));
             }
+        }
+        if let (true, Some(g)) = (stored.len() > screen, graph) {
+            // Squared Euclidean distance to the graph's copy: the graph's
+            // own rank for the Euclidean space and the sphere.
+            buf.resize(self.manifold.ambient_dim(), 0.0);
+            let mut ranked: Vec<(f64, u64, Uuid)> = Vec::with_capacity(stored.len());
+            for (k, id) in &stored {
+                if g.get(*k, &mut buf).is_ok_and(|n| n == 1) {
+                    let d2 = v.iter().zip(&buf).map(|(a, b)| (a - b) * (a - b)).sum();
+                    ranked.push((d2, *k, *id));
+                }
+            }
+            if ranked.len() > screen {
+                ranked
+                    .select_nth_unstable_by(screen, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                ranked.truncate(screen);
+            }
+            stored = ranked.into_iter().map(|(_, k, id)| (k, id)).collect();
         }
         if let Some(read) = self.records.as_ref() {
             let dims = self.manifold.ambient_dim();
@@ -1826,9 +1852,16 @@ impl SpaceIndex {
         // wait for them.
         let st = read!(self.state);
         let graph = read!(self.graph);
-        let candidates = self.candidates(q, &st, graph.as_ref())?;
+        let (candidates, through_graph) = self.candidates(q, &st, graph.as_ref())?;
         drop(st);
-        let mut found = self.distances(graph.as_ref(), q.vector, &candidates)?;
+        // An `f16` graph search reads only the records of the candidates
+        // nearest by the graph's copy, as many as the graph's own list
+        // contributes (below); an exact scan reads them all.
+        let screen = match (self.datatype, through_graph) {
+            (Datatype::F16, true) => 2 * q.want + 8,
+            _ => usize::MAX,
+        };
+        let mut found = self.distances(graph.as_ref(), q.vector, &candidates, screen)?;
         // The `want` nearest, sorted by distance, ties by key (so the same
         // candidates always give the same answer, however they were found).
         let order =
@@ -1848,13 +1881,14 @@ impl SpaceIndex {
     /// every one in an exact search or a space without a usable graph;
     /// else the graph's nearest (and the overflow graph's), the fresh
     /// buffer, the unreachable nodes no overflow graph covers, and the
-    /// query's twins.
+    /// query's twins. With whether they came through the graph (rather
+    /// than as every matching entry).
     fn candidates(
         &self,
         q: &Query<'_>,
         st: &State,
         graph: Option<&Index>,
-    ) -> Result<Vec<(u64, Arc<Entry>)>> {
+    ) -> Result<(Vec<Keyed>, bool)> {
         let matches = |e: &Entry| {
             q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                 && q.filter.is_none_or(|f| f.matches(e.metadata.as_ref()))
@@ -1867,7 +1901,7 @@ impl SpaceIndex {
                 .collect()
         };
         if q.exact || !st.graphed || st.building {
-            return Ok(all(st));
+            return Ok((all(st), false));
         }
         let mut keys: Vec<u64> = Vec::new();
         // Snapshot the exactly-scanned sets *before* the graph search: the
@@ -1907,11 +1941,13 @@ impl SpaceIndex {
             // Candidates come sorted by the rank metric. In `f64` and
             // `f32` graphs it orders them as the exact distance does, but
             // for rounding (it is an `f32`): the first `2 want + 8` hold
-            // the nearest `want`. Quantized graphs rank roughly, so all of
-            // them are re-ranked.
+            // the nearest `want`. In an `f16` graph too, to the recall
+            // measured (each candidate re-ranked costs a record read:
+            // docs/BENCHMARKS.md, "Quantized namespaces read their
+            // records"). An `i8` graph ranks roughly: all are re-ranked.
             let rerank = match self.datatype {
-                Datatype::F64 | Datatype::F32 => 2 * q.want + 8,
-                Datatype::F16 | Datatype::I8 => usize::MAX,
+                Datatype::F64 | Datatype::F32 | Datatype::F16 => 2 * q.want + 8,
+                Datatype::I8 => usize::MAX,
             };
             // Unreachable nodes attached to the nodes found, nearest first
             // (a lookup each): an attached node is near the query when its
@@ -1947,9 +1983,9 @@ impl SpaceIndex {
         // A selective filter can starve the graph search: when fewer than
         // `want` came back but more may exist, scan the matches exactly.
         if out.len() < q.want && st.entries.len() > out.len() {
-            return Ok(all(st));
+            return Ok((all(st), false));
         }
-        Ok(out)
+        Ok((out, true))
     }
 
     /// Every matching vector within `radius`, sorted by distance (exact).
@@ -1967,7 +2003,7 @@ impl SpaceIndex {
             .collect();
         drop(st);
         let mut out: Vec<Hit> = self
-            .distances(graph.as_ref(), q.vector, &candidates)?
+            .distances(graph.as_ref(), q.vector, &candidates, usize::MAX)?
             .into_iter()
             .filter(|(_, distance, _)| *distance <= radius)
             .map(|(_, distance, id)| Hit { id, distance })
@@ -2184,10 +2220,12 @@ mod tests {
                 }
             };
             let records: Arc<Mutex<HashMap<Uuid, Vec<f64>>>> = Arc::default();
-            let held = records.clone();
+            let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (held, counted) = (records.clone(), reads.clone());
             let index = SpaceIndex::new(manifold.clone(), IndexParams::default(), datatype)
                 .unwrap()
                 .with_records(Arc::new(move |ids: &[Uuid]| {
+                    counted.fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
                     let held = held.lock().unwrap();
                     Ok(ids.iter().map(|id| held.get(id).cloned()).collect())
                 }));
@@ -2262,6 +2300,28 @@ mod tests {
                     ef: None,
                 };
                 assert_eq!(index.range(&query, radius).unwrap(), want[..21].to_vec());
+                // Screened: of every entry as a candidate, only the 28
+                // nearest by the graph's copy are read, and they hold the
+                // nearest 10 (with their records' distances).
+                let all: Vec<(u64, Arc<Entry>)> = read!(index.state)
+                    .entries
+                    .iter()
+                    .map(|(k, e)| (*k, e.clone()))
+                    .collect();
+                let before = reads.load(std::sync::atomic::Ordering::Relaxed);
+                let g = read!(index.graph);
+                let mut got = index.distances(g.as_ref(), &q, &all, 28).unwrap();
+                drop(g);
+                assert_eq!(
+                    reads.load(std::sync::atomic::Ordering::Relaxed) - before,
+                    28
+                );
+                got.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let got: Vec<Hit> = got
+                    .into_iter()
+                    .map(|(_, distance, id)| Hit { id, distance })
+                    .collect();
+                assert_eq!(got[..10], want[..10], "{datatype:?}");
             }
         }
     }

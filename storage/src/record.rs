@@ -248,12 +248,47 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Res
     T::deserialize(&mut de).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A vector row's namespace and coordinates, read straight off its
+/// MessagePack: [`encode`] writes a [`VectorRecord`] as a map whose first
+/// fields are `id` (16 bytes), `namespace` and `data` (an array of
+/// `f64`s), in that order. `None` for a row laid out in any other way (the
+/// caller decodes it whole then). Decoding the coordinates through serde
+/// took a third of an `f16` search (docs/BENCHMARKS.md, "Quantized
+/// namespaces read their records").
+pub(crate) fn point_of(bytes: &[u8]) -> Option<(&str, Vec<f64>)> {
+    use rmp::decode::{read_array_len, read_bin_len, read_f64, read_map_len, read_str_from_slice};
+    let mut rd = bytes;
+    read_map_len(&mut rd).ok()?;
+    let field = |rd: &mut &[u8], name: &str| -> Option<()> {
+        let (key, rest) = read_str_from_slice(*rd).ok()?;
+        *rd = rest;
+        (key == name).then_some(())
+    };
+    field(&mut rd, "id")?;
+    let len = read_bin_len(&mut rd).ok()? as usize;
+    rd = rd.get(len..)?;
+    field(&mut rd, "namespace")?;
+    let (namespace, rest) = read_str_from_slice(rd).ok()?;
+    rd = rest;
+    field(&mut rd, "data")?;
+    let n = read_array_len(&mut rd).ok()? as usize;
+    // Each `f64` takes 9 bytes: a longer claim is a damaged row.
+    if n > rd.len() / 9 {
+        return None;
+    }
+    let data = (0..n)
+        .map(|_| read_f64(&mut rd).ok())
+        .collect::<Option<Vec<f64>>>()?;
+    Some((namespace, data))
+}
+
 /// Decodes `bytes` as each kind of stored row (vector record, message,
 /// block, namespace) and drops the results: for fuzzing and property tests
 /// of the stored-record decoder. Never panics.
 #[doc(hidden)]
 pub fn decode_stored_rows(bytes: &[u8]) {
     let _ = try_decode_stored_rows(bytes);
+    let _ = point_of(bytes);
 }
 
 /// What decoding `bytes` as each kind of stored row answers (vector
@@ -333,6 +368,55 @@ mod tests {
         };
         let back: VectorRecord = decode(&encode(&r).unwrap(), "record").unwrap();
         assert_eq!(back, r);
+    }
+
+    /// `point_of` reads what a whole decode reads, bit for bit, from any
+    /// record; from any cut or other row it answers `None` or a prefix's
+    /// reading, never a panic.
+    #[test]
+    fn a_rows_point_reads_as_the_whole_record_does() {
+        let mut metadata = Metadata::new();
+        metadata.insert("n".into(), serde_json::json!(7));
+        for (i, data) in [
+            vec![],
+            vec![0.0, -0.0, 1.5],
+            (0..512).map(|i| (i as f64).sin() * 1e-300).collect(),
+            vec![f64::MAX, f64::MIN_POSITIVE, -1e300],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = VectorRecord {
+                id: Uuid::now_v7(),
+                namespace: "n".repeat(i * 20),
+                data,
+                region: (i % 2 == 0).then(|| "r".into()),
+                metadata: metadata.clone(),
+                version: 1,
+                timestamp_ms: 1,
+                hlc: 0,
+                clock: Clock::default(),
+            };
+            let bytes = encode(&r).unwrap();
+            let (namespace, data) = point_of(&bytes).unwrap();
+            assert_eq!(namespace, r.namespace);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&data), bits(&r.data));
+            for cut in 0..bytes.len() {
+                if let Some((_, d)) = point_of(&bytes[..cut]) {
+                    assert_eq!(bits(&d), bits(&r.data), "cut at {cut}");
+                }
+            }
+        }
+        let other = encode(&Tombstone {
+            id: Uuid::now_v7(),
+            namespace: "n".into(),
+            version: 2,
+            hlc: 0,
+            clock: Clock::default(),
+        })
+        .unwrap();
+        assert_eq!(point_of(&other), None);
     }
 
     #[test]

@@ -67,10 +67,19 @@ fn as_searched(datatype: Datatype, data: &[f64]) -> Vec<f64> {
     }
 }
 
-/// A graph search with `ef` as large as the namespace finds what the exact
-/// scan finds, and every distance is the geometry's to the coordinates
-/// the datatype promises.
-fn assert_answers(s: &Store, stored: &[(&'static str, Vec<VectorRecord>)], seed: u64) {
+/// Every distance is the geometry's to the coordinates the datatype
+/// promises; once the graphs are `settled` (flushed), a graph search with
+/// `ef` as large as the namespace finds what the exact scan finds. (While
+/// the indexer inserts, a node can lose its in-links until the next
+/// reachability check: HNSW then misses it as a neighbour of other
+/// queries, though never as its own point: docs/STORAGE.md, "Found by
+/// its own vector at every instant".)
+fn assert_answers(
+    s: &Store,
+    stored: &[(&'static str, Vec<VectorRecord>)],
+    seed: u64,
+    settled: bool,
+) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for (name, spec, datatype) in spaces() {
         let records = &stored.iter().find(|(n, _)| *n == name).unwrap().1;
@@ -84,7 +93,10 @@ fn assert_answers(s: &Store, stored: &[(&'static str, Vec<VectorRecord>)], seed:
             let got = s.semantic_search(&graph).unwrap();
             let want = s.semantic_search(&exact).unwrap();
             let ids = |h: &[hvs_storage::SearchHit]| h.iter().map(|h| h.id).collect::<Vec<_>>();
-            assert_eq!(ids(&got), ids(&want), "{name}");
+            assert_eq!(got.len(), want.len(), "{name}");
+            if settled {
+                assert_eq!(ids(&got), ids(&want), "{name}");
+            }
             for h in &got {
                 let r = records.iter().find(|r| r.id == h.id).unwrap();
                 let d = m.distance(&q, &as_searched(datatype, &r.data)).unwrap();
@@ -109,7 +121,7 @@ fn every_datatype_answers_as_its_exact_scan_with_the_distances_it_promises() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let stored = fill(&s, &mut rng);
     // Searched while the indexer moves them into the graphs, then after.
-    assert_answers(&s, &stored, 2);
+    assert_answers(&s, &stored, 2, false);
     s.flush_index().unwrap();
     for (name, _, _) in spaces() {
         assert_eq!(
@@ -118,7 +130,7 @@ fn every_datatype_answers_as_its_exact_scan_with_the_distances_it_promises() {
             "{name}"
         );
     }
-    assert_answers(&s, &stored, 3);
+    assert_answers(&s, &stored, 3, true);
     // Records keep the coordinates they were given.
     let (_, e32) = stored.iter().find(|(n, _)| *n == "e32").unwrap();
     assert_eq!(
@@ -194,7 +206,7 @@ fn dumped_graphs_of_every_datatype_are_loaded_back_whole() {
             "{name}: {ns:?}"
         );
     }
-    assert_answers(&s, &stored, 6);
+    assert_answers(&s, &stored, 6, true);
 }
 
 /// An `f16` namespace holds vectors and messages; once in the graph their

@@ -3,7 +3,6 @@
 //! usable one), and saving the dumps on close.
 
 use super::*;
-use crate::messages::MessageRecord;
 use crate::record::Datatype;
 
 /// redb's page cache at `Memory` durability unless
@@ -13,6 +12,21 @@ use crate::record::Datatype;
 /// connected model, `docs/BENCHMARKS.md`, "Agents in one process"). This
 /// much keeps the pages read most, the B-trees' upper levels, without it.
 const MEMORY_CACHE_BYTES: usize = 16 << 20;
+
+/// A vector record's namespace and coordinates: what
+/// [`Shared::stored_coords`] decodes of its row (the rest is skipped).
+#[derive(serde::Deserialize)]
+struct StoredPoint {
+    namespace: String,
+    data: Vec<f64>,
+}
+
+/// A message row's namespace and point, likewise.
+#[derive(serde::Deserialize)]
+struct StoredMessagePoint {
+    namespace: String,
+    vector: Vec<f64>,
+}
 
 impl Store {
     /// Opens (or creates) a store: reads everything back and loads each
@@ -280,8 +294,14 @@ impl Shared {
         ids.iter()
             .map(|id| {
                 if let Some(v) = vectors.get(id.as_u128())? {
-                    let r: VectorRecord = decode(v.value(), "vector record")?;
-                    return Ok((r.namespace == name).then_some(r.data));
+                    let r = match crate::record::point_of(v.value()) {
+                        Some((namespace, data)) => (namespace == name).then_some(data),
+                        None => {
+                            let r: StoredPoint = decode(v.value(), "vector record")?;
+                            (r.namespace == name).then_some(r.data)
+                        }
+                    };
+                    return Ok(r);
                 }
                 let Some(t) = &messages else {
                     let held = lock(&self.memory_messages);
@@ -293,7 +313,7 @@ impl Shared {
                 let Some(v) = t.get(id.as_u128())? else {
                     return Ok(None);
                 };
-                let m: MessageRecord = decode(v.value(), "message")?;
+                let m: StoredMessagePoint = decode(v.value(), "message")?;
                 Ok((m.namespace == name).then_some(m.vector))
             })
             .collect()
