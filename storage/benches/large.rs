@@ -15,6 +15,8 @@
 //! - `e128`: uniform in [-1, 1]^128, the worst case;
 //! - `c128`, `c512`: a mixture of 1,000 Gaussians each in its own 8–16-d
 //!   subspace, plus noise (`large/data.rs`);
+//! - `s512`: `c512`'s points (and queries) normalised onto the unit sphere
+//!   S^511, in a spherical namespace: the set for `i8` graphs;
 //! - `deep`: a 20-level tree with heavy-tailed fan-out in H^12, rooted at the
 //!   origin ("near") and moved `HVS_BENCH_DEEP_SHIFT` out by an isometry
 //!   ("far"), HVS only;
@@ -24,8 +26,8 @@
 //! (`e128`, `c128`; 20,000), `HVS_BENCH_N512` (`c512`; 20,000),
 //! `HVS_BENCH_NDEEP` (`deep`; 50,000), `HVS_BENCH_QUERIES` (1,000),
 //! `HVS_BENCH_EF` (the sweep, default 10,16,24,32,48,64,96,128,192,256,384,512),
-//! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean sets, default
-//! `f32`; any of `f32,f16,f64`), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`; `usearch`: usearch alone, with HVS's graph settings, for the Euclidean sets),
+//! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean and spherical
+//! sets, default `f32`; any of `f32,f16,f64`, and `i8` for `s512` only), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`; `usearch`: usearch alone, with HVS's graph settings, for the Euclidean sets),
 //! `HVS_BENCH_STORE` (`file`, default: a redb file in a temporary folder,
 //! as `hvs serve` keeps vectors; or `memory`), `HVS_BENCH_CACHE_MB`
 //! (redb's page cache, as `hvs serve --cache-mb`; default redb's 1 GiB), `HVS_BENCH_DEEP_SHIFT`
@@ -248,8 +250,20 @@ fn datatype(name: &str) -> Datatype {
     }
 }
 
-/// A Euclidean set through HVS (each datatype) and hnsw_rs, exported for
-/// hnswlib when asked.
+/// A set's base rows and queries scaled to norm 1 (in `f32`).
+fn on_sphere((mut base, mut queries): (Flat, Flat)) -> (Flat, Flat) {
+    for f in [&mut base, &mut queries] {
+        for row in f.data.chunks_mut(f.dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    (base, queries)
+}
+
+/// A Euclidean set (or, for a part named `s…`, one on the unit sphere)
+/// through HVS (each datatype) and hnsw_rs, exported for hnswlib when
+/// asked.
 fn euclidean_part(name: &str, label: &str, (base, queries): (Flat, Flat), run: &Run) {
     let t = Instant::now();
     let truth = truth::euclidean(&base, &queries, run.settings.k);
@@ -287,7 +301,15 @@ fn euclidean_part(name: &str, label: &str, (base, queries): (Flat, Flat), run: &
     }
     let set = DataSet {
         label: label.into(),
-        spec: GeometrySpec::Euclidean { dim: base.dim },
+        // Nearest by chord is nearest by angle: the same neighbours.
+        spec: if name.starts_with('s') {
+            GeometrySpec::Sphere {
+                dim: base.dim - 1,
+                curvature: 1.0,
+            }
+        } else {
+            GeometrySpec::Euclidean { dim: base.dim }
+        },
         base: Base::F32(&base),
         queries: (0..queries.len()).map(|i| queries.point(i)).collect(),
         truth,
@@ -420,7 +442,7 @@ fn main() {
     let nq = env("HVS_BENCH_QUERIES", 1_000);
     let parts = env_list(
         "HVS_BENCH_PARTS",
-        "latency,h12,spread,e128,c128,c512,deep,reopen",
+        "latency,h12,spread,e128,c128,c512,s512,deep,reopen",
     );
     let part = |name: &str| parts.iter().any(|p| p == name);
     let libs = env_list("HVS_BENCH_LIBS", "hvs,hnsw_rs");
@@ -499,6 +521,11 @@ fn main() {
     if part("c512") {
         let label = "E^512 clustered";
         euclidean_part("c512", label, data::clustered(1512, n512, nq, 512), &run);
+    }
+    if part("s512") {
+        let label = "S^511 clustered";
+        let set = on_sphere(data::clustered(1512, n512, nq, 512));
+        euclidean_part("s512", label, set, &run);
     }
     if part("deep") {
         deep_part(&run);

@@ -172,6 +172,11 @@ pub(crate) fn hvs(
     table: &mut Table,
 ) {
     let mut config = SpaceConfig::new("n", set.spec.clone());
+    if matches!(set.spec, GeometrySpec::Sphere { .. }) {
+        // The `f32` rows, normalised in `f32`, are on the sphere to about
+        // 1e-7: the store puts them on it in `f64`.
+        config.on_invalid = hvs_storage::InvalidPointPolicy::Project;
+    }
     if let Some(d) = datatype {
         config = config.with_datatype(d);
     }
