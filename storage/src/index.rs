@@ -36,11 +36,11 @@
 //!   that moment (later inserts prune older nodes' in-links between the
 //!   passes that re-check them). An entry whose node is being re-inserted
 //!   holds its coordinates meanwhile, so its distance can be computed.
-//! - An entry holds its coordinates until its node is in the graph: in an
-//!   `f64` space always; in an `f32` space until then (the graph's copy is
-//!   exact); in an `f16` or `i8` space with a [`Records`] reader until then
-//!   (the graph's copy is rounded: distances are computed from the
-//!   records, read back from the store).
+//! - An entry holds its coordinates: in an `f64` space always; in an `f32`
+//!   space as `f32` until its node is in the graph (the graph's copy is the
+//!   same); in an `f16` or `i8` space with a [`Records`] reader as `f32`
+//!   until then too, but only to rank it and build its node: its distances
+//!   are computed from its record, read back from the store.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -116,12 +116,12 @@ type Keyed = (u64, Arc<Entry>);
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) id: Uuid,
-    /// Its coordinates; empty once its graph node holds them in an `f32`
-    /// space (they are in `data32` until then), and in an `f16` or `i8`
-    /// space that reads its [`Records`].
+    /// Its coordinates; empty in a space whose entries give them up
+    /// ([`SpaceIndex::strips`]: `f32`, and `f16` or `i8` with [`Records`]),
+    /// which keeps them in `data32` until its graph node holds them.
     pub(crate) data: Vec<f64>,
-    /// An `f32` space's coordinates, until its graph node holds them; then
-    /// empty too (see [`SpaceIndex::admit`], [`SpaceIndex::coords`]).
+    /// Such a space's `f32` copy of them, until its graph node holds them;
+    /// then empty too (see [`SpaceIndex::admit`], [`SpaceIndex::coords`]).
     data32: Box<[f32]>,
     pub(crate) region: Option<String>,
     /// Shared: many messages between the same two models carry the same.
@@ -1223,16 +1223,18 @@ impl SpaceIndex {
         Ok(())
     }
 
-    /// An entry as this index keeps it: its twin hash set; in an `f32`
-    /// space its coordinates as `f32` (half the memory while it waits in
-    /// the fresh buffer), what the graph holds, so that every distance is
-    /// computed from the same coordinates, whether the entry or the graph
-    /// gives them.
+    /// An entry as this index keeps it: its twin hash set; in a space whose
+    /// entries give their coordinates up ([`SpaceIndex::strips`]) its
+    /// coordinates as `f32` (half the memory while it waits in the fresh
+    /// buffer). In an `f32` space that is what the graph holds, so that
+    /// every distance is computed from the same coordinates, whether the
+    /// entry or the graph gives them; in an `f16` or `i8` one the copy only
+    /// ranks it and goes to the graph: its distances are its record's.
     fn admit(&self, mut entry: Entry) -> Entry {
         if !entry.data.is_empty() {
             entry.twin = self.twin_hash(entry.data.iter().copied());
         }
-        if self.datatype == Datatype::F32 && !entry.data.is_empty() {
+        if self.strips() && !entry.data.is_empty() {
             entry.data32 = entry.data.iter().map(|x| *x as f32).collect();
             entry.data = Vec::new();
         }
@@ -1298,9 +1300,17 @@ impl SpaceIndex {
         read(&[id]).ok()?.pop().flatten()
     }
 
-    /// The coordinates of the entry `key`: its own, or else its graph
-    /// node's (converted from `f32`) or its record's ([`Records`]). `None`
-    /// if it has none and neither has them.
+    /// Whether the entry's coordinates are its record's ([`Records`]): in
+    /// an `f16` or `i8` space that reads them, an entry without its `f64`
+    /// ones (it holds an `f32` copy while fresh, then none).
+    fn reads_record_of(&self, e: &Entry) -> bool {
+        self.reads_records() && self.records.is_some() && e.data.is_empty()
+    }
+
+    /// The coordinates of the entry `key`: its own `f64` ones, or else its
+    /// record's ([`SpaceIndex::reads_record_of`]), or else its own `f32` copy
+    /// or its graph node's (converted from `f32`). `None` if it has none
+    /// and neither has them.
     fn coords<'a>(
         &self,
         graph: Option<&Index>,
@@ -1308,12 +1318,12 @@ impl SpaceIndex {
         entry: &'a Entry,
         buf: &'a mut Vec<f64>,
     ) -> Option<&'a [f64]> {
-        if !entry.stripped() {
-            return entry.own_coords(buf);
-        }
-        if self.reads_records() {
+        if self.reads_record_of(entry) {
             *buf = self.stored(entry.id)?;
             return Some(&buf[..]);
+        }
+        if !entry.stripped() {
+            return entry.own_coords(buf);
         }
         buf.resize(self.manifold.ambient_dim(), 0.0);
         let found = graph?.get(key, buf).ok()?;
@@ -1325,10 +1335,11 @@ impl SpaceIndex {
 
     /// `(key, distance to v, id)` of each candidate whose coordinates can
     /// be had (an entry removed meanwhile is left out), in no set order.
-    /// Stripped entries of an `f16` or `i8` space are read from the
-    /// records, [`Self::RECORDS_AT_ONCE`] at a time; if there are more than
-    /// `screen` of them, only the `screen` nearest by the graph's own
-    /// (rounded) coordinates are read, the others left out.
+    /// Entries whose coordinates are their records'
+    /// ([`SpaceIndex::reads_record_of`]) are read from the records,
+    /// [`Self::RECORDS_AT_ONCE`] at a time; if there are more than `screen`
+    /// of them, only the `screen` nearest by their own `f32` copy or the
+    /// graph's (rounded) one are read, the others left out.
     fn distances(
         &self,
         graph: Option<&Index>,
@@ -1338,23 +1349,31 @@ impl SpaceIndex {
     ) -> Result<Vec<(u64, f64, Uuid)>> {
         let mut out = Vec::with_capacity(candidates.len());
         let mut buf = Vec::new();
-        let mut stored: Vec<(u64, Uuid)> = Vec::new();
+        let mut stored: Vec<(u64, &Entry)> = Vec::new();
         for (k, e) in candidates {
-            if e.stripped() && self.reads_records() {
-                stored.push((*k, e.id));
+            if self.reads_record_of(e) {
+                stored.push((*k, e));
             } else if let Some(x) = self.coords(graph, *k, e, &mut buf) {
                 out.push((*k, self.manifold.distance_unchecked(v, x), e.id));
             }
         }
-        if let (true, Some(g)) = (stored.len() > screen, graph) {
-            // Squared Euclidean distance to the graph's copy: the graph's
-            // own rank for the Euclidean space and the sphere.
+        let stored: Vec<(u64, Uuid)> = if stored.len() > screen {
+            // Squared Euclidean distance to the entry's `f32` copy or the
+            // graph's: the graph's own rank for the Euclidean space and
+            // the sphere.
+            let l2 = |x: &mut dyn Iterator<Item = f64>| -> f64 {
+                v.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum()
+            };
             buf.resize(self.manifold.ambient_dim(), 0.0);
             let mut ranked: Vec<(f64, u64, Uuid)> = Vec::with_capacity(stored.len());
-            for (k, id) in &stored {
-                if g.get(*k, &mut buf).is_ok_and(|n| n == 1) {
-                    let d2 = v.iter().zip(&buf).map(|(a, b)| (a - b) * (a - b)).sum();
-                    ranked.push((d2, *k, *id));
+            for (k, e) in &stored {
+                if !e.data32.is_empty() {
+                    let d2 = l2(&mut e.data32.iter().map(|x| f64::from(*x)));
+                    ranked.push((d2, *k, e.id));
+                } else if let Some(g) = graph
+                    && g.get(*k, &mut buf).is_ok_and(|n| n == 1)
+                {
+                    ranked.push((l2(&mut buf.iter().copied()), *k, e.id));
                 }
             }
             if ranked.len() > screen {
@@ -1362,8 +1381,10 @@ impl SpaceIndex {
                     .select_nth_unstable_by(screen, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 ranked.truncate(screen);
             }
-            stored = ranked.into_iter().map(|(_, k, id)| (k, id)).collect();
-        }
+            ranked.into_iter().map(|(_, k, id)| (k, id)).collect()
+        } else {
+            stored.into_iter().map(|(k, e)| (k, e.id)).collect()
+        };
         if let Some(read) = self.records.as_ref() {
             let dims = self.manifold.ambient_dim();
             for part in stored.chunks(Self::RECORDS_AT_ONCE) {
@@ -2236,6 +2257,30 @@ mod tests {
             let n = GRAPH_MIN + 200;
             let ids: Vec<Uuid> = (0..n as u128).map(Uuid::from_u128).collect();
             index.upsert_all(ids.iter().map(|id| store(*id, point(&mut rng))));
+            // Fresh, they hold an `f32` copy, not their `f64` coordinates,
+            // and answer with their records' distances all the same.
+            assert!(read!(index.state).entries.values().all(|e| e.data.is_empty()));
+            let q = point(&mut rng);
+            let got = index
+                .search(&Query {
+                    vector: &q,
+                    want: 10,
+                    filter: None,
+                    region: None,
+                    exact: false,
+                    ef: None,
+                })
+                .unwrap();
+            let held = records.lock().unwrap().clone();
+            let mut want: Vec<Hit> = held
+                .iter()
+                .map(|(id, x)| Hit {
+                    id: *id,
+                    distance: manifold.distance_unchecked(&q, x),
+                })
+                .collect();
+            want.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+            assert_eq!(got, want[..10].to_vec(), "{datatype:?} fresh");
             while index.merge_fresh(128, 1, true).unwrap() > 0 {}
             assert_eq!(index.graph_len(), n);
             let stripped = |index: &SpaceIndex| {
