@@ -1337,9 +1337,10 @@ impl SpaceIndex {
     /// be had (an entry removed meanwhile is left out), in no set order.
     /// Entries whose coordinates are their records'
     /// ([`SpaceIndex::reads_record_of`]) are read from the records,
-    /// [`Self::RECORDS_AT_ONCE`] at a time; if there are more than `screen`
-    /// of them, only the `screen` nearest by their own `f32` copy or the
-    /// graph's (rounded) one are read, the others left out.
+    /// [`Self::RECORDS_AT_ONCE`] at a time; if more than `screen` of them
+    /// have an `f32` copy or are in an `f16` graph, only the `screen`
+    /// nearest by that copy (or the graph's) are read, the others left
+    /// out. Those only in an `i8` graph are all read.
     fn distances(
         &self,
         graph: Option<&Index>,
@@ -1350,14 +1351,20 @@ impl SpaceIndex {
         let mut out = Vec::with_capacity(candidates.len());
         let mut buf = Vec::new();
         let mut stored: Vec<(u64, &Entry)> = Vec::new();
+        // Candidates only an `i8` graph's copy ranks: read whatever `screen`.
+        let mut rough: Vec<(u64, Uuid)> = Vec::new();
         for (k, e) in candidates {
-            if self.reads_record_of(e) {
+            if !self.reads_record_of(e) {
+                if let Some(x) = self.coords(graph, *k, e, &mut buf) {
+                    out.push((*k, self.manifold.distance_unchecked(v, x), e.id));
+                }
+            } else if e.data32.is_empty() && self.datatype == Datatype::I8 {
+                rough.push((*k, e.id));
+            } else {
                 stored.push((*k, e));
-            } else if let Some(x) = self.coords(graph, *k, e, &mut buf) {
-                out.push((*k, self.manifold.distance_unchecked(v, x), e.id));
             }
         }
-        let stored: Vec<(u64, Uuid)> = if stored.len() > screen {
+        let mut stored: Vec<(u64, Uuid)> = if stored.len() > screen {
             // Squared Euclidean distance to the entry's `f32` copy or the
             // graph's: the graph's own rank for the Euclidean space and
             // the sphere.
@@ -1385,6 +1392,7 @@ impl SpaceIndex {
         } else {
             stored.into_iter().map(|(k, e)| (k, e.id)).collect()
         };
+        stored.extend(rough);
         if let Some(read) = self.records.as_ref() {
             let dims = self.manifold.ambient_dim();
             for part in stored.chunks(Self::RECORDS_AT_ONCE) {
@@ -1875,12 +1883,14 @@ impl SpaceIndex {
         let graph = read!(self.graph);
         let (candidates, through_graph) = self.candidates(q, &st, graph.as_ref())?;
         drop(st);
-        // An `f16` graph search reads only the records of the candidates
-        // nearest by the graph's copy, as many as the graph's own list
-        // contributes (below); an exact scan reads them all.
-        let screen = match (self.datatype, through_graph) {
-            (Datatype::F16, true) => 2 * q.want + 8,
-            _ => usize::MAX,
+        // A graph search reads only the records of the candidates nearest
+        // by their `f32` copy or an `f16` graph's, as many as the graph's
+        // own list contributes (below); an `i8` graph's candidates all;
+        // an exact scan every one.
+        let screen = if through_graph {
+            2 * q.want + 8
+        } else {
+            usize::MAX
         };
         let mut found = self.distances(graph.as_ref(), q.vector, &candidates, screen)?;
         // The `want` nearest, sorted by distance, ties by key (so the same
@@ -2259,7 +2269,12 @@ mod tests {
             index.upsert_all(ids.iter().map(|id| store(*id, point(&mut rng))));
             // Fresh, they hold an `f32` copy, not their `f64` coordinates,
             // and answer with their records' distances all the same.
-            assert!(read!(index.state).entries.values().all(|e| e.data.is_empty()));
+            assert!(
+                read!(index.state)
+                    .entries
+                    .values()
+                    .all(|e| e.data.is_empty())
+            );
             let q = point(&mut rng);
             let got = index
                 .search(&Query {
@@ -2346,8 +2361,8 @@ mod tests {
                 };
                 assert_eq!(index.range(&query, radius).unwrap(), want[..21].to_vec());
                 // Screened: of every entry as a candidate, only the 28
-                // nearest by the graph's copy are read, and they hold the
-                // nearest 10 (with their records' distances).
+                // nearest by the `f16` graph's copy are read, and they hold
+                // the nearest 10 (with their records' distances).
                 let all: Vec<(u64, Arc<Entry>)> = read!(index.state)
                     .entries
                     .iter()
@@ -2357,10 +2372,13 @@ mod tests {
                 let g = read!(index.graph);
                 let mut got = index.distances(g.as_ref(), &q, &all, 28).unwrap();
                 drop(g);
-                assert_eq!(
-                    reads.load(std::sync::atomic::Ordering::Relaxed) - before,
-                    28
-                );
+                // (An `i8` graph's copy ranks too roughly: all are read.)
+                let expected = match datatype {
+                    Datatype::I8 => live.len(),
+                    _ => 28,
+                };
+                let read = reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+                assert_eq!(read, expected, "{datatype:?}");
                 got.sort_by(|a, b| a.1.total_cmp(&b.1));
                 let got: Vec<Hit> = got
                     .into_iter()
