@@ -2266,6 +2266,29 @@ mod tests {
             };
             let n = GRAPH_MIN + 200;
             let ids: Vec<Uuid> = (0..n as u128).map(Uuid::from_u128).collect();
+            // Every stored vector by its exact distance to `q`.
+            let brute = |held: &HashMap<Uuid, Vec<f64>>, q: &[f64]| -> Vec<Hit> {
+                let mut all: Vec<Hit> = held
+                    .iter()
+                    .map(|(id, x)| Hit {
+                        id: *id,
+                        distance: manifold.distance_unchecked(q, x),
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+                all
+            };
+            let search = |index: &SpaceIndex, q: &[f64], exact: bool, ef: Option<usize>| {
+                let query = Query {
+                    vector: q,
+                    want: 10,
+                    filter: None,
+                    region: None,
+                    exact,
+                    ef,
+                };
+                index.search(&query).unwrap()
+            };
             index.upsert_all(ids.iter().map(|id| store(*id, point(&mut rng))));
             // Fresh, they hold an `f32` copy, not their `f64` coordinates,
             // and answer with their records' distances all the same.
@@ -2276,26 +2299,12 @@ mod tests {
                     .all(|e| e.data.is_empty())
             );
             let q = point(&mut rng);
-            let got = index
-                .search(&Query {
-                    vector: &q,
-                    want: 10,
-                    filter: None,
-                    region: None,
-                    exact: false,
-                    ef: None,
-                })
-                .unwrap();
-            let held = records.lock().unwrap().clone();
-            let mut want: Vec<Hit> = held
-                .iter()
-                .map(|(id, x)| Hit {
-                    id: *id,
-                    distance: manifold.distance_unchecked(&q, x),
-                })
-                .collect();
-            want.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-            assert_eq!(got, want[..10].to_vec(), "{datatype:?} fresh");
+            let want = brute(&records.lock().unwrap(), &q);
+            assert_eq!(
+                search(&index, &q, false, None),
+                want[..10],
+                "{datatype:?} fresh"
+            );
             while index.merge_fresh(128, 1, true).unwrap() > 0 {}
             assert_eq!(index.graph_len(), n);
             let stripped = |index: &SpaceIndex| {
@@ -2317,35 +2326,15 @@ mod tests {
             let st = read!(index.state);
             assert_eq!(st.twins.len(), st.entries.len(), "{datatype:?}");
             drop(st);
-            let brute = |q: &[f64]| -> Vec<Hit> {
-                let mut all: Vec<Hit> = live
-                    .iter()
-                    .map(|(id, x)| Hit {
-                        id: *id,
-                        distance: manifold.distance_unchecked(q, x),
-                    })
-                    .collect();
-                all.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-                all
-            };
             for i in 0..20 {
                 // Some queries are stored vectors' own points.
                 let q = match i % 4 {
                     0 => live[&ids[3 + i]].clone(),
                     _ => point(&mut rng),
                 };
-                let want = brute(&q);
+                let want = brute(&live, &q);
                 for exact in [false, true] {
-                    let got = index
-                        .search(&Query {
-                            vector: &q,
-                            want: 10,
-                            filter: None,
-                            region: None,
-                            exact,
-                            ef: Some(n),
-                        })
-                        .unwrap();
+                    let got = search(&index, &q, exact, Some(n));
                     // Distances bit for bit the records' own; ids as the
                     // exact ranking has them.
                     assert_eq!(got, want[..10].to_vec(), "{datatype:?} exact {exact}");
