@@ -30,7 +30,7 @@
 //! sets, default `f32`; any of `f32,f16,f64`, and `i8` for `s512` only), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`; `usearch`: usearch alone, with HVS's graph settings, for the Euclidean sets),
 //! `HVS_BENCH_STORE` (`file`, default: a redb file in a temporary folder,
 //! as `hvs serve` keeps vectors; or `memory`), `HVS_BENCH_CACHE_MB`
-//! (redb's page cache, as `hvs serve --cache-mb`; default redb's 1 GiB), `HVS_BENCH_DEEP_SHIFT`
+//! (redb's page cache, as `hvs serve --cache-mb`; default the store's, 256 MiB), `HVS_BENCH_DEEP_SHIFT`
 //! (default 10), `HVS_BENCH_EXPORT` (a folder, relative to `storage/` where
 //! `cargo bench` runs: each Euclidean set's base, queries and exact
 //! neighbours are written there for `benches/hnswlib_ref.py`, and the

@@ -822,14 +822,12 @@ impl SpaceIndex {
         let mut own = Vec::new();
         let missed = match entry.own_coords(&mut own) {
             Some(data) => self.check_node(key, data, false)?,
-            // Its coordinates are its record's: it holds them while its
-            // node is re-inserted, if it is.
-            None if self.reads_records() => match self.stored(entry.id) {
-                Some(data) => self.check_node(key, &data, true)?,
-                None => return Ok(()),
-            },
             None => {
-                // Its coordinates are the graph's (`f32`, exact in `f64`).
+                // Its node's coordinates: in an `f32` graph its own (exact
+                // in `f64`); in an `f16` or `i8` one rounded, which finds
+                // the node as well (the search ranks by the same copy), so
+                // no record is read unless it must be re-inserted
+                // ([`SpaceIndex::unstrip`]).
                 let mut data = vec![0.0; self.manifold.ambient_dim()];
                 {
                     let _p = self.permits.acquire();
@@ -1444,8 +1442,16 @@ impl SpaceIndex {
     }
 
     /// Gives the entry `key` back its coordinates `data` if it gave them
-    /// up (while its node is re-inserted, the graph lacks them).
+    /// up (while its node is re-inserted, the graph lacks them). In an
+    /// `f16` or `i8` space `data` is the graph's rounded copy: the entry
+    /// gets its record's coordinates instead, if they can be read.
     fn unstrip(&self, key: u64, data: &[f64]) {
+        let id = self
+            .reads_records()
+            .then(|| read!(self.state).entries.get(&key).map(|e| e.id))
+            .flatten();
+        let stored = id.and_then(|id| self.stored(id));
+        let data = stored.as_deref().unwrap_or(data);
         let mut st = write!(self.state);
         if let Some(e) = st.entries.get_mut(&key)
             && e.stripped()
@@ -2321,6 +2327,9 @@ mod tests {
             records.lock().unwrap().remove(&ids[5]);
             assert!(index.remove(ids[5]));
             while index.merge_fresh(128, 1, true).unwrap() > 0 {}
+            // A full reachability pass checks stripped nodes by the
+            // graph's copy and leaves them stripped.
+            index.relink().unwrap();
             let live = records.lock().unwrap().clone();
             assert_eq!(stripped(&index), live.len());
             let st = read!(index.state);
