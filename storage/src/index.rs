@@ -1180,15 +1180,22 @@ impl SpaceIndex {
     fn insert_loaded(&self, entries: Vec<Arc<Entry>>, graph: bool, building: bool) -> bool {
         self.mark_changed();
         let mut st = write!(self.state);
+        st.entries.reserve(entries.len());
+        st.keys.reserve(entries.len());
+        let mut twins = Vec::with_capacity(entries.len());
         for e in entries {
             let key = st.next_key;
             st.next_key += 1;
             st.keys.insert(e.id, key);
             if let Some(h) = self.entry_twin(&e) {
-                st.twins.insert((h, key));
+                twins.push((h, key));
             }
             st.entries.insert(key, e);
         }
+        // In one sorted run: a B-tree built from one is far cheaper than
+        // from pairs one at a time in hash order (a start's whole load).
+        let mut twins: BTreeSet<(u64, u64)> = twins.into_iter().collect();
+        st.twins.append(&mut twins);
         st.graphed |= graph || st.entries.len() >= GRAPH_MIN;
         st.building = building && st.graphed;
         st.graphed

@@ -351,7 +351,10 @@ impl Shared {
 
     /// Reads spaces and vectors back and builds the indexes; with
     /// `keep_unsettled`, keeps the unsettled messages it reads
-    /// ([`StoreConfig::keep_unsettled`]).
+    /// ([`StoreConfig::keep_unsettled`]). The vector rows and the message
+    /// rows are read and decoded on two threads (after a crash a start
+    /// reads both tables whole before it serves), and the indexes are
+    /// filled on two.
     pub(super) fn load(&self, keep_unsettled: bool) -> Result<Unbuilt> {
         let txn = self.begin_read()?;
         let mut spaces = HashMap::new();
@@ -360,47 +363,13 @@ impl Shared {
             let config: SpaceConfig = decode(v.value(), "namespace")?;
             spaces.insert(config.name.clone(), self.make_space(config)?);
         }
-        let mut per_space: HashMap<String, Vec<Entry>> = HashMap::new();
-        for row in txn.open_table(VECTORS)?.iter()? {
-            let (_, v) = row?;
-            let r: VectorRecord = decode(v.value(), "vector record")?;
-            if !spaces.contains_key(&r.namespace) {
-                return Err(StorageError::Corrupt(format!(
-                    "vector {} belongs to unknown namespace {:?}",
-                    r.id, r.namespace
-                )));
-            }
-            spaces[&r.namespace].write_vectors().insert(r.id);
-            per_space
-                .entry(r.namespace.clone())
-                .or_default()
-                .push(entry_of(r));
-        }
-        let messages = txn.open_table(MESSAGES)?;
-        // Memory durability stores no message rows.
-        let keep = keep_unsettled && self.durability != Durability::Memory;
-        let settled = match keep {
-            true => crate::messages::settled_pairs(&txn)?,
-            false => Default::default(),
-        };
-        let mut unsettled = Vec::new();
-        let rows = messages.iter()?.map(|row| {
-            let (_, v) = row?;
-            let m = Arc::new(decode::<crate::messages::MessageRecord>(
-                v.value(),
-                "message",
-            )?);
-            if keep {
-                unsettled.extend(crate::messages::unsettled_of(&m, &settled));
-            }
-            Ok(m)
+        let (vectors, messages) = std::thread::scope(|s| {
+            let vectors = s.spawn(|| self.vector_entries(&spaces));
+            let messages = self.message_rows(&txn, &spaces, keep_unsettled);
+            (joined(vectors.join()), messages)
         });
-        let (message_entries, expiries, settling) =
-            crate::messages::message_entries(rows, &spaces)?;
-        if keep {
-            *lock(&self.kept_unsettled) = Some(unsettled);
-        }
-        *lock(&self.message_expiries) = expiries;
+        let mut per_space = vectors??;
+        let (message_entries, settling) = messages?;
         self.schedule_settled(&txn, settling)?;
         for (name, entries) in message_entries {
             if !spaces.contains_key(&name) {
@@ -410,12 +379,10 @@ impl Shared {
             }
             per_space.entry(name).or_default().extend(entries);
         }
-        let mut unbuilt = Unbuilt::default();
-        for (name, entries) in per_space {
-            if self.build_index(&spaces[&name], entries) {
-                unbuilt.spaces.push(spaces[&name].clone());
-            }
-        }
+        let mut unbuilt = Unbuilt {
+            spaces: self.build_indexes(&spaces, per_space)?,
+            blocks: false,
+        };
         if let Some(dir) = &self.dumps {
             crate::dump::remove_stale(dir, spaces.keys());
         }
@@ -434,6 +401,115 @@ impl Shared {
         *self.spaces.write().unwrap_or_else(|e| e.into_inner()) = spaces;
         Ok(unbuilt)
     }
+}
+
+impl Shared {
+    /// Every vector row's entry, per namespace; each id also goes into its
+    /// namespace's id set.
+    fn vector_entries(
+        &self,
+        spaces: &HashMap<String, Arc<Space>>,
+    ) -> Result<HashMap<String, Vec<Entry>>> {
+        let txn = self.begin_read()?;
+        let mut per_space: HashMap<String, Vec<Entry>> = HashMap::new();
+        for row in txn.open_table(VECTORS)?.iter()? {
+            let (_, v) = row?;
+            let r: VectorRecord = decode(v.value(), "vector record")?;
+            let Some(space) = spaces.get(&r.namespace) else {
+                return Err(StorageError::Corrupt(format!(
+                    "vector {} belongs to unknown namespace {:?}",
+                    r.id, r.namespace
+                )));
+            };
+            space.write_vectors().insert(r.id);
+            per_space
+                .entry(r.namespace.clone())
+                .or_default()
+                .push(entry_of(r));
+        }
+        Ok(per_space)
+    }
+
+    /// Every message row's entry, per namespace (and the messages of
+    /// namespaces that keep acked ones for a while, [`Settling`]); the
+    /// expiries noted, and with `keep_unsettled` the unsettled messages
+    /// kept.
+    fn message_rows(
+        &self,
+        txn: &Reading,
+        spaces: &HashMap<String, Arc<Space>>,
+        keep_unsettled: bool,
+    ) -> Result<(HashMap<String, Vec<Entry>>, crate::retention::Settling)> {
+        let messages = txn.open_table(MESSAGES)?;
+        // Memory durability stores no message rows.
+        let keep = keep_unsettled && self.durability != Durability::Memory;
+        let settled = match keep {
+            true => crate::messages::settled_pairs(txn)?,
+            false => Default::default(),
+        };
+        let mut unsettled = Vec::new();
+        let rows = messages.iter()?.map(|row| {
+            let (_, v) = row?;
+            let m = Arc::new(decode::<crate::messages::MessageRecord>(
+                v.value(),
+                "message",
+            )?);
+            if keep {
+                unsettled.extend(crate::messages::unsettled_of(&m, &settled));
+            }
+            Ok(m)
+        });
+        let (entries, expiries, settling) = crate::messages::message_entries(rows, spaces)?;
+        if keep {
+            *lock(&self.kept_unsettled) = Some(unsettled);
+        }
+        *lock(&self.message_expiries) = expiries;
+        Ok((entries, settling))
+    }
+
+    /// Fills each space's index with its entries ([`Shared::build_index`]),
+    /// the spaces shared out over two threads, largest first; the spaces
+    /// that need their graph built.
+    fn build_indexes(
+        &self,
+        spaces: &HashMap<String, Arc<Space>>,
+        per_space: HashMap<String, Vec<Entry>>,
+    ) -> Result<Vec<Arc<Space>>> {
+        let mut work: Vec<(Arc<Space>, Vec<Entry>)> = per_space
+            .into_iter()
+            .map(|(name, entries)| (spaces[&name].clone(), entries))
+            .collect();
+        work.sort_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
+        // Each next space to the thread with fewer entries so far.
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        let (mut n1, mut n2) = (0, 0);
+        for w in work {
+            if n1 <= n2 {
+                n1 += w.1.len();
+                one.push(w);
+            } else {
+                n2 += w.1.len();
+                two.push(w);
+            }
+        }
+        let fill = |work: Vec<(Arc<Space>, Vec<Entry>)>| -> Vec<Arc<Space>> {
+            work.into_iter()
+                .filter_map(|(space, entries)| self.build_index(&space, entries).then_some(space))
+                .collect()
+        };
+        std::thread::scope(|s| {
+            let other = s.spawn(|| fill(two));
+            let mut unbuilt = fill(one);
+            unbuilt.extend(joined(other.join())?);
+            Ok(unbuilt)
+        })
+    }
+}
+
+/// A scoped thread's result; its panic as a typed error (the open's own
+/// panics are contained likewise, `contain`).
+fn joined<T>(r: std::thread::Result<T>) -> Result<T> {
+    r.map_err(|_| StorageError::Io("a thread opening the database panicked".into()))
 }
 
 /// The indexes read at open without a usable graph dump: searched exactly
