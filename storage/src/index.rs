@@ -116,9 +116,10 @@ type Keyed = (u64, Arc<Entry>);
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) id: Uuid,
-    /// Its coordinates; empty in a space whose entries give them up
-    /// ([`SpaceIndex::strips`]: `f32`, and `f16` or `i8` with [`Records`]),
-    /// which keeps them in `data32` until its graph node holds them.
+    /// Its coordinates; empty once its graph node holds them in a space
+    /// whose entries give them up ([`SpaceIndex::strips`]: `f64`, `f32`,
+    /// and `f16` or `i8` with [`Records`]); all but `f64` keep them in
+    /// `data32` until then.
     pub(crate) data: Vec<f64>,
     /// Such a space's `f32` copy of them, until its graph node holds them;
     /// then empty too (see [`SpaceIndex::admit`], [`SpaceIndex::coords`]).
@@ -527,8 +528,8 @@ const MAX_OVERFLOW_DEPTH: usize = 4;
 
 /// Loose unreachable nodes scanned exactly by every search until there are
 /// this many; past it they get a graph of their own. Scanning one costs a
-/// distance in `f64` (and in an `f32` space a read of its coordinates from
-/// the graph): with 851 of them scanned, a search of 200,000 clustered
+/// distance in `f64` (and a read of its coordinates from the graph, where
+/// entries give them up): with 851 of them scanned, a search of 200,000 clustered
 /// 128-d vectors at `ef` 16 took 243 µs; with them in an overflow graph,
 /// 90 µs (an ad-hoc example run, not a committed bench; 2-core VM under
 /// load, 2026-12-06).
@@ -823,7 +824,7 @@ impl SpaceIndex {
         let missed = match entry.own_coords(&mut own) {
             Some(data) => self.check_node(key, data, false)?,
             None => {
-                // Its node's coordinates: in an `f32` graph its own (exact
+                // Its node's coordinates: in an `f64` or `f32` graph its own (exact
                 // in `f64`); in an `f16` or `i8` one rounded, which finds
                 // the node as well (the search ranks by the same copy), so
                 // no record is read unless it must be re-inserted
@@ -1229,9 +1230,10 @@ impl SpaceIndex {
     }
 
     /// An entry as this index keeps it: its twin hash set; in a space whose
-    /// entries give their coordinates up ([`SpaceIndex::strips`]) its
-    /// coordinates as `f32` (half the memory while it waits in the fresh
-    /// buffer). In an `f32` space that is what the graph holds, so that
+    /// entries give their coordinates up ([`SpaceIndex::strips`]) and
+    /// whose graph is not `f64`, its coordinates as `f32` (half the memory
+    /// while it waits in the fresh buffer; an `f64` space keeps them as
+    /// they are until its graph holds them). In an `f32` space that is what the graph holds, so that
     /// every distance is computed from the same coordinates, whether the
     /// entry or the graph gives them; in an `f16` or `i8` one the copy only
     /// ranks it and goes to the graph: its distances are its record's.
@@ -1239,7 +1241,7 @@ impl SpaceIndex {
         if !entry.data.is_empty() {
             entry.twin = self.twin_hash(entry.data.iter().copied());
         }
-        if self.strips() && !entry.data.is_empty() {
+        if self.strips() && self.datatype != Datatype::F64 && !entry.data.is_empty() {
             entry.data32 = entry.data.iter().map(|x| *x as f32).collect();
             entry.data = Vec::new();
         }
@@ -1279,15 +1281,15 @@ impl SpaceIndex {
     }
 
     /// Whether entries give up their coordinates once their graph node
-    /// holds them: in an `f32` space the graph's copy is exact for what is
-    /// searched, so keeping a second (`f64`) one would double the memory
-    /// of every vector; in an `f16` or `i8` space with [`Records`] to read
+    /// holds them: in an `f64` or `f32` space the graph's copy is exact
+    /// for what is searched (the coordinates themselves; in `f32` those
+    /// searched), so keeping a second one would double the memory of
+    /// every vector; in an `f16` or `i8` space with [`Records`] to read
     /// them back from (the graph's copy is rounded). docs/STORAGE.md,
     /// "Vector storage".
     fn strips(&self) -> bool {
         match self.datatype {
-            Datatype::F64 => false,
-            Datatype::F32 => true,
+            Datatype::F64 | Datatype::F32 => true,
             Datatype::F16 | Datatype::I8 => self.records.is_some(),
         }
     }
@@ -1853,7 +1855,7 @@ impl SpaceIndex {
 
     /// Rebuilds the graph from the entries (drops every orphan node); a
     /// space of fewer than [`GRAPH_MIN`] entries is left without one. An
-    /// `f32` space's entries get their coordinates back from the old graph,
+    /// `f64` or `f32` space's entries get their coordinates back from the old graph,
     /// or from `stored` (the records) where it lost them.
     pub(crate) fn rebuild(&self, stored: &dyn Fn(Uuid) -> Option<Vec<f64>>) -> Result<()> {
         let entries: Vec<Entry> = {
@@ -1887,7 +1889,7 @@ impl SpaceIndex {
             return Ok(Vec::new());
         }
         // Locks: state, then graph, as everywhere. The graph's is held for
-        // the whole search (entries of an `f32` space read their
+        // the whole search (entries of an `f64` or `f32` space read their
         // coordinates from it); the state's only while the candidates are
         // found: the distances (the bulk of an exact scan of a large fresh
         // buffer) are computed after it is let go, so that writes do not
@@ -2391,6 +2393,94 @@ mod tests {
                     .collect();
                 assert_eq!(got[..10], want[..10], "{datatype:?}");
             }
+        }
+    }
+
+    /// An `f64` space (the hyperboloid's) keeps a vector's coordinates in
+    /// its entry only until its graph node holds them (as they are, not as
+    /// an `f32` copy); then searches, exact scans and `range_search` read
+    /// them from the node and still answer the stored coordinates' own
+    /// distances, bit for bit, near the origin and far from it; replaced
+    /// and removed vectors too.
+    #[test]
+    fn f64_spaces_keep_coordinates_only_in_their_graph() {
+        let h = Hyperboloid::new(4, 1.0).unwrap();
+        let manifold = AnyManifold::Hyperboloid(h);
+        let mut rng = StdRng::seed_from_u64(12);
+        // Spatial parts from 0.1 to 1,000 in scale: radii up to about 8.
+        let point = |rng: &mut StdRng| -> Vec<f64> {
+            let scale = 10f64.powi(rng.random_range(-1..4));
+            let mut v: Vec<f64> = (0..5).map(|_| rng.random_range(-scale..scale)).collect();
+            v[0] = 0.0;
+            h.project(&v).unwrap()
+        };
+        let index =
+            SpaceIndex::new(manifold.clone(), IndexParams::default(), Datatype::F64).unwrap();
+        let n = GRAPH_MIN + 200;
+        let ids: Vec<Uuid> = (0..n as u128).map(Uuid::from_u128).collect();
+        let mut live: HashMap<Uuid, Vec<f64>> =
+            ids.iter().map(|id| (*id, point(&mut rng))).collect();
+        let entry = |id: Uuid, x: &[f64]| Entry::new(id, x.to_vec(), None, Arc::default());
+        index.upsert_all(ids.iter().map(|id| entry(*id, &live[id])));
+        let held = |index: &SpaceIndex| -> (usize, usize) {
+            let st = read!(index.state);
+            let own = st.entries.values().filter(|e| e.data.len() == 5).count();
+            assert!(st.entries.values().all(|e| e.data32.is_empty()));
+            (own, st.entries.len())
+        };
+        assert_eq!(
+            held(&index),
+            (n, n),
+            "fresh entries keep their f64 coordinates"
+        );
+        while index.merge_fresh(128, 1, true).unwrap() > 0 {}
+        assert_eq!(index.graph_len(), n);
+        assert_eq!(held(&index), (0, n), "in the graph, none");
+        let replaced = point(&mut rng);
+        live.insert(ids[3], replaced.clone());
+        index.upsert(entry(ids[3], &replaced));
+        live.remove(&ids[5]);
+        assert!(index.remove(ids[5]));
+        while index.merge_fresh(128, 1, true).unwrap() > 0 {}
+        index.relink().unwrap();
+        assert_eq!(held(&index), (0, n - 1));
+        for i in 0..20 {
+            let q = match i % 4 {
+                0 => live[&ids[3 + i]].clone(),
+                _ => point(&mut rng),
+            };
+            let mut want: Vec<Hit> = live
+                .iter()
+                .map(|(id, x)| Hit {
+                    id: *id,
+                    distance: manifold.distance_unchecked(&q, x),
+                })
+                .collect();
+            want.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+            let mut query = Query {
+                vector: &q,
+                want: 10,
+                filter: None,
+                region: None,
+                exact: true,
+                ef: None,
+            };
+            assert_eq!(index.search(&query).unwrap(), want[..10].to_vec());
+            for hit in index
+                .search(&Query {
+                    exact: false,
+                    ..query
+                })
+                .unwrap()
+            {
+                assert_eq!(
+                    hit.distance.to_bits(),
+                    manifold.distance_unchecked(&q, &live[&hit.id]).to_bits()
+                );
+            }
+            query.want = 0;
+            let radius = want[20].distance;
+            assert_eq!(index.range(&query, radius).unwrap(), want[..21].to_vec());
         }
     }
 
