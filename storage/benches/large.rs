@@ -26,6 +26,8 @@
 //! (`e128`, `c128`; 20,000), `HVS_BENCH_N512` (`c512`; 20,000),
 //! `HVS_BENCH_NDEEP` (`deep`; 50,000), `HVS_BENCH_QUERIES` (1,000),
 //! `HVS_BENCH_EF` (the sweep, default 10,16,24,32,48,64,96,128,192,256,384,512),
+//! `HVS_BENCH_EFC` (every graph's `expansion_add`, HVS's and the other
+//! libraries'; default the store's, 128),
 //! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean and spherical
 //! sets, default `f32`; any of `f32,f16,f64`, and `i8` for `s512` only), `HVS_BENCH_LIBS` (default `hvs,hnsw_rs`; `usearch`: usearch alone, with HVS's graph settings, for the Euclidean sets),
 //! `HVS_BENCH_STORE` (`file`, default: a redb file in a temporary folder,
@@ -59,7 +61,8 @@ use curves::{Base, DataSet, Settings, Table, pct, us};
 use data::Flat;
 use hvs_geometry::{Hyperboloid, Manifold};
 use hvs_storage::{
-    Datatype, Durability, GeometrySpec, NewVector, SearchQuery, SpaceConfig, Store, StoreConfig,
+    Datatype, Durability, GeometrySpec, IndexParams, NewVector, SearchQuery, SpaceConfig, Store,
+    StoreConfig,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -290,13 +293,14 @@ fn euclidean_part(name: &str, label: &str, (base, queries): (Flat, Flat), run: &
         );
         let efs: Vec<String> = run.settings.efs.iter().map(usize::to_string).collect();
         println!(
-            "\nhnswlib on the same data: `target/python-venv/bin/python storage/benches/hnswlib_ref.py --base {} --queries {} --truth {} --dim {} --k {} --ef {} --label \"{label}\"`",
+            "\nhnswlib on the same data: `target/python-venv/bin/python storage/benches/hnswlib_ref.py --base {} --queries {} --truth {} --dim {} --k {} --ef {} --ef-construction {} --label \"{label}\"`",
             file("base.f32").display(),
             file("queries.f32").display(),
             file("truth.i32").display(),
             base.dim,
             run.settings.k,
             efs.join(","),
+            run.settings.index.expansion_add,
         );
     }
     let set = DataSet {
@@ -457,6 +461,10 @@ fn main() {
             cache_bytes: std::env::var("HVS_BENCH_CACHE_MB")
                 .ok()
                 .map(|mb| mb.parse::<usize>().expect("HVS_BENCH_CACHE_MB: a number") << 20),
+            index: IndexParams {
+                expansion_add: env("HVS_BENCH_EFC", IndexParams::default().expansion_add),
+                ..IndexParams::default()
+            },
             started: Instant::now(),
             built_one: Cell::new(false),
         },

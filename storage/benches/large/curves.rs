@@ -57,6 +57,9 @@ pub(crate) struct Settings {
     pub(crate) file_store: bool,
     /// redb's page cache (`StoreConfig::cache_bytes`).
     pub(crate) cache_bytes: Option<usize>,
+    /// The graph settings of every index built (`HVS_BENCH_EFC` sets the
+    /// build's `expansion_add`; the rest are the store's defaults).
+    pub(crate) index: IndexParams,
     pub(crate) started: Instant,
     /// Whether an index has been built in this process already.
     pub(crate) built_one: Cell<bool>,
@@ -158,8 +161,8 @@ fn sweep<Q, R>(
     settings.progress(&format!("{}: {index} swept", set.label));
 }
 
-fn graph_settings() -> String {
-    let p = IndexParams::default();
+fn graph_settings(settings: &Settings) -> String {
+    let p = settings.index;
     format!("M={}, efc={}", p.connectivity, p.expansion_add)
 }
 
@@ -180,7 +183,11 @@ pub(crate) fn hvs(
     if let Some(d) = datatype {
         config = config.with_datatype(d);
     }
-    let index = format!("HVS {} ({})", config.datatype().name(), graph_settings());
+    let index = format!(
+        "HVS {} ({})",
+        config.datatype().name(),
+        graph_settings(settings)
+    );
     let n = set.base.len();
     let mut ids = Vec::with_capacity(n);
     let dir = tempfile::tempdir().unwrap();
@@ -191,6 +198,7 @@ pub(crate) fn hvs(
         StoreConfig::memory()
     };
     store.cache_bytes = settings.cache_bytes;
+    store.index = settings.index;
     let s = Store::open(store).unwrap();
     s.create_namespace(config).unwrap();
     let t0 = Instant::now();
@@ -274,8 +282,8 @@ fn library_built(
 
 /// hnsw_rs (f32, L2) built with `parallel_insert` on every core.
 pub(crate) fn hnsw_rs(set: &DataSet<'_>, base: &Flat, settings: &Settings, table: &mut Table) {
-    let p = IndexParams::default();
-    let index = format!("hnsw_rs 0.3 f32 ({})", graph_settings());
+    let p = settings.index;
+    let index = format!("hnsw_rs 0.3 f32 ({})", graph_settings(settings));
     let before = rss();
     let t0 = Instant::now();
     let hnsw = Hnsw::<f32, DistL2>::new(p.connectivity, base.len(), 16, p.expansion_add, DistL2 {});
@@ -297,8 +305,8 @@ pub(crate) fn hnsw_rs(set: &DataSet<'_>, base: &Flat, settings: &Settings, table
 /// setting, 1 here, and the count), as HVS's searches do, and keeps `k`.
 pub(crate) fn usearch(set: &DataSet<'_>, base: &Flat, settings: &Settings, table: &mut Table) {
     use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
-    let p = IndexParams::default();
-    let index = format!("usearch 2.26 f32 alone ({})", graph_settings());
+    let p = settings.index;
+    let index = format!("usearch 2.26 f32 alone ({})", graph_settings(settings));
     let before = rss();
     let t0 = Instant::now();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
