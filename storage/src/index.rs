@@ -214,6 +214,16 @@ struct State {
     building: bool,
 }
 
+impl State {
+    /// Puts in many `(twin hash, key)` pairs at once: a B-tree built from
+    /// one sorted run is far cheaper than from pairs one at a time in hash
+    /// order (a start's whole load goes through here).
+    fn add_twins(&mut self, pairs: Vec<(u64, u64)>) {
+        let mut pairs: BTreeSet<(u64, u64)> = pairs.into_iter().collect();
+        self.twins.append(&mut pairs);
+    }
+}
+
 struct Permits {
     free: Mutex<usize>,
     cv: Condvar,
@@ -1201,10 +1211,7 @@ impl SpaceIndex {
             }
             st.entries.insert(key, e);
         }
-        // In one sorted run: a B-tree built from one is far cheaper than
-        // from pairs one at a time in hash order (a start's whole load).
-        let mut twins: BTreeSet<(u64, u64)> = twins.into_iter().collect();
-        st.twins.append(&mut twins);
+        st.add_twins(twins);
         st.graphed |= graph || st.entries.len() >= GRAPH_MIN;
         st.building = building && st.graphed;
         st.graphed
@@ -1343,6 +1350,14 @@ impl SpaceIndex {
         buf.resize(self.manifold.ambient_dim(), 0.0);
         let found = graph?.get(key, buf).ok()?;
         (found == 1).then_some(&buf[..])
+    }
+
+    /// How many of a graph search's best-ranked candidates hold its
+    /// nearest `want` (the rank is an `f32`; in an `f16` graph to the
+    /// recall measured): those re-ranked from the graph's list, and those
+    /// whose records an `f16` search reads.
+    fn graph_list(want: usize) -> usize {
+        2 * want + 8
     }
 
     /// Candidates rows to read from the [`Records`] at a time.
@@ -1618,7 +1633,6 @@ impl SpaceIndex {
         let mut kept: HashSet<u64> = HashSet::with_capacity(entries.len());
         st.keys.reserve(entries.len());
         st.entries.reserve(entries.len());
-        // Put in as one sorted run (as in `insert_loaded`).
         let mut twins = Vec::with_capacity(entries.len());
         let mut coords = vec![0.0f64; dims];
         let mut pending = Vec::new();
@@ -1657,8 +1671,7 @@ impl SpaceIndex {
             st.entries.insert(k, Arc::new(e));
             fresh.push_back(k);
         }
-        let mut twins: BTreeSet<(u64, u64)> = twins.into_iter().collect();
-        st.twins.append(&mut twins);
+        st.add_twins(twins);
         let mut dropped = 0;
         for k in dumped.values().filter(|k| !kept.contains(k)) {
             if g.contains(*k) {
@@ -1922,7 +1935,7 @@ impl SpaceIndex {
         // own list contributes (below); an `i8` graph's candidates all;
         // an exact scan every one.
         let screen = if through_graph {
-            2 * q.want + 8
+            Self::graph_list(q.want)
         } else {
             usize::MAX
         };
@@ -2005,13 +2018,13 @@ impl SpaceIndex {
             .map_err(index_err)?;
             // Candidates come sorted by the rank metric. In `f64` and
             // `f32` graphs it orders them as the exact distance does, but
-            // for rounding (it is an `f32`): the first `2 want + 8` hold
+            // for rounding (it is an `f32`): the first `graph_list(want)` hold
             // the nearest `want`. In an `f16` graph too, to the recall
             // measured (each candidate re-ranked costs a record read:
             // docs/BENCHMARKS.md, "Quantized namespaces read their
             // records"). An `i8` graph ranks roughly: all are re-ranked.
             let rerank = match self.datatype {
-                Datatype::F64 | Datatype::F32 | Datatype::F16 => 2 * q.want + 8,
+                Datatype::F64 | Datatype::F32 | Datatype::F16 => Self::graph_list(q.want),
                 Datatype::I8 => usize::MAX,
             };
             // Unreachable nodes attached to the nodes found, nearest first

@@ -379,10 +379,7 @@ impl Shared {
             }
             per_space.entry(name).or_default().extend(entries);
         }
-        let mut unbuilt = Unbuilt {
-            spaces: self.build_indexes(&spaces, per_space)?,
-            blocks: false,
-        };
+        let unbuilt_spaces = self.build_indexes(&spaces, per_space)?;
         if let Some(dir) = &self.dumps {
             crate::dump::remove_stale(dir, spaces.keys());
         }
@@ -397,13 +394,14 @@ impl Shared {
             self.note_expiry(b.expires_ms);
             section_entries.extend(self.section_entries(&b));
         }
-        unbuilt.blocks = self.blocks_index.load_unbuilt(section_entries);
+        let blocks = self.blocks_index.load_unbuilt(section_entries);
         *self.spaces.write().unwrap_or_else(|e| e.into_inner()) = spaces;
-        Ok(unbuilt)
+        Ok(Unbuilt {
+            spaces: unbuilt_spaces,
+            blocks,
+        })
     }
-}
 
-impl Shared {
     /// Every vector row's entry, per namespace; each id also goes into its
     /// namespace's id set.
     fn vector_entries(
