@@ -919,6 +919,13 @@ impl SpaceIndex {
         self.mark_changed();
         if stripped {
             self.unstrip(key, data);
+            // A search that took the entry before it had its coordinates
+            // back reads them from the node, and would miss the vector if
+            // the node left the graph under it: such a search holds the
+            // graph's lock from before it let the state's go, so taking
+            // the graph's write lock once waits for those searches to end.
+            // Later ones take the entry with its coordinates.
+            drop(write!(self.graph));
         }
         let added = {
             let _p = self.permits.acquire();
