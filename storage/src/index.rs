@@ -534,6 +534,10 @@ pub(crate) struct SpaceIndex {
     /// Where an `f16` or `i8` space reads the coordinates its entries gave
     /// up to the graph; without it they keep them ([`SpaceIndex::strips`]).
     records: Option<Records>,
+    /// The graph's coordinates of the nodes a check is re-inserting, held
+    /// aside while each is out of the graph ([`SpaceIndex::node_coords`]);
+    /// a few at a time (one per checking thread).
+    held: Mutex<Vec<(u64, Vec<f64>)>>,
 }
 
 /// Overflow graphs below a space's graph at most. Each level has always
@@ -552,6 +556,30 @@ const MAX_OVERFLOW_DEPTH: usize = 4;
 /// 90 µs (an ad-hoc example run, not a committed bench; 2-core VM under
 /// load, 2026-12-06).
 const OVERFLOW_MIN: usize = 64;
+
+/// A node's coordinates held aside in [`SpaceIndex::held`] while a check
+/// re-inserts it; let go when dropped.
+struct Held<'a> {
+    list: &'a Mutex<Vec<(u64, Vec<f64>)>>,
+    key: u64,
+}
+
+impl<'a> Held<'a> {
+    fn new(list: &'a Mutex<Vec<(u64, Vec<f64>)>>, key: u64, data: &[f64]) -> Self {
+        let mut l = list.lock().unwrap_or_else(|e| e.into_inner());
+        l.push((key, data.to_vec()));
+        Held { list, key }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = l.iter().position(|(k, _)| *k == self.key) {
+            l.swap_remove(i);
+        }
+    }
+}
 
 /// A graph over (a snapshot of) a space's loose unreachable nodes, those
 /// no anchor takes ([`Unreachable`]).
@@ -611,6 +639,7 @@ impl SpaceIndex {
             since_relink: std::sync::atomic::AtomicUsize::new(0),
             merging: Mutex::new(()),
             merge_waiters: std::sync::atomic::AtomicUsize::new(0),
+            held: Mutex::new(Vec::new()),
             permits: Permits {
                 free: Mutex::new(GRAPH_THREADS),
                 cv: Condvar::new(),
@@ -840,13 +869,12 @@ impl SpaceIndex {
     fn ensure_reachable(&self, key: u64, entry: &Entry) -> Result<()> {
         let mut own = Vec::new();
         let missed = match entry.own_coords(&mut own) {
-            Some(data) => self.check_node(key, data, false)?,
+            Some(data) => self.check_node(key, data)?,
             None => {
                 // Its node's coordinates: in an `f64` or `f32` graph its own (exact
                 // in `f64`); in an `f16` or `i8` one rounded, which finds
-                // the node as well (the search ranks by the same copy), so
-                // no record is read unless it must be re-inserted
-                // ([`SpaceIndex::unstrip`]).
+                // the node as well (the search ranks by the same copy), and
+                // a re-insert puts the same copy back: no record is read.
                 let mut data = vec![0.0; self.manifold.ambient_dim()];
                 {
                     let _p = self.permits.acquire();
@@ -858,7 +886,7 @@ impl SpaceIndex {
                         return Ok(());
                     }
                 }
-                self.check_node(key, &data, true)?
+                self.check_node(key, &data)?
             }
         };
         // A change makes every search recompute the keys it scans exactly.
@@ -887,10 +915,11 @@ impl SpaceIndex {
     /// Whether a search for `data`, the node `key`'s vector, finds it; if
     /// not, re-inserts the node and searches again. `None` when found
     /// (either time); else the nodes the last search found instead,
-    /// nearest first. A `stripped` entry (whose coordinates are its
-    /// node's) holds `data` while its node is out of the graph, so that
-    /// searches and removals can read them meanwhile.
-    fn check_node(&self, key: u64, data: &[f64], stripped: bool) -> Result<Option<Vec<u64>>> {
+    /// nearest first. In a space whose entries give their coordinates up
+    /// to their nodes ([`SpaceIndex::strips`]) the node's are held aside
+    /// while it is out of the graph, so that searches that took its entry
+    /// without them can read them meanwhile ([`SpaceIndex::node_coords`]).
+    fn check_node(&self, key: u64, data: &[f64]) -> Result<Option<Vec<u64>>> {
         // Found among the nearest (a twin may rank first): at small `ef`s
         // first, which cost less ([`QUICK_CHECK_EFS`]), then at
         // [`CHECK_EF`]. A node gone from the graph (removed meanwhile)
@@ -917,16 +946,8 @@ impl SpaceIndex {
             return Ok(None);
         }
         self.mark_changed();
-        if stripped {
-            self.unstrip(key, data);
-            // A search that took the entry before it had its coordinates
-            // back reads them from the node, and would miss the vector if
-            // the node left the graph under it: such a search holds the
-            // graph's lock from before it let the state's go, so taking
-            // the graph's write lock once waits for those searches to end.
-            // Later ones take the entry with its coordinates.
-            drop(write!(self.graph));
-        }
+        // Held from before the node leaves the graph until it is back.
+        let _held = self.strips().then(|| Held::new(&self.held, key, data));
         let added = {
             let _p = self.permits.acquire();
             let g = read!(self.graph);
@@ -938,9 +959,7 @@ impl SpaceIndex {
                 None => Ok(()),
             }
         };
-        if stripped {
-            self.strip(std::iter::once(key));
-        }
+        drop(_held);
         added?;
         // A delete may have raced the re-insert: undo it if so (as in
         // `merge_fresh`).
@@ -948,6 +967,28 @@ impl SpaceIndex {
             self.remove_from_graph(key);
         }
         look()
+    }
+
+    /// The graph's coordinates of node `key` into `buf` (resized to the
+    /// ambient dimension); whether it has any. A node a check is
+    /// re-inserting ([`SpaceIndex::check_node`]) is out of the graph for a
+    /// moment, its coordinates held aside until it is back: looked up
+    /// there, and, if the re-insert ended meanwhile, in the graph again.
+    fn node_coords(&self, graph: &Index, key: u64, buf: &mut Vec<f64>) -> bool {
+        buf.resize(self.manifold.ambient_dim(), 0.0);
+        let get = |buf: &mut Vec<f64>| graph.get(key, buf).is_ok_and(|n| n == 1);
+        if get(buf) {
+            return true;
+        }
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, data)| buf.copy_from_slice(data))
+            .is_some();
+        held || get(buf)
     }
 
     /// Checks every graph node's reachability on all cores; returns how
@@ -1354,9 +1395,7 @@ impl SpaceIndex {
         if !entry.stripped() {
             return entry.own_coords(buf);
         }
-        buf.resize(self.manifold.ambient_dim(), 0.0);
-        let found = graph?.get(key, buf).ok()?;
-        (found == 1).then_some(&buf[..])
+        self.node_coords(graph?, key, buf).then_some(&buf[..])
     }
 
     /// How many of a graph search's best-ranked candidates hold its
@@ -1415,7 +1454,7 @@ impl SpaceIndex {
                     let d2 = l2(&mut e.data32.iter().map(|x| f64::from(*x)));
                     ranked.push((d2, *k, e.id));
                 } else if let Some(g) = graph
-                    && g.get(*k, &mut buf).is_ok_and(|n| n == 1)
+                    && self.node_coords(g, *k, &mut buf)
                 {
                     ranked.push((l2(&mut buf.iter().copied()), *k, e.id));
                 }
@@ -1477,25 +1516,6 @@ impl SpaceIndex {
             {
                 *e = Arc::new(e.with_data(Vec::new()));
             }
-        }
-    }
-
-    /// Gives the entry `key` back its coordinates `data` if it gave them
-    /// up (while its node is re-inserted, the graph lacks them). In an
-    /// `f16` or `i8` space `data` is the graph's rounded copy: the entry
-    /// gets its record's coordinates instead, if they can be read.
-    fn unstrip(&self, key: u64, data: &[f64]) {
-        let id = self
-            .reads_records()
-            .then(|| read!(self.state).entries.get(&key).map(|e| e.id))
-            .flatten();
-        let stored = id.and_then(|id| self.stored(id));
-        let data = stored.as_deref().unwrap_or(data);
-        let mut st = write!(self.state);
-        if let Some(e) = st.entries.get_mut(&key)
-            && e.stripped()
-        {
-            *e = Arc::new(e.with_data(data.to_vec()));
         }
     }
 
