@@ -22,7 +22,7 @@
 //! search (k = 10, through the graph when there is one) is answered; then,
 //! every `--sample-ms` (or, while searches are slow, after a pause as long
 //! as the sample took: the samples keep at most half a core busy), the p50
-//! of `--queries` searches and the namespaces' `in_graph`/`vectors`/`fresh`
+//! of `--queries` searches and the namespaces' `in_graph`/`vectors`/`fresh`/`building`
 //! (the `stats` request). **Graph speed** is
 //! reached at the first sample whose p50 is within 2× the reference: the
 //! p50 of 50 searches on the same server settled (every vector in its
@@ -599,7 +599,7 @@ fn all_in_graph(stats: &WireStats) -> bool {
     stats
         .namespaces
         .values()
-        .all(|n| n.in_graph >= n.vectors && n.fresh == 0)
+        .all(|n| n.in_graph >= n.vectors && n.fresh == 0 && !n.building)
 }
 
 /// The p50, in ms, of `n` searches one after the other (queries from

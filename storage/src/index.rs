@@ -1839,6 +1839,12 @@ impl SpaceIndex {
         read!(self.graph).as_ref().map_or(0, Index::size)
     }
 
+    /// Whether the graph of the entries read at open is being built
+    /// ([`SpaceIndex::load_unbuilt`]): until it is, searches scan exactly.
+    pub(crate) fn building(&self) -> bool {
+        read!(self.state).building
+    }
+
     pub(crate) fn len(&self) -> usize {
         read!(self.state).entries.len()
     }
@@ -2259,6 +2265,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Entries read at open wait for their graph's build: `building` says
+    /// so (searches scan them exactly meanwhile, and find them all), and
+    /// stops saying so once the build is done.
+    #[test]
+    fn a_graph_built_after_the_open_says_so_until_it_is_done() {
+        use hvs_geometry::Euclidean;
+        let index = SpaceIndex::new(
+            AnyManifold::Euclidean(Euclidean::new(4).unwrap()),
+            IndexParams::default(),
+            Datatype::F32,
+        )
+        .unwrap();
+        let n = GRAPH_MIN + 100;
+        let point = |i: usize| vec![i as f64, 1.0, (i % 7) as f64, 3.0];
+        let entries = (0..n)
+            .map(|i| Entry::new(Uuid::from_u128(i as u128), point(i), None, Arc::default()))
+            .collect();
+        assert!(!index.building(), "nothing loaded yet");
+        assert!(index.load_unbuilt(entries), "the space needs its graph");
+        assert!(index.building());
+        let find = |i: usize| {
+            let v = point(i);
+            let q = Query {
+                vector: &v,
+                want: 1,
+                filter: None,
+                region: None,
+                exact: false,
+                ef: None,
+            };
+            index.search(&q).unwrap()[0].id
+        };
+        assert!((0..n).all(|i| find(i) == Uuid::from_u128(i as u128)));
+        index.build_loaded(&|| false).unwrap();
+        assert!(!index.building());
+        assert_eq!(index.graph_len(), n);
+        assert!((0..n).all(|i| find(i) == Uuid::from_u128(i as u128)));
     }
 
     /// The fresh buffer counts vectors waiting for the graph: a removed or

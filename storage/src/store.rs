@@ -247,6 +247,11 @@ pub struct NamespaceStats {
     pub in_overflow: usize,
     /// Unreachable nodes no graph covers: every search scans these exactly.
     pub scanned_exactly: usize,
+    /// The graph is being built after the open (no usable graph dump:
+    /// the store was not closed cleanly before a checkpoint). Until it is
+    /// done every search of the namespace scans its vectors exactly, and
+    /// `in_graph` counts the nodes added so far.
+    pub building: bool,
 }
 
 /// What [`Store::get_stats`] reports.
@@ -927,6 +932,7 @@ impl Store {
                         attached: s.index.attached_len(),
                         in_overflow: s.index.overflow_len(),
                         scanned_exactly: s.index.scanned_exactly(),
+                        building: s.index.building(),
                     },
                 )
             })

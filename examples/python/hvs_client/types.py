@@ -361,6 +361,9 @@ class NamespaceStats:
     in_graph: int
     fresh: int
     unreachable: int
+    #: The graph is being built after the server's start: searches scan
+    #: exactly until it is.
+    building: bool = False
 
 
 @dataclass

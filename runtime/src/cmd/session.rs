@@ -32,6 +32,7 @@ pub(super) async fn stats(
                 in_graph: st.in_graph,
                 fresh: st.fresh,
                 unreachable: st.unreachable,
+                building: st.building,
             };
             (n, stats)
         })

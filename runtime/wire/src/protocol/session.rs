@@ -110,4 +110,8 @@ pub struct WireNamespaceStats {
     pub fresh: usize,
     /// Graph nodes found only by the overflow graph or exact scan.
     pub unreachable: usize,
+    /// The graph is being built after the server's start: every search
+    /// scans exactly until it is (absent from older servers: `false`).
+    #[serde(default)]
+    pub building: bool,
 }
