@@ -406,15 +406,25 @@ async fn run(s: Settings) -> Result<(), String> {
     if let Some(capacity) = s.mailbox_capacity {
         config.hub.mailboxes.capacity = capacity.max(1);
     }
-    let runtime = Runtime::open(config)
-        .await
-        .map_err(|e| format!("opening {}: {e}", db.display()))?;
     let auth = tokens
         .as_ref()
         .map(|t| (t.path().to_path_buf(), t.list().len()));
-    let server = Server::start(runtime, s.server, tokens)
+    // The ports first: a client that connects while the store opens waits
+    // for its welcome instead of being refused, and `/health` says
+    // `starting`.
+    let bound = Server::bind(s.server, tokens)
         .await
         .map_err(|e| e.to_string())?;
+    println!(
+        "hvs {} opening {} (connections to {} wait for it)",
+        env!("CARGO_PKG_VERSION"),
+        db.display(),
+        bound.local_addr()
+    );
+    let runtime = Runtime::open(config)
+        .await
+        .map_err(|e| format!("opening {}: {e}", db.display()))?;
+    let server = bound.serve(runtime);
     let addr = server.local_addr();
     println!("hvs {} listening on {addr}", env!("CARGO_PKG_VERSION"));
     if let Some(c) = &s.config_file {
@@ -503,6 +513,10 @@ pub(crate) fn status(args: StatusArgs) -> ExitCode {
             if let Some(reason) = v["reason"].as_str() {
                 println!("  {reason}");
             }
+            if v["status"] == "starting" {
+                println!("  up {} s", v["uptime_seconds"]);
+                return ExitCode::SUCCESS;
+            }
             println!(
                 "  up {} s, {} durability, auth {}",
                 v["uptime_seconds"],
@@ -546,8 +560,10 @@ fn fetch_health(addr: SocketAddr) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&body);
     let (head, json) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
-    let ok = head.starts_with("HTTP/1.") && head.split(' ').nth(1) == Some("200");
-    if !ok {
+    // 503 while the server is starting (its body says so).
+    let code = head.split(' ').nth(1);
+    let ok = head.starts_with("HTTP/1.") && matches!(code, Some("200" | "503"));
+    if !ok || (code == Some("503") && !json.contains("\"starting\"")) {
         return Err(format!(
             "unexpected answer: {}",
             head.lines().next().unwrap_or("")

@@ -3,7 +3,7 @@
 //! touches the model connections.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use hvs_storage::StorageError;
@@ -21,15 +21,23 @@ pub(crate) struct Sources {
     pub(crate) auth: bool,
 }
 
-/// The running admin server.
+/// The running admin server. It answers from the moment it is bound:
+/// `starting` (HTTP 503) until [`Admin::serve`] hands it the runtime.
 pub(crate) struct Admin {
     server: Arc<tiny_http::Server>,
     addr: SocketAddr,
+    sources: Arc<OnceLock<Sources>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Admin {
-    pub(crate) fn start(addr: SocketAddr, sources: Sources) -> std::io::Result<Admin> {
+    /// Binds `addr` and answers at once; `listen` is the model port (bound
+    /// before), `started` when the server began.
+    pub(crate) fn bind(
+        addr: SocketAddr,
+        listen: SocketAddr,
+        started: Instant,
+    ) -> std::io::Result<Admin> {
         let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
         let addr = server
             .server_addr()
@@ -37,32 +45,75 @@ impl Admin {
             .ok_or_else(|| std::io::Error::other("admin server is not on TCP"))?;
         let server = Arc::new(server);
         let s = server.clone();
+        let sources = Arc::new(OnceLock::<Sources>::new());
+        let from = sources.clone();
         let thread = std::thread::Builder::new()
             .name("hvs-admin".into())
             .spawn(move || {
                 for req in s.incoming_requests() {
-                    answer(&sources, req);
+                    match from.get() {
+                        Some(sources) => answer(sources, req),
+                        None => starting(req, listen, started),
+                    }
                 }
             })?;
         Ok(Admin {
             server,
             addr,
+            sources,
             thread: Some(thread),
         })
+    }
+
+    /// From now on the pages read `sources` (the runtime is open).
+    pub(crate) fn serve(&self, sources: Sources) {
+        let _ = self.sources.set(sources);
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
 
+impl Drop for Admin {
     /// Stops serving and waits for the thread (it holds the runtime).
-    pub(crate) fn stop(mut self) {
+    fn drop(&mut self) {
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
+
+/// What the admin port answers while the store is being opened: `/health`
+/// says `starting` with HTTP 503 (not ready), `/metrics` a 503 too.
+fn starting(req: tiny_http::Request, listen: SocketAddr, started: Instant) {
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    let response = match (req.method(), path.as_str()) {
+        (tiny_http::Method::Get, "/health") => {
+            let body = serde_json::json!({
+                "status": "starting",
+                "reason": STARTING,
+                "version": env!("CARGO_PKG_VERSION"),
+                "protocol_versions": crate::protocol::PROTOCOL_VERSIONS,
+                "listen": listen.to_string(),
+                "uptime_seconds": started.elapsed().as_secs(),
+            });
+            tiny_http::Response::from_string(body.to_string())
+                .with_header(header("Content-Type", "application/json"))
+                .with_status_code(503)
+        }
+        (tiny_http::Method::Get, "/metrics") => {
+            tiny_http::Response::from_string(format!("{STARTING}\n")).with_status_code(503)
+        }
+        _ => tiny_http::Response::from_string("not found: try /health or /metrics\n")
+            .with_status_code(404),
+    };
+    let _ = req.respond(response);
+}
+
+/// Why a server that is starting does not serve yet.
+const STARTING: &str = "the store is being opened: connections are accepted, and each hello is answered once it is open";
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())

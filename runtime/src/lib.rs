@@ -38,7 +38,7 @@ mod metrics;
 pub mod server;
 
 pub use hvs_wire::{Client, ClientConfig, ClientError, client, protocol};
-pub use server::{Server, ServerConfig, ServerError};
+pub use server::{Bound, Server, ServerConfig, ServerError};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -130,7 +130,6 @@ struct Shared {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     shutdown: watch::Receiver<bool>,
     connections: AtomicU64,
-    started: Instant,
 }
 
 /// One model's live connection.
@@ -167,19 +166,91 @@ pub struct Server {
     tasks: Arc<Semaphore>,
 }
 
+/// A server's ports, bound before its runtime is opened: models' connections
+/// wait in the listen queue (their hello is answered once [`Bound::serve`]
+/// starts serving), and the admin port answers `starting` meanwhile.
+pub struct Bound {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    admin: Option<crate::admin::Admin>,
+    started: Instant,
+    config: ServerConfig,
+    tokens: Option<TokenStore>,
+}
+
+impl Bound {
+    /// Where models connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where `/health` and `/metrics` are served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr())
+    }
+
+    /// Starts serving `runtime` on the bound ports: the connections that
+    /// waited are accepted first.
+    pub fn serve(self, runtime: Runtime) -> Server {
+        let Bound {
+            listener,
+            local_addr,
+            admin,
+            started,
+            config,
+            tokens,
+        } = self;
+        let (stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            runtime: Arc::new(runtime),
+            tokens,
+            metrics: Metrics::new(),
+            sessions: Mutex::new(HashMap::new()),
+            shutdown,
+            connections: AtomicU64::new(0),
+            config,
+        });
+        if let Some(a) = &admin {
+            a.serve(crate::admin::Sources {
+                runtime: shared.runtime.clone(),
+                metrics: shared.metrics.clone(),
+                handle: tokio::runtime::Handle::current(),
+                listen: local_addr,
+                started,
+                auth: shared.tokens.is_some(),
+            });
+        }
+        let admin_addr = admin.as_ref().map(|a| a.addr());
+        // Connection tasks hold a permit each; shutdown waits for them all.
+        let tasks = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+        let accept = tokio::spawn(accept_loop(listener, shared.clone(), tasks.clone()));
+        info!(%local_addr, "serving");
+        Server {
+            shared,
+            local_addr,
+            admin_addr,
+            stop,
+            accept,
+            admin,
+            tasks,
+        }
+    }
+}
+
 impl Server {
-    /// Binds the listener (and the admin port) and starts serving `runtime`.
-    /// `tokens`: the operator's tokens; without them only loopback
-    /// addresses are allowed and any token is accepted.
-    pub async fn start(
-        runtime: Runtime,
+    /// Binds the listener and the admin port without a runtime yet
+    /// ([`Bound::serve`] starts serving one). `tokens`: the operator's
+    /// tokens; without them only loopback addresses are allowed and any
+    /// token is accepted.
+    pub async fn bind(
         config: ServerConfig,
         tokens: Option<TokenStore>,
-    ) -> Result<Server, ServerError> {
+    ) -> Result<Bound, ServerError> {
         config.validate()?;
         if tokens.is_none() && !config.listen.ip().is_loopback() {
             return Err(ServerError::NoAuthOnPublicAddress(config.listen));
         }
+        let started = Instant::now();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -191,49 +262,32 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let (stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            runtime: Arc::new(runtime),
-            tokens,
-            metrics: Metrics::new(),
-            sessions: Mutex::new(HashMap::new()),
-            shutdown,
-            connections: AtomicU64::new(0),
-            started: Instant::now(),
-            config,
-        });
-        let (admin, admin_addr) = match shared.config.admin {
-            Some(addr) => {
-                let a = crate::admin::Admin::start(
-                    addr,
-                    crate::admin::Sources {
-                        runtime: shared.runtime.clone(),
-                        metrics: shared.metrics.clone(),
-                        handle: tokio::runtime::Handle::current(),
-                        listen: local_addr,
-                        started: shared.started,
-                        auth: shared.tokens.is_some(),
-                    },
-                )
-                .map_err(|source| ServerError::Bind { addr, source })?;
-                let at = a.addr();
-                (Some(a), Some(at))
-            }
-            None => (None, None),
+        let admin = match config.admin {
+            Some(addr) => Some(
+                crate::admin::Admin::bind(addr, local_addr, started)
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
         };
-        // Connection tasks hold a permit each; shutdown waits for them all.
-        let tasks = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
-        let accept = tokio::spawn(accept_loop(listener, shared.clone(), tasks.clone()));
         info!(%local_addr, "listening");
-        Ok(Server {
-            shared,
+        Ok(Bound {
+            listener,
             local_addr,
-            admin_addr,
-            stop,
-            accept,
             admin,
-            tasks,
+            started,
+            config,
+            tokens,
         })
+    }
+
+    /// Binds the listener (and the admin port) and starts serving `runtime`
+    /// ([`Server::bind`], then [`Bound::serve`]).
+    pub async fn start(
+        runtime: Runtime,
+        config: ServerConfig,
+        tokens: Option<TokenStore>,
+    ) -> Result<Server, ServerError> {
+        Ok(Self::bind(config, tokens).await?.serve(runtime))
     }
 
     /// Where models connect.
@@ -265,9 +319,7 @@ impl Server {
             .acquire_many(Semaphore::MAX_PERMITS as u32)
             .await
             .map_err(|_| crate::Error::Stopped)?;
-        if let Some(a) = self.admin {
-            a.stop();
-        }
+        drop(self.admin);
         // Tasks drop their handles before their permits; allow a moment
         // for any still unwinding.
         let mut shared = self.shared;

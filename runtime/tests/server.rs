@@ -238,6 +238,62 @@ async fn models_message_search_share_and_agree_over_tcp() {
     server.shutdown().await.unwrap();
 }
 
+/// A server's ports are bound before its store opens: a client that
+/// connects meanwhile is not refused, its hello is answered once the
+/// runtime is handed over, and `/health` says `starting` (HTTP 503) until
+/// then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connecting_while_the_store_opens_waits_for_its_welcome() {
+    let bound = Server::bind(local(), None).await.unwrap();
+    let admin = bound.admin_addr().unwrap();
+    let health = http_get(admin, "/health").await;
+    assert_eq!(status(&health), 503, "{health}");
+    assert!(health.contains("\"status\":\"starting\""), "{health}");
+    let metrics = http_get(admin, "/metrics").await;
+    assert_eq!(status(&metrics), 503, "{metrics}");
+
+    // Connected (the listen queue takes it) and its hello sent; no answer
+    // while there is no runtime.
+    let mut c = Framed::new(
+        TcpStream::connect(bound.local_addr()).await.unwrap(),
+        LengthDelimitedCodec::new(),
+    );
+    send_req(
+        &mut c,
+        0,
+        "hello",
+        json!({"versions": [1], "contract": text("early")}),
+    )
+    .await;
+    let waited = tokio::time::timeout(Duration::from_millis(300), c.next()).await;
+    assert!(waited.is_err(), "answered before the store opened");
+
+    let server = bound.serve(Runtime::open(RuntimeConfig::memory()).await.unwrap());
+    assert!(matches!(
+        next(&mut c).await,
+        Some(ServerFrame::Ok { id: 0, .. })
+    ));
+    send_req(&mut c, 1, "ping", json!({})).await;
+    assert!(matches!(
+        next(&mut c).await,
+        Some(ServerFrame::Ok { id: 1, .. })
+    ));
+    let health = http_get(admin, "/health").await;
+    assert_eq!(status(&health), 200, "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    drop(c);
+    server.shutdown().await.unwrap();
+}
+
+/// The status code of an HTTP answer.
+fn status(answer: &str) -> u16 {
+    let line = answer.lines().next().unwrap_or_default();
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.unwrap();
