@@ -969,6 +969,20 @@ impl SpaceIndex {
         look()
     }
 
+    /// [`SpaceIndex::node_coords`] as `f32` (an `f16` or `i8` graph's
+    /// copy, converted by usearch), into `buf` (of the ambient dimension);
+    /// `wide` is scratch for a node held aside.
+    fn node_coords32(&self, graph: &Index, key: u64, buf: &mut [f32], wide: &mut Vec<f64>) -> bool {
+        if graph.get(key, buf).is_ok_and(|n| n == 1) {
+            return true;
+        }
+        let found = self.node_coords(graph, key, wide);
+        for (x, w) in buf.iter_mut().zip(wide.iter()) {
+            *x = *w as f32;
+        }
+        found
+    }
+
     /// The graph's coordinates of node `key` into `buf` (resized to the
     /// ambient dimension); whether it has any. A node a check is
     /// re-inserting ([`SpaceIndex::check_node`]) is out of the graph for a
@@ -1443,20 +1457,19 @@ impl SpaceIndex {
         let mut stored: Vec<(u64, Uuid)> = if stored.len() > screen {
             // Squared Euclidean distance to the entry's `f32` copy or the
             // graph's: the graph's own rank for the Euclidean space and
-            // the sphere.
-            let l2 = |x: &mut dyn Iterator<Item = f64>| -> f64 {
-                v.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum()
-            };
-            buf.resize(self.manifold.ambient_dim(), 0.0);
-            let mut ranked: Vec<(f64, u64, Uuid)> = Vec::with_capacity(stored.len());
+            // the sphere, summed in `f32` by the kernel an `f32` graph
+            // ranks by (a screen: the records decide).
+            let l2sq = crate::kernel::l2sq_f32();
+            let query: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+            let mut node = vec![0.0f32; query.len()];
+            let mut ranked: Vec<(f32, u64, Uuid)> = Vec::with_capacity(stored.len());
             for (k, e) in &stored {
                 if !e.data32.is_empty() {
-                    let d2 = l2(&mut e.data32.iter().map(|x| f64::from(*x)));
-                    ranked.push((d2, *k, e.id));
+                    ranked.push((l2sq(&query, &e.data32), *k, e.id));
                 } else if let Some(g) = graph
-                    && self.node_coords(g, *k, &mut buf)
+                    && self.node_coords32(g, *k, &mut node, &mut buf)
                 {
-                    ranked.push((l2(&mut buf.iter().copied()), *k, e.id));
+                    ranked.push((l2sq(&query, &node), *k, e.id));
                 }
             }
             if ranked.len() > screen {
