@@ -424,7 +424,7 @@ async fn run(s: Settings) -> Result<(), String> {
     let runtime = Runtime::open(config)
         .await
         .map_err(|e| format!("opening {}: {e}", db.display()))?;
-    let server = bound.serve(runtime);
+    let server = bound.serve(runtime).await;
     let addr = server.local_addr();
     println!("hvs {} listening on {addr}", env!("CARGO_PKG_VERSION"));
     if let Some(c) = &s.config_file {

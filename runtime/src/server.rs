@@ -189,9 +189,9 @@ impl Bound {
         self.admin.as_ref().map(|a| a.addr())
     }
 
-    /// Starts serving `runtime` on the bound ports: the connections that
-    /// waited are accepted first.
-    pub fn serve(self, runtime: Runtime) -> Server {
+    /// Starts serving `runtime` on the bound ports (on the current tokio
+    /// runtime): the connections that waited are accepted first.
+    pub async fn serve(self, runtime: Runtime) -> Server {
         let Bound {
             listener,
             local_addr,
@@ -287,7 +287,7 @@ impl Server {
         config: ServerConfig,
         tokens: Option<TokenStore>,
     ) -> Result<Server, ServerError> {
-        Ok(Self::bind(config, tokens).await?.serve(runtime))
+        Ok(Self::bind(config, tokens).await?.serve(runtime).await)
     }
 
     /// Where models connect.

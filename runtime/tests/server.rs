@@ -268,7 +268,9 @@ async fn a_client_connecting_while_the_store_opens_waits_for_its_welcome() {
     let waited = tokio::time::timeout(Duration::from_millis(300), c.next()).await;
     assert!(waited.is_err(), "answered before the store opened");
 
-    let server = bound.serve(Runtime::open(RuntimeConfig::memory()).await.unwrap());
+    let server = bound
+        .serve(Runtime::open(RuntimeConfig::memory()).await.unwrap())
+        .await;
     assert!(matches!(
         next(&mut c).await,
         Some(ServerFrame::Ok { id: 0, .. })
