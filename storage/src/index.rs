@@ -1413,9 +1413,9 @@ impl SpaceIndex {
     }
 
     /// How many of a graph search's best-ranked candidates hold its
-    /// nearest `want` (the rank is an `f32`; in an `f16` graph to the
-    /// recall measured): those re-ranked from the graph's list, and those
-    /// whose records an `f16` search reads.
+    /// nearest `want` (the rank is an `f32`; in an `f16` or `i8` graph to
+    /// the recall measured): those re-ranked from the graph's list, and
+    /// those whose records an `f16` search reads.
     fn graph_list(want: usize) -> usize {
         2 * want + 8
     }
@@ -1430,7 +1430,8 @@ impl SpaceIndex {
     /// [`Self::RECORDS_AT_ONCE`] at a time; if more than `screen` of them
     /// have an `f32` copy or are in an `f16` graph, only the `screen`
     /// nearest by that copy (or the graph's) are read, the others left
-    /// out. Those only in an `i8` graph are all read.
+    /// out. Those only in an `i8` graph are all read (its list was cut to
+    /// the `screen` it ranked best: [`SpaceIndex::candidates`]).
     fn distances(
         &self,
         graph: Option<&Index>,
@@ -1978,8 +1979,8 @@ impl SpaceIndex {
         drop(st);
         // A graph search reads only the records of the candidates nearest
         // by their `f32` copy or an `f16` graph's, as many as the graph's
-        // own list contributes (below); an `i8` graph's candidates all;
-        // an exact scan every one.
+        // own list contributes (below); an `i8` graph's candidates all
+        // (its list is cut to as many); an exact scan every one.
         let screen = if through_graph {
             Self::graph_list(q.want)
         } else {
@@ -2065,14 +2066,11 @@ impl SpaceIndex {
             // Candidates come sorted by the rank metric. In `f64` and
             // `f32` graphs it orders them as the exact distance does, but
             // for rounding (it is an `f32`): the first `graph_list(want)` hold
-            // the nearest `want`. In an `f16` graph too, to the recall
-            // measured (each candidate re-ranked costs a record read:
-            // docs/BENCHMARKS.md, "Quantized namespaces read their
-            // records"). An `i8` graph ranks roughly: all are re-ranked.
-            let rerank = match self.datatype {
-                Datatype::F64 | Datatype::F32 | Datatype::F16 => Self::graph_list(q.want),
-                Datatype::I8 => usize::MAX,
-            };
+            // the nearest `want`. In `f16` and `i8` graphs too, to the
+            // recall measured (each candidate re-ranked costs a record
+            // read: docs/BENCHMARKS.md, "Quantized namespaces read their
+            // records", "`i8` re-ranks the graph's best").
+            let rerank = Self::graph_list(q.want);
             // Unreachable nodes attached to the nodes found, nearest first
             // (a lookup each): an attached node is near the query when its
             // anchor is. At most `ef` of them: on spread H^12 the points
