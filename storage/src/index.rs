@@ -2278,6 +2278,59 @@ mod tests {
         }
     }
 
+    /// While a check re-inserts a node, the node is out of the graph and an
+    /// entry that gave its coordinates up to it reads them from the copy
+    /// held aside: a search for its own vector finds it then (and would
+    /// not without the copy), and again once the node is back.
+    #[test]
+    fn a_node_out_of_the_graph_for_its_re_insert_is_found_by_its_held_coordinates() {
+        use hvs_geometry::Euclidean;
+        let index = SpaceIndex::new(
+            AnyManifold::Euclidean(Euclidean::new(4).unwrap()),
+            IndexParams::default(),
+            Datatype::F32,
+        )
+        .unwrap();
+        let n = GRAPH_MIN + 100;
+        let point = |i: usize| vec![i as f64, 1.0, (i % 7) as f64, 3.0];
+        let id = |i: usize| Uuid::from_u128(i as u128);
+        index.upsert_all((0..n).map(|i| Entry::new(id(i), point(i), None, Arc::default())));
+        while index.merge_fresh(64, 1, false).unwrap() > 0 {}
+        let find = |i: usize| {
+            let v = point(i);
+            let q = Query {
+                vector: &v,
+                want: 1,
+                filter: None,
+                region: None,
+                exact: false,
+                ef: None,
+            };
+            index
+                .search(&q)
+                .unwrap()
+                .first()
+                .map(|h| (h.id, h.distance))
+        };
+        let i = 123;
+        let key = read!(index.state).keys[&id(i)];
+        assert!(read!(index.state).entries[&key].stripped());
+        assert_eq!(find(i), Some((id(i), 0.0)));
+
+        // What `check_node` does around its re-insert.
+        let held = Held::new(&index.held, key, &point(i));
+        assert!(read!(index.graph).as_ref().unwrap().remove(key).is_ok());
+        assert_eq!(find(i), Some((id(i), 0.0)), "found by its held copy");
+        drop(held);
+        assert_ne!(find(i), Some((id(i), 0.0)), "nothing else gives them");
+        read!(index.graph)
+            .as_ref()
+            .unwrap()
+            .add(key, &point(i))
+            .unwrap();
+        assert_eq!(find(i), Some((id(i), 0.0)), "back in the graph");
+    }
+
     /// Entries read at open wait for their graph's build: `building` says
     /// so (searches scan them exactly meanwhile, and find them all), and
     /// stops saying so once the build is done.
