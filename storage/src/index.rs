@@ -2278,47 +2278,57 @@ mod tests {
         }
     }
 
+    /// An `f32` index of R^4, as the small tests below use.
+    fn e4_index() -> SpaceIndex {
+        SpaceIndex::new(
+            AnyManifold::Euclidean(hvs_geometry::Euclidean::new(4).unwrap()),
+            IndexParams::default(),
+            Datatype::F32,
+        )
+        .unwrap()
+    }
+
+    /// Distinct points of R^4 whose coordinates `f32` holds exactly.
+    fn e4_point(i: usize) -> Vec<f64> {
+        vec![i as f64, 1.0, (i % 7) as f64, 3.0]
+    }
+
+    /// The id and distance of a graph search's nearest hit to `v`.
+    fn nearest(index: &SpaceIndex, v: &[f64]) -> Option<(Uuid, f64)> {
+        let q = Query {
+            vector: v,
+            want: 1,
+            filter: None,
+            region: None,
+            exact: false,
+            ef: None,
+        };
+        index
+            .search(&q)
+            .unwrap()
+            .first()
+            .map(|h| (h.id, h.distance))
+    }
+
     /// While a check re-inserts a node, the node is out of the graph and an
     /// entry that gave its coordinates up to it reads them from the copy
     /// held aside: a search for its own vector finds it then (and would
     /// not without the copy), and again once the node is back.
     #[test]
     fn a_node_out_of_the_graph_for_its_re_insert_is_found_by_its_held_coordinates() {
-        use hvs_geometry::Euclidean;
-        let index = SpaceIndex::new(
-            AnyManifold::Euclidean(Euclidean::new(4).unwrap()),
-            IndexParams::default(),
-            Datatype::F32,
-        )
-        .unwrap();
+        let index = e4_index();
         let n = GRAPH_MIN + 100;
-        let point = |i: usize| vec![i as f64, 1.0, (i % 7) as f64, 3.0];
         let id = |i: usize| Uuid::from_u128(i as u128);
-        index.upsert_all((0..n).map(|i| Entry::new(id(i), point(i), None, Arc::default())));
+        index.upsert_all((0..n).map(|i| Entry::new(id(i), e4_point(i), None, Arc::default())));
         while index.merge_fresh(64, 1, false).unwrap() > 0 {}
-        let find = |i: usize| {
-            let v = point(i);
-            let q = Query {
-                vector: &v,
-                want: 1,
-                filter: None,
-                region: None,
-                exact: false,
-                ef: None,
-            };
-            index
-                .search(&q)
-                .unwrap()
-                .first()
-                .map(|h| (h.id, h.distance))
-        };
+        let find = |i: usize| nearest(&index, &e4_point(i));
         let i = 123;
         let key = read!(index.state).keys[&id(i)];
         assert!(read!(index.state).entries[&key].stripped());
         assert_eq!(find(i), Some((id(i), 0.0)));
 
         // What `check_node` does around its re-insert.
-        let held = Held::new(&index.held, key, &point(i));
+        let held = Held::new(&index.held, key, &e4_point(i));
         assert!(read!(index.graph).as_ref().unwrap().remove(key).is_ok());
         assert_eq!(find(i), Some((id(i), 0.0)), "found by its held copy");
         drop(held);
@@ -2326,7 +2336,7 @@ mod tests {
         read!(index.graph)
             .as_ref()
             .unwrap()
-            .add(key, &point(i))
+            .add(key, &e4_point(i))
             .unwrap();
         assert_eq!(find(i), Some((id(i), 0.0)), "back in the graph");
     }
@@ -2336,33 +2346,22 @@ mod tests {
     /// stops saying so once the build is done.
     #[test]
     fn a_graph_built_after_the_open_says_so_until_it_is_done() {
-        use hvs_geometry::Euclidean;
-        let index = SpaceIndex::new(
-            AnyManifold::Euclidean(Euclidean::new(4).unwrap()),
-            IndexParams::default(),
-            Datatype::F32,
-        )
-        .unwrap();
+        let index = e4_index();
         let n = GRAPH_MIN + 100;
-        let point = |i: usize| vec![i as f64, 1.0, (i % 7) as f64, 3.0];
         let entries = (0..n)
-            .map(|i| Entry::new(Uuid::from_u128(i as u128), point(i), None, Arc::default()))
+            .map(|i| {
+                Entry::new(
+                    Uuid::from_u128(i as u128),
+                    e4_point(i),
+                    None,
+                    Arc::default(),
+                )
+            })
             .collect();
         assert!(!index.building(), "nothing loaded yet");
         assert!(index.load_unbuilt(entries), "the space needs its graph");
         assert!(index.building());
-        let find = |i: usize| {
-            let v = point(i);
-            let q = Query {
-                vector: &v,
-                want: 1,
-                filter: None,
-                region: None,
-                exact: false,
-                ef: None,
-            };
-            index.search(&q).unwrap()[0].id
-        };
+        let find = |i: usize| nearest(&index, &e4_point(i)).unwrap().0;
         assert!((0..n).all(|i| find(i) == Uuid::from_u128(i as u128)));
         index.build_loaded(&|| false).unwrap();
         assert!(!index.building());
@@ -2375,13 +2374,7 @@ mod tests {
     /// and the merge that follows takes the rest.
     #[test]
     fn removed_and_replaced_vectors_leave_the_fresh_buffer() {
-        use hvs_geometry::Euclidean;
-        let index = SpaceIndex::new(
-            AnyManifold::Euclidean(Euclidean::new(4).unwrap()),
-            IndexParams::default(),
-            Datatype::F32,
-        )
-        .unwrap();
+        let index = e4_index();
         let entry = |id: Uuid, x: f64| Entry::new(id, vec![x, 1.0, 2.0, 3.0], None, Arc::default());
         let ids: Vec<Uuid> = (0..GRAPH_MIN as u128 + 100).map(Uuid::from_u128).collect();
         index.upsert_all(ids.iter().enumerate().map(|(i, id)| entry(*id, i as f64)));
