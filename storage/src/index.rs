@@ -112,6 +112,18 @@ pub(crate) type Records = Arc<dyn Fn(&[Uuid]) -> Result<Vec<Option<Vec<f64>>>> +
 /// An entry with its key.
 type Keyed = (u64, Arc<Entry>);
 
+/// What a search ranks ([`SpaceIndex::candidates`]).
+struct Candidates {
+    /// Entries whose distances are still to be computed.
+    entries: Vec<Keyed>,
+    /// Whether they came through the graph (rather than as every matching
+    /// entry).
+    through_graph: bool,
+    /// Candidates ranked already, `(key, distance, id)`: the nearest of an
+    /// `f64` or `f32` graph's list ([`SpaceIndex::rank_list`]).
+    ranked: Vec<(u64, f64, Uuid)>,
+}
+
 /// A vector as the index keeps it.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -1420,6 +1432,14 @@ impl SpaceIndex {
         2 * want + 8
     }
 
+    /// How many of an `f64` or `f32` graph's best-ranked candidates hold
+    /// its nearest `want`: its rank orders them as the exact distance
+    /// does but for the rounding of an `f32`, which can swap near ties
+    /// only, never past eight places.
+    fn exact_list(want: usize) -> usize {
+        want + 8
+    }
+
     /// Candidates rows to read from the [`Records`] at a time.
     const RECORDS_AT_ONCE: usize = 1024;
 
@@ -1975,18 +1995,20 @@ impl SpaceIndex {
         // wait for them.
         let st = read!(self.state);
         let graph = read!(self.graph);
-        let (candidates, through_graph) = self.candidates(q, &st, graph.as_ref())?;
+        let found = self.candidates(q, &st, graph.as_ref())?;
         drop(st);
         // A graph search reads only the records of the candidates nearest
         // by their `f32` copy or an `f16` graph's, as many as the graph's
         // own list contributes (below); an `i8` graph's candidates all
         // (its list is cut to as many); an exact scan every one.
-        let screen = if through_graph {
+        let screen = if found.through_graph {
             Self::graph_list(q.want)
         } else {
             usize::MAX
         };
-        let mut found = self.distances(graph.as_ref(), q.vector, &candidates, screen)?;
+        let mut ranked = found.ranked;
+        ranked.extend(self.distances(graph.as_ref(), q.vector, &found.entries, screen)?);
+        let mut found = ranked;
         // The `want` nearest, sorted by distance, ties by key (so the same
         // candidates always give the same answer, however they were found).
         let order =
@@ -2006,14 +2028,9 @@ impl SpaceIndex {
     /// every one in an exact search or a space without a usable graph;
     /// else the graph's nearest (and the overflow graph's), the fresh
     /// buffer, the unreachable nodes no overflow graph covers, and the
-    /// query's twins. With whether they came through the graph (rather
-    /// than as every matching entry).
-    fn candidates(
-        &self,
-        q: &Query<'_>,
-        st: &State,
-        graph: Option<&Index>,
-    ) -> Result<(Vec<Keyed>, bool)> {
+    /// query's twins; an `f64` or `f32` graph's nearest come already
+    /// ranked ([`SpaceIndex::rank_list`]).
+    fn candidates(&self, q: &Query<'_>, st: &State, graph: Option<&Index>) -> Result<Candidates> {
         let matches = |e: &Entry| {
             q.region.is_none_or(|r| e.region.as_deref() == Some(r))
                 && q.filter.is_none_or(|f| f.matches(e.metadata.as_ref()))
@@ -2025,10 +2042,18 @@ impl SpaceIndex {
                 .map(|(k, e)| (*k, e.clone()))
                 .collect()
         };
+        let scan = |st: &State| Candidates {
+            entries: all(st),
+            through_graph: false,
+            ranked: Vec::new(),
+        };
         if q.exact || !st.graphed || st.building {
-            return Ok((all(st), false));
+            return Ok(scan(st));
         }
         let mut keys: Vec<u64> = Vec::new();
+        let mut ranked = Vec::new();
+        // The keys `ranked` was chosen from, in order.
+        let mut listed: Vec<u64> = Vec::new();
         // Snapshot the exactly-scanned sets *before* the graph search: the
         // indexer adds a key to the graph before it leaves `fresh`, so a
         // key missing from this snapshot is already in the graph.
@@ -2063,23 +2088,33 @@ impl SpaceIndex {
                 })
             }
             .map_err(index_err)?;
-            // Candidates come sorted by the rank metric. In `f64` and
-            // `f32` graphs it orders them as the exact distance does, but
-            // for rounding (it is an `f32`): the first `graph_list(want)` hold
-            // the nearest `want`. In `f16` and `i8` graphs too, to the
-            // recall measured (each candidate re-ranked costs a record
-            // read: docs/BENCHMARKS.md, "Quantized namespaces read their
-            // records", "`i8` re-ranks the graph's best").
-            let rerank = Self::graph_list(q.want);
             // Unreachable nodes attached to the nodes found, nearest first
             // (a lookup each): an attached node is near the query when its
             // anchor is. At most `ef` of them: on spread H^12 the points
             // near the origin are found by every search and anchor
             // thousands, and taking all made a query at `ef` 128 take
             // 1.8-1.9x as long (docs/BENCHMARKS.md).
+            let mut attached = Vec::new();
             self.lock_unreachable()
-                .expand(&found.keys, found.keys.len(), &mut keys);
-            keys.extend(found.keys.into_iter().take(rerank));
+                .expand(&found.keys, found.keys.len(), &mut attached);
+            // Candidates come sorted by the rank metric. In `f64` and
+            // `f32` graphs it orders them as the exact distance does, but
+            // for rounding (it is an `f32`): the first `exact_list(want)`
+            // hold the nearest `want`, ranked here from their nodes with
+            // the attached ones (nodes of the graph too). In `f16` and
+            // `i8` graphs the first `graph_list(want)` do, to the recall
+            // measured (each candidate re-ranked costs a record read:
+            // docs/BENCHMARKS.md, "Quantized namespaces read their
+            // records", "`i8` re-ranks the graph's best").
+            if self.reads_records() {
+                keys.extend(attached);
+                keys.extend(found.keys.into_iter().take(Self::graph_list(q.want)));
+            } else {
+                let mut list = found.keys;
+                list.truncate(Self::exact_list(q.want));
+                list.extend(attached);
+                (ranked, listed) = self.rank_list(g, q, st, list, matches);
+            }
         }
         // A stored vector's own coordinates find it whatever the graph's
         // links: later inserts can prune an older node's in-links between
@@ -2095,19 +2130,63 @@ impl SpaceIndex {
             );
         }
         // A key can come twice (from the graph and the fresh buffer while
-        // the indexer moves it, say).
+        // the indexer moves it, say). One of the graph's list was ranked
+        // already: in the answer if among its nearest `want`, else not.
         keys.sort_unstable();
         keys.dedup();
         let out: Vec<(u64, Arc<Entry>)> = keys
             .into_iter()
+            .filter(|k| listed.binary_search(k).is_err())
             .filter_map(|k| Some((k, st.entries.get(&k).filter(|e| matches(e))?.clone())))
             .collect();
         // A selective filter can starve the graph search: when fewer than
         // `want` came back but more may exist, scan the matches exactly.
-        if out.len() < q.want && st.entries.len() > out.len() {
-            return Ok((all(st), false));
+        let count = out.len() + ranked.len();
+        if count < q.want && st.entries.len() > count {
+            return Ok(scan(st));
         }
-        Ok((out, true))
+        Ok(Candidates {
+            entries: out,
+            through_graph: true,
+            ranked,
+        })
+    }
+
+    /// The nearest `want` of `list` (nodes of an `f64` or `f32` graph: the
+    /// best-ranked of its list and the nodes attached to those it found)
+    /// that are entries matching the query, with their exact distances
+    /// (from their nodes' coordinates, as the answer gives them) and ids;
+    /// and, in order, the keys of `list` that had coordinates. Only the
+    /// nearest are looked up among the entries: any of those keys farther
+    /// than `want` of them that match is not in the answer (the profile of
+    /// a 128-d query at 200,000 vectors had a lookup and a reference count
+    /// taken for each of `2 want + 8` candidates at 7 % of the query).
+    fn rank_list(
+        &self,
+        g: &Index,
+        q: &Query<'_>,
+        st: &State,
+        mut list: Vec<u64>,
+        matches: impl Fn(&Entry) -> bool,
+    ) -> (Vec<(u64, f64, Uuid)>, Vec<u64>) {
+        list.sort_unstable();
+        list.dedup();
+        let mut buf = Vec::new();
+        let mut near: Vec<(u64, f64)> = Vec::with_capacity(list.len());
+        list.retain(|k| {
+            let found = self.node_coords(g, *k, &mut buf);
+            if found {
+                near.push((*k, self.manifold.distance_unchecked(q.vector, &buf)));
+            }
+            found
+        });
+        near.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let ranked = near
+            .into_iter()
+            .filter_map(|(k, d)| Some((k, d, st.entries.get(&k).filter(|e| matches(e))?.id)))
+            .take(q.want)
+            .collect();
+        (ranked, list)
     }
 
     /// Every matching vector within `radius`, sorted by distance (exact).
@@ -2339,6 +2418,54 @@ mod tests {
             .add(key, &e4_point(i))
             .unwrap();
         assert_eq!(find(i), Some((id(i), 0.0)), "back in the graph");
+    }
+
+    /// A graph search ranks the best of the graph's list from the nodes
+    /// and looks up only the nearest among the entries: nodes whose
+    /// entries are gone (a removal racing the search) or do not match the
+    /// query are passed over for the next ones, and the answer is the
+    /// exact scan's.
+    #[test]
+    fn a_graph_search_passes_over_nodes_without_a_matching_entry() {
+        let index = e4_index();
+        let n = GRAPH_MIN + 100;
+        let id = |i: usize| Uuid::from_u128(i as u128);
+        let region = |i: usize| Some(if i.is_multiple_of(3) { "a" } else { "b" }.to_string());
+        index.upsert_all((0..n).map(|i| Entry::new(id(i), e4_point(i), region(i), Arc::default())));
+        while index.merge_fresh(64, 1, false).unwrap() > 0 {}
+        // The entries of the three nearest to the query leave the index
+        // while their nodes stay in the graph.
+        let at = 100;
+        let gone = [99, 100, 101];
+        {
+            let mut st = write!(index.state);
+            for i in gone {
+                let key = st.keys[&id(i)];
+                st.entries.remove(&key);
+            }
+        }
+        let search = |want: usize, region: Option<&str>, exact: bool| {
+            index
+                .search(&Query {
+                    vector: &e4_point(at),
+                    want,
+                    filter: None,
+                    region,
+                    exact,
+                    ef: None,
+                })
+                .unwrap()
+        };
+        for (want, region) in [(1, None), (5, None), (10, None), (5, Some("a"))] {
+            let hits = search(want, region, false);
+            assert_eq!(hits.len(), want);
+            assert!(hits.iter().all(|h| !gone.iter().any(|i| h.id == id(*i))));
+            assert_eq!(
+                hits,
+                search(want, region, true),
+                "want {want}, region {region:?}"
+            );
+        }
     }
 
     /// Entries read at open wait for their graph's build: `building` says
