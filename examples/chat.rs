@@ -296,6 +296,7 @@ async fn run_model(me: &str, server: &str, contract: &Path, script: &Path) -> Re
                 geometry: own.geometry.clone(),
                 retention: None,
                 datatype: None,
+                graph: None,
             })
             .await?;
     }

@@ -53,6 +53,14 @@ pub(crate) struct SoakArgs {
     /// `--serve-arg=--max-messages --serve-arg=100000` (repeatable).
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     serve_args: Vec<String>,
+    /// `m` of each model's home namespace's graph, where its messages'
+    /// vectors go (the contract's `hvs_binding.graph`; default the
+    /// server's, 16).
+    #[arg(long)]
+    graph_m: Option<u32>,
+    /// `ef_construction` of that graph (default the server's, 128).
+    #[arg(long)]
+    graph_ef_construction: Option<u32>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -160,7 +168,23 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (server, addr) = (command.spawn()?, command.listen);
     let pid = server.pid();
     let ids: Vec<String> = (0..clients_n).map(|i| format!("soak-{i}")).collect();
-    let clients = crate::bench_tcp::connect_subscribed(addr, &ids).await?;
+    let mut clients = Vec::new();
+    for id in &ids {
+        let mut contract = crate::bench::contract(id);
+        let mut graph = serde_json::Map::new();
+        if let Some(m) = args.graph_m {
+            graph.insert("m".into(), m.into());
+        }
+        if let Some(e) = args.graph_ef_construction {
+            graph.insert("ef_construction".into(), e.into());
+        }
+        if !graph.is_empty() {
+            contract["hvs_binding"]["graph"] = graph.into();
+        }
+        let c = Client::connect(crate::bench_tcp::following(&[addr], contract.to_string())).await?;
+        c.subscribe().await?;
+        clients.push(c);
+    }
     let points = Arc::new(crate::bench::points()?);
     let shared = Arc::new(Shared {
         received: AtomicU64::new(0),
@@ -201,12 +225,16 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut next = start + interval;
     if !args.json {
         println!(
-            "soak: {} clients, {} msgs/s for {} s, {} durability, TTL {} ms; a row per {} s",
+            "soak: {} clients, {} msgs/s for {} s, {} durability, TTL {} ms, graph m {} ef_construction {}; a row per {} s",
             clients_n,
             args.rate,
             args.seconds,
             format!("{:?}", args.durability).to_lowercase(),
             args.ttl_ms,
+            args.graph_m
+                .map_or("16 (server's)".into(), |m| m.to_string()),
+            args.graph_ef_construction
+                .map_or("128 (server's)".into(), |e| e.to_string()),
             interval.as_secs()
         );
         println!(
@@ -299,6 +327,7 @@ async fn run_async(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let summary = json!({
         "clients": clients_n, "rate": args.rate, "seconds": args.seconds,
         "durability": format!("{:?}", args.durability).to_lowercase(),
+        "graph_m": args.graph_m, "graph_ef_construction": args.graph_ef_construction,
         "sent": sent, "received": received, "send_errors": errors.load(Ordering::Relaxed),
         "rss_mib_first_interval": first_rss, "rss_mib_last_interval": last_rss,
         "rss_bytes_per_message_after_first_interval": grown_per_msg,

@@ -321,15 +321,6 @@ impl CpuOf {
     }
 }
 
-/// One client per model id (with the bench's contract), each subscribed
-/// to its pushed deliveries.
-pub(crate) async fn connect_subscribed(
-    addr: SocketAddr,
-    ids: &[String],
-) -> Result<Vec<Client>, hvs::runtime::ClientError> {
-    connect_following(&[addr], ids).await
-}
-
 /// The same for the failover group whose members are at `addrs`: each
 /// client follows its primary.
 pub(crate) async fn connect_following(

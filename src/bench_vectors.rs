@@ -634,6 +634,7 @@ async fn run_tcp(args: &VectorsArgs, work: &Arc<Workload>) -> Result<Value, BoxE
         geometry: work.geometry.clone(),
         retention: None,
         datatype: args.datatype.map(BenchDatatype::datatype),
+        graph: None,
     };
     clients[0].create_namespace(&create).await?;
     for id in &ids(clients.len())[1..] {

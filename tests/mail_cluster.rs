@@ -192,6 +192,7 @@ async fn a_broadcast_reaches_members_on_both_instances() {
         geometry: serde_json::from_value(json!({"kind": "euclidean", "dim": 3})).unwrap(),
         retention: None,
         datatype: None,
+        graph: None,
     })
     .await
     .unwrap();

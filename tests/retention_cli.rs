@@ -97,6 +97,7 @@ async fn a_default_from_hvs_toml_and_a_namespace_of_its_own_over_tcp() {
             geometry: serde_json::from_value(json!({"kind": "euclidean", "dim": 3})).unwrap(),
             retention: Some(own),
             datatype: None,
+            graph: None,
         })
         .await
         .unwrap();
@@ -140,6 +141,7 @@ async fn a_default_from_hvs_toml_and_a_namespace_of_its_own_over_tcp() {
                 ..Retention::default()
             }),
             datatype: None,
+            graph: None,
         })
         .await
         .unwrap_err();

@@ -206,8 +206,9 @@ impl Handler<Connect> for Directory {
             .contains_key(&msg.contract.hvs_binding.namespace);
         let work = blocking(move || {
             let geometry = geometry_of(&msg.contract)?;
+            let graph = msg.contract.hvs_binding.graph;
             let profile = profile_of(msg.contract, &msg.base_dir)?;
-            let home = (!ns_known).then(|| home_of(&profile, geometry));
+            let home = (!ns_known).then(|| home_of(&profile, geometry, graph));
             let mut records = Vec::with_capacity(2);
             if let Some(info) = &home {
                 records.push(access_record(info)?);
@@ -259,8 +260,13 @@ impl Handler<Connect> for Directory {
     }
 }
 
-/// A connecting model's home namespace: the model owns it, private.
-fn home_of(profile: &Profile, geometry: GeometrySpec) -> NamespaceInfo {
+/// A connecting model's home namespace: the model owns it, private, its
+/// graph built as the contract says (`hvs_binding.graph`).
+fn home_of(
+    profile: &Profile,
+    geometry: GeometrySpec,
+    graph: Option<hvs_storage::GraphSettings>,
+) -> NamespaceInfo {
     NamespaceInfo {
         name: profile.namespace.clone(),
         owner: profile.id.clone(),
@@ -271,6 +277,7 @@ fn home_of(profile: &Profile, geometry: GeometrySpec) -> NamespaceInfo {
         members: BTreeMap::new(),
         retention: None,
         datatype: None,
+        graph,
     }
 }
 
@@ -328,7 +335,10 @@ fn store_connect(
                     info.name
                 )));
             }
-            Err(_) => Some(SpaceConfig::new(info.name.clone(), info.geometry.clone())),
+            Err(_) => Some(SpaceConfig {
+                graph: info.graph,
+                ..SpaceConfig::new(info.name.clone(), info.geometry.clone())
+            }),
         },
     };
     Ok(store.catalog_put_all(space, records)?)
@@ -396,6 +406,7 @@ impl Handler<CreateNamespace> for Directory {
             let config = SpaceConfig {
                 retention: info.retention,
                 datatype: info.datatype,
+                graph: info.graph,
                 ..SpaceConfig::new(info.name.clone(), info.geometry.clone())
             };
             match store.create_namespace(config) {

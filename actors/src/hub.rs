@@ -290,9 +290,11 @@ impl Hub {
             .await
     }
 
-    /// [`Hub::create_namespace`] with the namespace's own retention and
-    /// datatype (limits of 0 are refused with `invalid_retention`, a
-    /// datatype its geometry cannot use with `invalid_datatype`).
+    /// [`Hub::create_namespace`] with the namespace's own retention,
+    /// datatype and graph settings (limits of 0 are refused with
+    /// `invalid_retention`, a datatype its geometry cannot use with
+    /// `invalid_datatype`, graph settings out of range with
+    /// `invalid_graph`).
     pub async fn create_namespace_with(
         &self,
         name: &str,
@@ -316,6 +318,7 @@ impl Hub {
             members: BTreeMap::new(),
             retention: options.retention,
             datatype: options.datatype,
+            graph: options.graph,
         };
         self.inner.directory.send(CreateNamespace(info)).await?
     }

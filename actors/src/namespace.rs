@@ -90,6 +90,11 @@ pub struct NamespaceInfo {
     /// written before it existed read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datatype: Option<hvs_storage::Datatype>,
+    /// The graph settings it was created with (docs/STORAGE.md, "Graph
+    /// settings"); `None`: the store's. Catalog rows written before they
+    /// existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<hvs_storage::GraphSettings>,
 }
 
 impl NamespaceInfo {
@@ -112,6 +117,9 @@ pub struct NamespaceOptions {
     /// What its search graph stores; `None`: its geometry's default. One
     /// its geometry cannot use is refused with `invalid_datatype`.
     pub datatype: Option<hvs_storage::Datatype>,
+    /// How its search graph is built; `None`: the store's settings.
+    /// Settings out of range are refused with `invalid_graph`.
+    pub graph: Option<hvs_storage::GraphSettings>,
 }
 
 /// Who asks: a model (checked) or the operator of the process (trusted).
@@ -699,6 +707,7 @@ mod tests {
             members: BTreeMap::new(),
             retention: None,
             datatype,
+            graph: None,
         }
     }
 

@@ -100,6 +100,11 @@ pub struct HvsBinding {
     /// dimensions add up to `dimension`. Only for `product`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factors: Option<Vec<Factor>>,
+    /// How the search graph of the model's namespace is built when the
+    /// model's first connect creates it (`m`, `ef_construction`; absent:
+    /// the server's; docs/STORAGE.md, "Graph settings").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<hvs_types::GraphSettings>,
     /// Unknown fields.
     #[serde(flatten)]
     pub extra: Extra,

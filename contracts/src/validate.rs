@@ -136,6 +136,9 @@ impl Checker {
             .and_then(|g| self.geometry("hvs_binding.geometry", g));
         let dim = self.uint(b, p, "dimension", true, 1..=MAX_DIMENSION);
         self.curvature(b, p, geometry);
+        if let Some(g) = self.object(b, p, "graph", false) {
+            self.graph(g);
+        }
         let has_factors = b.contains_key("factors");
         match geometry {
             Some(GeometryKind::Product) => {
@@ -155,6 +158,33 @@ impl Checker {
             _ => {}
         }
         geometry.and(dim)
+    }
+
+    /// Checks `hvs_binding.graph`: `m` and `ef_construction`, each
+    /// optional, in their ranges ([`hvs_types::GraphSettings`]).
+    fn graph(&mut self, g: &Map<String, Value>) {
+        use hvs_types::GraphSettings;
+        let p = "hvs_binding.graph";
+        for key in g.keys().filter(|k| *k != "m" && *k != "ef_construction") {
+            self.report(join(p, key), "unknown key (m and ef_construction only)");
+        }
+        let range = |r: RangeInclusive<u32>| u64::from(*r.start())..=u64::from(*r.end());
+        let m = self.uint(g, p, "m", false, range(GraphSettings::M));
+        let ef = self.uint(
+            g,
+            p,
+            "ef_construction",
+            false,
+            range(GraphSettings::EF_CONSTRUCTION),
+        );
+        if let (Some(m), Some(ef)) = (m, ef)
+            && ef < m
+        {
+            self.report(
+                join(p, "ef_construction"),
+                format!("is {ef}, less than m ({m})"),
+            );
+        }
     }
 
     /// Checks a product's factors; answers the sum of their dimensions when

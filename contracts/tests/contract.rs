@@ -520,3 +520,47 @@ fn the_schema_is_json_and_requires_what_the_validator_requires() {
     }
     assert!(checked >= 39, "{checked}");
 }
+
+/// `hvs_binding.graph` (docs/CONTRACTS.md): `m` and `ef_construction`,
+/// each optional, within their ranges; anything else is refused by path.
+#[test]
+fn the_home_namespace_s_graph_settings_are_checked() {
+    let mut v = example("rust_agent.json");
+    set(
+        &mut v,
+        "hvs_binding.graph",
+        serde_json::json!({"m": 8, "ef_construction": 32}),
+    );
+    let c = Contract::from_value(v.clone()).expect("valid");
+    let graph = c.hvs_binding.graph.expect("kept");
+    assert_eq!((graph.m, graph.ef_construction), (Some(8), Some(32)));
+    set(&mut v, "hvs_binding.graph", serde_json::json!({"m": 12}));
+    let c = Contract::from_value(v.clone()).expect("valid");
+    assert_eq!(c.hvs_binding.graph.unwrap().ef_construction, None);
+    for (graph, path, fragment) in [
+        (serde_json::json!({"m": 2}), "hvs_binding.graph.m", "4"),
+        (
+            serde_json::json!({"ef_construction": 4096}),
+            "hvs_binding.graph.ef_construction",
+            "1024",
+        ),
+        (
+            serde_json::json!({"m": 32, "ef_construction": 16}),
+            "hvs_binding.graph.ef_construction",
+            "less than m",
+        ),
+        (
+            serde_json::json!({"M": 8}),
+            "hvs_binding.graph.M",
+            "unknown key",
+        ),
+        (serde_json::json!(8), "hvs_binding.graph", "an object"),
+    ] {
+        set(&mut v, "hvs_binding.graph", graph.clone());
+        assert!(
+            has(&problems(&v), path, fragment),
+            "{graph}: {:?}",
+            problems(&v)
+        );
+    }
+}

@@ -141,6 +141,7 @@ async fn a_model_connecting_during_a_disk_fault_reads_but_cannot_write_until_it_
             },
             retention: None,
             datatype: None,
+            graph: None,
         })
         .await
         .unwrap();

@@ -160,6 +160,16 @@ async fn absurd_sizes_and_limits_are_refused_or_bounded() {
         (json!({"datatype": "f8"}), "bad_request"),
         (json!({"datatype": 16}), "bad_request"),
         (json!({"datatype": "f16"}), "invalid_datatype"),
+        (json!({"graph": {"M": 8}}), "bad_request"),
+        (json!({"graph": {"m": -1}}), "bad_request"),
+        (json!({"graph": {"m": "8"}}), "bad_request"),
+        (json!({"graph": 8}), "bad_request"),
+        (json!({"graph": {"m": 2}}), "invalid_graph"),
+        (json!({"graph": {"ef_construction": 5000}}), "invalid_graph"),
+        (
+            json!({"graph": {"m": 32, "ef_construction": 16}}),
+            "invalid_graph",
+        ),
     ] {
         let mut args = option.clone();
         args["name"] = json!("team-kept");
@@ -284,6 +294,7 @@ async fn private_namespaces_read_only_blocks_and_isolation_hold_over_the_wire() 
         },
         retention: None,
         datatype: None,
+        graph: None,
     })
     .await
     .unwrap();

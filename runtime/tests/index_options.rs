@@ -3,7 +3,8 @@
 //! reaches the store (its limits answer `invalid_query`) and changes no
 //! result of a search it cannot make approximate; a namespace keeps the
 //! datatype it was created with, and one its geometry cannot use is
-//! refused with `invalid_datatype`. Malformed values are in hostile.rs.
+//! refused with `invalid_datatype`; so are its graph settings (`graph`,
+//! out of range: `invalid_graph`). Malformed values are in hostile.rs.
 
 mod common;
 
@@ -11,7 +12,7 @@ use hvs_runtime::protocol as p;
 use hvs_runtime::{
     Client, ClientConfig, Durability, GeometrySpec, Runtime, RuntimeConfig, Server, StoreConfig,
 };
-use hvs_storage::{Datatype, MAX_EF};
+use hvs_storage::{Datatype, GraphSettings, MAX_EF};
 use serde_json::json;
 
 use common::{contract, loopback_server, loopback_server_of};
@@ -38,6 +39,7 @@ fn create(name: &str, geometry: GeometrySpec, datatype: Option<Datatype>) -> p::
         geometry,
         retention: None,
         datatype,
+        graph: None,
     }
 }
 
@@ -208,12 +210,96 @@ async fn a_namespace_s_datatype_survives_a_restart() {
     a.create_namespace(&create("team-half", e3(), Some(Datatype::F16)))
         .await
         .unwrap();
+    let small = GraphSettings {
+        m: Some(8),
+        ef_construction: Some(32),
+    };
+    a.create_namespace(&p::CreateNamespace {
+        graph: Some(small),
+        ..create("team-small", e3(), None)
+    })
+    .await
+    .unwrap();
     server.shutdown().await.unwrap();
-    // Reopened, the namespace's catalog row still says f16.
+    // Reopened, the namespaces' catalog rows still say f16, and m 8.
     let rt = Runtime::open(config).await.unwrap();
     let server = loopback_server_of(rt).await;
     let a = connect(&server, "alice").await;
     let info = a.namespace_info("team-half").await.unwrap();
     assert_eq!(info.datatype, Datatype::F16);
+    assert_eq!(info.graph, None);
+    let info = a.namespace_info("team-small").await.unwrap();
+    assert_eq!(info.graph, Some(small));
+    server.shutdown().await.unwrap();
+}
+
+/// A namespace created with its own graph settings says so in every
+/// answer about it, and its graph (built with them) answers as the exact
+/// scan does; settings the wire leaves out are absent, not filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_s_graph_settings_are_kept_and_its_graph_answers() {
+    let server = loopback_server().await;
+    let a = connect(&server, "alice").await;
+    let small = GraphSettings {
+        m: Some(6),
+        ef_construction: None,
+    };
+    let ns = a
+        .create_namespace(&p::CreateNamespace {
+            graph: Some(small),
+            ..create("team-small", e3(), None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ns.graph, Some(small));
+    assert_eq!(
+        a.namespace_info("team-small").await.unwrap().graph,
+        Some(small)
+    );
+    // Past the 256 vectors at which a namespace gets its graph.
+    a.batch_store_vectors("team-small", points(400))
+        .await
+        .unwrap();
+    assert_like_exact(&a, "team-small", &[1_000]).await;
+    let raw: serde_json::Value = a
+        .call(
+            "create_namespace",
+            &json!({"name": "team-raw", "geometry": {"kind": "euclidean", "dim": 2}, "graph": {"ef_construction": 40}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw["graph"], json!({"ef_construction": 40}));
+    filled(&a, "team-plain", 10).await;
+    let raw: serde_json::Value = a
+        .call("namespace_info", &json!({"name": "team-plain"}))
+        .await
+        .unwrap();
+    assert!(raw.get("graph").is_none(), "{raw}");
+    server.shutdown().await.unwrap();
+}
+
+/// A contract's `hvs_binding.graph` builds the model's home namespace's
+/// graph with those settings when its first connect creates it; without
+/// it the home namespace has the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_s_graph_settings_build_its_home_namespace() {
+    let server = loopback_server().await;
+    let mut c = contract("carol");
+    c["hvs_binding"]["graph"] = json!({"m": 8, "ef_construction": 32});
+    let home = c["hvs_binding"]["namespace"].as_str().unwrap().to_string();
+    let config = ClientConfig::new(server.local_addr().to_string(), c.to_string());
+    let carol = Client::connect(config).await.unwrap();
+    let info = carol.namespace_info(&home).await.unwrap();
+    let small = GraphSettings {
+        m: Some(8),
+        ef_construction: Some(32),
+    };
+    assert_eq!(info.graph, Some(small));
+    let alice = connect(&server, "alice").await;
+    let home = contract("alice")["hvs_binding"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(alice.namespace_info(&home).await.unwrap().graph, None);
     server.shutdown().await.unwrap();
 }

@@ -148,6 +148,7 @@ async fn models_message_search_share_and_agree_over_tcp() {
         },
         retention: None,
         datatype: None,
+        graph: None,
     };
     alice.create_namespace(&ns).await.unwrap();
     alice.join("team-room", &["planning"]).await.unwrap();

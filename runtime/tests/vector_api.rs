@@ -234,6 +234,7 @@ async fn namespaces_are_listed_by_who_may_read_and_deleted_by_their_owner() {
         geometry: geometry.clone(),
         retention: None,
         datatype: None,
+        graph: None,
     };
     a.create_namespace(&create("team-a", "private"))
         .await
@@ -291,6 +292,7 @@ async fn a_model_creates_only_namespaces_its_contract_writes_and_keeps_its_own()
         geometry: geometry.clone(),
         retention: None,
         datatype: None,
+        graph: None,
     };
     // Outside the contract's write_namespaces: refused.
     let e = m.create_namespace(&create("elsewhere")).await.unwrap_err();

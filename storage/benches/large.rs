@@ -26,6 +26,7 @@
 //! (`e128`, `c128`; 20,000), `HVS_BENCH_N512` (`c512`; 20,000),
 //! `HVS_BENCH_NDEEP` (`deep`; 50,000), `HVS_BENCH_QUERIES` (1,000),
 //! `HVS_BENCH_EF` (the sweep, default 10,16,24,32,48,64,96,128,192,256,384,512),
+//! `HVS_BENCH_M` (every graph's `connectivity`, M; default 16),
 //! `HVS_BENCH_EFC` (every graph's `expansion_add`, HVS's and the other
 //! libraries'; default the store's, 128),
 //! `HVS_BENCH_DATATYPES` (HVS graph types for the Euclidean and spherical
@@ -462,6 +463,7 @@ fn main() {
                 .ok()
                 .map(|mb| mb.parse::<usize>().expect("HVS_BENCH_CACHE_MB: a number") << 20),
             index: IndexParams {
+                connectivity: env("HVS_BENCH_M", IndexParams::default().connectivity),
                 expansion_add: env("HVS_BENCH_EFC", IndexParams::default().expansion_add),
                 ..IndexParams::default()
             },

@@ -82,6 +82,9 @@ pub enum StorageError {
     /// A namespace's `datatype` that its geometry cannot use.
     #[error("invalid datatype: {0}")]
     InvalidDatatype(String),
+    /// A namespace's graph settings out of range.
+    #[error("invalid graph settings: {0}")]
+    InvalidGraph(String),
     /// A search parameter is out of range.
     #[error("invalid search: {0}")]
     InvalidQuery(String),
@@ -178,6 +181,7 @@ impl StorageError {
                 | Self::NamespaceFull { .. }
                 | Self::InvalidRetention(_)
                 | Self::InvalidDatatype(_)
+                | Self::InvalidGraph(_)
                 | Self::InvalidQuery(_)
                 | Self::InvalidMetadata(_)
                 | Self::ReadOnlyBlock(_)
@@ -204,6 +208,7 @@ impl StorageError {
             Self::NamespaceFull { .. } => "namespace_full",
             Self::InvalidRetention(_) => "invalid_retention",
             Self::InvalidDatatype(_) => "invalid_datatype",
+            Self::InvalidGraph(_) => "invalid_graph",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidMetadata(_) => "invalid_metadata",
             Self::NewerFormat { .. } => "newer_format",

@@ -77,6 +77,17 @@ impl Default for IndexParams {
     }
 }
 
+impl IndexParams {
+    /// These parameters with a namespace's own graph settings over them.
+    pub fn with(mut self, settings: Option<hvs_types::GraphSettings>) -> Self {
+        if let Some(g) = settings {
+            self.connectivity = g.m.map_or(self.connectivity, |m| m as usize);
+            self.expansion_add = g.ef_construction.map_or(self.expansion_add, |e| e as usize);
+        }
+        self
+    }
+}
+
 /// Graph operations that may run at once (usearch needs a reserved context
 /// per concurrent caller; more callers wait for a permit).
 const GRAPH_THREADS: usize = 32;
@@ -699,6 +710,11 @@ impl SpaceIndex {
             .reserve_capacity_and_threads(capacity, GRAPH_THREADS)
             .map_err(index_err)?;
         Ok(graph)
+    }
+
+    /// The parameters its graph is built and searched with.
+    pub(crate) fn params(&self) -> IndexParams {
+        self.params
     }
 
     fn lock_merging(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -80,9 +80,10 @@ pub use index::IndexParams;
 pub use kernel::{L2sq, l2sq_f32};
 pub use messages::{CatalogRecord, Completion, MessageRecord, Settled, Settlement, Unsettled};
 pub use record::{
-    Change, ChangeBody, ChangeKind, Datatype, DiscardPolicy, GeometrySpec, InvalidPointPolicy,
-    MAX_DIMENSION, MAX_METADATA_DEPTH, Metadata, NewVector, Retention, SpaceConfig, VectorRecord,
-    VectorUpdate, decode_change, decode_stored_rows, try_decode_stored_rows,
+    Change, ChangeBody, ChangeKind, Datatype, DiscardPolicy, GeometrySpec, GraphSettings,
+    InvalidPointPolicy, MAX_DIMENSION, MAX_METADATA_DEPTH, Metadata, NewVector, Retention,
+    SpaceConfig, VectorRecord, VectorUpdate, decode_change, decode_stored_rows,
+    try_decode_stored_rows,
 };
 pub use retention::{DiscardListener, Discarded, StoreClock};
 pub use store::{

@@ -1,7 +1,9 @@
 //! What is stored: spaces, vector records, changes, and their encoding.
 
 pub(crate) use hvs_types::CompactMetadata;
-pub use hvs_types::{Datatype, DiscardPolicy, GeometrySpec, MAX_DIMENSION, Metadata, Retention};
+pub use hvs_types::{
+    Datatype, DiscardPolicy, GeometrySpec, GraphSettings, MAX_DIMENSION, Metadata, Retention,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -41,6 +43,10 @@ pub struct SpaceConfig {
     /// `None`: [`Datatype::default_for`] its geometry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datatype: Option<Datatype>,
+    /// How its search graph is built (docs/STORAGE.md, "Graph settings");
+    /// `None`: the store's [`crate::IndexParams`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphSettings>,
 }
 
 impl SpaceConfig {
@@ -52,6 +58,7 @@ impl SpaceConfig {
             on_invalid: InvalidPointPolicy::Reject,
             retention: None,
             datatype: None,
+            graph: None,
         }
     }
 
@@ -65,6 +72,12 @@ impl SpaceConfig {
     pub fn datatype(&self) -> Datatype {
         self.datatype
             .unwrap_or_else(|| Datatype::default_for(&self.geometry))
+    }
+
+    /// The same space with its graph built with these settings.
+    pub fn with_graph(mut self, graph: GraphSettings) -> Self {
+        self.graph = Some(graph);
+        self
     }
 
     /// The same space with its own retention limits.

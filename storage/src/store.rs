@@ -628,6 +628,9 @@ impl Store {
         if let Some(p) = config.datatype.and_then(|d| d.problem(&config.geometry)) {
             return Err(StorageError::InvalidDatatype(p));
         }
+        if let Some(p) = config.graph.and_then(|g| g.problem()) {
+            return Err(StorageError::InvalidGraph(p));
+        }
         config
             .geometry
             .build()
@@ -642,6 +645,12 @@ impl Store {
     /// The configuration of a namespace.
     pub fn namespace(&self, name: &str) -> Result<SpaceConfig> {
         Ok(self.space(name)?.config.clone())
+    }
+
+    /// The parameters a namespace's graph is built with: its own settings
+    /// ([`SpaceConfig::graph`]) over the store's ([`StoreConfig::index`]).
+    pub fn graph_params(&self, name: &str) -> Result<IndexParams> {
+        Ok(self.space(name)?.index.params())
     }
 
     /// All namespaces, by name.

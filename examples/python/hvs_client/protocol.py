@@ -245,6 +245,7 @@ def create_namespace(
     visibility: str = "private",
     retention: Optional[Mapping[str, Any]] = None,
     datatype: Optional[str] = None,
+    graph: Optional[Mapping[str, int]] = None,
 ) -> Call[t.Namespace]:
     """Creates a namespace owned by this model. ``geometry`` is e.g.
     ``{"kind": "hyperboloid", "dim": 12, "curvature": 1.0}`` (see
@@ -256,10 +257,15 @@ def create_namespace(
     graph stores, ``f64``, ``f32``, ``f16`` or ``i8`` (the geometry's
     default if not given: ``f32`` for euclidean and sphere, ``f64``
     otherwise; one the geometry cannot use is refused with
-    ``invalid_datatype``; docs/STORAGE.md, "Vector storage")."""
+    ``invalid_datatype``; docs/STORAGE.md, "Vector storage"); ``graph``
+    is how its search graph is built, ``{"m": 8, "ef_construction": 64}``,
+    each optional (the server's 16 and 128 if not given; out of range is
+    refused with ``invalid_graph``; docs/STORAGE.md, "Graph settings")."""
     args: Dict[str, Any] = {"name": name, "geometry": dict(geometry), "visibility": visibility}
     if retention is not None:
         args["retention"] = dict(retention)
+    if graph is not None:
+        args["graph"] = dict(graph)
     _put(args, datatype=datatype)
     return Call("create_namespace", args, _one(t.Namespace), Retry.NEVER)
 

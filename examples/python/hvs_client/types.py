@@ -238,7 +238,9 @@ class Namespace:
     declared capabilities; ``retention`` is the retention it was created
     with (``None``: the server's defaults); ``datatype`` is what its search
     graph stores (``f64``, ``f32``, ``f16`` or ``i8``: the one it was
-    created with, or its geometry's default)."""
+    created with, or its geometry's default); ``graph`` the graph settings
+    it was created with (``m``, ``ef_construction``; ``None``: the
+    server's)."""
 
     name: str
     owner: str
@@ -249,6 +251,7 @@ class Namespace:
     members: Dict[str, List[str]]
     retention: Optional[Dict[str, Any]] = None
     datatype: Optional[str] = None
+    graph: Optional[Dict[str, int]] = None
 
 
 @dataclass

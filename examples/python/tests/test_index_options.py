@@ -1,4 +1,4 @@
-"""A search's ``ef`` and a namespace's ``datatype`` through both clients,
+"""A search's ``ef`` and a namespace's ``datatype`` and ``graph`` through both clients,
 against a real `hvs serve` (docs/PROTOCOL.md, ``search`` and
 ``create_namespace``)."""
 
@@ -72,6 +72,26 @@ class IndexOptionsTest(unittest.TestCase):
             with self.assertRaises(HvsError) as e:
                 self.me.create_namespace(team(), E3, datatype=datatype)
             self.assertEqual(e.exception.code, code, datatype)
+
+    def test_a_namespace_keeps_its_graph_settings(self) -> None:
+        path = contract(shared_server(), "graph", resource_limits={"max_vectors_per_second": 1000})
+        me = hvs_client.connect(str(path), address=shared_server().address, timeout=REQUEST_TIMEOUT)
+        try:
+            name = team()
+            made = me.create_namespace(name, E3, graph={"m": 8, "ef_construction": 32})
+            self.assertEqual(made.graph, {"m": 8, "ef_construction": 32})
+            self.assertEqual(me.namespace_info(name).graph, {"m": 8, "ef_construction": 32})
+            # Past the 256 vectors at which it gets its graph: answers as exact.
+            me.batch_store_vectors(name, points(300))
+            exact = [h.id for h in me.search(name, [0, 0, 0], k=5, exact=True)]
+            self.assertEqual([h.id for h in me.search(name, [0, 0, 0], k=5, ef=1000)], exact)
+            self.assertIsNone(me.create_namespace(team(), E3).graph)
+            for graph, code in (({"m": 2}, "invalid_graph"), ({"M": 8}, "bad_request")):
+                with self.assertRaises(HvsError) as e:
+                    me.create_namespace(team(), E3, graph=graph)
+                self.assertEqual(e.exception.code, code, graph)
+        finally:
+            me.close()
 
     def test_the_async_client_sends_both(self) -> None:
         path = str(contract(shared_server(), "ef-aio"))

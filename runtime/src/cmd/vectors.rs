@@ -43,6 +43,7 @@ fn wire_namespace(n: NamespaceInfo) -> p::WireNamespace {
         members: n.members,
         retention: n.retention,
         datatype,
+        graph: n.graph,
     }
 }
 
@@ -95,6 +96,7 @@ pub(super) async fn create_namespace(
     let options = NamespaceOptions {
         retention: a.retention,
         datatype: a.datatype,
+        graph: a.graph,
     };
     Ok(wire_namespace(
         m.create_namespace_with(&a.name, vis, a.geometry, options)

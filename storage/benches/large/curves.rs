@@ -57,8 +57,9 @@ pub(crate) struct Settings {
     pub(crate) file_store: bool,
     /// redb's page cache (`StoreConfig::cache_bytes`).
     pub(crate) cache_bytes: Option<usize>,
-    /// The graph settings of every index built (`HVS_BENCH_EFC` sets the
-    /// build's `expansion_add`; the rest are the store's defaults).
+    /// The graph settings of every index built (`HVS_BENCH_M` and
+    /// `HVS_BENCH_EFC` set the build's `connectivity` and `expansion_add`;
+    /// the rest are the store's defaults).
     pub(crate) index: IndexParams,
     pub(crate) started: Instant,
     /// Whether an index has been built in this process already.

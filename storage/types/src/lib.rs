@@ -17,6 +17,7 @@ mod bridge;
 mod datatype;
 mod filter;
 mod geometry;
+mod graph;
 mod retention;
 mod sync;
 
@@ -28,6 +29,7 @@ pub use bridge::{
 pub use datatype::Datatype;
 pub use filter::{Filter, MetadataLookup};
 pub use geometry::{GeometrySpec, MAX_DIMENSION};
+pub use graph::GraphSettings;
 pub use retention::{DiscardPolicy, Retention, message_bytes};
 pub use sync::{
     ConflictCounts, ConflictStrategy, FeedStatus, SyncMode, SyncSpec, SyncState, SyncStatus,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use hvs_types::{Datatype, Filter, GeometrySpec, Metadata, Retention};
+use hvs_types::{Datatype, Filter, GeometrySpec, GraphSettings, Metadata, Retention};
 
 /// Arguments naming one thing (`namespace_info`, `get_block`, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,12 @@ pub struct CreateNamespace {
     /// refused with `invalid_datatype`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datatype: Option<Datatype>,
+    /// How its search graph is built, e.g. `{"m": 8, "ef_construction":
+    /// 64}` (`docs/STORAGE.md`, "Graph settings"); absent, or a setting
+    /// left out: the server's (16 and 128). Out of range is refused with
+    /// `invalid_graph`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphSettings>,
 }
 
 fn default_visibility() -> String {
@@ -100,6 +106,9 @@ pub struct WireNamespace {
     /// What its search graph stores: the one it was created with, or its
     /// geometry's default.
     pub datatype: Datatype,
+    /// The graph settings it was created with; absent: the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphSettings>,
 }
 
 /// One grant.
