@@ -123,6 +123,13 @@ pub(crate) type Records = Arc<dyn Fn(&[Uuid]) -> Result<Vec<Option<Vec<f64>>>> +
 /// An entry with its key.
 type Keyed = (u64, Arc<Entry>);
 
+/// A reachability pass run in steps ([`SpaceIndex::relink_step`]): the
+/// keys of the nodes there were when it began, and how many are checked.
+struct RelinkPass {
+    keys: Vec<u64>,
+    next: usize,
+}
+
 /// What a search ranks ([`SpaceIndex::candidates`]).
 struct Candidates {
     /// Entries whose distances are still to be computed.
@@ -535,6 +542,9 @@ pub(crate) struct SpaceIndex {
     uncovered: Mutex<Option<Uncovered>>,
     /// Vectors merged into the graph since the last full reachability pass.
     since_relink: std::sync::atomic::AtomicUsize,
+    /// The reachability pass the indexer runs in steps, while one is under
+    /// way ([`SpaceIndex::relink_step`]).
+    relinking: Mutex<Option<RelinkPass>>,
     /// One merger at a time (the indexer thread, or `flush_index`).
     merging: Mutex<()>,
     /// Threads waiting for `merging`; the indexer steps aside for them
@@ -660,6 +670,7 @@ impl SpaceIndex {
             unreachable: Mutex::new(Unreachable::default()),
             uncovered: Mutex::new(None),
             since_relink: std::sync::atomic::AtomicUsize::new(0),
+            relinking: Mutex::new(None),
             merging: Mutex::new(()),
             merge_waiters: std::sync::atomic::AtomicUsize::new(0),
             held: Mutex::new(Vec::new()),
@@ -1039,9 +1050,11 @@ impl SpaceIndex {
         self.relink_on(all_cores())
     }
 
-    /// [`relink`](Self::relink) on up to `threads` threads.
+    /// [`relink`](Self::relink) on up to `threads` threads (a pass under
+    /// way in steps is dropped: this one checks every node).
     pub(crate) fn relink_on(&self, threads: usize) -> Result<usize> {
         let _one = self.lock_merging();
+        *self.relinking.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.since_relink
             .store(0, std::sync::atomic::Ordering::Relaxed);
         if read!(self.graph).is_none() {
@@ -1179,10 +1192,68 @@ impl SpaceIndex {
         })
     }
 
+    /// Whether a reachability pass is due ([`SpaceIndex::relink_due`]) or
+    /// under way in steps: the indexer then calls
+    /// [`SpaceIndex::relink_step`].
+    pub(crate) fn relink_pending(&self) -> bool {
+        self.relink_due()
+            || self
+                .relinking
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+    }
+
+    /// The next `step` nodes of the reachability pass under way, checked
+    /// on up to `threads` threads (a pass starts, over the nodes there are
+    /// then, when [`SpaceIndex::relink_due`]); whether the pass is still
+    /// under way after them. The indexer runs a pass so, between its merge
+    /// batches: a pass over a large graph in one go kept it from merging
+    /// for as long, and under a retention limit, whose removals counted as
+    /// changes too, passes came due so often that it merged nothing at
+    /// all (docs/BENCHMARKS.md, "Reachability passes in steps").
+    pub(crate) fn relink_step(&self, step: usize, threads: usize) -> Result<bool> {
+        let _one = self.lock_merging();
+        let items: Vec<(u64, Arc<Entry>)>;
+        let done;
+        {
+            let mut pass = self.relinking.lock().unwrap_or_else(|e| e.into_inner());
+            if pass.is_none() {
+                if !self.relink_due() || read!(self.graph).is_none() {
+                    return Ok(false);
+                }
+                self.since_relink
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                let keys = read!(self.state).entries.keys().copied().collect();
+                *pass = Some(RelinkPass { keys, next: 0 });
+            }
+            let Some(p) = pass.as_mut() else {
+                return Ok(false);
+            };
+            let end = (p.next + step).min(p.keys.len());
+            let st = read!(self.state);
+            items = p.keys[p.next..end]
+                .iter()
+                .filter_map(|k| Some((*k, st.entries.get(k)?.clone())))
+                .collect();
+            drop(st);
+            p.next = end;
+            done = end == p.keys.len();
+            if done {
+                *pass = None;
+            }
+        }
+        self.check_reachable(&items, threads)?;
+        if done {
+            self.refresh_overflow()?;
+        }
+        Ok(!done)
+    }
+
     /// Whether the graph has changed enough since the last reachability
-    /// pass that older nodes may have lost their in-links: inserts and
-    /// removals since then reach its size (or 256). That keeps the passes'
-    /// total work at about one check per change.
+    /// pass that older nodes may have lost their in-links: inserts since
+    /// then reach its size (or 256). That keeps the passes' total work at
+    /// about one check per insert.
     pub(crate) fn relink_due(&self) -> bool {
         let changed = self.since_relink.load(std::sync::atomic::Ordering::Relaxed);
         // The cheap test first: asked of every space on every pass.
@@ -1242,12 +1313,12 @@ impl SpaceIndex {
             && g.contains(key)
         {
             // A failed removal leaves an orphan, which searches skip and
-            // repair_index clears.
+            // repair_index clears. A removed node keeps its links: usearch
+            // only marks its key free, and searches still pass through it
+            // (they leave it out of their answers). The insert that later
+            // reuses its slot relinks it, and counts as a change then; the
+            // removal itself does not count towards the next pass.
             let _ = g.remove(key);
-            // Removed nodes take links with them (and usearch reuses their
-            // slots for later inserts): they count towards the next pass.
-            self.since_relink
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -2481,6 +2552,40 @@ mod tests {
                 search(want, region, true),
                 "want {want}, region {region:?}"
             );
+        }
+    }
+
+    /// A reachability pass run in steps comes due with the changes, checks
+    /// the nodes there were when it began a step at a time (skipping those
+    /// removed meanwhile, while merges go on between the steps), and ends.
+    #[test]
+    fn a_reachability_pass_in_steps_checks_every_node_and_ends() {
+        let index = e4_index();
+        let id = |i: usize| Uuid::from_u128(i as u128);
+        let n = GRAPH_MIN + 744;
+        index.upsert_all((0..n).map(|i| Entry::new(id(i), e4_point(i), None, Arc::default())));
+        while index.merge_fresh(256, 1, true).unwrap() > 0 {}
+        // Every node merged since the graph began counts as a change.
+        assert!(index.relink_pending());
+        let mut steps = 0;
+        while index.relink_step(100, 1).unwrap() {
+            steps += 1;
+            if steps == 2 {
+                // A removal and a merge between two steps.
+                assert!(index.remove(id(999)));
+                index.upsert(Entry::new(id(n), e4_point(n), None, Arc::default()));
+                assert_eq!(index.merge_fresh(256, 1, true).unwrap(), 1);
+            }
+        }
+        assert_eq!(steps, n.div_ceil(100) - 1, "the last step ends the pass");
+        assert!(
+            !index.relink_pending(),
+            "one insert since, not the graph's size"
+        );
+        assert!(!index.relink_step(100, 1).unwrap(), "nothing due");
+        assert_eq!(index.graph_len(), n);
+        for i in (0..=n).filter(|i| *i != 999) {
+            assert_eq!(nearest(&index, &e4_point(i)).map(|h| h.0), Some(id(i)));
         }
     }
 

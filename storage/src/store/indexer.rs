@@ -10,6 +10,13 @@ use super::*;
 /// rest). `flush_index` and bulk loads use every core.
 const BACKGROUND_THREADS: usize = 1;
 
+/// Nodes a reachability pass checks between two of the indexer's merge
+/// batches of a namespace ([`SpaceIndex::relink_step`]): a pass comes due
+/// once as many vectors as the graph has nodes have been merged, so
+/// checking twice the 256 a batch merges ends each pass in half the time
+/// the next one takes to come due.
+const RELINK_STEP: usize = 512;
+
 /// How many fresh coordinates a namespace may hold while the indexer leaves
 /// the cores to a burst of writes ([`Pace`]): 2^19, 4 MiB of `f64`, which
 /// every search of that namespace scans exactly on top of its graph search
@@ -132,7 +139,7 @@ impl Shared {
                     std::thread::sleep(YIELD_CHECK);
                     continue;
                 }
-                let (mut merged, mut skipped) = (0, false);
+                let (mut merged, mut skipped, mut relinking) = (0, false, false);
                 let mut merging = std::time::Duration::ZERO;
                 for index in indexes() {
                     if index.others_waiting() {
@@ -145,10 +152,13 @@ impl Shared {
                         .unwrap_or(0);
                     merging += began.elapsed();
                     // Inserts prune other nodes' links; re-check them all
-                    // each time the graph doubles (amortised: a constant
-                    // factor).
-                    if index.relink_due() && !index.others_waiting() && !lock(m).1 {
-                        let _ = index.relink_on(BACKGROUND_THREADS);
+                    // once the inserts reach the graph's size (amortised:
+                    // about a check per insert), in steps between the
+                    // merge batches.
+                    if index.relink_pending() && !index.others_waiting() && !lock(m).1 {
+                        relinking |= index
+                            .relink_step(RELINK_STEP, BACKGROUND_THREADS)
+                            .unwrap_or(false);
                     }
                 }
                 if merged > 0 {
@@ -159,10 +169,10 @@ impl Shared {
                 if checkpoint.due() {
                     checkpoint.save(self);
                 }
-                if merged == 0 && !skipped {
+                if merged == 0 && !skipped && !relinking {
                     break;
                 }
-                if merged == 0 {
+                if merged == 0 && !relinking {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
