@@ -79,7 +79,7 @@ impl Default for IndexParams {
 
 impl IndexParams {
     /// These parameters with a namespace's own graph settings over them.
-    pub fn with(mut self, settings: Option<hvs_types::GraphSettings>) -> Self {
+    pub fn with_graph(mut self, settings: Option<hvs_types::GraphSettings>) -> Self {
         if let Some(g) = settings {
             self.connectivity = g.m.map_or(self.connectivity, |m| m as usize);
             self.expansion_add = g.ef_construction.map_or(self.expansion_add, |e| e as usize);

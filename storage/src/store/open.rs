@@ -260,7 +260,7 @@ impl Shared {
             .build()
             .map_err(StorageError::InvalidGeometry)?;
         let (retention, held) = self.retention_of(&config);
-        let params = self.index_params.with(config.graph);
+        let params = self.index_params.with_graph(config.graph);
         let mut index = SpaceIndex::new(m, params, config.datatype())?;
         if matches!(config.datatype(), Datatype::F16 | Datatype::I8)
             && let Some(me) = self.me.get().cloned()
