@@ -206,7 +206,12 @@ impl Handler<Connect> for Directory {
             .contains_key(&msg.contract.hvs_binding.namespace);
         let work = blocking(move || {
             let geometry = geometry_of(&msg.contract)?;
-            let graph = msg.contract.hvs_binding.graph;
+            // A namespace the store has already (a sync job's, say) keeps
+            // its graph settings, and its access list says so.
+            let graph = match store.namespace(&msg.contract.hvs_binding.namespace) {
+                Ok(c) => c.graph,
+                Err(_) => msg.contract.hvs_binding.graph,
+            };
             let profile = profile_of(msg.contract, &msg.base_dir)?;
             let home = (!ns_known).then(|| home_of(&profile, geometry, graph));
             let mut records = Vec::with_capacity(2);

@@ -138,7 +138,8 @@ struct Candidates {
     /// entry).
     through_graph: bool,
     /// Candidates ranked already, `(key, distance, id)`: the nearest of an
-    /// `f64` or `f32` graph's list ([`SpaceIndex::rank_list`]).
+    /// `f64` or `f32` graph's list and of the nodes attached to those it
+    /// found ([`SpaceIndex::rank_list`]).
     ranked: Vec<(u64, f64, Uuid)>,
 }
 
@@ -1522,7 +1523,7 @@ impl SpaceIndex {
     /// How many of an `f64` or `f32` graph's best-ranked candidates hold
     /// its nearest `want`: its rank orders them as the exact distance
     /// does but for the rounding of an `f32`, which can swap near ties
-    /// only, never past eight places.
+    /// only (eight places of margin for them).
     fn exact_list(want: usize) -> usize {
         want + 8
     }
@@ -2093,9 +2094,8 @@ impl SpaceIndex {
         } else {
             usize::MAX
         };
-        let mut ranked = found.ranked;
-        ranked.extend(self.distances(graph.as_ref(), q.vector, &found.entries, screen)?);
-        let mut found = ranked;
+        let (entries, mut found) = (found.entries, found.ranked);
+        found.extend(self.distances(graph.as_ref(), q.vector, &entries, screen)?);
         // The `want` nearest, sorted by distance, ties by key (so the same
         // candidates always give the same answer, however they were found).
         let order =
@@ -2139,7 +2139,7 @@ impl SpaceIndex {
         }
         let mut keys: Vec<u64> = Vec::new();
         let mut ranked = Vec::new();
-        // The keys `ranked` was chosen from, in order.
+        // The keys `ranked` was chosen from, sorted (to look them up).
         let mut listed: Vec<u64> = Vec::new();
         // Snapshot the exactly-scanned sets *before* the graph search: the
         // indexer adds a key to the graph before it leaves `fresh`, so a

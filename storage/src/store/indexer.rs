@@ -13,8 +13,8 @@ const BACKGROUND_THREADS: usize = 1;
 /// Nodes a reachability pass checks between two of the indexer's merge
 /// batches of a namespace ([`SpaceIndex::relink_step`]): a pass comes due
 /// once as many vectors as the graph has nodes have been merged, so
-/// checking twice the 256 a batch merges ends each pass in half the time
-/// the next one takes to come due.
+/// checking twice the 256 a full batch merges ends each pass, while
+/// batches are full, in half the time the next one takes to come due.
 const RELINK_STEP: usize = 512;
 
 /// How many fresh coordinates a namespace may hold while the indexer leaves
