@@ -2,8 +2,8 @@
 //! their actors (spread over the arbiters, one per core) and records them in
 //! the catalog so that a restart brings them back.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use hvs_contracts::Contract;
 use hvs_mailbox::{Mailbox, MailboxConfig, OverflowPolicy, StoredLetter};
-use hvs_storage::{CatalogRecord, GeometrySpec, SpaceConfig, StorageError, Store};
+use hvs_storage::{SpaceConfig, StorageError, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ActorError, Result};
@@ -20,8 +20,11 @@ use crate::model::{ModelActor, Unsubscribe, now_ms};
 use crate::namespace::{self, NamespaceInfo, blocking};
 use crate::registry::{
     Isolation, IsolationPolicy, MAILBOX_CAPACITY, ModelEntry, NamespaceSlot, Profile, Registry,
-    geometry_of,
 };
+
+mod connect;
+
+pub(crate) use connect::{Connect, Connects};
 
 /// Catalog kind of stored contracts.
 pub(crate) const MODELS: &str = "model";
@@ -67,6 +70,8 @@ pub(crate) struct Directory {
     pub(crate) mailboxes: MailboxDefaults,
     /// Letters recovered at start for models not started yet.
     pub(crate) recovered: Arc<Mutex<HashMap<String, Vec<StoredLetter>>>>,
+    /// Connects waiting for their batch (`directory/connect.rs`).
+    pub(crate) connects: Connects,
 }
 
 impl Actor for Directory {
@@ -169,209 +174,6 @@ impl Directory {
         let slot = NamespaceSlot::Idle(Box::new(info));
         self.registry.namespaces.insert(name, slot);
     }
-}
-
-/// Connects a model: validates its contract, creates its namespace, records
-/// it, starts (or re-profiles) its actor.
-///
-/// While the store refuses writes after a disk fault, a model whose
-/// contract or home namespace would have to be stored connects read-only
-/// instead ([`ModelEntry::read_only`]): what the store refused is not
-/// stored, nor kept in memory as if it were, and the next connect once the
-/// store takes writes again stores it.
-#[derive(Message)]
-#[rtype(result = "Result<Arc<ModelEntry>>")]
-pub(crate) struct Connect {
-    pub(crate) contract: Contract,
-    pub(crate) base_dir: PathBuf,
-}
-
-impl Handler<Connect> for Directory {
-    type Result = AtomicResponse<Self, Result<Arc<ModelEntry>>>;
-
-    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
-        let id = msg.contract.model.id.clone();
-        let existing = self.registry.models.get(&id).map(|e| e.value().clone());
-        if let Some(e) = &existing
-            && e.connected.load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ActorError::AlreadyConnected(
-                id,
-            )))));
-        }
-        let store = self.store.clone();
-        let ns_known = self
-            .registry
-            .namespaces
-            .contains_key(&msg.contract.hvs_binding.namespace);
-        let work = blocking(move || {
-            let geometry = geometry_of(&msg.contract)?;
-            // A namespace the store has already (a sync job's, say) keeps
-            // its graph settings, and its access list says so.
-            let graph = match store.namespace(&msg.contract.hvs_binding.namespace) {
-                Ok(c) => c.graph,
-                Err(_) => msg.contract.hvs_binding.graph,
-            };
-            let profile = profile_of(msg.contract, &msg.base_dir)?;
-            let home = (!ns_known).then(|| home_of(&profile, geometry, graph));
-            let mut records = Vec::with_capacity(2);
-            if let Some(info) = &home {
-                records.push(access_record(info)?);
-            }
-            if !contract_stored(&store, &profile.id, &profile.contract, &msg.base_dir)? {
-                records.push(contract_record(&profile, &msg.base_dir)?);
-            }
-            match store_connect(&store, home.as_ref(), records) {
-                Ok(()) => Ok((profile, home, None)),
-                // Nothing of the connect is stored: no namespace either.
-                Err(ActorError::Storage(StorageError::WriteFailed(r))) => {
-                    Ok((profile, None, Some(refusal(&store, r))))
-                }
-                Err(e) => Err(e),
-            }
-        });
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |r, act, _| {
-            let (profile, info, read_only) = r?;
-            match info {
-                Some(i) => act.start_namespace(i),
-                // Not stored, so not claimed either (a claim is stored).
-                None if read_only.is_some() => {}
-                // Created before by another model: it is this model's now.
-                None => {
-                    if let Ok(ns) = act.registry.namespace(&profile.namespace) {
-                        ns.do_send(namespace::ClaimHome(profile.id.clone()));
-                    }
-                }
-            }
-            let profile = Arc::new(profile);
-            Ok(match existing {
-                // A returning model keeps its actor and mailbox; its new
-                // contract takes effect.
-                Some(e) => {
-                    e.addr.do_send(crate::model::Reprofile(profile.clone()));
-                    let entry = Arc::new(ModelEntry {
-                        addr: e.addr.clone(),
-                        gauge: e.gauge.clone(),
-                        profile,
-                        connected: AtomicBool::new(true),
-                        read_only,
-                    });
-                    act.registry.models.insert(id, entry.clone());
-                    entry
-                }
-                None => act.start_model(profile, true, read_only),
-            })
-        })))
-    }
-}
-
-/// A connecting model's home namespace: the model owns it, private, its
-/// graph built as the contract says (`hvs_binding.graph`).
-fn home_of(
-    profile: &Profile,
-    geometry: GeometrySpec,
-    graph: Option<hvs_storage::GraphSettings>,
-) -> NamespaceInfo {
-    NamespaceInfo {
-        name: profile.namespace.clone(),
-        owner: profile.id.clone(),
-        visibility: namespace::Visibility::Private,
-        network: profile.network.clone(),
-        geometry,
-        grants: BTreeMap::new(),
-        members: BTreeMap::new(),
-        retention: None,
-        datatype: None,
-        graph,
-    }
-}
-
-/// A namespace's access list as the catalog keeps it (under the
-/// namespace, so that a sync job copying the namespace copies it).
-fn access_record(info: &NamespaceInfo) -> Result<CatalogRecord> {
-    let value = serde_json::to_vec(info).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-    Ok(CatalogRecord {
-        kind: namespace::CATALOG_KIND.to_string(),
-        key: info.name.clone(),
-        value,
-        namespace: Some(info.name.clone()),
-    })
-}
-
-/// A model's contract as the catalog keeps it ([`StoredModel`]),
-/// serialised once, from the validated contract.
-fn contract_record(profile: &Profile, base_dir: &Path) -> Result<CatalogRecord> {
-    #[derive(Serialize)]
-    struct Stored<'a> {
-        contract: &'a Contract,
-        base_dir: &'a Path,
-    }
-    let stored = Stored {
-        contract: &profile.contract,
-        base_dir,
-    };
-    let value =
-        serde_json::to_vec(&stored).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-    Ok(CatalogRecord {
-        kind: MODELS.to_string(),
-        key: profile.id.clone(),
-        value,
-        namespace: None,
-    })
-}
-
-/// Stores what a connect must, in one commit, all or none: the home
-/// namespace (`home`, unless it is known already) and `records` (its
-/// access list, the contract). A namespace made here before by a sync
-/// job, without an access list yet, becomes the connecting model's, as if
-/// it had made it; one with another geometry refuses the connect.
-fn store_connect(
-    store: &Store,
-    home: Option<&NamespaceInfo>,
-    records: Vec<CatalogRecord>,
-) -> Result<()> {
-    let space = match home {
-        None => None,
-        Some(info) => match store.namespace(&info.name) {
-            Ok(c) if c.geometry == info.geometry => None,
-            Ok(_) => {
-                return Err(ActorError::InvalidRequest(format!(
-                    "namespace {:?} exists with another geometry than the contract's",
-                    info.name
-                )));
-            }
-            Err(_) => Some(SpaceConfig {
-                graph: info.graph,
-                ..SpaceConfig::new(info.name.clone(), info.geometry.clone())
-            }),
-        },
-    };
-    Ok(store.catalog_put_all(space, records)?)
-}
-
-/// Why a connect goes read-only: the store's own reason for refusing
-/// writes, or else what the refused write heard (`refused`).
-fn refusal(store: &Store, refused: String) -> String {
-    store.write_refusal().unwrap_or(refused)
-}
-
-/// Whether the catalog holds `contract` for model `id` already, from
-/// `base_dir` (or from any folder, while this store takes no writes of its
-/// own). Then a connect writes nothing: on a mirror of a failover group,
-/// whose fence refuses its own writes, a model whose contract and home
-/// namespace came from the primary connects for reads (`docs/CLUSTER.md`,
-/// "Reading from a mirror"), the folder recorded by the primary kept.
-fn contract_stored(store: &Store, id: &str, contract: &Contract, base_dir: &Path) -> Result<bool> {
-    let Some(bytes) = store.catalog_get(MODELS, id)? else {
-        return Ok(false);
-    };
-    let Ok(stored) = serde_json::from_slice::<StoredModel>(&bytes) else {
-        return Ok(false);
-    };
-    let contract =
-        serde_json::to_value(contract).map_err(|e| ActorError::InvalidRequest(e.to_string()))?;
-    let fenced = store.fence().check(Instant::now()).is_err();
-    Ok(stored.contract == contract && (stored.base_dir == base_dir || fenced))
 }
 
 /// Marks a model disconnected; its mailbox keeps collecting.

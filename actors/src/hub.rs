@@ -446,6 +446,7 @@ fn start_actors(store: Arc<Store>, config: &HubConfig) -> Result<Started> {
         next: 0,
         mailboxes: config.mailboxes,
         recovered: Arc::new(Mutex::new(recovered)),
+        connects: Default::default(),
     };
     if let Err(e) = directory::recover(&mut dir) {
         for a in &arbiters {

@@ -319,6 +319,37 @@ impl Store {
         space: Option<SpaceConfig>,
         records: Vec<CatalogRecord>,
     ) -> Result<()> {
+        match self.catalog_put_all_op(space, records)? {
+            Some(op) => self.submit(op).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`Store::catalog_put_all`] without waiting: `done` hears the
+    /// commit (at once, on this thread, for a refusal found before it or
+    /// for nothing to write). Writes submitted one after another without
+    /// waiting are committed in that order, as many together as the
+    /// writer groups: a batch of connects shares its commits this way.
+    pub fn catalog_put_all_then(
+        &self,
+        space: Option<SpaceConfig>,
+        records: Vec<CatalogRecord>,
+        done: Completion<()>,
+    ) {
+        match self.catalog_put_all_op(space, records) {
+            Ok(Some(op)) => self.submit_then(op, Box::new(move |r| done(r.map(|_| ())))),
+            Ok(None) => done(Ok(())),
+            Err(e) => done(Err(e)),
+        }
+    }
+
+    /// The write [`Store::catalog_put_all`] submits, checked; `None` for
+    /// nothing to write.
+    fn catalog_put_all_op(
+        &self,
+        space: Option<SpaceConfig>,
+        records: Vec<CatalogRecord>,
+    ) -> Result<Option<Op>> {
         for r in &records {
             check_catalog_key(&r.kind, &r.key)?;
         }
@@ -327,10 +358,9 @@ impl Store {
             None => None,
         };
         if space.is_none() && records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        self.submit(Op::CatalogPutAll { space, records })
-            .map(|_| ())
+        Ok(Some(Op::CatalogPutAll { space, records }))
     }
 
     /// Like [`Store::catalog_put`] without waiting: `done` hears the commit.
