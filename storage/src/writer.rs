@@ -4,7 +4,7 @@
 //! [`Tables::apply`], commits once, then applies what [`Applied`] lists to
 //! memory and answers each caller.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 use uuid::Uuid;
 
 use std::collections::{HashMap, HashSet};
@@ -207,20 +207,50 @@ fn done(reply: Reply, applied: Vec<Applied>) -> Step {
     Ok(Ok((reply, applied)))
 }
 
-/// The open tables of one write transaction, and the change-feed and audit
-/// sequence numbers it has reached.
+/// A table of one write transaction, opened the first time an operation
+/// touches it. redb looks each opened table up in its table of tables and,
+/// at the commit, again to store its root, changed or not: a transaction
+/// that opened all eleven for a connect's three rows paid for eleven
+/// (docs/BENCHMARKS.md, "Connects in batches").
+pub(crate) struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
+    txn: &'t WriteTransaction,
+    definition: TableDefinition<'static, K, V>,
+    table: Option<Table<'t, K, V>>,
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Lazy<'t, K, V> {
+    fn new(txn: &'t WriteTransaction, definition: TableDefinition<'static, K, V>) -> Self {
+        Self {
+            txn,
+            definition,
+            table: None,
+        }
+    }
+
+    /// The table, opened now if it was not yet.
+    fn open(&mut self) -> Result<&mut Table<'t, K, V>> {
+        let table = match self.table.take() {
+            Some(t) => t,
+            None => self.txn.open_table(self.definition)?,
+        };
+        Ok(self.table.insert(table))
+    }
+}
+
+/// The tables of one write transaction (each opened when first used), and
+/// the change-feed and audit sequence numbers it has reached.
 pub(crate) struct Tables<'t> {
-    spaces: Table<'t, &'static str, &'static [u8]>,
-    vectors: Table<'t, u128, &'static [u8]>,
-    changes: Table<'t, u64, &'static [u8]>,
-    blocks: Table<'t, u128, &'static [u8]>,
-    names: Table<'t, &'static str, u128>,
-    audit: Table<'t, u64, &'static [u8]>,
-    messages: Table<'t, u128, &'static [u8]>,
-    settled: Table<'t, (u128, &'static str), &'static [u8]>,
-    catalog: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    tombstones: Table<'t, u128, &'static [u8]>,
-    meta: Table<'t, &'static str, u64>,
+    spaces: Lazy<'t, &'static str, &'static [u8]>,
+    vectors: Lazy<'t, u128, &'static [u8]>,
+    changes: Lazy<'t, u64, &'static [u8]>,
+    blocks: Lazy<'t, u128, &'static [u8]>,
+    names: Lazy<'t, &'static str, u128>,
+    audit: Lazy<'t, u64, &'static [u8]>,
+    messages: Lazy<'t, u128, &'static [u8]>,
+    settled: Lazy<'t, (u128, &'static str), &'static [u8]>,
+    catalog: Lazy<'t, (&'static str, &'static str), &'static [u8]>,
+    tombstones: Lazy<'t, u128, &'static [u8]>,
+    meta: Lazy<'t, &'static str, u64>,
     /// Last change-feed sequence number written.
     pub(crate) seq: u64,
     /// Last hybrid-logical-clock timestamp given out.
@@ -264,17 +294,17 @@ impl<'t> Tables<'t> {
             now_ms,
         } = positions;
         Ok(Self {
-            spaces: txn.open_table(SPACES)?,
-            vectors: txn.open_table(VECTORS)?,
-            changes: txn.open_table(CHANGES)?,
-            blocks: txn.open_table(BLOCKS)?,
-            names: txn.open_table(BLOCK_NAMES)?,
-            audit: txn.open_table(AUDIT)?,
-            messages: txn.open_table(MESSAGES)?,
-            settled: txn.open_table(SETTLED)?,
-            catalog: txn.open_table(CATALOG)?,
-            tombstones: txn.open_table(TOMBSTONES)?,
-            meta: txn.open_table(crate::store::META)?,
+            spaces: Lazy::new(txn, SPACES),
+            vectors: Lazy::new(txn, VECTORS),
+            changes: Lazy::new(txn, CHANGES),
+            blocks: Lazy::new(txn, BLOCKS),
+            names: Lazy::new(txn, BLOCK_NAMES),
+            audit: Lazy::new(txn, AUDIT),
+            messages: Lazy::new(txn, MESSAGES),
+            settled: Lazy::new(txn, SETTLED),
+            catalog: Lazy::new(txn, CATALOG),
+            tombstones: Lazy::new(txn, TOMBSTONES),
+            meta: Lazy::new(txn, crate::store::META),
             seq,
             audit_seq,
             logged: Vec::new(),
@@ -314,7 +344,7 @@ impl<'t> Tables<'t> {
             [one] => encode(one)?,
             many => encode(&many)?,
         };
-        self.changes.insert(self.seq, row.as_slice())?;
+        self.changes.open()?.insert(self.seq, row.as_slice())?;
         self.logged.clear();
         Ok(())
     }
@@ -359,6 +389,7 @@ impl<'t> Tables<'t> {
                 namespace,
             } => {
                 self.catalog
+                    .open()?
                     .insert((kind.as_str(), key.as_str()), value.as_slice())?;
                 let namespace = namespace.as_deref().unwrap_or("");
                 self.log_catalog(namespace, kind, key, Some(value))?;
@@ -368,6 +399,7 @@ impl<'t> Tables<'t> {
             Op::CatalogDelete { kind, key } => {
                 let was = self
                     .catalog
+                    .open()?
                     .remove((kind.as_str(), key.as_str()))?
                     .is_some();
                 if was {
@@ -382,7 +414,7 @@ impl<'t> Tables<'t> {
                 mirror,
             } => self.apply_remote(job, *strategy, changes, *mirror),
             Op::SetMark { key, value } => {
-                self.meta.insert(key.as_str(), *value)?;
+                self.meta.open()?.insert(key.as_str(), *value)?;
                 done(Reply::Done, vec![])
             }
         }
@@ -456,11 +488,11 @@ impl<'t> Tables<'t> {
     fn settle(&mut self, settled: &[Settled]) -> Step {
         let mut removals = Vec::new();
         for s in settled {
-            let head = match self.messages.get(s.message.as_u128())? {
+            let head = match self.messages.open()?.get(s.message.as_u128())? {
                 Some(v) => decode::<MessageHead>(v.value(), "message")?,
                 None => continue,
             };
-            self.settled.insert(
+            self.settled.open()?.insert(
                 (s.message.as_u128(), s.recipient.as_str()),
                 encode(&(&s.settlement, s.at_ms))?.as_slice(),
             )?;
@@ -533,7 +565,9 @@ impl<'t> Tables<'t> {
             name: name.map(str::to_string),
             outcome,
         };
-        self.audit.insert(self.audit_seq, encode(&e)?.as_slice())?;
+        self.audit
+            .open()?
+            .insert(self.audit_seq, encode(&e)?.as_slice())?;
         Ok(())
     }
 
@@ -551,10 +585,11 @@ impl<'t> Tables<'t> {
     }
 
     fn create_space(&mut self, config: &SpaceConfig) -> Step {
-        if self.spaces.get(config.name.as_str())?.is_some() {
+        if self.spaces.open()?.get(config.name.as_str())?.is_some() {
             return Ok(Err(StorageError::NamespaceExists(config.name.clone())));
         }
         self.spaces
+            .open()?
             .insert(config.name.as_str(), encode(config)?.as_slice())?;
         let body = ChangeBody::Namespace(config.clone());
         self.log(
@@ -584,6 +619,7 @@ impl<'t> Tables<'t> {
         };
         for r in records {
             self.catalog
+                .open()?
                 .insert((r.kind.as_str(), r.key.as_str()), r.value.as_slice())?;
             let namespace = r.namespace.as_deref().unwrap_or("");
             self.log_catalog(namespace, &r.kind, &r.key, Some(&r.value))?;
@@ -616,7 +652,11 @@ impl<'t> Tables<'t> {
     }
 
     fn update(&mut self, id: Uuid, update: &VectorUpdate) -> Step {
-        let current = self.vectors.get(id.as_u128())?.map(|b| b.value().to_vec());
+        let current = self
+            .vectors
+            .open()?
+            .get(id.as_u128())?
+            .map(|b| b.value().to_vec());
         let Some(bytes) = current else {
             return Ok(Err(StorageError::VectorNotFound(id)));
         };
@@ -652,16 +692,19 @@ impl<'t> Tables<'t> {
         if kind == ChangeKind::Insert {
             self.inserted.push(r.id);
         }
-        self.vectors.insert(r.id.as_u128(), encode(r)?.as_slice())?;
-        self.tombstones.remove(r.id.as_u128())?;
+        self.vectors
+            .open()?
+            .insert(r.id.as_u128(), encode(r)?.as_slice())?;
+        self.tombstones.open()?.remove(r.id.as_u128())?;
         let body = Some(ChangeBody::Vector(r.clone()));
         self.log(kind, &r.namespace, Some(r.id), r.version, body)
     }
 
     /// Removes a vector's row, leaves `t` in its place, and logs it.
     fn put_tombstone(&mut self, t: Tombstone) -> Result<Applied> {
-        self.vectors.remove(t.id.as_u128())?;
+        self.vectors.open()?.remove(t.id.as_u128())?;
         self.tombstones
+            .open()?
             .insert(t.id.as_u128(), encode(&t)?.as_slice())?;
         let (namespace, id, version) = (t.namespace.clone(), t.id, t.version);
         let body = Some(ChangeBody::Tombstone(t));
@@ -691,7 +734,11 @@ impl<'t> Tables<'t> {
     /// Deletes the vector `id` and logs it; what memory must forget, or
     /// `None` if there was no such vector.
     fn delete_row(&mut self, id: Uuid) -> Result<Option<Applied>> {
-        let old = self.vectors.get(id.as_u128())?.map(|b| b.value().to_vec());
+        let old = self
+            .vectors
+            .open()?
+            .get(id.as_u128())?
+            .map(|b| b.value().to_vec());
         let Some(bytes) = old else {
             return Ok(None);
         };
@@ -717,7 +764,7 @@ impl<'t> Tables<'t> {
         if self.known_spaces.contains(name) {
             return Ok(true);
         }
-        let found = self.spaces.get(name)?.is_some();
+        let found = self.spaces.open()?.get(name)?.is_some();
         if found {
             self.known_spaces.insert(name.to_string());
         }
@@ -746,7 +793,7 @@ impl<'t> Tables<'t> {
     fn delete_in(&mut self, namespace: &str, filter: Option<&Filter>) -> Result<Vec<Applied>> {
         let mut applied = Vec::new();
         for id in self.candidates(namespace) {
-            let r: VectorRecord = match self.vectors.get(id.as_u128())? {
+            let r: VectorRecord = match self.vectors.open()?.get(id.as_u128())? {
                 Some(bytes) => decode(bytes.value(), "vector record")?,
                 None => continue,
             };
@@ -796,7 +843,7 @@ impl<'t> Tables<'t> {
         }
         // The whole index goes with `DropSpace`: no `Remove` each.
         self.delete_in(name, None)?;
-        self.spaces.remove(name)?;
+        self.spaces.open()?.remove(name)?;
         self.known_spaces.remove(name);
         self.log(ChangeKind::DeleteNamespace, name, None, 0, None)?;
         done(
@@ -812,13 +859,17 @@ impl<'t> Tables<'t> {
     }
 
     /// The block `id` unless it is absent or expired.
-    fn live_block(&self, id: Uuid) -> Result<Option<Block>> {
-        live_block(&self.blocks, id)
+    fn live_block(&mut self, id: Uuid) -> Result<Option<Block>> {
+        live_block(self.blocks.open()?, id)
     }
 
     fn create_block(&mut self, actor: &str, block: &Block) -> Step {
         let mut applied = Vec::new();
-        let holder = self.names.get(block.name.as_str())?.map(|v| v.value());
+        let holder = self
+            .names
+            .open()?
+            .get(block.name.as_str())?
+            .map(|v| v.value());
         if let Some(old) = holder {
             match self.live_block(Uuid::from_u128(old))? {
                 Some(_) => {
@@ -833,15 +884,18 @@ impl<'t> Tables<'t> {
                 }
                 // An expired block frees its name.
                 None => {
-                    if self.blocks.remove(old)?.is_some() {
+                    if self.blocks.open()?.remove(old)?.is_some() {
                         applied.push(Applied::UnindexBlock(Uuid::from_u128(old)));
                     }
                 }
             }
         }
         self.blocks
+            .open()?
             .insert(block.id.as_u128(), encode(block)?.as_slice())?;
-        self.names.insert(block.name.as_str(), block.id.as_u128())?;
+        self.names
+            .open()?
+            .insert(block.name.as_str(), block.id.as_u128())?;
         self.audit(
             actor,
             AuditAction::CreateBlock,
@@ -875,7 +929,9 @@ impl<'t> Tables<'t> {
         b.history.truncate(b.history_limit);
         b.version += 1;
         b.updated_ms = now_ms();
-        self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
+        self.blocks
+            .open()?
+            .insert(b.id.as_u128(), encode(&b)?.as_slice())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
         self.log_block(&b)?;
         done(
@@ -892,8 +948,8 @@ impl<'t> Tables<'t> {
         if let Some(e) = block_write_refusal(&b, actor) {
             return self.refuse(actor, action, Some(b.id), Some(&b.name), e);
         }
-        self.blocks.remove(b.id.as_u128())?;
-        self.names.remove(b.name.as_str())?;
+        self.blocks.open()?.remove(b.id.as_u128())?;
+        self.names.open()?.remove(b.name.as_str())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
         self.log(ChangeKind::DeleteBlock, "", Some(b.id), b.version, None)?;
         done(Reply::Deleted(true), vec![Applied::UnindexBlock(b.id)])
@@ -922,7 +978,9 @@ impl<'t> Tables<'t> {
             return self.refuse(actor, action, Some(b.id), Some(&b.name), e);
         }
         b.permissions = permissions.clone();
-        self.blocks.insert(b.id.as_u128(), encode(&b)?.as_slice())?;
+        self.blocks
+            .open()?
+            .insert(b.id.as_u128(), encode(&b)?.as_slice())?;
         self.audit(actor, action, Some(b.id), Some(&b.name), "ok".into())?;
         self.log_block(&b)?;
         done(Reply::Block(Box::new(b)), vec![])
@@ -932,7 +990,7 @@ impl<'t> Tables<'t> {
         let now = now_ms();
         let mut expired = Vec::new();
         let mut next_expiry: Option<u64> = None;
-        for row in self.blocks.iter()? {
+        for row in self.blocks.open()?.iter()? {
             let (_, v) = row?;
             let b: Block = decode(v.value(), "block")?;
             match b.expires_ms {
@@ -943,10 +1001,10 @@ impl<'t> Tables<'t> {
         }
         let mut applied = Vec::with_capacity(expired.len());
         for b in &expired {
-            self.blocks.remove(b.id.as_u128())?;
-            let holder = self.names.get(b.name.as_str())?.map(|v| v.value());
+            self.blocks.open()?.remove(b.id.as_u128())?;
+            let holder = self.names.open()?.get(b.name.as_str())?.map(|v| v.value());
             if holder == Some(b.id.as_u128()) {
-                self.names.remove(b.name.as_str())?;
+                self.names.open()?.remove(b.name.as_str())?;
             }
             self.audit(
                 SYSTEM_ACTOR,

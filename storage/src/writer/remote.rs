@@ -90,14 +90,14 @@ impl Tables<'_> {
     fn mirror_other(&mut self, c: &Change, applied: &mut Vec<Applied>) -> Result<ApplyOutcome> {
         let outcome = match (&c.kind, &c.body, c.id) {
             (ChangeKind::PutMessage, Some(ChangeBody::Message(m)), _) => {
-                if self.messages.get(m.id.as_u128())?.is_some() {
+                if self.messages.open()?.get(m.id.as_u128())?.is_some() {
                     return Ok(ApplyOutcome::Unchanged);
                 }
                 self.put_messages(&[std::sync::Arc::new((**m).clone())], false)?
             }
             (ChangeKind::Settle, Some(ChangeBody::Settled(s)), _) => {
                 let key = (s.message.as_u128(), s.recipient.as_str());
-                if self.settled.get(key)?.is_some() {
+                if self.settled.open()?.get(key)?.is_some() {
                     return Ok(ApplyOutcome::Unchanged);
                 }
                 self.settle(std::slice::from_ref(s))?
@@ -133,8 +133,8 @@ impl Tables<'_> {
     }
 
     /// When stored message `id` expires (`None`: not stored here).
-    fn message_expiry(&self, id: Uuid) -> Result<Option<u64>> {
-        let Some(row) = self.messages.get(id.as_u128())? else {
+    fn message_expiry(&mut self, id: Uuid) -> Result<Option<u64>> {
+        let Some(row) = self.messages.open()?.get(id.as_u128())? else {
             return Ok(None);
         };
         let m: crate::MessageRecord = decode(row.value(), "message")?;
@@ -143,36 +143,37 @@ impl Tables<'_> {
 
     fn mirror_block(&mut self, b: &crate::Block) -> Result<super::OpOutcome> {
         let mut applied = Vec::new();
-        if let Some(row) = self.blocks.get(b.id.as_u128())? {
+        if let Some(row) = self.blocks.open()?.get(b.id.as_u128())? {
             let old: crate::Block = decode(row.value(), "block")?;
             drop(row);
             if old.version >= b.version && old.name == b.name {
                 return Ok(Ok((Reply::Done, vec![])));
             }
-            self.names.remove(old.name.as_str())?;
+            self.names.open()?.remove(old.name.as_str())?;
         }
-        if let Some(other) = self.names.get(b.name.as_str())?.map(|v| v.value())
+        if let Some(other) = self.names.open()?.get(b.name.as_str())?.map(|v| v.value())
             && other != b.id.as_u128()
         {
-            self.blocks.remove(other)?;
+            self.blocks.open()?.remove(other)?;
             applied.push(Applied::UnindexBlock(Uuid::from_u128(other)));
         }
         self.blocks
+            .open()?
             .insert(b.id.as_u128(), crate::record::encode(b)?.as_slice())?;
-        self.names.insert(b.name.as_str(), b.id.as_u128())?;
+        self.names.open()?.insert(b.name.as_str(), b.id.as_u128())?;
         self.log_block(b)?;
         applied.push(Applied::IndexBlock(b.clone()));
         Ok(Ok((Reply::Done, applied)))
     }
 
     fn mirror_block_deletion(&mut self, id: Uuid) -> Result<super::OpOutcome> {
-        let Some(row) = self.blocks.get(id.as_u128())? else {
+        let Some(row) = self.blocks.open()?.get(id.as_u128())? else {
             return Ok(Ok((Reply::Done, vec![])));
         };
         let b: crate::Block = decode(row.value(), "block")?;
         drop(row);
-        self.blocks.remove(id.as_u128())?;
-        self.names.remove(b.name.as_str())?;
+        self.blocks.open()?.remove(id.as_u128())?;
+        self.names.open()?.remove(b.name.as_str())?;
         self.log(ChangeKind::DeleteBlock, "", Some(id), b.version, None)?;
         Ok(Ok((Reply::Done, vec![Applied::UnindexBlock(id)])))
     }
@@ -184,16 +185,20 @@ impl Tables<'_> {
         key: &str,
         value: Option<&Vec<u8>>,
     ) -> Result<super::OpOutcome> {
-        let here = self.catalog.get((kind, key))?.map(|v| v.value().to_vec());
+        let here = self
+            .catalog
+            .open()?
+            .get((kind, key))?
+            .map(|v| v.value().to_vec());
         if here.as_ref() == value {
             return Ok(Ok((Reply::Done, vec![])));
         }
         match value {
             Some(v) => {
-                self.catalog.insert((kind, key), v.as_slice())?;
+                self.catalog.open()?.insert((kind, key), v.as_slice())?;
             }
             None => {
-                self.catalog.remove((kind, key))?;
+                self.catalog.open()?.remove((kind, key))?;
             }
         }
         self.log_catalog(namespace, kind, key, value)?;
@@ -215,10 +220,10 @@ impl Tables<'_> {
                 namespace.to_string(),
             )));
         }
-        if kind.starts_with('_') || self.catalog.get((kind, key))?.is_some() {
+        if kind.starts_with('_') || self.catalog.open()?.get((kind, key))?.is_some() {
             return Ok(ApplyOutcome::Unchanged);
         }
-        self.catalog.insert((kind, key), value)?;
+        self.catalog.open()?.insert((kind, key), value)?;
         self.log_catalog(namespace, kind, key, Some(&value.to_vec()))?;
         Ok(ApplyOutcome::Applied)
     }
@@ -269,7 +274,7 @@ impl Tables<'_> {
 
     /// The namespace's configuration in this transaction.
     fn space_config(&mut self, name: &str) -> Result<Option<SpaceConfig>> {
-        let bytes = self.spaces.get(name)?.map(|v| v.value().to_vec());
+        let bytes = self.spaces.open()?.get(name)?.map(|v| v.value().to_vec());
         bytes
             .map(|b| decode::<SpaceConfig>(&b, "namespace"))
             .transpose()
@@ -296,11 +301,11 @@ impl Tables<'_> {
     }
 
     /// This side's version of vector `id`: its row, else its tombstone.
-    fn local_version(&self, id: Uuid) -> Result<Option<Version>> {
-        if let Some(v) = self.vectors.get(id.as_u128())? {
+    fn local_version(&mut self, id: Uuid) -> Result<Option<Version>> {
+        if let Some(v) = self.vectors.open()?.get(id.as_u128())? {
             return Ok(Some(Version::Live(decode(v.value(), "vector record")?)));
         }
-        if let Some(v) = self.tombstones.get(id.as_u128())? {
+        if let Some(v) = self.tombstones.open()?.get(id.as_u128())? {
             return Ok(Some(Version::Gone(decode(v.value(), "tombstone")?)));
         }
         Ok(None)

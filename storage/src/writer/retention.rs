@@ -53,7 +53,7 @@ impl Tables<'_> {
         let mut removed = self.remove_messages(&before)?;
         self.messages_put.extend(records.iter().cloned());
         for m in records {
-            self.messages.insert(
+            self.messages.open()?.insert(
                 m.id.as_u128(),
                 crate::record::encode(m.as_ref())?.as_slice(),
             )?;
@@ -138,16 +138,16 @@ impl Tables<'_> {
     /// (or that cannot be read) is skipped: `None`.
     pub(super) fn remove_message(&mut self, id: Uuid) -> Result<Option<Removed>> {
         let key = id.as_u128();
-        let head = match self.messages.get(key)? {
+        let head = match self.messages.open()?.get(key)? {
             Some(v) => decode::<MessageHead>(v.value(), "message").ok(),
             None => None,
         };
         let Some(head) = head else {
             return Ok(None);
         };
-        self.messages.remove(key)?;
+        self.messages.open()?.remove(key)?;
         let mut recipients = Vec::new();
-        for row in self.settled.range((key, "")..)? {
+        for row in self.settled.open()?.range((key, "")..)? {
             let (k, _) = row?;
             let (m, r) = k.value();
             if m != key {
@@ -156,7 +156,7 @@ impl Tables<'_> {
             recipients.push(r.to_string());
         }
         for r in &recipients {
-            self.settled.remove((key, r.as_str()))?;
+            self.settled.open()?.remove((key, r.as_str()))?;
         }
         self.log(
             ChangeKind::ExpireMessage,
@@ -183,7 +183,7 @@ impl Tables<'_> {
     /// settled messages and every recipient has now settled it, when it
     /// goes (`keep_acked_ms` from now).
     pub(super) fn removal_after_settled(
-        &self,
+        &mut self,
         id: Uuid,
         head: &MessageHead,
     ) -> Result<Option<(u64, Uuid)>> {
@@ -195,7 +195,7 @@ impl Tables<'_> {
         };
         let key = id.as_u128();
         let mut settled = 0;
-        for row in self.settled.range((key, "")..)? {
+        for row in self.settled.open()?.range((key, "")..)? {
             let (k, _) = row?;
             if k.value().0 != key {
                 break;
