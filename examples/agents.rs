@@ -236,11 +236,14 @@ async fn main() -> Result<(), BoxError> {
     let mut rng = StdRng::seed_from_u64(args.seed);
 
     let rt = Runtime::open(RuntimeConfig::memory()).await?;
-    let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
-        let contract = Contract::from_value(contract(&agent_id(i)))?;
-        handles.push(rt.connect_model(contract).await?);
-    }
+    // All at once: the runtime takes connects that arrive together as one
+    // batch and stores them in shared commits (docs/SEMANTICS.md).
+    let contracts = (0..n)
+        .map(|i| Contract::from_value(contract(&agent_id(i))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let handles =
+        futures_util::future::try_join_all(contracts.into_iter().map(|c| rt.connect_model(c)))
+            .await?;
     let geometry = GeometrySpec::Hyperboloid {
         dim: DIM,
         curvature: 1.0,
