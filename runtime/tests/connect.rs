@@ -83,3 +83,37 @@ async fn two_models_binding_one_home_namespace_at_once_both_connect_and_one_owns
         .count();
     assert_eq!(names, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_refused_in_a_batch_refuses_only_itself() {
+    let rt = Runtime::open(RuntimeConfig::memory()).await.unwrap();
+    // In the store but not the registry (as a sync job leaves one), on
+    // another manifold than the contract's H^2.
+    rt.storage()
+        .create_namespace(hvs_storage::SpaceConfig::new(
+            "clash",
+            hvs_storage::GeometrySpec::Euclidean { dim: 3 },
+        ))
+        .unwrap();
+    let contracts = (0..20).map(|i| {
+        let mut c = contract(&format!("m{i}"));
+        if i == 7 {
+            c["hvs_binding"]["namespace"] = "clash".into();
+        }
+        build(c)
+    });
+    let connects = join_all(contracts.map(|c| rt.connect_model(c))).await;
+    for (i, c) in connects.iter().enumerate() {
+        match (i, c) {
+            (7, Err(Error::InvalidRequest(m))) => assert!(m.contains("another geometry"), "{m}"),
+            (7, other) => panic!(
+                "m7 binds a namespace of another geometry: {:?}",
+                other.as_ref().map(|h| h.id())
+            ),
+            (_, c) => assert_eq!(c.as_ref().unwrap().id(), format!("m{i}")),
+        }
+    }
+    let models = rt.models();
+    assert_eq!(models.len(), 19);
+    assert!(!models.iter().any(|(id, _)| id == "m7"));
+}
