@@ -210,8 +210,8 @@ fn done(reply: Reply, applied: Vec<Applied>) -> Step {
 /// A table of one write transaction, opened the first time an operation
 /// touches it. redb looks each opened table up in its table of tables and,
 /// at the commit, again to store its root, changed or not: a transaction
-/// that opened all eleven for a connect's three rows paid for eleven
-/// (docs/BENCHMARKS.md, "Connects in batches").
+/// that opened all eleven to write a connect's rows, in three of them,
+/// paid for eleven (docs/BENCHMARKS.md, "Connects in batches").
 pub(crate) struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
     txn: &'t WriteTransaction,
     definition: TableDefinition<'static, K, V>,
