@@ -570,13 +570,32 @@ impl FeedSampler {
 /// `GET path` of the admin endpoint at `admin`, as JSON; `None` if it
 /// does not answer.
 pub(crate) fn admin_json_at(admin: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&admin_get(admin, path)?).ok()
+}
+
+/// The body of `GET path` from an admin port.
+fn admin_get(admin: SocketAddr, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&admin, ADMIN_TIMEOUT).ok()?;
     s.set_read_timeout(Some(ADMIN_TIMEOUT)).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: hvs\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    Some(response.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// The vectors a server's indexes hold in their fresh buffers, waiting for
+/// the graph (the sum of `hvs_index_fresh` over its namespaces, from its
+/// `/metrics`).
+pub(crate) fn waiting_for_graph(admin: SocketAddr) -> Option<u64> {
+    let metrics = admin_get(admin, "/metrics")?;
+    Some(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("hvs_index_fresh{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
 }
 
 /// The mean size of a change in the primary's feed stream, in bytes.
