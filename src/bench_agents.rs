@@ -129,8 +129,11 @@ async fn run_one(args: &AgentsArgs, models: usize) -> Result<Value, BoxError> {
 
     let (handles, connect_us, connect_secs) =
         connect_all(&rt, contracts, args.connect_concurrency).await?;
-    let rss_at_rest = rss_mib()?;
+    let rss_after_connects = rss_mib()?;
     let idle_cores = idle_cores_busy().await?;
+    // At rest: after the idle phase, by when the allocator has given back
+    // what the connects freed (right after them it still holds it).
+    let rss_at_rest = rss_mib()?;
 
     let handles = Arc::new(handles);
     let delivered = Arc::new(AtomicU64::new(0));
@@ -158,6 +161,7 @@ async fn run_one(args: &AgentsArgs, models: usize) -> Result<Value, BoxError> {
         "models": models,
         "rounds": args.rounds,
         "rss_mib_before_open": rss_base,
+        "rss_mib_after_connects": rss_after_connects,
         "rss_mib_at_rest": rss_at_rest,
         "rss_bytes_per_model_at_rest": (rss_at_rest - rss_base) * 1024.0 * 1024.0 / models as f64,
         "idle_cores_busy": idle_cores,
@@ -391,13 +395,14 @@ fn print_report(r: &Value) {
         );
     }
     println!(
-        "  RSS MiB: the process's resident memory with every model connected and idle; \
-         KB/model: its growth since before the runtime opened, per model; idle CPU: cores \
-         busy meanwhile; µs per model: the time until every model was connected, over \
+        "  RSS MiB: the process's resident memory with every model connected, after {}s \
+         idle; KB/model: its growth since before the runtime opened, per model; idle CPU: \
+         cores busy in those seconds; µs per model: the time until every model was connected, over \
          the models ({} connecting at once); connect µs: mean of one connect, from its \
          call to its answer (p99 beside it); msgs/s: delivered and acked during the rounds; \
          RSS after: at the end of the rounds; search µs: mean of {SEARCHES} k=10 searches in \
          random models' namespaces",
+        IDLE.as_secs(),
         r["runs"][0]["connect_concurrency"]
     );
 }
