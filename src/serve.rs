@@ -120,6 +120,12 @@ pub(crate) struct ServeArgs {
     /// false` turns off what `hvs.toml` turned on.
     #[arg(long, env = "HVS_QUICK_REPAIR", num_args = 0..=1, default_missing_value = "true")]
     quick_repair: Option<bool>,
+    /// Change-feed entries to keep: older ones are removed as the feed
+    /// grows (never past what the cluster's publisher has published)
+    /// [default: all, for good]. See docs/STORAGE.md, "Ordering and the
+    /// change feed".
+    #[arg(long, env = "HVS_FEED_KEEP")]
+    feed_keep: Option<u64>,
 }
 
 /// What `hvs.toml` may set (the same names as the flags, with `_`).
@@ -138,6 +144,7 @@ struct FileConfig {
     checkpoint_secs: Option<u64>,
     cache_mb: Option<usize>,
     quick_repair: Option<bool>,
+    feed_keep: Option<u64>,
     cluster: Option<ClusterSection>,
     retention: Option<RetentionSection>,
 }
@@ -203,6 +210,8 @@ struct Settings {
     cache_bytes: Option<usize>,
     /// redb's quick-repair on every commit.
     quick_repair: bool,
+    /// Change-feed entries kept; `None`: all.
+    feed_keep: Option<u64>,
 }
 
 /// The store's level, and the cluster's (`replicated` and `quorum`
@@ -306,6 +315,7 @@ fn resolve(args: ServeArgs) -> Result<Settings, String> {
             .or(file.cache_mb)
             .map(|mb| mb.saturating_mul(1 << 20)),
         quick_repair: args.quick_repair.or(file.quick_repair).unwrap_or(false),
+        feed_keep: args.feed_keep.or(file.feed_keep),
     })
 }
 
@@ -396,6 +406,7 @@ async fn run(s: Settings) -> Result<(), String> {
     store.checkpoint_every = s.checkpoint_every;
     store.cache_bytes = s.cache_bytes;
     store.quick_repair = s.quick_repair;
+    store.feed_keep = s.feed_keep;
     let cluster = s.cluster.clone();
     let mut config = RuntimeConfig {
         store,

@@ -32,6 +32,14 @@ pub enum StorageError {
     /// No namespace of that name exists.
     #[error("namespace {0:?} does not exist")]
     NamespaceNotFound(String),
+    /// The change feed no longer holds the entries asked for: they were
+    /// trimmed ([`crate::StoreConfig::feed_keep`]). `first` is the oldest
+    /// entry it still holds.
+    #[error("the change feed was trimmed: its oldest entry is {first}")]
+    FeedTrimmed {
+        /// The number of the oldest entry the feed holds.
+        first: u64,
+    },
     /// A namespace of that name exists already, with another configuration.
     #[error("namespace {0:?} exists already with a different configuration")]
     NamespaceExists(String),
@@ -201,6 +209,7 @@ impl StorageError {
             Self::InvalidGeometry(_) => "invalid_geometry",
             Self::NamespaceNotFound(_) => "namespace_not_found",
             Self::NamespaceExists(_) => "namespace_exists",
+            Self::FeedTrimmed { .. } => "feed_trimmed",
             Self::InvalidNamespaceName(_) => "invalid_namespace_name",
             Self::VectorNotFound(_) => "vector_not_found",
             Self::VersionConflict { .. } => "version_conflict",

@@ -87,7 +87,8 @@ pub use record::{
 };
 pub use retention::{DiscardListener, Discarded, StoreClock};
 pub use store::{
-    CHECKPOINT_EVERY, ConsistencyReport, Durability, FORMAT_VERSION, MAX_EF, MAX_RESULTS,
-    NamespaceStats, SearchHit, SearchQuery, Slot, SlotWait, Stats, Store, StoreConfig,
+    CHECKPOINT_EVERY, ConsistencyReport, Durability, FEED_PUBLISHED, FEED_TRIM_STEP,
+    FORMAT_VERSION, MAX_EF, MAX_RESULTS, NamespaceStats, SearchHit, SearchQuery, Slot, SlotWait,
+    Stats, Store, StoreConfig,
 };
 pub use sync::{ApplyOutcome, Causality, Clock, Resolution, Tombstone, hlc_millis};

@@ -43,6 +43,17 @@ pub const MAX_RESULTS: usize = 10_000;
 /// The largest `ef` one search may ask for ([`SearchQuery::ef`]).
 pub const MAX_EF: usize = 10_000;
 
+/// The mark (`Store::set_mark`) where the cluster's feed publisher saves
+/// how far it has published the change feed: trimming the feed
+/// ([`StoreConfig::feed_keep`]) never passes it.
+pub const FEED_PUBLISHED: &str = "cluster.published";
+
+/// Change-feed rows one commit removes at most when the feed is trimmed,
+/// and how far past [`StoreConfig::feed_keep`] the feed grows before it
+/// is: trimming in steps costs each commit one lookup when nothing is
+/// due.
+pub const FEED_TRIM_STEP: u64 = 4096;
+
 /// How often, by default, the graphs that changed are saved
 /// ([`StoreConfig::checkpoint_every`]).
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -105,6 +116,13 @@ pub struct StoreConfig {
     /// and indexes only what came after; `None`: only on close. Ignored at
     /// [`Durability::Memory`]. Default [`CHECKPOINT_EVERY`].
     pub checkpoint_every: Option<std::time::Duration>,
+    /// Change-feed entries kept: once the feed holds more than this many
+    /// (and [`FEED_TRIM_STEP`] rows more), a commit removes its oldest
+    /// rows, never one above the cluster publisher's saved position
+    /// ([`FEED_PUBLISHED`]) nor the last. A read of trimmed entries is
+    /// [`StorageError::FeedTrimmed`]. `None` (the default): the feed is
+    /// kept for good.
+    pub feed_keep: Option<u64>,
     /// redb's page cache, in bytes: records read and written recently stay
     /// in memory up to this much (part of the process's resident memory).
     /// `None`: 256 MiB for a database file; at [`Durability::Memory`],
@@ -143,6 +161,7 @@ impl StoreConfig {
             durability: Durability::Memory,
             index: IndexParams::default(),
             checkpoint_every: Some(CHECKPOINT_EVERY),
+            feed_keep: None,
             cache_bytes: None,
             faults: None,
             retention: Default::default(),
@@ -159,6 +178,7 @@ impl StoreConfig {
             durability,
             index: IndexParams::default(),
             checkpoint_every: Some(CHECKPOINT_EVERY),
+            feed_keep: None,
             cache_bytes: None,
             faults: None,
             retention: Default::default(),
@@ -440,6 +460,8 @@ pub(crate) struct Shared {
     dumps: Option<PathBuf>,
     /// How often the indexer saves changed graphs ([`StoreConfig::checkpoint_every`]).
     checkpoint_every: Option<std::time::Duration>,
+    /// [`StoreConfig::feed_keep`].
+    pub(crate) feed_keep: Option<u64>,
     /// Whether the graphs of the indexes opened without a usable dump are
     /// built (`Shared::build_loaded`); what must see whole graphs waits.
     built: (Mutex<bool>, Condvar),
@@ -980,10 +1002,20 @@ impl Store {
     }
 
     /// Change-feed entries with `seq > after`, at most `limit`.
+    /// [`StorageError::FeedTrimmed`] if entries after `after` were trimmed
+    /// ([`StoreConfig::feed_keep`]).
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
         contain("change", || {
             let txn = self.shared.begin_read()?;
             let t = txn.open_table(CHANGES)?;
+            if let Some((_, v)) = t.first()? {
+                let first = crate::record::decode_change_row(v.value())?
+                    .first()
+                    .map_or(0, |c| c.seq);
+                if after.saturating_add(1) < first {
+                    return Err(StorageError::FeedTrimmed { first });
+                }
+            }
             let mut out = Vec::new();
             // A row is keyed by its last entry's number: the first row
             // past `after` may begin before it.

@@ -17,8 +17,8 @@ use crate::record::{
     Change, ChangeBody, ChangeKind, SpaceConfig, VectorRecord, VectorUpdate, decode, encode, now_ms,
 };
 use crate::store::{
-    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, MESSAGES, SETTLED, SPACES, Space, TOMBSTONES,
-    VECTORS,
+    AUDIT, BLOCK_NAMES, BLOCKS, CATALOG, CHANGES, FEED_PUBLISHED, FEED_TRIM_STEP, MESSAGES,
+    SETTLED, SPACES, Space, TOMBSTONES, VECTORS,
 };
 use crate::sync::{Clock, Tombstone, next_hlc};
 use hvs_types::{ConflictStrategy, Filter};
@@ -317,6 +317,37 @@ impl<'t> Tables<'t> {
             undo,
             now_ms,
         })
+    }
+
+    /// Removes the change feed's oldest rows, at most [`FEED_TRIM_STEP`],
+    /// once it holds entries more than `keep` + that step below its last:
+    /// only rows whose entries all lie at or below the floor (`keep`
+    /// below the last entry, and never above the cluster publisher's saved
+    /// position, [`FEED_PUBLISHED`]), and never the last row, whose number
+    /// a reopen reads. One lookup of the first row when nothing is due.
+    pub(crate) fn trim_feed(&mut self, keep: u64) -> Result<()> {
+        let mut floor = self.seq.saturating_sub(keep);
+        if let Some(published) = self.meta.open()?.get(FEED_PUBLISHED)? {
+            floor = floor.min(published.value());
+        }
+        let changes = self.changes.open()?;
+        let Some(first) = changes.first()?.map(|(k, _)| k.value()) else {
+            return Ok(());
+        };
+        if first.saturating_add(FEED_TRIM_STEP) > floor {
+            return Ok(());
+        }
+        // A row is keyed by its last entry's number: every entry of a row
+        // keyed at or below the floor is.
+        let due = changes
+            .range(..=floor.min(self.seq.saturating_sub(1)))?
+            .take(FEED_TRIM_STEP as usize)
+            .map(|row| row.map(|(k, _)| k.value()))
+            .collect::<std::result::Result<Vec<u64>, _>>()?;
+        for key in due {
+            changes.remove(key)?;
+        }
+        Ok(())
     }
 
     /// Runs one operation. A refusal (`Ok(Err(_))`) refuses this operation

@@ -14,8 +14,9 @@ use hvs_types::FeedStatus;
 
 use super::{feed_subject, stream_name};
 
-/// The `meta` key of the last change JetStream acknowledged.
-pub(crate) const PUBLISHED: &str = "cluster.published";
+/// The `meta` key of the last change JetStream acknowledged (a trimmed
+/// feed keeps every entry after it, `StoreConfig::feed_keep`).
+pub(crate) const PUBLISHED: &str = hvs_storage::FEED_PUBLISHED;
 /// Changes read and published per round.
 const BATCH: usize = 1024;
 /// How long an idle publisher waits before looking for new changes.

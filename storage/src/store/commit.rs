@@ -194,6 +194,9 @@ impl Shared {
                     _ => tables.apply(&req.op),
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(keep) = self.feed_keep {
+                tables.trim_feed(keep)?;
+            }
             let (seq, audit_seq, hlc) = (tables.seq, tables.audit_seq, tables.hlc);
             drop(tables);
             if self.durability != Durability::Memory {

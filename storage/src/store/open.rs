@@ -86,6 +86,7 @@ impl Store {
             path: config.path.clone(),
             dumps,
             checkpoint_every: config.checkpoint_every,
+            feed_keep: config.feed_keep,
             built: (Mutex::new(false), Condvar::new()),
             spaces: RwLock::new(HashMap::new()),
             index_params: config.index,
