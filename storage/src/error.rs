@@ -182,6 +182,7 @@ impl StorageError {
                 | Self::InvalidGeometry(_)
                 | Self::NamespaceNotFound(_)
                 | Self::NamespaceExists(_)
+                | Self::FeedTrimmed { .. }
                 | Self::InvalidNamespaceName(_)
                 | Self::VectorNotFound(_)
                 | Self::VersionConflict { .. }

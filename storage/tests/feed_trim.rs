@@ -42,7 +42,12 @@ fn a_trimmed_feed_keeps_the_last_entries_and_refuses_older_reads() {
     // Trimmed: the oldest entries are gone, a typed error says which is
     // the first kept.
     let first = match store.changes_since(0, 10) {
-        Err(StorageError::FeedTrimmed { first }) => first,
+        Err(e @ StorageError::FeedTrimmed { first }) => {
+            // The reader's position is behind: its request, not a fault.
+            assert_eq!(e.code(), "feed_trimmed");
+            assert!(e.is_validation());
+            first
+        }
         other => panic!("expected feed_trimmed, got {other:?}"),
     };
     assert!(first > 1);
