@@ -116,9 +116,9 @@ pub struct StoreConfig {
     /// and indexes only what came after; `None`: only on close. Ignored at
     /// [`Durability::Memory`]. Default [`CHECKPOINT_EVERY`].
     pub checkpoint_every: Option<std::time::Duration>,
-    /// Change-feed entries kept: once the feed holds more than this many
-    /// (and [`FEED_TRIM_STEP`] rows more), a commit removes its oldest
-    /// rows, never one above the cluster publisher's saved position
+    /// Change-feed entries kept: once its oldest entries lie more than
+    /// this many and [`FEED_TRIM_STEP`] more below its last, a commit
+    /// removes up to that step of its oldest rows, never one above the cluster publisher's saved position
     /// ([`FEED_PUBLISHED`]) nor the last. A read of trimmed entries is
     /// [`StorageError::FeedTrimmed`]. `None` (the default): the feed is
     /// kept for good.
@@ -1008,7 +1008,12 @@ impl Store {
         contain("change", || {
             let txn = self.shared.begin_read()?;
             let t = txn.open_table(CHANGES)?;
-            if let Some((_, v)) = t.first()? {
+            // Trimmed entries are asked for only if `after` lies before the
+            // first row's number (its last entry's): a reader near the end
+            // of the feed decodes nothing here.
+            if let Some((k, v)) = t.first()?
+                && after < k.value()
+            {
                 let first = crate::record::decode_change_row(v.value())?
                     .first()
                     .map_or(0, |c| c.seq);

@@ -320,23 +320,28 @@ impl<'t> Tables<'t> {
     }
 
     /// Removes the change feed's oldest rows, at most [`FEED_TRIM_STEP`],
-    /// once it holds entries more than `keep` + that step below its last:
-    /// only rows whose entries all lie at or below the floor (`keep`
-    /// below the last entry, and never above the cluster publisher's saved
-    /// position, [`FEED_PUBLISHED`]), and never the last row, whose number
-    /// a reopen reads. One lookup of the first row when nothing is due.
+    /// once its oldest row's number is that step or more below the floor:
+    /// `keep` below the last entry, and never above the cluster
+    /// publisher's saved position ([`FEED_PUBLISHED`]). Only rows whose
+    /// entries all lie at or below the floor go, and never the last row,
+    /// whose number a reopen reads. One lookup of the first row when
+    /// nothing is due (the saved position can only lower the floor, so it
+    /// is read only when the feed is long enough).
     pub(crate) fn trim_feed(&mut self, keep: u64) -> Result<()> {
         let mut floor = self.seq.saturating_sub(keep);
-        if let Some(published) = self.meta.open()?.get(FEED_PUBLISHED)? {
-            floor = floor.min(published.value());
-        }
-        let changes = self.changes.open()?;
-        let Some(first) = changes.first()?.map(|(k, _)| k.value()) else {
+        let Some(first) = self.changes.open()?.first()?.map(|(k, _)| k.value()) else {
             return Ok(());
         };
         if first.saturating_add(FEED_TRIM_STEP) > floor {
             return Ok(());
         }
+        if let Some(published) = self.meta.open()?.get(FEED_PUBLISHED)? {
+            floor = floor.min(published.value());
+        }
+        if first.saturating_add(FEED_TRIM_STEP) > floor {
+            return Ok(());
+        }
+        let changes = self.changes.open()?;
         // A row is keyed by its last entry's number: every entry of a row
         // keyed at or below the floor is.
         let due = changes
